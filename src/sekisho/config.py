@@ -1,0 +1,130 @@
+"""Configuration: one TOML file plus SEKISHO_* environment overrides.
+
+Lookup order for the file: the --config option, $SEKISHO_CONFIG, ./sekisho.toml; a missing default
+file means built-in defaults. Environment overrides use SEKISHO_<SECTION>__<KEY>, e.g.
+SEKISHO_STORE__PATH=/data/kb.db, and win over the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigError(Exception):
+    """The configuration file or an override is invalid; the message names what and where."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StoreConfig(_Section):
+    path: str = "sekisho.db"
+
+
+class RetrievalConfig(_Section):
+    embedder: str = "e5-small"
+    chunk_chars: int = 400
+    chunk_overlap: int = 80
+    top_k: int = 5
+
+
+class BackendConfig(_Section):
+    kind: str  # "extractive" | "llama.cpp" | "openai"
+    model: str = ""  # GGUF path for llama.cpp, model id for openai
+    base_url: str = ""  # openai-compatible endpoint
+    api_key_env: str = ""  # name of the environment variable holding the key (never the key)
+    local: bool | None = None  # override: is this backend on the organisation's premises?
+    context_tokens: int = 4096
+    timeout_s: float = 120.0
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+def _default_backends() -> dict[str, BackendConfig]:
+    return {"extractive": BackendConfig(kind="extractive", local=True)}
+
+
+class ModelsConfig(_Section):
+    default: str = "extractive"
+    backends: dict[str, BackendConfig] = Field(default_factory=_default_backends)
+
+
+class GuardConfig(_Section):
+    policy: str = ""  # path to a policy TOML; empty means the built-in default policy
+    copyright_registry: str = ""  # path to the organisation's registry of protected works
+
+
+class AuditConfig(_Section):
+    path: str = "sekisho-audit.db"
+    key_path: str = "sekisho-signing.key"  # Ed25519 key for checkpoints and provenance
+    checkpoint_every: int = 100
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = 8765
+    max_upload_mb: int = 50
+    rate_limit_per_minute: int = 120
+
+
+class Settings(_Section):
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    guard: GuardConfig = Field(default_factory=GuardConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    base_dir: str = "."  # paths in the file are relative to the file's folder
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for key, value in environ.items():
+        if not key.startswith("SEKISHO_") or "__" not in key:
+            continue
+        section, _, field = key[len("SEKISHO_"):].lower().partition("__")
+        overrides.setdefault(section, {})[field] = value
+    return overrides
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    environ = dict(os.environ if environ is None else environ)
+    explicit = path or environ.get("SEKISHO_CONFIG")
+    file = Path(explicit) if explicit else Path("sekisho.toml")
+    data: dict[str, Any] = {}
+    if file.exists():
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+        data.setdefault("base_dir", str(file.resolve().parent))
+    elif explicit:
+        raise ConfigError(f"{file}: configuration file not found")
+    data = _merge(data, _env_overrides(environ))
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{file}: {where}: {first['msg']}") from None
+
+
+def resolve_path(settings: Settings, value: str) -> Path:
+    """A path from the configuration, relative to the configuration file's folder."""
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else Path(settings.base_dir) / p

@@ -1,0 +1,76 @@
+"""The Backend protocol every model implementation satisfies, and the records it exchanges.
+
+Shaped after the OpenAI chat-completions API so that the gateway is a thin translation, and after
+`llm`'s plugin model so that a new backend is one class registered by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A numbered retrieved passage, given alongside the prompt so that backends which do not
+    read prose (the extractive answerer) can still answer from the same evidence."""
+
+    n: int  # the [n] the prompt uses
+    chunk_id: str
+    title: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    messages: list[Message]
+    max_tokens: int = 512
+    temperature: float = 0.0
+    stop: list[str] | None = None
+    passages: list[Passage] | None = None
+    question: str | None = None  # the user's question, when the prompt was built by answer/
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str = "stop"
+    latency_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str  # the name the config gives this backend
+    kind: str  # "extractive" | "llama.cpp" | "openai"
+    model: str  # the underlying model id or file
+    local: bool  # True when no data leaves this machine / organisation's premises
+    version: str = ""  # e.g. GGUF sha256 prefix or server-reported version
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class BackendError(Exception):
+    """A backend could not answer: unreachable, wrong model name, timed out. The message is one
+    line a user can act on."""
+
+
+class Backend(Protocol):
+    def info(self) -> ModelInfo: ...
+
+    def complete(self, request: ChatRequest) -> Completion: ...
+
+    def stream(self, request: ChatRequest) -> Iterator[str]: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def check(self) -> None:
+        """Raise BackendError with a clear reason when the backend cannot serve requests."""

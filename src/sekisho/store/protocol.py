@@ -1,0 +1,42 @@
+"""The Store protocol: everything the rest of sekisho may ask of persistent storage.
+
+SQLite is the embedded default; a PostgreSQL (pgvector) store will implement the same protocol so
+several servers can share one database. Nothing outside store/ writes SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from sekisho.store.records import Chunk, Document
+
+
+class Store(Protocol):
+    def document_by_path(self, path: str) -> Document | None: ...
+
+    def documents(self) -> list[Document]: ...
+
+    def replace_document(
+        self,
+        document: Document,
+        chunks: Sequence[Chunk],
+        lexical_texts: Sequence[str],
+        vectors: np.ndarray,
+    ) -> None:
+        """Atomically replace any document with the same id by this one, its chunks, their
+        pre-tokenised lexical text and their embeddings: either all of it lands or none does."""
+
+    def delete_document(self, doc_id: str) -> None: ...
+
+    def chunks_by_id(self, ids: Iterable[str]) -> list[Chunk]: ...
+
+    def lexical_search(self, query: str, k: int, tags: Sequence[str] | None = None) -> list[tuple[str, float]]:
+        """BM25 over pre-tokenised text; returns (chunk id, score), best first."""
+
+    def vector_search(self, vector: np.ndarray, k: int, tags: Sequence[str] | None = None) -> list[tuple[str, float]]:
+        """Nearest chunks by cosine similarity; returns (chunk id, similarity), best first."""
+
+    def close(self) -> None: ...

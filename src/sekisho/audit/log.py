@@ -1,0 +1,396 @@
+"""The audit log: append-only, hash-chained, durable, with signed checkpoints.
+
+Each record stores the hash of the one before it, so editing, deleting, reordering or inserting a
+record breaks the chain at that record. Someone who rewrites the whole chain after an edit cannot
+re-sign the checkpoints (Ed25519 over (seq, head hash), recorded in the chain itself every
+`checkpoint_every` records) without the organisation's key, so verification catches that too.
+Retention (`prune`) deletes old records but leaves a signed anchor holding the hash of the last
+deleted record, so what remains still verifies.
+
+SQLite in its own file: WAL with synchronous=FULL, each append committed (and fsynced) before it
+returns, BEGIN IMMEDIATE so that several processes (CLI, server workers) append safely.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from sekisho.audit.signing import canonical_json, load_or_create_key, public_key_b64, sha256_hex, sign, signature_valid
+
+GENESIS = "0" * 64
+CHECKPOINT = "checkpoint"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_log (
+    seq  INTEGER PRIMARY KEY,
+    ts   TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    body TEXT NOT NULL,
+    prev TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_log_kind ON audit_log(kind, seq);
+CREATE TABLE IF NOT EXISTS audit_anchor (
+    id            INTEGER PRIMARY KEY CHECK (id = 1),
+    seq           INTEGER NOT NULL,
+    hash          TEXT NOT NULL,
+    pruned_before TEXT NOT NULL,
+    ts            TEXT NOT NULL,
+    public_key    TEXT NOT NULL,
+    signature     TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class AuditError(Exception):
+    """The audit log cannot be opened or written; the message names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    seq: int
+    hash: str
+    ts: str = ""
+    kind: str = ""
+    prev: str = ""
+    record: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seq": self.seq, "ts": self.ts, "kind": self.kind, "prev": self.prev, "hash": self.hash,
+                "record": self.record}
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    first_bad_seq: int | None
+    reason: str
+    checked: int  # records checked
+    head_seq: int = 0
+    head_hash: str = GENESIS
+    checkpoints: int = 0  # signed checkpoints verified
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    deleted: int
+    anchor_seq: int
+    anchor_hash: str
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _timestamp(value: datetime | str) -> str:
+    """A cut-off in the log's own timestamp form, so that string comparison is time order."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise AuditError(f"{value!r}: not a date (expected e.g. 2026-04-01 or 2026-04-01T09:00:00Z)") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def entry_hash(seq: int, ts: str, kind: str, prev: str, body: str) -> str:
+    # The body is hashed as stored (byte-exact), the header in canonical form.
+    return sha256_hex(canonical_json([seq, ts, kind, prev]) + b"\n" + body.encode("utf-8"))
+
+
+def _checkpoint_payload(seq: int, head: str) -> dict[str, Any]:
+    return {"seq": seq, "head": head}
+
+
+def _anchor_payload(seq: int, head: str, pruned_before: str) -> dict[str, Any]:
+    return {"anchor_seq": seq, "head": head, "pruned_before": pruned_before}
+
+
+class AuditLog:
+    """`AuditLog(path, key_path=..., checkpoint_every=100)`; without a key no checkpoints are
+    written (and prune, which signs its anchor, is refused)."""
+
+    def __init__(self, path: str | Path, *, key_path: str | Path | None = None, checkpoint_every: int = 100) -> None:
+        self.path = Path(path)
+        self.key_path = Path(key_path) if key_path is not None else None
+        self.checkpoint_every = max(1, int(checkpoint_every))
+        self._key: Ed25519PrivateKey | None = None
+        self._lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA busy_timeout=30000")
+            with self.transaction() as conn:
+                # Statement by statement: executescript would COMMIT in the middle of this transaction.
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    conn.execute(statement)
+                conn.execute("INSERT OR IGNORE INTO audit_meta(key, value) VALUES ('schema_version', ?)",
+                             (str(SCHEMA_VERSION),))
+        except sqlite3.DatabaseError as exc:
+            raise AuditError(f"{self.path}: cannot open the audit log: {exc}") from None
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> AuditLog:
+        from sekisho.config import resolve_path
+
+        return cls(resolve_path(settings, settings.audit.path),
+                   key_path=resolve_path(settings, settings.audit.key_path),
+                   checkpoint_every=settings.audit.checkpoint_every)
+
+    # --- keys -------------------------------------------------------------------------------
+
+    @property
+    def key(self) -> Ed25519PrivateKey | None:
+        if self._key is None and self.key_path is not None:
+            self._key = load_or_create_key(self.key_path)
+        return self._key
+
+    def trusted_public_key(self) -> str | None:
+        key = self.key
+        return public_key_b64(key) if key is not None else None
+
+    def keyed_hash(self, value: str) -> str:
+        """HMAC-SHA256 of a masked value under a key derived from the signing key: lets an
+        investigator ask "did this My Number pass through?" without the log holding the value
+        (a plain hash of a 12-digit number is brute-forced in minutes)."""
+        key = self.key
+        if key is None:
+            raise AuditError(f"{self.path}: keyed hashes need the signing key (audit.key_path)")
+        raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                serialization.NoEncryption())
+        mac_key = hashlib.sha256(b"sekisho-audit-value-hmac\x00" + raw).digest()
+        return hmac.new(mac_key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    # --- writing ----------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; BEGIN IMMEDIATE takes the write lock up front so that the
+        read of the chain head and the insert cannot interleave with another process."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            else:
+                self._conn.execute("COMMIT")
+
+    def append(self, kind: str, record: dict[str, Any]) -> AuditEntry:
+        try:
+            with self.transaction() as conn:
+                return self.append_in(conn, kind, record)
+        except sqlite3.DatabaseError as exc:
+            raise AuditError(f"{self.path}: cannot append to the audit log: {exc}") from None
+
+    def append_in(self, conn: sqlite3.Connection, kind: str, record: dict[str, Any]) -> AuditEntry:
+        """Append inside a transaction the caller holds (the review queue changes its table and
+        audits the decision atomically)."""
+        if kind == CHECKPOINT:
+            raise AuditError("'checkpoint' records are written by the log itself")
+        try:
+            body = canonical_json(record).decode("utf-8")
+        except (TypeError, ValueError) as exc:
+            raise AuditError(f"audit record of kind {kind!r} is not JSON-serialisable: {exc}") from None
+        entry = self._insert(conn, kind, body, record)
+        last_checkpoint = self._last_checkpoint_seq(conn)
+        if self.key is not None and entry.seq - last_checkpoint >= self.checkpoint_every:
+            self._checkpoint(conn, entry)
+        return entry
+
+    def _head(self, conn: sqlite3.Connection) -> tuple[int, str]:
+        row = conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+        if row is not None:
+            return row[0], row[1]
+        anchor = conn.execute("SELECT seq, hash FROM audit_anchor WHERE id = 1").fetchone()
+        return (anchor[0], anchor[1]) if anchor is not None else (0, GENESIS)
+
+    def _last_checkpoint_seq(self, conn: sqlite3.Connection) -> int:
+        row = conn.execute("SELECT MAX(seq) FROM audit_log WHERE kind = ?", (CHECKPOINT,)).fetchone()
+        anchor = conn.execute("SELECT seq FROM audit_anchor WHERE id = 1").fetchone()
+        return max(row[0] or 0, anchor[0] if anchor else 0)
+
+    def _insert(self, conn: sqlite3.Connection, kind: str, body: str, record: dict[str, Any]) -> AuditEntry:
+        head_seq, head_hash = self._head(conn)
+        seq, ts = head_seq + 1, utc_now()
+        digest = entry_hash(seq, ts, kind, head_hash, body)
+        conn.execute("INSERT INTO audit_log(seq, ts, kind, body, prev, hash) VALUES (?, ?, ?, ?, ?, ?)",
+                     (seq, ts, kind, body, head_hash, digest))
+        return AuditEntry(seq=seq, hash=digest, ts=ts, kind=kind, prev=head_hash, record=record)
+
+    def _checkpoint(self, conn: sqlite3.Connection, covered: AuditEntry) -> None:
+        assert self.key is not None
+        record = {
+            "covers_seq": covered.seq,
+            "head": covered.hash,
+            "public_key": public_key_b64(self.key),
+            "signature": sign(self.key, _checkpoint_payload(covered.seq, covered.hash)),
+        }
+        self._insert(conn, CHECKPOINT, canonical_json(record).decode("utf-8"), record)
+
+    # --- reading ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _entry(row: tuple[Any, ...]) -> AuditEntry:
+        seq, ts, kind, body, prev, digest = row
+        return AuditEntry(seq=seq, hash=digest, ts=ts, kind=kind, prev=prev, record=json.loads(body))
+
+    def get(self, seq: int) -> AuditEntry | None:
+        row = self._conn.execute("SELECT seq, ts, kind, body, prev, hash FROM audit_log WHERE seq = ?",
+                                 (seq,)).fetchone()
+        return self._entry(row) if row else None
+
+    def head(self) -> tuple[int, str]:
+        return self._head(self._conn)
+
+    def query(self, *, kind: str | None = None, principal: str | None = None, since: datetime | str | None = None,
+              until: datetime | str | None = None, limit: int = 100, newest_first: bool = True) -> list[AuditEntry]:
+        where, args = [], []
+        if kind:
+            where.append("kind = ?")
+            args.append(kind)
+        if principal:
+            where.append("json_extract(body, '$.principal') = ?")
+            args.append(principal)
+        if since is not None:
+            where.append("ts >= ?")
+            args.append(_timestamp(since))
+        if until is not None:
+            where.append("ts < ?")
+            args.append(_timestamp(until))
+        sql = "SELECT seq, ts, kind, body, prev, hash FROM audit_log"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY seq {'DESC' if newest_first else 'ASC'} LIMIT ?"
+        args.append(int(limit))
+        return [self._entry(row) for row in self._conn.execute(sql, args)]
+
+    def find_value(self, value: str, *, limit: int = 100) -> list[AuditEntry]:
+        """Records whose masked values include this one (by keyed hash; the value is never stored)."""
+        digest = self.keyed_hash(value)
+        rows = self._conn.execute(
+            "SELECT seq, ts, kind, body, prev, hash FROM audit_log WHERE instr(body, ?) > 0 ORDER BY seq LIMIT ?",
+            (digest, limit))
+        return [self._entry(row) for row in rows]
+
+    def export(self, fp: IO[str], *, since_seq: int = 0) -> int:
+        """JSON lines, oldest first: the anchor (if pruned) then every record with its hashes, so
+        an export can be re-verified elsewhere. Returns the number of records written."""
+        anchor = self._conn.execute(
+            "SELECT seq, hash, pruned_before, ts, public_key, signature FROM audit_anchor WHERE id = 1").fetchone()
+        if anchor is not None and since_seq == 0:
+            keys = ("seq", "hash", "pruned_before", "ts", "public_key", "signature")
+            fp.write(json.dumps({"anchor": dict(zip(keys, anchor))}, ensure_ascii=False) + "\n")
+        count = 0
+        for row in self._conn.execute("SELECT seq, ts, kind, body, prev, hash FROM audit_log WHERE seq > ? "
+                                      "ORDER BY seq", (since_seq,)):
+            fp.write(json.dumps(self._entry(row).to_json(), ensure_ascii=False) + "\n")
+            count += 1
+        return count
+
+    # --- verification -----------------------------------------------------------------------
+
+    def verify(self, *, public_key: str | None = None) -> VerifyResult:
+        """Walk the chain from the anchor (or genesis); the first record that is missing, altered,
+        out of place or not covered by a valid checkpoint is named. Signatures are checked
+        against `public_key` (base64 Ed25519), else the key file's; a checkpoint signed by any
+        other key fails."""
+        trusted = public_key or self.trusted_public_key()
+        expected_seq, expected_prev = 1, GENESIS
+        anchor = self._conn.execute(
+            "SELECT seq, hash, pruned_before, public_key, signature FROM audit_anchor WHERE id = 1").fetchone()
+        if anchor is not None:
+            a_seq, a_hash, a_before, a_key, a_sig = anchor
+            if (trusted and a_key != trusted) or not signature_valid(a_key, a_sig, _anchor_payload(a_seq, a_hash, a_before)):
+                return VerifyResult(False, a_seq + 1, f"the prune anchor at record {a_seq} has an invalid signature", 0)
+            expected_seq, expected_prev = a_seq + 1, a_hash
+        last_good_checkpoint = expected_seq - 1
+        checked = checkpoints = 0
+
+        def bad(seq: int, reason: str) -> VerifyResult:
+            return VerifyResult(False, seq, reason, checked, expected_seq - 1, expected_prev, checkpoints)
+
+        rows = self._conn.execute("SELECT seq, ts, kind, body, prev, hash FROM audit_log ORDER BY seq")
+        for seq, ts, kind, body, prev, digest in rows:
+            if seq != expected_seq:
+                return bad(expected_seq, f"record {expected_seq} is missing (the next record is {seq})")
+            if prev != expected_prev:
+                return bad(seq, f"record {seq} does not link to record {seq - 1} (inserted, reordered, or its predecessor was altered)")
+            if entry_hash(seq, ts, kind, prev, body) != digest:
+                return bad(seq, f"record {seq} was altered (its content does not match its hash)")
+            if kind == CHECKPOINT:
+                try:
+                    cp = json.loads(body)
+                    covers, head, key, sig = cp["covers_seq"], cp["head"], cp["public_key"], cp["signature"]
+                except (ValueError, KeyError, TypeError):
+                    return bad(seq, f"checkpoint {seq} is malformed")
+                if trusted and key != trusted:
+                    return bad(seq, f"checkpoint {seq} is signed by an unknown key")
+                if not signature_valid(key, sig, _checkpoint_payload(covers, head)):
+                    return bad(seq, f"checkpoint {seq} has an invalid signature")
+                if covers != seq - 1 or head != prev:
+                    return bad(last_good_checkpoint + 1,
+                               f"records {last_good_checkpoint + 1}-{seq - 1} do not match the signed checkpoint {seq} "
+                               "(the chain was rewritten)")
+                last_good_checkpoint = seq
+                checkpoints += 1
+            elif trusted and seq - last_good_checkpoint > self.checkpoint_every:
+                return bad(seq, f"record {seq}: no signed checkpoint within {self.checkpoint_every} records "
+                                "(checkpoints were removed or the chain was rewritten)")
+            checked += 1
+            expected_seq, expected_prev = seq + 1, digest
+        return VerifyResult(True, None, "ok", checked, expected_seq - 1, expected_prev, checkpoints)
+
+    # --- retention --------------------------------------------------------------------------
+
+    def prune(self, before: datetime | str, *, actor: str) -> PruneResult:
+        """Delete records older than `before`, keeping the rest verifiable: a signed anchor holds
+        the hash of the last deleted record, and the prune itself is appended to the chain.
+        Refused when the log does not verify (pruning would destroy the evidence)."""
+        key = self.key
+        if key is None:
+            raise AuditError(f"{self.path}: pruning needs the signing key (audit.key_path) to sign the anchor")
+        cutoff = _timestamp(before)
+        result = self.verify()
+        if not result.ok:
+            raise AuditError(f"{self.path}: not pruning a log that fails verification: {result.reason}")
+        with self.transaction() as conn:
+            row = conn.execute("SELECT MAX(seq) FROM audit_log WHERE ts < ?", (cutoff,)).fetchone()
+            cut = row[0]
+            if cut is None:
+                self.append_in(conn, "audit.prune", {"principal": actor, "before": cutoff, "deleted": 0})
+                return PruneResult(0, 0, GENESIS)
+            cut_hash = conn.execute("SELECT hash FROM audit_log WHERE seq = ?", (cut,)).fetchone()[0]
+            # Overwrite deleted pages with zeros: retention means the data is gone from the file.
+            conn.execute("PRAGMA secure_delete=ON")
+            deleted = conn.execute("DELETE FROM audit_log WHERE seq <= ?", (cut,)).rowcount
+            conn.execute(
+                "INSERT OR REPLACE INTO audit_anchor(id, seq, hash, pruned_before, ts, public_key, signature) "
+                "VALUES (1, ?, ?, ?, ?, ?, ?)",
+                (cut, cut_hash, cutoff, utc_now(), public_key_b64(key), sign(key, _anchor_payload(cut, cut_hash, cutoff))))
+            self.append_in(conn, "audit.prune",
+                           {"principal": actor, "before": cutoff, "deleted": deleted, "anchor_seq": cut})
+        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return PruneResult(deleted, cut, cut_hash)
+
+    def close(self) -> None:
+        self._conn.close()

@@ -1,0 +1,79 @@
+"""The organisation's Ed25519 signing key: audit checkpoints, prune anchors and provenance manifests.
+
+The key lives in one PEM file (settings.audit.key_path), created on first use with 0600
+permissions. Whoever can read it can forge checkpoints, so it belongs on a different volume (or
+owner) from the audit database in a real deployment.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+
+class SigningKeyError(Exception):
+    """The signing key file cannot be read or created; the message names the file."""
+
+
+def canonical_json(value: Any) -> bytes:
+    """The one byte form that is hashed and signed: sorted keys, no spaces, UTF-8 (not \\u escapes)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_or_create_key(path: str | Path) -> Ed25519PrivateKey:
+    path = Path(path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        try:
+            # O_EXCL: when two processes start at once, exactly one key wins and both use it.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise SigningKeyError(f"{path}: cannot create the signing key: {exc.strerror}") from None
+        else:
+            with os.fdopen(fd, "wb") as fp:
+                fp.write(pem)
+                fp.flush()
+                os.fsync(fp.fileno())
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError) as exc:
+        raise SigningKeyError(f"{path}: not a readable Ed25519 private key: {exc}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise SigningKeyError(f"{path}: the key is not an Ed25519 key")
+    return key
+
+
+def public_key_b64(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode("ascii")
+
+
+def sign(key: Ed25519PrivateKey, payload: Any) -> str:
+    return base64.b64encode(key.sign(canonical_json(payload))).decode("ascii")
+
+
+def signature_valid(public_b64: str, signature_b64: str, payload: Any) -> bool:
+    try:
+        public = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_b64, validate=True))
+        public.verify(base64.b64decode(signature_b64, validate=True), canonical_json(payload))
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True

@@ -44,6 +44,57 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 # --- knowledge base: ingest, search (ingest/, retrieval/) -------------------------------------
 
+
+@app.command("search")
+def search_command(
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(help="検索語・質問 (query)")],
+    k: Annotated[int, typer.Option("-k", "--top-k", min=1, help="件数 (number of hits)")] = 5,
+    mode: Annotated[str, typer.Option("--mode", help="hybrid | lexical | dense")] = "hybrid",
+    as_json: Annotated[bool, typer.Option("--json", help="JSON で出力 (for scripts)")] = False,
+) -> None:
+    """文書を検索する (hybrid: BM25 + 埋め込み). Search the knowledge base."""
+    import json
+
+    from rich.markup import escape
+
+    from sekisho.guard.roles import cli_principal
+    from sekisho.retrieval import MODES, EmbedderError, highlight, open_knowledge_base
+    from sekisho.store import StoreError
+
+    if mode not in MODES:
+        raise fail(f"--mode {mode!r}: choose one of {', '.join(MODES)}")
+    try:
+        with open_knowledge_base(settings_of(ctx)) as kb:
+            empty = not kb.store.documents()
+            hits = [] if empty else kb.search(query, k=k, tags=cli_principal().tags, mode=mode)  # type: ignore[arg-type]
+    except (StoreError, EmbedderError) as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        print(json.dumps([
+            {
+                "rank": h.rank, "score": h.score, "title": h.document.title, "path": h.document.path,
+                "doc_id": h.document.id, "chunk_id": h.chunk.id, "location": h.chunk.location.label(),
+                "lexical_rank": h.lexical_rank, "dense_rank": h.dense_rank,
+                "matched_terms": list(h.matched_terms), "snippet": highlight(h),
+            }
+            for h in hits
+        ], ensure_ascii=False, indent=2))
+        return
+    if empty:
+        console.print("文書がまだありません (the knowledge base is empty): `sekisho ingest PATH` で追加してください。")
+        return
+    if not hits:
+        console.print(f"該当なし (no hits) for {escape(query)!s}")
+        return
+    for h in hits:
+        console.print(
+            f"[bold]{h.rank}. {escape(h.document.title)}[/bold]  [dim]{escape(h.document.path)} · "
+            f"{escape(h.chunk.location.label())} · score {h.score:.4f}[/dim]",
+            highlight=False,
+        )
+        console.print(f"   {highlight(h, style='rich')}", highlight=False)
+
 # --- models and answers: models, ask (models/, answer/) ---------------------------------------
 
 # --- governance: guard, audit, provenance, review (guard/, audit/) ---------------------------

@@ -1,1 +1,12 @@
-"""retrieval"""
+"""Hybrid retrieval, Japanese first: Sudachi-tokenised BM25 (SQLite FTS5) + dense embeddings,
+fused by reciprocal rank."""
+
+from sekisho.retrieval.embed import Embedder, EmbedderError, load_embedder
+from sekisho.retrieval.highlight import highlight, matched_spans
+from sekisho.retrieval.kb import MODES, Fusion, KnowledgeBase, fuse, open_knowledge_base
+from sekisho.retrieval.tokenize import Analyzer, fts_query, tokenize
+
+__all__ = [
+    "MODES", "Analyzer", "Embedder", "EmbedderError", "Fusion", "KnowledgeBase", "fts_query", "fuse",
+    "highlight", "load_embedder", "matched_spans", "open_knowledge_base", "tokenize",
+]

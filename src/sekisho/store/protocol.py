@@ -17,6 +17,8 @@ from sekisho.store.records import Chunk, Document
 class Store(Protocol):
     def document_by_path(self, path: str) -> Document | None: ...
 
+    def document_by_id(self, doc_id: str) -> Document | None: ...
+
     def documents(self) -> list[Document]: ...
 
     def replace_document(
@@ -38,5 +40,10 @@ class Store(Protocol):
 
     def vector_search(self, vector: np.ndarray, k: int, tags: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """Nearest chunks by cosine similarity; returns (chunk id, similarity), best first."""
+
+    def get_meta(self, key: str) -> str | None:
+        """A small named setting kept with the data (e.g. which embedder made the vectors)."""
+
+    def set_meta(self, key: str, value: str) -> None: ...
 
     def close(self) -> None: ...

@@ -1,0 +1,165 @@
+"""The knowledge base: a store plus the analyser and embedder that index into it and search it.
+
+Hybrid search runs BM25 (FTS5 over Sudachi terms) and dense cosine search independently, then
+fuses the two ranked lists by reciprocal-rank fusion: score(c) = sum_i w_i / (RRF_K + rank_i(c)).
+RRF needs no score calibration between BM25 and cosine, which have incomparable scales.
+"""
+
+from __future__ import annotations
+
+import threading
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from sekisho.config import Settings, resolve_path
+from sekisho.retrieval.embed import Embedder, EmbedderError, load_embedder
+from sekisho.retrieval.tokenize import Analyzer, analyzer, fts_query
+from sekisho.store import Chunk, Document, Hit, Store, open_store
+
+Mode = Literal["hybrid", "lexical", "dense"]
+MODES: tuple[str, ...] = ("hybrid", "lexical", "dense")
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """Reciprocal-rank fusion parameters. RRF_K = 60 is the value of Cormack et al. (2009);
+    weights and depth were fixed before measuring (docs/benchmarks.md, ## Retrieval)."""
+
+    rrf_k: float = 60.0
+    lexical_weight: float = 1.0
+    dense_weight: float = 1.0
+    depth: int = 100  # candidates taken from each list before fusing
+
+
+def _passage_text(document: Document, chunk: Chunk) -> str:
+    """What gets indexed for a chunk: its text preceded by the document title and heading path,
+    so a chunk that never repeats its subject ("the fee is 300 yen") is still found by it."""
+    context = [document.title, *chunk.location.heading]
+    prefix = " / ".join(p for p in context if p)
+    body = chunk.norm_text
+    return f"{unicodedata.normalize('NFKC', prefix)}\n{body}" if prefix else body
+
+
+class KnowledgeBase:
+    def __init__(self, store: Store, embedder_name: str, *, analyzer_: Analyzer | None = None,
+                 fusion: Fusion | None = None):
+        self.store = store
+        self.embedder_name = embedder_name
+        self.analyzer = analyzer_ or analyzer()
+        self.fusion = fusion or Fusion()
+        self._embedder: Embedder | None = None
+        self._embedder_lock = threading.Lock()
+        self._check_embedder_matches_store()
+
+    def _check_embedder_matches_store(self) -> None:
+        stored = self.store.get_meta("embedder")
+        if stored and stored != self.embedder_name and self.store.documents():
+            raise EmbedderError(
+                f"the store was indexed with embedder {stored!r} but {self.embedder_name!r} is "
+                "configured; set retrieval.embedder back or re-ingest into a new store"
+            )
+
+    @property
+    def embedder(self) -> Embedder:
+        """Loaded on first use: listing or deleting documents never pays for model weights."""
+        if self._embedder is None:
+            with self._embedder_lock:
+                if self._embedder is None:
+                    self._embedder = load_embedder(self.embedder_name)
+        return self._embedder
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def index(self, document: Document, chunks: Sequence[Chunk]) -> None:
+        """Tokenise and embed the chunks, then replace the document in one store transaction."""
+        texts = [_passage_text(document, c) for c in chunks]
+        lexical = [" ".join(self.analyzer.tokenize(t)) for t in texts]
+        vectors = self.embedder.embed_passages(texts)
+        if self.store.get_meta("embedder") != self.embedder_name:
+            self.store.set_meta("embedder", self.embedder_name)
+        self.store.replace_document(document, chunks, lexical, vectors)
+
+    def delete(self, doc_id: str) -> None:
+        self.store.delete_document(doc_id)
+
+    # -- searching -------------------------------------------------------------------------------
+
+    def search(self, query: str, k: int = 5, tags: Sequence[str] | None = None, mode: Mode = "hybrid") -> list[Hit]:
+        """The k best chunks for `query` that a principal with `tags` may see (None: no filter).
+
+        Hit.score is the fused RRF score in hybrid mode, BM25 in lexical mode, cosine in dense."""
+        if mode not in MODES:
+            raise ValueError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
+        query = unicodedata.normalize("NFKC", query).strip()
+        if not query or k <= 0:
+            return []
+        terms = self.analyzer.tokenize(query)
+        depth = max(self.fusion.depth, k)
+        lexical: list[tuple[str, float]] = []
+        dense: list[tuple[str, float]] = []
+        if mode in ("hybrid", "lexical") and terms:
+            lexical = self.store.lexical_search(fts_query(terms), depth, tags)
+        if mode in ("hybrid", "dense"):
+            vector = self.embedder.embed_queries([query])[0]
+            dense = self.store.vector_search(vector, depth, tags)
+        if mode == "lexical":
+            ranked = lexical[:k]
+        elif mode == "dense":
+            ranked = dense[:k]
+        else:
+            ranked = fuse(lexical, dense, self.fusion)[:k]
+        return self._hits(ranked, lexical, dense, terms)
+
+    def _hits(self, ranked, lexical, dense, terms: list[str]) -> list[Hit]:
+        lexical_rank = {cid: i for i, (cid, _) in enumerate(lexical, 1)}
+        dense_rank = {cid: i for i, (cid, _) in enumerate(dense, 1)}
+        chunks = {c.id: c for c in self.store.chunks_by_id([cid for cid, _ in ranked])}
+        documents: dict[str, Document | None] = {}
+        query_terms = dict.fromkeys(terms)
+        hits = []
+        for cid, score in ranked:
+            chunk = chunks.get(cid)
+            if chunk is None:  # deleted between the index lookup and now
+                continue
+            if chunk.doc_id not in documents:
+                documents[chunk.doc_id] = self.store.document_by_id(chunk.doc_id)
+            document = documents[chunk.doc_id]
+            if document is None:
+                continue
+            chunk_terms = set(self.analyzer.tokenize(chunk.norm_text))
+            matched = tuple(t for t in query_terms if t in chunk_terms)
+            hits.append(Hit(
+                chunk=chunk, document=document, score=score, rank=len(hits) + 1,
+                lexical_rank=lexical_rank.get(cid), dense_rank=dense_rank.get(cid), matched_terms=matched,
+            ))
+        return hits
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> KnowledgeBase:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def fuse(lexical: Sequence[tuple[str, float]], dense: Sequence[tuple[str, float]], fusion: Fusion) -> list[tuple[str, float]]:
+    """Weighted reciprocal-rank fusion of two best-first lists; ties keep lexical order first."""
+    scores: dict[str, float] = {}
+    for weight, ranked in ((fusion.lexical_weight, lexical), (fusion.dense_weight, dense)):
+        for rank, (cid, _) in enumerate(ranked, 1):
+            scores[cid] = scores.get(cid, 0.0) + weight / (fusion.rrf_k + rank)
+    return sorted(scores.items(), key=lambda item: -item[1])
+
+
+def open_knowledge_base(settings: Settings, *, fusion: Fusion | None = None) -> KnowledgeBase:
+    """The knowledge base configured by `settings` (store file, embedder)."""
+    store = open_store(resolve_path(settings, settings.store.path))
+    try:
+        return KnowledgeBase(store, settings.retrieval.embedder, fusion=fusion)
+    except BaseException:
+        store.close()
+        raise

@@ -1,0 +1,142 @@
+"""Index terms for BM25: Japanese morphological analysis (SudachiPy) with English handled alongside.
+
+The same function produces terms for chunks and for queries, so whatever normalisation it does
+(NFKC width folding, Sudachi's normalised forms such as 附属→付属, lower-casing, English
+Snowball stemming) matches
+both sides. Particles, auxiliary verbs, symbols and whitespace carry no topic and are dropped: they
+would otherwise dominate the query and match nearly every chunk. The analyser's split mode and term
+form were chosen by measurement on JSQuAD (docs/benchmarks.md, ## Retrieval).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+import snowballstemmer
+from sudachipy import Dictionary, SplitMode
+
+# Part-of-speech (first level, as Sudachi names them) whose words never decide relevance.
+DROPPED_POS = frozenset({"助詞", "助動詞", "補助記号", "記号", "空白"})
+
+# Short English function words: the Japanese side drops its equivalents by part of speech.
+ENGLISH_STOPWORDS = frozenset(
+    "a an the and or of to in on at by for with from as is are was were be been being it its this "
+    "that these those do does did what which who whom when where why how i you he she we they".split()
+)
+
+_ASCII_WORD = re.compile(r"[0-9a-z]+(?:['.][0-9a-z]+)*")
+_MODES = {"A": SplitMode.A, "B": SplitMode.B, "C": SplitMode.C}
+# Sudachi rejects inputs over 49,149 bytes; 12,000 characters stay under it even at 4 bytes each.
+_MAX_CHARS = 12_000
+
+
+@dataclass(frozen=True)
+class Term:
+    term: str  # the index term
+    start: int  # character offsets of the word in the analysed text
+    end: int
+
+
+class Analyzer:
+    """SudachiPy with a fixed split mode and term form. Thread-safe: a Sudachi tokenizer is not,
+    so each thread gets its own (the dictionary underneath is shared)."""
+
+    def __init__(self, mode: str = "B", form: str = "normalized"):
+        if mode not in _MODES:
+            raise ValueError(f"unknown Sudachi split mode {mode!r} (A, B or C)")
+        if form not in ("normalized", "surface", "dictionary"):
+            raise ValueError(f"unknown term form {form!r} (normalized, surface or dictionary)")
+        self.mode = mode
+        self.form = form
+        self._dictionary = Dictionary(dict="core")
+        self._local = threading.local()
+
+    def _tokenizer(self):
+        tok = getattr(self._local, "tokenizer", None)
+        if tok is None:
+            tok = self._dictionary.create(_MODES[self.mode])
+            self._local.tokenizer = tok
+        return tok
+
+    def _stem(self, word: str) -> str:
+        # Snowball (Porter2) English: closes/closed/close meet, as do renewal/renewed.
+        stemmer = getattr(self._local, "stemmer", None)
+        if stemmer is None:
+            stemmer = snowballstemmer.stemmer("english")
+            self._local.stemmer = stemmer
+        return stemmer.stemWord(word)
+
+    def terms(self, text: str) -> list[Term]:
+        """Index terms with their offsets in `text` (offsets refer to `text` as given, which
+        highlighting relies on; Sudachi folds width and case internally)."""
+        out: list[Term] = []
+        tokenizer = self._tokenizer()
+        for base, piece in _pieces(text):
+            for m in tokenizer.tokenize(piece):
+                pos = m.part_of_speech()[0]
+                if pos in DROPPED_POS:
+                    continue
+                term = self._term(m)
+                if term:
+                    out.append(Term(term, base + m.begin(), base + m.end()))
+        return out
+
+    def _term(self, m) -> str | None:
+        surface = unicodedata.normalize("NFKC", m.surface()).lower().strip()
+        if not surface:
+            return None
+        if _ASCII_WORD.fullmatch(surface):
+            # Sudachi's normalised form turns English into katakana (running -> ランニング); keep
+            # English as English so English queries meet English text.
+            if surface in ENGLISH_STOPWORDS:
+                return None
+            return self._stem(surface)
+        if self.form == "normalized":
+            term = m.normalized_form()
+        elif self.form == "dictionary":
+            term = m.dictionary_form()
+        else:
+            term = surface
+        return unicodedata.normalize("NFKC", term).lower().strip() or None
+
+    def tokenize(self, text: str) -> list[str]:
+        return [t.term for t in self.terms(text)]
+
+
+def _pieces(text: str):
+    """Split long text at line or sentence ends into pieces Sudachi accepts, with their offsets."""
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + _MAX_CHARS)
+        if end < len(text):
+            cut = max(text.rfind("\n", start, end), text.rfind("。", start, end))
+            if cut > start:
+                end = cut + 1
+        yield start, text[start:end]
+        start = end
+
+
+DEFAULT_MODE = "B"
+DEFAULT_FORM = "normalized"
+
+
+@lru_cache(maxsize=8)
+def analyzer(mode: str = DEFAULT_MODE, form: str = DEFAULT_FORM) -> Analyzer:
+    """The shared analyser for a configuration (loading a Sudachi dictionary takes a moment)."""
+    return Analyzer(mode, form)
+
+
+def tokenize(text: str) -> list[str]:
+    """Index terms of `text` with the default analyser."""
+    return analyzer().tokenize(text)
+
+
+def fts_query(terms: list[str]) -> str:
+    """An FTS5 MATCH expression that ORs the terms, each quoted as a string literal so user input
+    (quotes, *, -, AND/OR/NOT/NEAR, parentheses, colons) can never be read as query syntax."""
+    unique = dict.fromkeys(t for t in terms if t.strip())
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in unique)

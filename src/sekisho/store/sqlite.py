@@ -1,0 +1,442 @@
+"""The embedded SQLite store: one file holding documents, chunks, a BM25 index and embeddings.
+
+Layout
+- `documents` and `chunks`: the records, with the original text kept for display and citation.
+- `document_tags`: one row per (document, access tag), so tag filters are an indexed lookup.
+- `chunk_fts`: an FTS5 table over pre-tokenised text (tokens joined by spaces). The morphological
+  analysis happens in Python (retrieval/tokenize.py); FTS5 only splits on the spaces and ranks with
+  its built-in bm25(). Living in the same database means the lexical index commits in the same
+  transaction as the chunks it indexes.
+- `chunk_vectors`: one float32 blob per chunk. Dense search is a brute-force dot product over a
+  float16 matrix loaded once and reloaded only when the store's `generation` counter moves.
+
+Connections and threads
+- SQLite connections are not shared between threads: each thread that touches the store gets its
+  own connection (thread-local), opened lazily. WAL mode lets those readers run while one writer
+  commits. Writes are serialised by a process-wide lock and run as `BEGIN IMMEDIATE` transactions,
+  so a second writer (another process) waits on the busy timeout instead of failing half-way.
+- The in-memory vector matrix is shared by all threads and swapped atomically under a lock.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sekisho.store.records import Chunk, Document, Location
+
+SCHEMA_VERSION = 1
+
+# Each entry upgrades the schema from version i to i + 1. Append, never edit a shipped entry.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE documents (
+        id TEXT PRIMARY KEY,
+        path TEXT NOT NULL UNIQUE,
+        title TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        media_type TEXT NOT NULL,
+        encoding TEXT,
+        text TEXT NOT NULL,
+        tags TEXT NOT NULL DEFAULT '[]',
+        ingested_at REAL NOT NULL DEFAULT 0
+    );
+    CREATE TABLE document_tags (
+        doc_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+        tag TEXT NOT NULL,
+        PRIMARY KEY (doc_id, tag)
+    );
+    CREATE INDEX document_tags_by_tag ON document_tags(tag);
+    CREATE TABLE chunks (
+        rowid INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        doc_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+        ordinal INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        norm_text TEXT NOT NULL,
+        start INTEGER NOT NULL,
+        end INTEGER NOT NULL,
+        page INTEGER,
+        heading TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE INDEX chunks_by_doc ON chunks(doc_id);
+    -- Tokens arrive pre-split by the morphological analyser and joined by single spaces; the
+    -- unicode61 tokenizer then only splits on those spaces (and on punctuation, which the analyser
+    -- has already dropped). Diacritic folding applies to Latin letters only, so kana are untouched.
+    CREATE VIRTUAL TABLE chunk_fts USING fts5(tokens, tokenize = 'unicode61');
+    CREATE TABLE chunk_vectors (
+        rowid INTEGER PRIMARY KEY,
+        vector BLOB NOT NULL
+    );
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    INSERT INTO meta(key, value) VALUES ('generation', '0');
+    """,
+]
+
+
+class StoreError(Exception):
+    """The store file cannot be opened or used; the message names the file and the reason."""
+
+
+@dataclass
+class _VectorCache:
+    generation: int
+    rowids: np.ndarray  # int64, aligned with matrix rows
+    matrix: np.ndarray  # float16 (n, dim), rows L2-normalised
+    doc_index: np.ndarray  # int32 per row: index into doc_ids
+    doc_ids: list[str]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; WAL keeps it consistent
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = conn.execute("SELECT version FROM schema_version").fetchone()
+        current = row[0] if row else 0
+        if row is None:
+            conn.execute("INSERT INTO schema_version(version) VALUES (0)")
+        if current > len(MIGRATIONS):
+            raise StoreError(
+                f"{path}: schema version {current} is newer than this sekisho understands "
+                f"({len(MIGRATIONS)}); upgrade sekisho"
+            )
+        for version in range(current, len(MIGRATIONS)):
+            for statement in _statements(MIGRATIONS[version]):
+                conn.execute(statement)
+            conn.execute("UPDATE schema_version SET version = ?", (version + 1,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements so each runs inside our explicit transaction
+    (executescript would commit first)."""
+    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def _visible_doc_clause(tags: Sequence[str] | None) -> tuple[str, list[str]]:
+    """SQL condition on `documents.id` for what a principal with these tags may see.
+
+    None or a tag list containing "*" sees everything; () sees only untagged documents;
+    otherwise untagged documents plus those carrying any of the tags."""
+    if tags is None or "*" in tags:
+        return "1", []
+    untagged = "NOT EXISTS (SELECT 1 FROM document_tags t WHERE t.doc_id = documents.id)"
+    if not tags:
+        return untagged, []
+    marks = ",".join("?" * len(tags))
+    tagged = f"EXISTS (SELECT 1 FROM document_tags t WHERE t.doc_id = documents.id AND t.tag IN ({marks}))"
+    return f"({untagged} OR {tagged})", list(tags)
+
+
+def _document(row: sqlite3.Row | tuple) -> Document:
+    id_, path, title, content_hash, media_type, encoding, text, tags, ingested_at = row
+    return Document(
+        id=id_, path=path, title=title, content_hash=content_hash, media_type=media_type,
+        encoding=encoding, text=text, tags=tuple(json.loads(tags)), ingested_at=ingested_at,
+    )
+
+
+def _chunk(row: tuple) -> Chunk:
+    id_, doc_id, ordinal, text, norm_text, start, end, page, heading = row
+    return Chunk(
+        id=id_, doc_id=doc_id, ordinal=ordinal, text=text, norm_text=norm_text,
+        location=Location(start=start, end=end, page=page, heading=tuple(json.loads(heading))),
+    )
+
+
+_DOC_COLUMNS = "id, path, title, content_hash, media_type, encoding, text, tags, ingested_at"
+_CHUNK_COLUMNS = "id, doc_id, ordinal, text, norm_text, start, end, page, heading"
+
+
+class SQLiteStore:
+    """The `Store` protocol over one SQLite file. See the module docstring for threading."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if self.path.parent and not self.path.parent.exists():
+            raise StoreError(f"{self.path}: folder {self.path.parent} does not exist")
+        self._local = threading.local()
+        self._all_connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._vector_lock = threading.Lock()
+        self._vectors: _VectorCache | None = None
+        self._closed = False
+        try:
+            _migrate(self._conn(), self.path)
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise StoreError(f"{self.path}: cannot open as a sekisho store: {exc}") from None
+
+    # -- connections -----------------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreError(f"{self.path}: store is closed")
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path)
+            self._local.conn = conn
+            with self._connections_lock:
+                self._all_connections.append(conn)
+        return conn
+
+    def close(self) -> None:
+        self._closed = True
+        with self._connections_lock:
+            for conn in self._all_connections:
+                conn.close()
+            self._all_connections.clear()
+        self._local = threading.local()
+        self._vectors = None
+
+    def schema_version(self) -> int:
+        return self._conn().execute("SELECT version FROM schema_version").fetchone()[0]
+
+    def generation(self) -> int:
+        """A counter bumped by every write; caches compare it to know when to reload."""
+        return int(self._conn().execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._conn().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._write_lock:
+            self._conn().execute(
+                "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    # -- documents -------------------------------------------------------------------------------
+
+    def document_by_path(self, path: str) -> Document | None:
+        row = self._conn().execute(f"SELECT {_DOC_COLUMNS} FROM documents WHERE path = ?", (path,)).fetchone()
+        return _document(row) if row else None
+
+    def document_by_id(self, doc_id: str) -> Document | None:
+        row = self._conn().execute(f"SELECT {_DOC_COLUMNS} FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        return _document(row) if row else None
+
+    def documents(self) -> list[Document]:
+        rows = self._conn().execute(f"SELECT {_DOC_COLUMNS} FROM documents ORDER BY path").fetchall()
+        return [_document(r) for r in rows]
+
+    def chunk_count(self) -> int:
+        return self._conn().execute("SELECT count(*) FROM chunks").fetchone()[0]
+
+    def replace_document(
+        self,
+        document: Document,
+        chunks: Sequence[Chunk],
+        lexical_texts: Sequence[str],
+        vectors: np.ndarray,
+    ) -> None:
+        if len(lexical_texts) != len(chunks) or len(vectors) != len(chunks):
+            raise StoreError(
+                f"{document.path}: {len(chunks)} chunks but {len(lexical_texts)} lexical texts "
+                f"and {len(vectors)} vectors"
+            )
+        if any(c.doc_id != document.id for c in chunks):
+            raise StoreError(f"{document.path}: a chunk belongs to another document")
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        with self._write_lock:
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._delete_rows(conn, document.id)
+                # A different id may already own this path (e.g. the id scheme changed): the path
+                # is the user's handle on a document, so the newcomer replaces it.
+                old = conn.execute("SELECT id FROM documents WHERE path = ?", (document.path,)).fetchone()
+                if old:
+                    self._delete_rows(conn, old[0])
+                conn.execute(
+                    f"INSERT INTO documents({_DOC_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (document.id, document.path, document.title, document.content_hash, document.media_type,
+                     document.encoding, document.text, json.dumps(list(document.tags), ensure_ascii=False),
+                     document.ingested_at),
+                )
+                conn.executemany(
+                    "INSERT INTO document_tags(doc_id, tag) VALUES (?, ?)",
+                    [(document.id, tag) for tag in dict.fromkeys(document.tags)],
+                )
+                for chunk, lexical, vector in zip(chunks, lexical_texts, vectors, strict=True):
+                    loc = chunk.location
+                    cur = conn.execute(
+                        "INSERT INTO chunks(id, doc_id, ordinal, text, norm_text, start, end, page, heading) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (chunk.id, chunk.doc_id, chunk.ordinal, chunk.text, chunk.norm_text, loc.start,
+                         loc.end, loc.page, json.dumps(list(loc.heading), ensure_ascii=False)),
+                    )
+                    rowid = cur.lastrowid
+                    conn.execute("INSERT INTO chunk_fts(rowid, tokens) VALUES (?, ?)", (rowid, lexical))
+                    conn.execute("INSERT INTO chunk_vectors(rowid, vector) VALUES (?, ?)", (rowid, vector.tobytes()))
+                self._bump_generation(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def delete_document(self, doc_id: str) -> None:
+        with self._write_lock:
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._delete_rows(conn, doc_id)
+                self._bump_generation(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    @staticmethod
+    def _delete_rows(conn: sqlite3.Connection, doc_id: str) -> None:
+        rowids = [r[0] for r in conn.execute("SELECT rowid FROM chunks WHERE doc_id = ?", (doc_id,))]
+        conn.executemany("DELETE FROM chunk_fts WHERE rowid = ?", [(r,) for r in rowids])
+        conn.executemany("DELETE FROM chunk_vectors WHERE rowid = ?", [(r,) for r in rowids])
+        conn.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+        conn.execute("DELETE FROM document_tags WHERE doc_id = ?", (doc_id,))
+        conn.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
+
+    @staticmethod
+    def _bump_generation(conn: sqlite3.Connection) -> None:
+        conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+
+    def chunks_by_id(self, ids: Iterable[str]) -> list[Chunk]:
+        ids = list(ids)
+        if not ids:
+            return []
+        found: dict[str, Chunk] = {}
+        conn = self._conn()
+        for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
+            part = ids[start:start + 500]
+            marks = ",".join("?" * len(part))
+            for row in conn.execute(f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE id IN ({marks})", part):
+                found[row[0]] = _chunk(row)
+        return [found[i] for i in ids if i in found]
+
+    # -- search ----------------------------------------------------------------------------------
+
+    def lexical_search(self, query: str, k: int, tags: Sequence[str] | None = None) -> list[tuple[str, float]]:
+        """`query` is an FTS5 MATCH expression (retrieval/ builds it from escaped tokens).
+
+        bm25() is lower-is-better; it is negated so the returned score is higher-is-better."""
+        if not query.strip() or k <= 0:
+            return []
+        visible, params = _visible_doc_clause(tags)
+        sql = (
+            "SELECT chunks.id, -bm25(chunk_fts) AS score FROM chunk_fts "
+            "JOIN chunks ON chunks.rowid = chunk_fts.rowid "
+            "JOIN documents ON documents.id = chunks.doc_id "
+            f"WHERE chunk_fts MATCH ? AND {visible} ORDER BY bm25(chunk_fts) LIMIT ?"
+        )
+        rows = self._conn().execute(sql, [query, *params, k]).fetchall()
+        return [(r[0], float(r[1])) for r in rows]
+
+    def vector_search(self, vector: np.ndarray, k: int, tags: Sequence[str] | None = None) -> list[tuple[str, float]]:
+        cache = self._vector_cache()
+        if cache.matrix.shape[0] == 0 or k <= 0:
+            return []
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if query.shape[0] != cache.matrix.shape[1]:
+            raise StoreError(
+                f"{self.path}: query vector has {query.shape[0]} dimensions, stored vectors have "
+                f"{cache.matrix.shape[1]} (the embedder changed: re-index)"
+            )
+        scores = (cache.matrix @ query.astype(np.float16)).astype(np.float32)
+        if tags is not None and "*" not in tags:
+            allowed = self._visible_doc_ids(tags)
+            mask = np.fromiter((d in allowed for d in cache.doc_ids), dtype=bool, count=len(cache.doc_ids))
+            scores[~mask[cache.doc_index]] = -np.inf
+        k = min(k, scores.shape[0])
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        top = top[np.isfinite(scores[top])]
+        rowids = [int(r) for r in cache.rowids[top]]
+        ids = self._chunk_ids_for_rowids(rowids)
+        return [(ids[r], float(scores[i])) for r, i in zip(rowids, top) if r in ids]
+
+    def _visible_doc_ids(self, tags: Sequence[str]) -> set[str]:
+        visible, params = _visible_doc_clause(tags)
+        return {r[0] for r in self._conn().execute(f"SELECT id FROM documents WHERE {visible}", params)}
+
+    def _chunk_ids_for_rowids(self, rowids: list[int]) -> dict[int, str]:
+        if not rowids:
+            return {}
+        marks = ",".join("?" * len(rowids))
+        return dict(self._conn().execute(f"SELECT rowid, id FROM chunks WHERE rowid IN ({marks})", rowids))
+
+    def _vector_cache(self) -> _VectorCache:
+        generation = self.generation()
+        cache = self._vectors
+        if cache is not None and cache.generation == generation:
+            return cache
+        with self._vector_lock:
+            cache = self._vectors
+            if cache is not None and cache.generation == generation:
+                return cache
+            cache = self._load_vectors()
+            self._vectors = cache
+            return cache
+
+    def _load_vectors(self) -> _VectorCache:
+        """Read every vector into one float16 matrix: half the memory of float32, and the dot
+        product's rounding error (~1e-3) is far below the gaps between neighbours that matter."""
+        conn = self._conn()
+        # Read generation and rows in one read transaction so they describe the same snapshot.
+        conn.execute("BEGIN")
+        try:
+            generation = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+            count = conn.execute("SELECT count(*) FROM chunk_vectors").fetchone()[0]
+            doc_ids: list[str] = []
+            doc_pos: dict[str, int] = {}
+            rowids = np.empty(count, dtype=np.int64)
+            doc_index = np.empty(count, dtype=np.int32)
+            matrix: np.ndarray | None = None
+            rows = conn.execute(
+                "SELECT v.rowid, v.vector, c.doc_id FROM chunk_vectors v JOIN chunks c ON c.rowid = v.rowid "
+                "ORDER BY v.rowid"
+            )
+            n = 0
+            for rowid, blob, doc_id in rows:
+                vec = np.frombuffer(blob, dtype=np.float32)
+                if matrix is None:
+                    matrix = np.empty((count, vec.shape[0]), dtype=np.float16)
+                matrix[n] = vec
+                rowids[n] = rowid
+                if doc_id not in doc_pos:
+                    doc_pos[doc_id] = len(doc_ids)
+                    doc_ids.append(doc_id)
+                doc_index[n] = doc_pos[doc_id]
+                n += 1
+        finally:
+            conn.execute("COMMIT")
+        if matrix is None:
+            matrix = np.empty((0, 0), dtype=np.float16)
+        return _VectorCache(generation, rowids[:n], matrix[:n], doc_index[:n], doc_ids)
+
+
+def open_store(path: str | Path) -> SQLiteStore:
+    """Open (creating and migrating if needed) the SQLite store at `path`."""
+    return SQLiteStore(path)

@@ -1,0 +1,197 @@
+"""Japanese-aware chunking: sentences first, then bounded chunks with sentence-level overlap.
+
+A chunk never starts or ends inside a sentence unless one sentence alone exceeds the bound, and
+every chunk is an exact slice of the original text, so a citation can point at the very
+characters the reader will find in the source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sekisho.ingest.normalize import normalize
+from sekisho.store.records import Chunk, Location
+
+DEFAULT_CHUNK_CHARS = 400
+DEFAULT_CHUNK_OVERLAP = 80
+
+_ENDERS = frozenset("。！？!?．｡")
+_OPENERS = frozenset("「『（(【〔〈《［[｛{“")
+_CLOSERS = frozenset("」』）)】〕〉》］]｝}”’\"'")
+# Where an over-long sentence may be cut when it must be: after a comma or a space.
+_SOFT_BREAKS = frozenset("、，,；;：: \u3000")
+_WHITESPACE = " \t\r\n\u3000\f\v"
+_BULLETS = tuple("・●○■□◆◇※-*•") + tuple("0123456789０１２３４５６７８９①②③④⑤⑥⑦⑧⑨⑩")
+
+
+@dataclass(frozen=True)
+class Section:
+    """A stretch of the document that shares one place: a PDF page or a heading's body.
+    Chunks never cross sections, so each chunk's page and heading path are exact."""
+
+    start: int
+    end: int
+    heading: tuple[str, ...] = ()
+    page: int | None = None
+    # PDF text breaks lines where the layout ran out of width, mid-sentence; a line break there
+    # is not a sentence boundary.
+    hard_wrapped: bool = False
+
+
+def _trimmed(text: str, start: int, end: int) -> tuple[int, int] | None:
+    while start < end and text[start] in _WHITESPACE:
+        start += 1
+    while end > start and text[end - 1] in _WHITESPACE:
+        end -= 1
+    return (start, end) if start < end else None
+
+
+def _wrapped_line_breaks(text: str, start: int, end: int) -> set[int]:
+    """Offsets of newlines inside [start, end) that continue a sentence onto the next line:
+    the line ran (nearly) to the page's full width and did not end a sentence."""
+    lines: list[tuple[int, int]] = []
+    pos = start
+    while pos < end:
+        nl = text.find("\n", pos, end)
+        stop = end if nl < 0 else nl
+        lines.append((pos, stop))
+        pos = stop + 1
+    widths = [len(text[a:b].strip()) for a, b in lines]
+    full = max(widths, default=0)
+    joins: set[int] = set()
+    for (a, b), width, (na, nb) in zip(lines, widths, lines[1:]):
+        line, following = text[a:b].rstrip(), text[na:nb].lstrip()
+        if not line or not following or width < 0.8 * full:
+            continue
+        if line[-1] in _ENDERS or line[-1] in _CLOSERS or following.startswith(_BULLETS):
+            continue
+        joins.add(b)
+    return joins
+
+
+def sentence_spans(text: str, start: int = 0, end: int | None = None, *, hard_wrapped: bool = False) -> list[tuple[int, int]]:
+    """(start, end) of each sentence in text[start:end], whitespace trimmed.
+
+    A sentence ends at 。！？!?． (a '.' only before whitespace and not after a digit), taking any
+    closing brackets with it (「…です。」 stays whole), or at a line break: lists, headings and
+    table rows in official documents end without punctuation. An ender inside brackets does not
+    end the sentence unless the brackets close right after it.
+    """
+    end = len(text) if end is None else end
+    joins = _wrapped_line_breaks(text, start, end) if hard_wrapped else set()
+    spans: list[tuple[int, int]] = []
+    seg = start
+    depth = 0
+    i = start
+
+    def close(at: int) -> None:
+        nonlocal seg
+        span = _trimmed(text, seg, at)
+        if span:
+            spans.append(span)
+        seg = at
+
+    while i < end:
+        ch = text[i]
+        if ch == "\n":
+            if i not in joins:
+                close(i)
+                depth = 0
+            i += 1
+            continue
+        if ch in _OPENERS and ch not in _CLOSERS:
+            depth += 1
+        elif ch in _CLOSERS and ch not in _OPENERS:
+            depth = max(0, depth - 1)
+        elif ch in _ENDERS or (ch == "." and _ends_latin_sentence(text, i, end)):
+            j = i + 1
+            while j < end and (text[j] in _ENDERS or text[j] in _CLOSERS):
+                if text[j] in _CLOSERS:
+                    depth = max(0, depth - 1)
+                j += 1
+            if depth == 0:
+                close(j)
+            i = j
+            continue
+        i += 1
+    close(end)
+    return spans
+
+
+def _ends_latin_sentence(text: str, i: int, end: int) -> bool:
+    before = text[i - 1] if i > 0 else ""
+    after = text[i + 1] if i + 1 < end else " "
+    return after in _WHITESPACE and not before.isdigit()
+
+
+def _split_long(text: str, span: tuple[int, int], max_chars: int) -> list[tuple[int, int]]:
+    """Cut one sentence longer than max_chars into pieces, after a comma or space when one lies
+    in the second half of the window, otherwise at the bound."""
+    start, end = span
+    pieces = []
+    while end - start > max_chars:
+        limit = start + max_chars
+        cut = next((k + 1 for k in range(limit - 1, start + max_chars // 2, -1) if text[k] in _SOFT_BREAKS), limit)
+        piece = _trimmed(text, start, cut)
+        if piece:
+            pieces.append(piece)
+        start = cut
+    rest = _trimmed(text, start, end)
+    if rest:
+        pieces.append(rest)
+    return pieces
+
+
+def _pack(sentences: Sequence[tuple[int, int]], max_chars: int, overlap: int) -> Iterable[tuple[int, int]]:
+    """Greedy packing of consecutive sentences into spans of at most max_chars; each chunk after
+    the first repeats the previous chunk's trailing sentences up to `overlap` characters."""
+    i, n = 0, len(sentences)
+    while i < n:
+        j = i
+        while j + 1 < n and sentences[j + 1][1] - sentences[i][0] <= max_chars:
+            j += 1
+        yield sentences[i][0], sentences[j][1]
+        if j + 1 >= n:
+            return
+        k = j + 1
+        while (
+            k - 1 > i
+            and sentences[j][1] - sentences[k - 1][0] <= overlap
+            and sentences[j + 1][1] - sentences[k - 1][0] <= max_chars
+        ):
+            k -= 1
+        i = k
+
+
+def chunk(
+    text: str,
+    *,
+    doc_id: str,
+    sections: Sequence[Section] | None = None,
+    max_chars: int = DEFAULT_CHUNK_CHARS,
+    overlap: int = DEFAULT_CHUNK_OVERLAP,
+) -> list[Chunk]:
+    """Split ``text`` into chunks of at most ``max_chars`` characters at sentence boundaries,
+    each section separately; ``Chunk.text`` is ``text[start:end]`` and ``norm_text`` its NFKC
+    form for indexing."""
+    if max_chars < 1 or overlap < 0:
+        raise ValueError("max_chars must be positive and overlap non-negative")
+    chunks: list[Chunk] = []
+    for section in sections if sections is not None else (Section(0, len(text)),):
+        sentences: list[tuple[int, int]] = []
+        for span in sentence_spans(text, section.start, section.end, hard_wrapped=section.hard_wrapped):
+            sentences.extend(_split_long(text, span, max_chars) if span[1] - span[0] > max_chars else [span])
+        for start, end in _pack(sentences, max_chars, overlap):
+            original = text[start:end]
+            chunks.append(
+                Chunk(
+                    id=f"{doc_id}:{len(chunks)}",
+                    doc_id=doc_id,
+                    ordinal=len(chunks),
+                    text=original,
+                    norm_text=normalize(original),
+                    location=Location(start=start, end=end, page=section.page, heading=section.heading),
+                )
+            )
+    return chunks

@@ -1,0 +1,12 @@
+"""The one error ingestion raises: a single line naming the file and the reason."""
+
+from __future__ import annotations
+
+
+class IngestError(Exception):
+    """A file could not be ingested. ``str(err)`` is one line: ``<file>: <reason>``."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason

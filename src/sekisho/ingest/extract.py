@@ -1,0 +1,411 @@
+"""Extract the text, title and structure (pages, headings) of one document.
+
+Supported: .txt, .md, .html/.htm, .pdf (pypdf), .docx (python-docx). Every failure is an
+``IngestError`` naming the file and the reason in one line.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+
+from sekisho.ingest.chunking import Section
+from sekisho.ingest.decode import UndecodableText, decode_text, looks_binary
+from sekisho.ingest.errors import IngestError
+
+DEFAULT_MAX_BYTES = 100 * 1024 * 1024
+
+DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+MEDIA_TYPES = {
+    ".txt": "text/plain",
+    ".text": "text/plain",
+    ".md": "text/markdown",
+    ".markdown": "text/markdown",
+    ".html": "text/html",
+    ".htm": "text/html",
+    ".pdf": "application/pdf",
+    ".docx": DOCX_TYPE,
+}
+_TITLE_MAX = 120
+
+
+@dataclass(frozen=True)
+class Extracted:
+    text: str  # the original text: what chunks slice and citations point into
+    title: str
+    media_type: str
+    encoding: str | None  # source encoding of text formats; None for PDF and DOCX
+    sections: tuple[Section, ...]
+
+
+@dataclass(frozen=True)
+class _Heading:
+    start: int  # offset of the heading line in the text
+    body_start: int  # offset just after the heading line
+    level: int
+    title: str
+
+
+def media_type_for(name: str) -> str | None:
+    return MEDIA_TYPES.get(PurePath(name).suffix.lower())
+
+
+def read_source(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """The file's bytes, or an IngestError saying why not (missing, a folder, no permission,
+    over the size cap)."""
+    try:
+        size = path.stat().st_size
+        if path.is_dir():
+            raise IngestError(str(path), "フォルダです (ファイルを指定してください) / is a directory")
+        if size > max_bytes:
+            raise IngestError(
+                str(path), f"ファイルが大きすぎます ({size / 2**20:.1f} MB > 上限 {max_bytes / 2**20:.1f} MB) / file too large"
+            )
+        with path.open("rb") as fp:
+            return fp.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise IngestError(str(path), "ファイルが見つかりません / file not found") from None
+    except PermissionError:
+        raise IngestError(str(path), "読み取り権限がありません / permission denied") from None
+    except OSError as exc:
+        raise IngestError(str(path), f"読み込めません / unreadable: {exc.strerror or exc}") from None
+
+
+def extract(
+    source: str | os.PathLike[str] | bytes,
+    *,
+    name: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Extracted:
+    """Text, title and sections of a file (a path) or of raw bytes (``name`` then decides the
+    type and is used in messages)."""
+    if isinstance(source, bytes) and not name:
+        raise ValueError("extract(bytes) needs name= to decide the file type")
+    label = name or str(source)
+    media = media_type_for(label)
+    if media is None:
+        raise unsupported_type(label)
+    if isinstance(source, bytes):
+        data = source
+        if len(data) > max_bytes:
+            raise IngestError(label, f"ファイルが大きすぎます (上限 {max_bytes / 2**20:.1f} MB) / file too large")
+    else:
+        data = read_source(Path(source), max_bytes)
+    stem = PurePath(label).stem
+    if not data.strip():
+        raise IngestError(label, "空のファイルです / empty file")
+    if media == "application/pdf":
+        extracted = _pdf(data, label, stem)
+    elif media == DOCX_TYPE:
+        extracted = _docx(data, label, stem)
+    else:
+        extracted = _text_format(data, label, stem, media)
+    if not extracted.text.strip():
+        raise IngestError(label, "抽出できるテキストがありません / no extractable text")
+    return extracted
+
+
+def unsupported_type(label: str) -> IngestError:
+    """The error for a file type sekisho cannot read, listing the ones it can."""
+    suffix = PurePath(label).suffix or "(拡張子なし)"
+    supported = " ".join(sorted(MEDIA_TYPES))
+    return IngestError(label, f"未対応の形式です {suffix} (対応: {supported}) / unsupported file type")
+
+
+def _short_title(line: str) -> str:
+    line = " ".join(line.split())
+    return line if len(line) <= _TITLE_MAX else line[: _TITLE_MAX - 1] + "…"
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def _sections(text: str, headings: Sequence[_Heading], *, page: int | None = None) -> tuple[Section, ...]:
+    """One section per heading body (heading path outermost first), plus any text before the
+    first heading. A heading with no body of its own (a chapter heading straight followed by a
+    sub-heading) joins the next section rather than becoming a chunk of one line."""
+    sections: list[Section] = []
+    first = headings[0].start if headings else len(text)
+    if text[:first].strip():
+        sections.append(Section(0, first, (), page))
+    stack: list[tuple[int, str]] = []
+    pending: int | None = None
+    for i, h in enumerate(headings):
+        while stack and stack[-1][0] >= h.level:
+            stack.pop()
+        stack.append((h.level, h.title))
+        end = headings[i + 1].start if i + 1 < len(headings) else len(text)
+        start = h.start if pending is None else pending
+        if not text[h.body_start:end].strip() and i + 1 < len(headings):
+            pending = start
+            continue
+        pending = None
+        sections.append(Section(start, end, tuple(t for _, t in stack), page))
+    return tuple(sections)
+
+
+# --- text formats -------------------------------------------------------------------------
+
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
+
+
+def _decode(data: bytes, label: str, declared: str | None = None) -> tuple[str, str]:
+    try:
+        text, encoding = decode_text(data, declared)
+    except UndecodableText as exc:
+        raise IngestError(label, str(exc)) from None
+    if looks_binary(text):
+        raise IngestError(label, "テキストではなくバイナリのようです / looks like binary data")
+    # Windows line endings would make offsets differ between platforms' readers; one convention.
+    return text.replace("\r\n", "\n").replace("\r", "\n"), encoding
+
+
+def _text_format(data: bytes, label: str, stem: str, media: str) -> Extracted:
+    if media == "text/html":
+        match = _META_CHARSET.search(data[:4096])
+        text, encoding = _decode(data, label, match.group(1).decode("ascii") if match else None)
+        return _html(text, stem, encoding)
+    text, encoding = _decode(data, label)
+    if media == "text/markdown":
+        return _markdown(text, stem, encoding)
+    return _plain(text, stem, encoding)
+
+
+def _plain(text: str, stem: str, encoding: str) -> Extracted:
+    # A short first line without a sentence ending is how plain-text notices state their title.
+    first = _first_line(text)
+    has_body = len(text.strip()) > len(first)
+    title = first if first and has_body and len(first) <= 60 and first[-1] not in "。．.!?！？" else stem
+    return Extracted(text, _short_title(title), "text/plain", encoding, (Section(0, len(text)),))
+
+
+_ATX = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
+_SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
+_FENCE = re.compile(r"^ {0,3}(```|~~~)")
+
+
+def _markdown(text: str, stem: str, encoding: str) -> Extracted:
+    headings: list[_Heading] = []
+    offset = 0
+    fence: str | None = None
+    previous: tuple[int, str] | None = None  # (offset, line) of the last plain paragraph line
+    for line in text.splitlines(keepends=True):
+        bare = line.rstrip("\n")
+        next_offset = offset + len(line)
+        fence_match = _FENCE.match(bare)
+        if fence:
+            if fence_match and fence_match.group(1) == fence:
+                fence = None
+        elif fence_match:
+            fence = fence_match.group(1)
+        elif atx := _ATX.match(bare):
+            headings.append(_Heading(offset, next_offset, len(atx.group(1)), atx.group(2).strip()))
+            previous = None
+            offset = next_offset
+            continue
+        elif (setext := _SETEXT.match(bare)) and previous is not None:
+            level = 1 if setext.group(1).startswith("=") else 2
+            headings.append(_Heading(previous[0], next_offset, level, previous[1].strip()))
+            previous = None
+            offset = next_offset
+            continue
+        previous = (offset, bare) if bare.strip() and not fence and not fence_match else None
+        offset = next_offset
+    title = headings[0].title if headings else stem
+    return Extracted(text, _short_title(_strip_inline_markdown(title)), "text/markdown", encoding, _sections(text, headings))
+
+
+def _strip_inline_markdown(title: str) -> str:
+    return re.sub(r"[*_`]+", "", title).strip() or title
+
+
+_SKIP_TAGS = {"script", "style", "noscript", "template", "head", "svg", "iframe", "object"}
+_BLOCK_TAGS = {
+    "address", "article", "aside", "blockquote", "caption", "dd", "details", "dialog", "div", "dl",
+    "dt", "fieldset", "figcaption", "figure", "footer", "form", "header", "hr", "li", "main",
+    "nav", "ol", "p", "pre", "section", "summary", "table", "tbody", "thead", "tfoot", "tr", "ul",
+}
+_HEADING_TAGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
+_CJK = r"\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef"
+_CJK_BREAK = re.compile(rf"(?<=[{_CJK}])\s*\n\s*(?=[{_CJK}])")
+_WS = re.compile(r"\s+")
+
+
+class _HtmlText:
+    """Rendered text of an HTML body with the offsets of its headings, the way a reader sees it:
+    blocks on their own lines, table cells separated by spaces, scripts and styles gone."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.length = 0
+        self.headings: list[_Heading] = []
+
+    def _emit(self, s: str) -> None:
+        self.parts.append(s)
+        self.length += len(s)
+
+    def _last(self) -> str:
+        return self.parts[-1][-1] if self.parts else "\n"
+
+    def newline(self) -> None:
+        if self._last() != "\n":
+            self._emit("\n")
+
+    def inline(self, raw: str, pre: bool) -> None:
+        if pre:
+            self._emit(raw)
+            return
+        # Source line breaks between Japanese characters are not spaces in the rendered text.
+        s = _WS.sub(" ", _CJK_BREAK.sub("", raw))
+        if self._last() in "\n ":
+            s = s.lstrip(" ")
+        if s:
+            self._emit(s)
+
+    def walk(self, node, pre: bool = False) -> None:  # noqa: ANN001 (bs4 node)
+        from bs4 import Comment, NavigableString, Tag
+
+        for child in node.children:
+            if isinstance(child, Comment):
+                continue
+            if isinstance(child, NavigableString):
+                if type(child) is NavigableString:  # not a Doctype, CData or declaration
+                    self.inline(str(child), pre)
+                continue
+            if not isinstance(child, Tag) or child.name in _SKIP_TAGS:
+                continue
+            name = child.name
+            if name == "br":
+                self.newline()
+            elif name in _HEADING_TAGS:
+                self.newline()
+                start = self.length
+                self.walk(child, pre)
+                title = " ".join("".join(self.parts)[start:].split()) if self.length > start else ""
+                self.newline()
+                if title:
+                    self.headings.append(_Heading(start, self.length, _HEADING_TAGS[name], title))
+            elif name in ("td", "th"):
+                self.walk(child, pre)
+                if self._last() not in "\n ":
+                    self._emit(" ")
+            elif name in _BLOCK_TAGS:
+                self.newline()
+                self.walk(child, pre or name == "pre")
+                self.newline()
+            else:
+                self.walk(child, pre)
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+def _html(source: str, stem: str, encoding: str) -> Extracted:
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(source, "lxml")
+    rendered = _HtmlText()
+    rendered.walk(soup.body or soup)
+    text = rendered.text().rstrip()
+    headings = [h for h in rendered.headings if h.start < len(text)]
+    title_tag = soup.title.get_text(" ", strip=True) if soup.title else ""
+    h1 = next((h.title for h in headings if h.level == 1), "")
+    return Extracted(text, _short_title(title_tag or h1 or stem), "text/html", encoding, _sections(text, headings))
+
+
+# --- PDF and DOCX -------------------------------------------------------------------------
+
+
+def _pdf(data: bytes, label: str, stem: str) -> Extracted:
+    from pypdf import PdfReader
+    from pypdf.errors import FileNotDecryptedError, PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            # An owner password alone (empty user password) opens; a user password does not.
+            raise IngestError(label, "パスワードで暗号化されたPDFです / encrypted PDF (password required)")
+        pages = [(page.extract_text() or "").strip() for page in reader.pages]
+        meta_title = (reader.metadata.title or "").strip() if reader.metadata else ""
+    except IngestError:
+        raise
+    except FileNotDecryptedError:
+        raise IngestError(label, "パスワードで暗号化されたPDFです / encrypted PDF (password required)") from None
+    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as exc:
+        raise IngestError(label, f"PDFが壊れているか読めません / corrupt PDF: {_one_line(exc)}") from None
+    if not any(pages):
+        raise IngestError(
+            label, "PDFから文字を抽出できません (スキャン画像のみのPDF?) / no extractable text (scanned PDF?)"
+        )
+    parts: list[str] = []
+    sections: list[Section] = []
+    offset = 0
+    for number, page_text in enumerate(pages, start=1):
+        if not page_text:
+            continue
+        if parts:
+            parts.append("\n\n")
+            offset += 2
+        parts.append(page_text)
+        sections.append(Section(offset, offset + len(page_text), (), number, hard_wrapped=True))
+        offset += len(page_text)
+    text = "".join(parts)
+    return Extracted(text, _short_title(meta_title or _first_line(text) or stem), "application/pdf", None, tuple(sections))
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
+
+
+_DOCX_HEADING = re.compile(r"^(?:heading|見出し)\s*(\d)$", re.IGNORECASE)
+
+
+def _docx(data: bytes, label: str, stem: str) -> Extracted:
+    import zipfile
+
+    import docx
+    from docx.opc.exceptions import PackageNotFoundError
+    from docx.oxml.ns import qn
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
+
+    try:
+        document = docx.Document(io.BytesIO(data))
+    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise IngestError(label, f"DOCXが壊れているか読めません / corrupt DOCX: {_one_line(exc)}") from None
+    lines: list[str] = []
+    headings: list[_Heading] = []
+    offset = 0
+
+    def add(line: str, level: int | None = None) -> None:
+        nonlocal offset
+        if level is not None and line.strip():
+            headings.append(_Heading(offset, offset + len(line) + 1, level, line.strip()))
+        lines.append(line)
+        offset += len(line) + 1
+
+    for element in document.element.body.iterchildren():
+        if element.tag == qn("w:p"):
+            paragraph = Paragraph(element, document)
+            style = paragraph.style.name if paragraph.style is not None else ""
+            match = _DOCX_HEADING.match(style or "")
+            level = 0 if style == "Title" else int(match.group(1)) if match else None
+            add(paragraph.text, level)
+        elif element.tag == qn("w:tbl"):
+            for row in Table(element, document).rows:
+                cells: list[str] = []
+                for cell in row.cells:  # merged cells repeat; show each once
+                    value = " ".join(cell.text.split())
+                    if value and (not cells or cells[-1] != value):
+                        cells.append(value)
+                add(" ".join(cells))
+    text = "\n".join(lines).rstrip()
+    core_title = (document.core_properties.title or "").strip()
+    first_heading = headings[0].title if headings else ""
+    title = core_title or first_heading or stem
+    return Extracted(text, _short_title(title), DOCX_TYPE, None, _sections(text, headings))

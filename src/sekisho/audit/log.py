@@ -259,6 +259,11 @@ class AuditLog:
                                  (seq,)).fetchone()
         return self._entry(row) if row else None
 
+    def read(self, sql: str, args: Any = ()) -> list[tuple[Any, ...]]:
+        """A read-only query on the audit database, for the tables that live beside the chain."""
+        with self._lock:
+            return self._conn.execute(sql, args).fetchall()
+
     def head(self) -> tuple[int, str]:
         return self._head(self._conn)
 

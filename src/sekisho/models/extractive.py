@@ -1,0 +1,268 @@
+"""The extractive backend: answers by quoting the passage sentence(s) that best support an answer
+to the question, always cited, with no model weights. It is the default backend so that sekisho
+gives grounded answers on any machine, and the floor every generative backend must beat.
+
+Selection, tuned on the even-numbered JSQuAD articles (bench/answer_jsquad.py reports the rest):
+1. Score each sentence by the IDF-weighted character bigrams it shares with the question (the
+   interrogative words removed); IDF is over the sentences of all given passages, so words every
+   sentence repeats (the topic) count little.
+2. Guess the expected answer type from the interrogative (いつ/何年 -> date, 何人/何位 -> a number
+   with that counter, 誰 -> person, どこ -> place) and prefer sentences whose *unmatched* part (the
+   characters the question did not already say) holds a candidate of that type.
+3. When the best sentence restates the question but its unmatched part holds no candidate, the
+   answer is usually in a neighbouring sentence ("...が承認された。名称は〇〇。"): add the
+   neighbour that does.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+import unicodedata
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from sekisho.answer.text import LATIN_WORD, stem, match_units, morphemes, normalize, split_sentences
+from sekisho.config import BackendConfig
+from sekisho.models.protocol import ChatRequest, Completion, ModelInfo, Passage
+
+NOT_FOUND = "資料に記載がありません"
+NO_DOCUMENTS = (
+    "この抽出型バックエンドは文書から回答を抜き出す方式のため、資料を伴わない質問にはお答えできません。"
+    "`sekisho ask` で知識ベースに質問してください。"
+    " (The extractive backend only answers from documents; ask through the knowledge base.)"
+)
+
+# Interrogatives and question endings carry no evidence; removing them keeps them from matching.
+_INTERROGATIVE = re.compile(
+    r"何|なに|なん|どこ|何処|どの|どれ|どちら|どんな|どう|どのよう|どのくらい|どれくらい|誰|だれ|いつ|"
+    r"いくつ|いくら|ですか|ますか|でしょうか|でしたか|だろうか|のか|か[?？]|[?？!！。、,．.]|"
+    r"(?i:\b(?:what|who|whom|whose|when|where|which|why|how|is|are|was|were|does|do|did|the|a|an|of)\b)"
+)
+
+_DATE = re.compile(r"\d+\s*(年|月|日|世紀)|(令和|平成|昭和|大正|明治|元禄|江戸|鎌倉|室町)|[一二三四五六七八九十]+世紀")
+_NUMBER = re.compile(r"\d|[一二三四五六七八九十百千万億]+(?=[^\s]?)")
+
+
+@dataclass(frozen=True)
+class AnswerType:
+    kind: str  # "date" | "count" | "person" | "place" | "any"
+    counter: str = ""  # for "count": the word the number must precede (位, 人, 議席)
+
+
+def answer_type(question: str) -> AnswerType:
+    q = normalize(question)
+    english = _english_type(q.lower())
+    if english:
+        return english
+    if re.search(r"いつ|何年|何月|何日|何世紀|何時代|西暦|何年代|いつ頃|何時頃|時期", q):
+        return AnswerType("date")
+    m = re.search(r"何([^\sのがをはでにとかもや、。?!]{1,3})", q)
+    if m and re.match(r"[人名位個回件歳倍割度条章部巻種曲議席カヶヵか所%年月日時分秒ドル円]", m.group(1)):
+        counter = re.match(r"[^\sのがをはでにとかもや]+?(?=か|$)", m.group(1))
+        return AnswerType("count", counter.group(0) if counter else m.group(1))
+    if re.search(r"いくつ|いくら|どのくらい|どれくらい|どれほど|何パーセント|何%", q):
+        return AnswerType("count")
+    if re.search(r"誰|だれ|人物|何という人", q):
+        return AnswerType("person")
+    if re.search(r"どこ|何処|場所|どの国|どの地域|どの都市", q):
+        return AnswerType("place")
+    return AnswerType("any")
+
+
+def _english_type(q: str) -> AnswerType | None:
+    if q.startswith(("when", "whatyear", "whichyear")):
+        return AnswerType("date")
+    if q.startswith(("howmany", "howmuch", "howlong", "howold")):
+        return AnswerType("count")
+    if q.startswith(("who", "whom")):
+        return AnswerType("person")
+    if q.startswith("where"):
+        return AnswerType("place")
+    return None
+
+
+def _has_candidate(text: str, kind: AnswerType) -> bool:
+    if not text.strip():
+        return False
+    if kind.kind == "date":
+        return bool(_DATE.search(text) or re.search(r"\b1\d{3}\b|\b20\d{2}\b", text))
+    if kind.kind == "count":
+        digits = r"[\d一二三四五六七八九十百千万億数]"
+        if kind.counter:
+            return bool(re.search(digits + r"[\d.,万億]*" + re.escape(kind.counter[0]), text))
+        return bool(re.search(digits, text))
+    if kind.kind in ("person", "place") and re.search(r"[A-Z][a-z]+", text):
+        return True  # English: a capitalised word is the closest cheap sign of a name
+    if kind.kind in ("person", "place"):
+        wanted = "人名" if kind.kind == "person" else "地名"
+        return any(pos[:2] == ("名詞", "固有名詞") and (pos[2] == wanted or kind.kind == "place" and pos[2] == "一般")
+                   for _, pos in morphemes(text))
+    return True
+
+
+@dataclass(frozen=True)
+class _Sentence:
+    passage: Passage
+    index: int  # position within its passage
+    text: str
+    grams: frozenset[str]
+
+
+def _relevance(q_grams: set[str], passage: Passage) -> float:
+    # Bigrams of hiragana alone are particles and endings (のは, ですか): present everywhere.
+    content = {g for g in q_grams if not _HIRAGANA.fullmatch(g)} or q_grams
+    return len(content & match_units(passage.title + "\n" + passage.text)) / len(content)
+
+
+_HIRAGANA = re.compile(r"[ぁ-ゖー]+")
+
+
+def _unmatched(text: str, question_grams: set[str]) -> str:
+    """The sentence with every character the question's bigrams cover blanked out: where the answer is."""
+    t = normalize(text)
+    covered = [False] * len(t)
+    for i in range(len(t) - 1):
+        if t[i : i + 2] in question_grams:
+            covered[i] = covered[i + 1] = True
+    for m in LATIN_WORD.finditer(t):
+        if stem(m.group().lower()) in question_grams:
+            covered[m.start() : m.end()] = [True] * (m.end() - m.start())
+    return "".join(" " if c else ch for ch, c in zip(t, covered))
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """The chosen evidence: sentences (in passage order) of one passage, and how well they match."""
+
+    passage: Passage
+    sentences: tuple[str, ...]
+    relevance: float  # share of the question's content bigrams found in the passage, 0..1
+
+    def render(self, question: str) -> str:
+        body = "".join(s.strip() for s in self.sentences)
+        title = normalize(self.passage.title)
+        # A sentence lifted out of its document often leans on the document's topic ("この時期に…");
+        # when neither the question nor the sentence names that topic, label the quote with it.
+        if title and title not in normalize(question) and title not in normalize(body):
+            body = f"【{self.passage.title.strip()}】{body}"
+        return f"{body} [{self.passage.n}]"
+
+
+# Below this share of the question's content bigrams present in the passage (title included),
+# the passage is about something else: on JSQuAD dev, 1.8% of gold paragraphs fall below it and
+# 1.6% of paragraphs from other articles reach it.
+MIN_RELEVANCE = 0.15
+# A sentence whose unmatched part holds a candidate of the expected type beats one that only
+# restates the question, unless the latter matches this much more weight.
+TYPE_BONUS = 0.35
+
+
+def extract(question: str, passages: Sequence[Passage]) -> Extraction | None:
+    q_grams = match_units(_INTERROGATIVE.sub(" ", unicodedata.normalize("NFKC", question)))
+    if not q_grams:
+        return None
+    sents = [
+        _Sentence(p, i, p.text[s:e], frozenset(match_units(p.text[s:e])))
+        for p in passages
+        for i, (s, e) in enumerate(split_sentences(p.text))
+    ]
+    if not sents:
+        return None
+    n = len(sents)
+    df = Counter(g for s in sents for g in s.grams & q_grams)
+    idf = {g: math.log((n + 1) / (df[g] + 0.5)) for g in q_grams}
+    total = sum(idf.values())
+    kind = answer_type(question)
+
+    def overlap(s: _Sentence) -> float:
+        return sum(idf[g] for g in s.grams & q_grams) / total
+
+    scored = []
+    for s in sents:
+        base = overlap(s)
+        typed = kind.kind != "any" and _has_candidate(_unmatched(s.text, q_grams), kind)
+        scored.append((base + (TYPE_BONUS * base if typed else 0.0), base, typed, s))
+    best_score, best_base, best_typed, best = max(scored, key=lambda x: x[0])
+    relevance = _relevance(q_grams, best.passage)
+    if relevance < MIN_RELEVANCE:
+        return None
+    chosen = [best]
+    if not best_typed:
+        neighbour = _answering_neighbour(question, best, sents, q_grams, kind)
+        if neighbour is not None:
+            chosen.append(neighbour)
+    chosen.sort(key=lambda s: s.index)
+    return Extraction(best.passage, tuple(s.text for s in chosen), relevance)
+
+
+_ANAPHOR = re.compile(r"(これ|この|それ|その|こうした|このよう|同)")
+_NAMING = re.compile(r"何と(呼|い|言|称)|名前|名称|何という")
+
+
+def _answering_neighbour(
+    question: str, best: _Sentence, sents: list[_Sentence], q_grams: set[str], kind: AnswerType
+) -> _Sentence | None:
+    """The adjacent sentence of the same passage that likely holds the answer the best sentence
+    leads up to, or None when the best sentence itself says something the question did not."""
+    novel = _unmatched(best.text, q_grams).replace(" ", "")
+    around = [s for s in sents if s.passage is best.passage and abs(s.index - best.index) == 1]
+    follow = [s for s in around if s.index > best.index and _ANAPHOR.match(normalize(s.text))]
+    restates = len(novel) < 0.5 * len(normalize(best.text)) or kind.kind != "any"
+    if not restates:
+        # "...方法を探究している。これを検索エンジン最適化と呼ぶ。": the next sentence names what this one describes.
+        return follow[0] if follow and _NAMING.search(normalize(question)) else None
+    if kind.kind != "any":
+        around = [s for s in around if _has_candidate(s.text, kind)]
+    # The following sentence usually continues the thought ("名称は〇〇。"); prefer it.
+    around.sort(key=lambda s: (s.index < best.index, ))
+    return around[0] if around else None
+
+
+def approx_tokens(text: str) -> int:
+    """Token count approximation, documented: one token per CJK character, one per 4 other
+    characters (close to what BPE tokenisers of Japanese-capable models produce)."""
+    cjk = sum(1 for c in text if ord(c) >= 0x3000)
+    return cjk + math.ceil((len(text) - cjk) / 4)
+
+
+class ExtractiveBackend:
+    """Backend protocol implementation; deterministic, local, no weights."""
+
+    def __init__(self, config: BackendConfig, name: str = "extractive") -> None:
+        self.config = config
+        self.name = name
+
+    def info(self) -> ModelInfo:
+        return ModelInfo(name=self.name, kind="extractive", model="sekisho-extractive", local=True, version="1")
+
+    def check(self) -> None:
+        morphemes("確認")  # loads the dictionary now, so a broken install fails here, not mid-answer
+
+    def count_tokens(self, text: str) -> int:
+        return approx_tokens(text)
+
+    def _answer(self, request: ChatRequest) -> str:
+        if request.passages is None or request.question is None:
+            return NO_DOCUMENTS
+        found = extract(request.question, request.passages)
+        return found.render(request.question) if found else NOT_FOUND
+
+    def complete(self, request: ChatRequest) -> Completion:
+        started = time.perf_counter()
+        text = self._answer(request)
+        prompt = sum(approx_tokens(m.content) for m in request.messages)
+        return Completion(
+            text=text,
+            model=self.info().model,
+            prompt_tokens=prompt,
+            completion_tokens=approx_tokens(text),
+            latency_s=time.perf_counter() - started,
+        )
+
+    def stream(self, request: ChatRequest) -> Iterator[str]:
+        text = self._answer(request)
+        # Pieces end after punctuation so a terminal shows whole phrases arriving.
+        yield from (piece for piece in re.split(r"(?<=[、。！？,.])", text) if piece)

@@ -75,6 +75,10 @@ MODELS: dict[str, GgufModel] = {
 }
 
 
+# Short names for scripts and CI (`install qwen05b`).
+ALIASES = {"qwen05b": "qwen2.5-coder-0.5b", "qwen15b": "qwen2.5-coder-1.5b", "gemma270m": "gemma3-270m"}
+
+
 class ModelMissing(Exception):
     """The parts are not installed or do not assemble to the expected file; the message says
     what to run."""
@@ -87,9 +91,9 @@ def cache_dir() -> Path:
 
 def model(name: str) -> GgufModel:
     try:
-        return MODELS[name]
+        return MODELS[ALIASES.get(name, name)]
     except KeyError:
-        raise ModelMissing(f"unknown GGUF model {name!r}; known: {', '.join(MODELS)}") from None
+        raise ModelMissing(f"unknown GGUF model {name!r}; known: {', '.join([*MODELS, *ALIASES])}") from None
 
 
 def install_command(name: str) -> str:
@@ -188,7 +192,8 @@ def main(argv: list[str]) -> int:
     try:
         if argv[0] == "list":
             for m in MODELS.values():
-                print(f"{m.name}\t{m.size / 1e6:.0f} MB\t{m.description}")
+                short = next(a for a, full in ALIASES.items() if full == m.name)
+                print(f"{m.name} ({short})\t{m.size / 1e6:.0f} MB\t{m.description}")
         elif argv[0] == "install":
             install(argv[1])
             print(assemble(argv[1]))

@@ -97,6 +97,54 @@ def search_command(
 
 # --- models and answers: models, ask (models/, answer/) ---------------------------------------
 
+
+@app.command("models")
+def models_command(
+    ctx: typer.Context,
+    check: Annotated[bool, typer.Option("--check/--no-check", help="接続・読み込みを確認する (probe each backend)")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON で出力 (for scripts)")] = False,
+) -> None:
+    """設定済みのモデル一覧と状態. List configured model backends and whether they can serve."""
+    import json
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    from sekisho.models import BackendError, backend_names, open_backend
+
+    settings = settings_of(ctx)
+    rows = []
+    for name in backend_names(settings):
+        config = settings.models.backends[name]
+        row = {"name": name, "kind": config.kind, "model": config.model, "local": config.local is True,
+               "version": "", "default": name == settings.models.default, "ok": None, "status": "not checked"}
+        try:
+            backend = open_backend(settings, name)
+            info = backend.info()
+            row.update(model=info.model, local=info.local, version=info.version)
+            if check:
+                backend.check()
+                row.update(ok=True, status="reachable")
+        except BackendError as exc:
+            row.update(ok=False, status=str(exc))
+        rows.append(row)
+    if as_json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+    else:
+        table = Table(title="モデル (models)")
+        for column in ("名前 name", "種類 kind", "モデル model", "所在 locality", "状態 status"):
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            status = {True: "[green]利用可 reachable[/green]", None: "[dim]未確認 not checked[/dim]"}.get(
+                row["ok"], f"[red]{escape(row['status'])}[/red]")
+            version = f" [dim]{row['version']}[/dim]" if row["version"] else ""
+            table.add_row(escape(row["name"]) + (" *" if row["default"] else ""), row["kind"],
+                          escape(row["model"] or "-") + version,
+                          "構内 local" if row["local"] else "外部 external", status)
+        console.print(table)
+    if any(row["ok"] is False for row in rows):
+        raise typer.Exit(1)
+
 # --- governance: guard, audit, provenance, review (guard/, audit/) ---------------------------
 
 # --- server and keys (server/) ----------------------------------------------------------------

@@ -1,0 +1,182 @@
+"""Running a suite: every (model, task, item) once, through the Gateway, resumable."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from sekisho.arena.datasets import TaskData, load_task
+from sekisho.arena.energy import DEFAULT_WATTS_PER_CORE, EnergyMeter
+from sekisho.arena.report import environment, write_report
+from sekisho.arena.results import ResultStore
+from sekisho.arena.suite import ArenaError, Suite, Task, suite_hash
+from sekisho.arena.tasks import Context, run_item
+from sekisho.config import Settings
+from sekisho.models.protocol import Backend, BackendError
+
+_GIVE_UP_AFTER = 3  # consecutive failed items before a model's task is abandoned for this run
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_dir: Path
+    suite_hash: str
+    done: int  # items finished in this run
+    skipped: int  # items already finished by an earlier run
+    errors: list[str]  # one line each; those items are retried next run
+    report_html: Path
+    report_json: Path
+
+
+def run_settings(settings: Settings, run_dir: Path) -> Settings:
+    """The configuration the arena runs under: the user's backends, policy and embedder, but its
+    own audit log in the run directory, so red-team prompts stay out of the organisation's log."""
+    audit = settings.audit.model_copy(update={"path": str((run_dir / "audit.db").resolve()),
+                                              "key_path": str((run_dir / "audit-signing.key").resolve())})
+    return settings.model_copy(update={"audit": audit})
+
+
+def _kb_settings(settings: Settings, path: Path) -> Settings:
+    return settings.model_copy(update={"store": settings.store.model_copy(update={"path": str(path.resolve())})})
+
+
+def _open_kb(settings: Settings, store: ResultStore, task: Task, data: TaskData, run_dir: Path,
+             console: Console):
+    """The knowledge base a retrieval task asks: built once in the run dir from the task's corpus
+    (built under a temporary name and renamed, so an interrupted build is never mistaken for a
+    finished one); the organisation's configured knowledge base when the task brings no corpus."""
+    from sekisho.retrieval import open_knowledge_base
+
+    if not data.corpus and not task.documents:
+        return open_knowledge_base(settings)
+    kb_dir = run_dir / "kb"
+    kb_dir.mkdir(exist_ok=True)
+    final = kb_dir / f"{task.id}.db"
+    if store.get_meta(f"kb:{task.id}") != data.digest or not final.exists():
+        from sekisho.ingest import ingest_paths, ingest_text
+
+        building = kb_dir / f"{task.id}.building.db"
+        for stale in kb_dir.glob(f"{task.id}.*db*"):
+            stale.unlink()
+        kb = open_knowledge_base(_kb_settings(settings, building))
+        try:
+            if task.documents:
+                ingest_paths(kb, [Path(task.documents)], progress=True)
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          console=console, transient=True) as progress:
+                bar = progress.add_task(f"知識ベース構築 (building KB) {task.id}", total=len(data.corpus))
+                for doc in data.corpus:
+                    ingest_text(kb, path=doc.path, title=doc.title, text=doc.text)
+                    progress.advance(bar)
+        finally:
+            kb.close()
+        for suffix in ("-wal", "-shm"):
+            Path(f"{building}{suffix}").unlink(missing_ok=True)
+        building.rename(final)
+        store.set_meta(f"kb:{task.id}", data.digest)
+    return open_knowledge_base(_kb_settings(settings, final))
+
+
+def _loopback_port(settings: Settings, model: str) -> int | None:
+    """The port of an HTTP backend served on this machine, whose process CPU time then counts."""
+    config = settings.models.backends.get(model)
+    if config is None or not config.base_url:
+        return None
+    url = urlparse(config.base_url)
+    if url.hostname in ("127.0.0.1", "localhost", "::1"):
+        return url.port or (443 if url.scheme == "https" else 80)
+    return None
+
+
+def run_suite(settings: Settings, suite: Suite, models: Sequence[str], run_dir: Path, *, limit: int | None = None,
+              data: Path | None = None, watts_per_core: float = DEFAULT_WATTS_PER_CORE,
+              console: Console | None = None) -> RunSummary:
+    from sekisho.guard.gateway import Gateway
+    from sekisho.models import open_backend
+
+    console = console or Console(stderr=True)
+    if not models:
+        raise ArenaError("no models to run (give --models a,b or list models in the suite)")
+    loaded = {t.id: load_task(t, data, seed=suite.seed) for t in suite.tasks}
+    for t in suite.tasks:
+        for line in loaded[t.id].skipped:
+            console.print(f"[yellow]skipped:[/yellow] {line}", highlight=False)
+    digest = suite_hash(suite, {tid: d.digest for tid, d in loaded.items()})
+    run_dir.mkdir(parents=True, exist_ok=True)
+    store = ResultStore(run_dir)
+    settings = run_settings(settings, run_dir)
+    done = skipped = 0
+    errors: list[str] = []
+    try:
+        store.set_meta("suite_hash", digest)
+        store.set_meta("suite", {"source": suite.source, "path": suite.path})
+        store.set_meta("run", {"limit": limit, "data": str(data) if data else "", "models": list(models),
+                               "watts_per_core": watts_per_core})
+        store.set_meta("environment", environment())
+        gateway = Gateway(settings)
+        kbs = {t.id: _open_kb(settings, store, t, loaded[t.id], run_dir, console)
+               for t in suite.tasks if t.kind in ("open_domain", "refusal")}
+        try:
+            for model in models:
+                try:
+                    backend: Backend = open_backend(settings, model)
+                    info = backend.info()
+                except BackendError as exc:
+                    errors.append(f"{model}: {exc}")
+                    console.print(f"[red]error:[/red] {model}: {exc}", highlight=False)
+                    continue
+                meter = EnergyMeter(watts_per_core=watts_per_core, server_port=_loopback_port(settings, model))
+                store.set_model(digest, model, asdict(info), asdict(meter.source))
+                with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                              TimeElapsedColumn(), console=console) as progress:
+                    for task in suite.tasks:
+                        items = loaded[task.id].items[: limit or task.limit or None]
+                        finished = store.done_ids(digest, task.id, model)
+                        todo = [it for it in items if it.id not in finished]
+                        skipped += len(items) - len(todo)
+                        bar = progress.add_task(f"{model} · {task.id}", total=len(items),
+                                                completed=len(items) - len(todo))
+                        ctx = Context(gateway=gateway, backend=backend, backend_local=info.local,
+                                      kb=kbs.get(task.id), start_energy=meter.start)
+                        failures = 0
+                        for item in todo:
+                            try:
+                                result = run_item(task, item, ctx, model)
+                            except Exception as exc:  # noqa: BLE001 - one bad item must not stop the batch
+                                message = f"{exc.__class__.__name__}: {exc}".splitlines()[0]
+                                store.add_error(digest, task.id, model, item.id, message)
+                                errors.append(f"{model} · {task.id} · {item.id}: {message}")
+                                failures += 1
+                                if failures >= _GIVE_UP_AFTER:
+                                    console.print(f"[red]{model} · {task.id}: {message} — 中断 (giving up)[/red]",
+                                                  highlight=False)
+                                    break
+                                continue
+                            failures = 0
+                            store.add(digest, result)
+                            done += 1
+                            progress.advance(bar)
+                close = getattr(backend, "close", None)
+                if close is not None:
+                    close()
+        finally:
+            for kb in kbs.values():
+                kb.close()
+        html, js = write_report(store, run_dir)
+    finally:
+        store.close()
+    return RunSummary(run_dir, digest, done, skipped, errors, html, js)
+
+
+def rebuild_report(run_dir: Path) -> tuple[Path, Path]:
+    """Write report.html and report.json again from the stored results (no model is called)."""
+    store = ResultStore.open_existing(run_dir)
+    try:
+        return write_report(store, run_dir)
+    finally:
+        store.close()

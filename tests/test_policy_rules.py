@@ -1,0 +1,78 @@
+"""The governance policy: the built-in default's decisions, per-role overrides, and one clear error
+naming the file and key for every kind of mistake in a policy file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sekisho.guard.policy import DEFAULT_POLICY_TOML, Action, PolicyError, load_policy
+from sekisho.guard.roles import Role
+
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "policy.toml"
+
+
+def test_sample_file_is_the_builtin_default():
+    assert SAMPLE.read_text(encoding="utf-8") == DEFAULT_POLICY_TOML
+    assert load_policy(SAMPLE).external == load_policy().external
+
+
+@pytest.mark.parametrize(("entity", "external", "local"), [
+    ("MY_NUMBER", Action.BLOCK, Action.MASK),
+    ("CREDIT_CARD", Action.BLOCK, Action.MASK),
+    ("BANK_ACCOUNT", Action.MASK, Action.ALLOW),
+    ("PASSPORT", Action.MASK, Action.ALLOW),
+    ("DRIVERS_LICENSE", Action.MASK, Action.ALLOW),
+    ("PERSON", Action.MASK, Action.ALLOW),
+    ("PHONE_NUMBER", Action.MASK, Action.ALLOW),
+    ("ADDRESS", Action.MASK, Action.ALLOW),
+    ("EMAIL_ADDRESS", Action.MASK, Action.ALLOW),
+    ("CORPORATE_NUMBER", Action.ALLOW, Action.ALLOW),
+    ("CONFIDENTIAL", Action.ROUTE_LOCAL, Action.ALLOW),
+])
+def test_default_policy_by_locality(entity, external, local):
+    policy = load_policy()
+    assert policy.action_for(entity, local=False, role=Role.USER) == external
+    assert policy.action_for(entity, local=True, role=Role.USER) == local
+
+
+def test_default_auditor_may_not_generate():
+    policy = load_policy()
+    assert not policy.may_generate(Role.AUDITOR) and policy.may_generate(Role.USER)
+
+
+def test_role_override_wins_over_locality_table(tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text('[external]\nPERSON = "mask"\n[roles.admin.external]\nPERSON = "allow"\n', encoding="utf-8")
+    policy = load_policy(path)
+    assert policy.action_for("PERSON", local=False, role=Role.ADMIN) == Action.ALLOW
+    assert policy.action_for("PERSON", local=False, role=Role.USER) == Action.MASK
+    # Entities a file does not mention fall back to the table default: mask outside, allow inside.
+    assert policy.action_for("PASSPORT", local=False, role=Role.USER) == Action.MASK
+    assert policy.action_for("PASSPORT", local=True, role=Role.USER) == Action.ALLOW
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ('[external]\nMY_NUMBR = "block"\n', "external.MY_NUMBR: unknown entity"),
+    ('[external]\nMY_NUMBER = "deny"\n', "external.MY_NUMBER: 'deny' is not an action"),
+    ('[roles.intern]\ngenerate = false\n', "roles.intern: unknown role"),
+    ('[roles.user]\ngenerate = "no"\n', "roles.user.generate: must be true or false"),
+    ('[review]\nmin_faithfulness = 2\n', "review.min_faithfulness: must be a number between 0 and 1"),
+    ('[review]\nholds = true\n', "review.holds: unknown setting"),
+    ('rout_local_backend = "x"\n', "rout_local_backend: unknown setting"),
+    ('[external\n', "not valid TOML"),
+])
+def test_invalid_policy_names_file_and_key(tmp_path, text, key):
+    path = tmp_path / "policy.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(PolicyError) as info:
+        load_policy(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and key in message
+    assert "\n" not in message
+
+
+def test_missing_policy_file(tmp_path):
+    with pytest.raises(PolicyError, match="policy file not found"):
+        load_policy(tmp_path / "nope.toml")

@@ -1,1 +1,30 @@
-"""answer"""
+"""Grounded, cited answers: the prompt, the call, citation resolution and the faithfulness check.
+
+    answer = ask("住民票の写しはどこで取れますか", kb=kb, complete=backend.complete)
+    answer.text, answer.citations, answer.faithfulness.unsupported
+"""
+
+from sekisho.answer.ask import Answer, ask, ask_stream, finish
+from sekisho.answer.citations import Citation, cited_numbers, resolve_citations
+from sekisho.answer.faithfulness import FaithfulnessReport, SentenceSupport, check_faithfulness, is_not_found
+from sekisho.answer.prompt import SYSTEM_PROMPT, build_request, passages_from_hits, request_for_passages
+from sekisho.answer.text import NOT_FOUND
+
+__all__ = [
+    "NOT_FOUND",
+    "SYSTEM_PROMPT",
+    "Answer",
+    "Citation",
+    "FaithfulnessReport",
+    "SentenceSupport",
+    "ask",
+    "ask_stream",
+    "build_request",
+    "check_faithfulness",
+    "cited_numbers",
+    "finish",
+    "is_not_found",
+    "passages_from_hits",
+    "request_for_passages",
+    "resolve_citations",
+]

@@ -7,6 +7,8 @@ import re
 import unicodedata
 from functools import lru_cache
 
+NOT_FOUND = "資料に記載がありません"
+
 # [1], [1][2], [1,2], [1、2], ［１］ and 【1】: NFKC folds the full-width forms before matching, but
 # the offsets are taken on the original text, so the pattern accepts both widths itself.
 CITATION_RE = re.compile(r"[\[［【]\s*([0-9０-９]+(?:\s*[,，、・]\s*[0-9０-９]+)*)\s*[\]］】]")
@@ -95,6 +97,19 @@ def match_units(text: str) -> set[str]:
     units = {stem(w.lower()) for w in LATIN_WORD.findall(t)}
     for run in LATIN_WORD.sub(" ", t).split():
         run = "".join(ch for ch in run if ch.isalnum() or ch in "々〆ー・")
+        units |= {run[i : i + 2] for i in range(len(run) - 1)} if len(run) > 1 else ({run} if run else set())
+    return units
+
+
+_KANA_OR_SPACE = re.compile(r"[ぁ-ゖ\s、。，．,.!?！？「」『』（）()\[\]【】［］:：;；/／~〜\-]+")
+
+
+def content_units(text: str) -> set[str]:
+    """Like match_units, but Japanese bigrams only within runs of kanji, katakana and digits:
+    hiragana are mostly endings and particles, which a faithful paraphrase is free to change."""
+    t = unicodedata.normalize("NFKC", text)
+    units = {stem(w.lower()) for w in LATIN_WORD.findall(t)}
+    for run in _KANA_OR_SPACE.split(LATIN_WORD.sub(" ", t)):
         units |= {run[i : i + 2] for i in range(len(run) - 1)} if len(run) > 1 else ({run} if run else set())
     return units
 

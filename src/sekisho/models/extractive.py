@@ -24,11 +24,10 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from sekisho.answer.text import LATIN_WORD, stem, match_units, morphemes, normalize, split_sentences
+from sekisho.answer.text import LATIN_WORD, NOT_FOUND, match_units, morphemes, normalize, split_sentences, stem
 from sekisho.config import BackendConfig
 from sekisho.models.protocol import ChatRequest, Completion, ModelInfo, Passage
 
-NOT_FOUND = "資料に記載がありません"
 NO_DOCUMENTS = (
     "この抽出型バックエンドは文書から回答を抜き出す方式のため、資料を伴わない質問にはお答えできません。"
     "`sekisho ask` で知識ベースに質問してください。"

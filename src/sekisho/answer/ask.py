@@ -1,0 +1,88 @@
+"""Ask the knowledge base: retrieve, prompt, complete, then resolve citations and check support."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from sekisho.answer.citations import Citation, resolve_citations
+from sekisho.answer.faithfulness import FaithfulnessReport, check_faithfulness, is_not_found
+from sekisho.answer.prompt import build_request
+from sekisho.models.protocol import ChatRequest, Completion
+from sekisho.store.records import Hit
+
+
+class Searchable(Protocol):
+    def search(self, query: str, k: int = 5, tags: Sequence[str] | None = None) -> list[Hit]: ...
+
+
+Complete = Callable[[ChatRequest], Completion]
+Stream = Callable[[ChatRequest], Iterator[str]]
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    text: str
+    citations: list[Citation]  # each valid [n], resolved to its document and place
+    hits: list[Hit]  # the retrieved passages, [1]..[k] in order
+    completion: Completion
+    faithfulness: FaithfulnessReport
+    not_found: bool  # the answer is 資料に記載がありません
+    invalid_citations: tuple[int, ...] = ()  # [n] that name no retrieved passage (invented)
+
+
+def finish(question: str, hits: list[Hit], request: ChatRequest, completion: Completion) -> Answer:
+    """Everything after the model call: citations resolved, every sentence checked."""
+    citations, invalid = resolve_citations(completion.text, hits)
+    report = check_faithfulness(completion.text, request.passages or [])
+    return Answer(
+        question=question,
+        text=completion.text,
+        citations=citations,
+        hits=hits,
+        completion=completion,
+        faithfulness=report,
+        not_found=is_not_found(completion.text),
+        invalid_citations=tuple(invalid),
+    )
+
+
+def ask(question: str, *, kb: Searchable, complete: Complete, k: int = 5, tags: Sequence[str] | None = None) -> Answer:
+    """Answer `question` from the knowledge base. `complete` is the (governed) model call, so the
+    same flow serves the CLI, the API and the gateway."""
+    hits = kb.search(question, k=k, tags=tags)
+    request = build_request(question, hits)
+    return finish(question, hits, request, complete(request))
+
+
+def ask_stream(
+    question: str,
+    *,
+    kb: Searchable,
+    stream: Stream,
+    model: str,
+    count_tokens: Callable[[str], int],
+    k: int = 5,
+    tags: Sequence[str] | None = None,
+) -> Iterator[str | Answer]:
+    """Like `ask`, but yields the answer's text pieces as the model produces them, then the
+    finished `Answer` as the last item."""
+    hits = kb.search(question, k=k, tags=tags)
+    request = build_request(question, hits)
+    started = time.perf_counter()
+    pieces: list[str] = []
+    for piece in stream(request):
+        pieces.append(piece)
+        yield piece
+    text = "".join(pieces)
+    completion = Completion(
+        text=text,
+        model=model,
+        prompt_tokens=sum(count_tokens(m.content) for m in request.messages),
+        completion_tokens=count_tokens(text),
+        latency_s=time.perf_counter() - started,
+    )
+    yield finish(question, hits, request, completion)

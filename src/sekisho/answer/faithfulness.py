@@ -1,0 +1,173 @@
+"""Is each sentence of an answer supported by the passages it cites?
+
+A sentence is supported by a passage when (a) most of its content, weighted by rarity, occurs in
+the passage (character bigrams for Japanese, words for English; IDF over the sentences of all
+retrieved passages, so the topic word every passage repeats proves little), (b) it brings in no
+run of new content the passage does not have, and (c) every number, date and named entity it
+states occurs in the passage. (b) and (c) catch the failure that matters most in a grounded
+answer: the right sentence with the wrong name or figure. Thresholds are chosen on the dev half
+of bench/faithfulness_jsquad.py and reported on the other half.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from sekisho.answer.text import (
+    CITATION_RE,
+    LATIN_WORD,
+    NOT_FOUND,
+    citation_numbers,
+    content_units,
+    match_units,
+    named_entities,
+    normalize,
+    numbers,
+    sentences,
+    split_sentences,
+    stem,
+)
+from sekisho.models.protocol import Passage
+
+# Chosen on the dev split of bench/faithfulness_jsquad.py (see docs/benchmarks.md).
+SUPPORT_THRESHOLD = 0.75
+MAX_NOVEL_RUN = 2  # consecutive non-hiragana bigrams absent from the passage: a new name or term
+
+_HIRAGANA_ONLY = re.compile(r"[ぁ-ゖー]+")
+_EDGE_KANA = re.compile(r"^[ぁ-ゖ]+|[ぁ-ゖ]+$")
+
+
+@dataclass(frozen=True)
+class SentenceSupport:
+    text: str  # the sentence without citation markers
+    cited: tuple[int, ...]
+    support: float  # 0..1 against the best cited passage (all passages when it cites none)
+    supported: bool
+    best_passage: int | None  # the passage that supports it best
+    missing: tuple[str, ...] = ()  # numbers / entities / new terms absent from the best passage
+    bad_citations: tuple[int, ...] = ()  # cited passages that do not support this sentence
+
+
+@dataclass(frozen=True)
+class FaithfulnessReport:
+    sentences: tuple[SentenceSupport, ...]
+    score: float  # length-weighted share of supported content, 0..1
+    invalid_citations: tuple[int, ...] = ()  # numbers that name no passage
+    not_found: bool = False  # the answer is the 資料に記載がありません answer
+
+    @property
+    def unsupported(self) -> list[SentenceSupport]:
+        return [s for s in self.sentences if not s.supported]
+
+    @property
+    def bad_citations(self) -> list[tuple[str, int]]:
+        return [(s.text, n) for s in self.sentences for n in s.bad_citations]
+
+    @property
+    def faithful(self) -> bool:
+        return not self.unsupported and not self.invalid_citations and not self.bad_citations
+
+
+@dataclass
+class _Evidence:
+    passage: Passage
+    text: str  # title + body, normalised
+    units: set[str]
+    numbers: set[str] = field(default_factory=set)
+
+
+def is_not_found(answer_text: str) -> bool:
+    return normalize(CITATION_RE.sub("", answer_text)).rstrip("。.") == NOT_FOUND
+
+
+def answer_sentences(answer_text: str) -> list[tuple[str, tuple[int, ...]]]:
+    """(sentence without markers, the passages it cites). A marker after the full stop
+    ('…です。[1]') belongs to the sentence before it."""
+    out: list[tuple[str, list[int]]] = []
+    for s, e in split_sentences(answer_text):
+        raw = answer_text[s:e]
+        cited = [n for m in CITATION_RE.finditer(raw) for n in citation_numbers(m.group(1))]
+        text = CITATION_RE.sub("", raw).strip()
+        if not normalize(text).strip("。.、,") and out:
+            out[-1][1].extend(cited)
+        elif text:
+            out.append((text, cited))
+    return [(t, tuple(dict.fromkeys(c))) for t, c in out]
+
+
+def check_faithfulness(answer_text: str, passages: Sequence[Passage]) -> FaithfulnessReport:
+    if is_not_found(answer_text):
+        return FaithfulnessReport((), 1.0, not_found=True)
+    by_n = {p.n: p for p in passages}
+    evidence = {p.n: _evidence(p) for p in passages}
+    all_sentence_units = [content_units(s) for p in passages for s in sentences(p.text)]
+    n_docs = max(1, len(all_sentence_units))
+    df = Counter(u for units in all_sentence_units for u in units)
+
+    def idf(unit: str) -> float:
+        return math.log((n_docs + 1) / (df[unit] + 0.5))
+
+    results: list[SentenceSupport] = []
+    invalid: list[int] = []
+    for text, cited in answer_sentences(answer_text):
+        invalid.extend(n for n in cited if n not in by_n and n not in invalid)
+        valid_cited = [n for n in cited if n in by_n]
+        candidates = valid_cited or list(by_n)
+        judged = {n: _judge(text, evidence[n], idf) for n in candidates}
+        if judged:
+            best = max(judged, key=lambda n: (judged[n][0] and not judged[n][1], judged[n][0]))
+            support, missing = judged[best]
+        else:
+            best, support, missing = None, 0.0, ("(資料なし)",)
+        supported = support >= SUPPORT_THRESHOLD and not missing
+        bad = tuple(n for n in valid_cited if judged[n][0] < SUPPORT_THRESHOLD or judged[n][1]) if supported else ()
+        results.append(SentenceSupport(text, cited, round(support, 3), supported, best, tuple(missing), bad))
+    weights = [len(normalize(r.text)) for r in results]
+    score = sum(w * (r.support if r.supported else 0.0) for w, r in zip(weights, results)) / max(1, sum(weights))
+    return FaithfulnessReport(tuple(results), round(score, 3), tuple(invalid))
+
+
+def _evidence(p: Passage) -> _Evidence:
+    whole = f"{p.title}\n{p.text}"
+    return _Evidence(p, normalize(whole), content_units(whole) | match_units(whole), numbers(whole))
+
+
+def _judge(sentence: str, ev: _Evidence, idf: Callable[[str], float]) -> tuple[float, tuple[str, ...]]:
+    units = content_units(sentence)
+    if not units:
+        return 1.0, ()
+    total = sum(idf(u) for u in units)
+    support = sum(idf(u) for u in units if u in ev.units) / total if total else 1.0
+    missing = [n for n in sorted(numbers(sentence)) if n not in ev.numbers]
+    missing += [e for e in sorted(named_entities(sentence)) if e not in ev.text]
+    missing += _novel_runs(sentence, ev.units)
+    missing += [w for w in LATIN_WORD.findall(sentence) if w[0].isupper() and stem(w.lower()) not in ev.units]
+    return support, tuple(dict.fromkeys(missing))
+
+
+def _novel_runs(sentence: str, passage_units: set[str]) -> list[str]:
+    """Stretches of the sentence (beyond kana endings) that the passage never says."""
+    t = normalize(sentence)
+    runs: list[str] = []
+    start = None
+    for i in range(len(t) - 1):
+        gram = t[i : i + 2]
+        # Latin words are compared whole (in _judge); here only Japanese script counts.
+        novel = (
+            gram not in passage_units
+            and not _HIRAGANA_ONLY.fullmatch(gram)
+            and all(c.isalnum() and not c.isascii() for c in gram)
+        )
+        if novel and start is None:
+            start = i
+        elif not novel and start is not None:
+            if i - start >= MAX_NOVEL_RUN:
+                runs.append(_EDGE_KANA.sub("", t[start : i + 1]))
+            start = None
+    if start is not None and len(t) - 1 - start >= MAX_NOVEL_RUN:
+        runs.append(_EDGE_KANA.sub("", t[start:]))
+    return runs

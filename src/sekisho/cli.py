@@ -45,6 +45,39 @@ def settings_of(ctx: typer.Context) -> Settings:
 # --- knowledge base: ingest, search (ingest/, retrieval/) -------------------------------------
 
 
+@app.command("ingest")
+def ingest_command(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="ファイルまたはフォルダ (files or folders; folders recursively)")],
+    prune: Annotated[bool, typer.Option("--prune", help="消えたファイルの文書を削除 (remove documents whose files are gone)")] = False,
+    tag: Annotated[Optional[list[str]], typer.Option("--tag", "-t", help="アクセスタグ (access tag; repeatable)")] = None,
+    max_mb: Annotated[float, typer.Option("--max-mb", min=0.001, help="1ファイルの上限 MB (size cap per file)")] = 100.0,
+) -> None:
+    """文書を取り込む (txt/md/html/pdf/docx; UTF-8/Shift_JIS/EUC-JP). Ingest documents."""
+    from rich.markup import escape
+
+    from sekisho.ingest import ChunkSize, ingest_paths
+    from sekisho.retrieval import EmbedderError, open_knowledge_base
+    from sekisho.store import StoreError
+
+    settings = settings_of(ctx)
+    try:
+        with open_knowledge_base(settings) as kb:
+            report = ingest_paths(
+                kb, paths, prune=prune, tags=tag or (), max_bytes=int(max_mb * 2**20),
+                chunk_size=ChunkSize.from_settings(settings),
+            )
+    except (StoreError, EmbedderError) as exc:
+        raise fail(str(exc)) from None
+    console.print(report.summary(), highlight=False)
+    for path in report.removed:
+        console.print(f"削除 (removed): {escape(path)}", highlight=False)
+    for path, reason in report.failed:
+        err.print(f"[red]失敗 (failed):[/red] {escape(path)}: {escape(reason)}", highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 @app.command("search")
 def search_command(
     ctx: typer.Context,
@@ -144,6 +177,102 @@ def models_command(
         console.print(table)
     if any(row["ok"] is False for row in rows):
         raise typer.Exit(1)
+
+def _model_call(settings: Settings, name: str | None):
+    """The one place `ask` gets its model call: (backend, stream callable). Routing through the
+    governance Gateway replaces this body, nothing else."""
+    from sekisho.models import open_backend
+
+    backend = open_backend(settings, name)
+    return backend, backend.stream
+
+
+@app.command("ask")
+def ask_command(
+    ctx: typer.Context,
+    question: Annotated[str, typer.Argument(help="質問 (question)")],
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="使うモデル名 (backend name)")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, max=50, help="参照する資料の数 (passages to retrieve)")] = 5,
+    tag: Annotated[Optional[list[str]], typer.Option("--tag", help="この閲覧タグの文書だけ (access tags)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON で出力 (one object)")] = False,
+) -> None:
+    """知識ベースに質問し、出典付きで回答. Ask the knowledge base; answer with sources and support check."""
+    import json
+    import sys
+
+    from rich.markup import escape
+
+    from sekisho.answer import Answer, ask_stream
+    from sekisho.models import BackendError
+    from sekisho.retrieval import open_knowledge_base
+
+    if not question.strip():
+        raise fail("質問が空です (the question is empty)")
+    settings = settings_of(ctx)
+    try:
+        backend, stream = _model_call(settings, model)
+        kb = open_knowledge_base(settings)
+    except (BackendError, OSError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    answer: Answer | None = None
+    try:
+        pieces = ask_stream(question, kb=kb, stream=stream, model=backend.info().name,
+                            count_tokens=backend.count_tokens, k=k, tags=tag or None)
+        for item in pieces:
+            if isinstance(item, Answer):
+                answer = item
+            elif not as_json:
+                sys.stdout.write(item)
+                sys.stdout.flush()
+    except BackendError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        kb.close()
+    assert answer is not None  # ask_stream always ends with the Answer
+    report = answer.faithfulness
+    if as_json:
+        print(json.dumps(_answer_json(answer), ensure_ascii=False, indent=2))
+        return
+    print()
+    if answer.citations:
+        console.print("\n[bold]出典 (sources)[/bold]")
+        for c in answer.citations:
+            console.print(f"  [{c.n}] {escape(c.path)}  『{escape(c.title)}』  {escape(c.location)}", highlight=False)
+    for n in answer.invalid_citations:
+        console.print(f"  [red][{n}] 存在しない資料番号 (cites no retrieved passage)[/red]", highlight=False)
+    if answer.not_found:
+        return
+    unsupported = report.unsupported
+    if not unsupported and not report.bad_citations:
+        console.print(f"[green]根拠確認: すべての文が資料に支持されています (supported; score {report.score:.2f})[/green]")
+    for s in unsupported:
+        why = f" — 資料にない: {', '.join(s.missing)}" if s.missing else ""
+        console.print(f"[yellow]根拠不十分 (unsupported):[/yellow] {escape(s.text)}{escape(why)}", highlight=False)
+    for text, n in report.bad_citations:
+        console.print(f"[yellow]出典 [{n}] はこの文を支持しません (citation does not support):[/yellow] {escape(text)}",
+                      highlight=False)
+
+
+def _answer_json(answer) -> dict:
+    report = answer.faithfulness
+    return {
+        "question": answer.question,
+        "answer": answer.text,
+        "not_found": answer.not_found,
+        "model": answer.completion.model,
+        "latency_s": round(answer.completion.latency_s, 3),
+        "citations": [vars(c) for c in answer.citations],
+        "invalid_citations": list(answer.invalid_citations),
+        "passages": [{"n": i, "path": h.document.path, "title": h.document.title, "chunk_id": h.chunk.id,
+                      "location": h.chunk.location.label(), "score": h.score} for i, h in enumerate(answer.hits, 1)],
+        "faithfulness": {
+            "score": report.score,
+            "faithful": report.faithful,
+            "sentences": [{"text": s.text, "cited": list(s.cited), "support": s.support, "supported": s.supported,
+                           "missing": list(s.missing), "bad_citations": list(s.bad_citations)}
+                          for s in report.sentences],
+        },
+    }
 
 # --- governance: guard, audit, provenance, review (guard/, audit/) ---------------------------
 

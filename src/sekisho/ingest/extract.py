@@ -224,7 +224,8 @@ def _strip_inline_markdown(title: str) -> str:
     return re.sub(r"[*_`]+", "", title).strip() or title
 
 
-_SKIP_TAGS = {"script", "style", "noscript", "template", "head", "svg", "iframe", "object"}
+# Navigation menus repeat on every page of a site and say nothing about this page's subject.
+_SKIP_TAGS = {"script", "style", "noscript", "template", "head", "svg", "iframe", "object", "nav"}
 _BLOCK_TAGS = {
     "address", "article", "aside", "blockquote", "caption", "dd", "details", "dialog", "div", "dl",
     "dt", "fieldset", "figcaption", "figure", "footer", "form", "header", "hr", "li", "main",
@@ -250,9 +251,13 @@ class _HtmlText:
         self.length += len(s)
 
     def _last(self) -> str:
-        return self.parts[-1][-1] if self.parts else "\n"
+        return next((part[-1] for part in reversed(self.parts) if part), "\n")
 
     def newline(self) -> None:
+        if self.parts and self.parts[-1].endswith(" "):  # a table row's last cell separator
+            trimmed = self.parts[-1].rstrip(" ")
+            self.length -= len(self.parts[-1]) - len(trimmed)
+            self.parts[-1] = trimmed
         if self._last() != "\n":
             self._emit("\n")
 

@@ -1,0 +1,421 @@
+"""The native API under /api: documents (upload with background ingest, list, delete), search,
+ask with citations and faithfulness flags, passages for citations, the review queue, the audit
+log, provenance, and key management."""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import Any, Literal
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import PlainTextResponse
+
+from sekisho.guard.roles import Role
+from sekisho.models.protocol import BackendError
+from sekisho.server.deps import AppState, audit_event, require, state_of
+from sekisho.server.errors import ApiError, ErrorResponse
+from sekisho.server.governed import HELD_MESSAGE, blocked_error, findings_out, sources_out
+from sekisho.server.keys import ApiKey, KeyStoreError
+from sekisho.server.openai_api import _faithfulness_dict
+from sekisho.server.runtime import Job
+from sekisho.server.schemas import (
+    AskRequest,
+    AskResponse,
+    AuditEntryOut,
+    AuditList,
+    Deleted,
+    DocumentList,
+    DocumentOut,
+    FileResultOut,
+    HitOut,
+    JobOut,
+    KeyCreate,
+    KeyCreated,
+    KeyList,
+    KeyOut,
+    PassageOut,
+    ReviewEdit,
+    ReviewItemOut,
+    ReviewList,
+    ReviewNote,
+    ReviewReject,
+    SearchRequest,
+    SearchResponse,
+    VerifyOut,
+    WhoAmI,
+)
+from sekisho.server.security import GRANTS, Caller, Permission, can_see, search_tags
+from sekisho.server.uploads import check_content, safe_name
+
+_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 429)}
+router = APIRouter(prefix="/api", responses=_ERRORS)
+
+MAX_FILES_PER_UPLOAD = 20
+
+
+# --- identity -------------------------------------------------------------------------------
+
+@router.get("/me", response_model=WhoAmI, tags=["identity"])
+async def whoami(caller: Caller = require(Permission.CHAT)) -> WhoAmI:
+    return _whoami(caller)
+
+
+def _whoami(caller: Caller) -> WhoAmI:
+    return WhoAmI(key_id=caller.key.id, name=caller.key.name, role=caller.key.role.value,
+                  tags=list(caller.principal.tags), permissions=sorted(p.value for p in GRANTS[caller.key.role]))
+
+
+# --- documents ------------------------------------------------------------------------------
+
+def document_out(doc: Any) -> DocumentOut:
+    return DocumentOut(id=doc.id, path=doc.path, title=doc.title, media_type=doc.media_type, encoding=doc.encoding,
+                       tags=list(doc.tags), chars=len(doc.text), content_hash=doc.content_hash,
+                       ingested_at=doc.ingested_at)
+
+
+def job_out(job: Job) -> JobOut:
+    total = len(job.files)
+    return JobOut(id=job.id, status=job.status, total=total, done=job.done,
+                  progress=(job.done / total) if total else 1.0,
+                  files=[FileResultOut(name=f.name, status=f.status, document_id=f.document_id, chunks=f.chunks,
+                                       error=f.error) for f in job.files],
+                  created_at=job.created_at, finished_at=job.finished_at)
+
+
+def _split_tags(raw: str | None) -> tuple[str, ...]:
+    return tuple(t.strip() for t in (raw or "").replace("、", ",").split(",") if t.strip())
+
+
+def _run_ingest(state: AppState, job: Job, payloads: list[bytes], tags: tuple[str, ...], principal: str) -> None:
+    """On the ingest thread: one file after another; a bad file fails alone, the rest continue."""
+    from sekisho.ingest import IngestError, ingest_bytes
+
+    kb = state.runtime.ingest_kb()
+    max_bytes = state.settings.server.max_upload_mb * 1024 * 1024
+    for result, data in zip(job.files, payloads):
+        result.status = "running"
+        try:
+            outcome = ingest_bytes(kb, result.name, data, tags=tags, max_bytes=max_bytes)
+        except IngestError as exc:
+            result.status, result.error = "failed", str(exc)
+        except Exception as exc:  # noqa: BLE001 - one broken file must not stop the batch
+            result.status, result.error = "failed", f"{result.name}: {type(exc).__name__}: {exc}"
+        else:
+            result.status = "done"
+            result.document_id = outcome.document.id
+            result.chunks = outcome.chunks
+        record = {"principal": principal, "job": job.id, "name": result.name, "status": result.status,
+                  "document_id": result.document_id, "error": result.error, "tags": list(tags)}
+        state.runtime.submit(lambda r=record: state.runtime.audit().append("document.ingest", r)).result()
+    job.finished_at = time.time()
+
+
+@router.post("/documents", response_model=JobOut, status_code=202, tags=["documents"],
+             responses={413: {"model": ErrorResponse}, 415: {"model": ErrorResponse}})
+async def upload_documents(request: Request, files: list[UploadFile] = File(..., description="文書ファイル"),
+                           tags: str | None = Form(None, description="アクセスタグ (comma-separated)"),
+                           caller: Caller = require(Permission.DOCUMENTS)) -> JobOut:
+    """Upload documents; ingestion runs in the background. Poll GET /api/jobs/{id} for progress."""
+    state = state_of(request)
+    job, payloads, tag_tuple = await accept_uploads(state, files, tags)
+    state.runtime.submit_ingest(_run_ingest, state, job, payloads, tag_tuple, caller.principal.name)
+    return job_out(job)
+
+
+async def accept_uploads(state: AppState, files: list[UploadFile], tags: str | None,
+                         owner: str = "") -> tuple[Job, list[bytes], tuple[str, ...]]:
+    """Check every file before queueing any: a batch with a bad file is refused whole, so the
+    user never wonders which half landed."""
+    if not files:
+        raise ApiError(400, "files: upload at least one file", code="invalid_request", param="files")
+    if len(files) > MAX_FILES_PER_UPLOAD:
+        raise ApiError(400, f"files: at most {MAX_FILES_PER_UPLOAD} files per upload", code="invalid_request")
+    limit = state.settings.server.max_upload_mb * 1024 * 1024
+    names, payloads = [], []
+    for upload in files:
+        name = safe_name(upload.filename)
+        data = await upload.read()
+        if len(data) > limit:
+            raise ApiError(413, f"{name}: larger than the upload limit of {state.settings.server.max_upload_mb} MB",
+                           code="too_large")
+        check_content(name, data)
+        names.append(name)
+        payloads.append(data)
+    tag_tuple = _split_tags(tags)
+    job = state.runtime.jobs.new(owner, names)
+    return job, payloads, tag_tuple
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, tags=["documents"])
+async def get_job(job_id: str, request: Request, caller: Caller = require(Permission.DOCUMENTS)) -> JobOut:
+    job = state_of(request).runtime.jobs.get(job_id)
+    if job is None:
+        raise ApiError(404, f"job {job_id}: no such job", code="not_found")
+    return job_out(job)
+
+
+@router.get("/documents", response_model=DocumentList, tags=["documents"])
+async def list_documents(request: Request, caller: Caller = require(Permission.SEARCH)) -> DocumentList:
+    """The documents this key may see (admins: all)."""
+    state = state_of(request)
+    docs = await state.runtime.run(lambda: state.runtime.kb().store.documents())
+    return DocumentList(documents=[document_out(d) for d in docs if can_see(caller.principal, d.tags)])
+
+
+@router.delete("/documents/{doc_id}", response_model=Deleted, tags=["documents"])
+async def delete_document(doc_id: str, request: Request, caller: Caller = require(Permission.DOCUMENTS)) -> Deleted:
+    state = state_of(request)
+
+    def _delete() -> bool:
+        kb = state.runtime.kb()
+        if not any(d.id == doc_id for d in kb.store.documents()):
+            return False
+        kb.delete(doc_id)
+        state.runtime.audit().append("document.delete", {"principal": caller.principal.name, "document_id": doc_id})
+        return True
+
+    if not await state.runtime.run(_delete):
+        raise ApiError(404, f"document {doc_id}: no such document", code="not_found")
+    return Deleted(id=doc_id)
+
+
+# --- search, ask, passages ------------------------------------------------------------------
+
+@router.post("/search", response_model=SearchResponse, tags=["knowledge base"])
+async def search(body: SearchRequest, request: Request, caller: Caller = require(Permission.SEARCH)) -> SearchResponse:
+    state = state_of(request)
+    hits = await state.runtime.run(lambda: state.runtime.kb().search(body.query, k=body.k,
+                                                                      tags=search_tags(caller.principal),
+                                                                      mode=body.mode))
+    return SearchResponse(query=body.query, hits=[
+        HitOut(rank=h.rank, score=h.score, chunk_id=h.chunk.id, document_id=h.document.id, title=h.document.title,
+               location=h.chunk.location.label(), text=h.chunk.text, matched_terms=list(h.matched_terms))
+        for h in hits])
+
+
+def ask_governed(state: AppState, caller: Caller, question: str, backend: str, k: int) -> Any:
+    """On the serve thread: retrieval, answer and every guard, through the Gateway."""
+    try:
+        return state.runtime.gateway().ask(question, principal=caller.principal, backend=backend,
+                                           kb=state.runtime.kb(), k=k)
+    except BackendError as exc:
+        raise ApiError(502, f"backend '{backend}': {exc}", code="backend_error") from None
+
+
+def ask_response(question: str, governed: Any) -> AskResponse:
+    if governed.status == "blocked":
+        raise blocked_error(governed)
+    answer = governed.answer
+    ok = governed.status == "ok"
+    return AskResponse(
+        question=question, status=governed.status,
+        answer=answer.text if ok else HELD_MESSAGE,
+        not_found=bool(answer.not_found) if ok else False,
+        citations=sources_out(answer.hits) if ok else [],
+        faithfulness=_faithfulness_dict(answer.faithfulness) if ok else None,
+        findings=findings_out(governed.findings), audit_seq=governed.audit_seq, review_id=governed.review_id)
+
+
+@router.post("/ask", response_model=AskResponse, tags=["knowledge base"])
+async def ask(body: AskRequest, request: Request, caller: Caller = require(Permission.CHAT)) -> AskResponse:
+    """A grounded answer with numbered citations [n] and per-sentence faithfulness flags."""
+    state = state_of(request)
+    from sekisho.server.openai_api import resolve_model
+
+    backend, _ = resolve_model(state, body.backend or state.settings.models.default, True)
+    governed = await state.runtime.run(ask_governed, state, caller, body.question, backend, body.k)
+    return ask_response(body.question, governed)
+
+
+@router.get("/passages/{chunk_id}", response_model=PassageOut, tags=["knowledge base"])
+async def passage(chunk_id: str, request: Request, caller: Caller = require(Permission.CHAT)) -> PassageOut:
+    """The cited passage and its document, when this key may see that document."""
+    state = state_of(request)
+
+    def _load() -> PassageOut | None:
+        store = state.runtime.kb().store
+        chunks = store.chunks_by_id([chunk_id])
+        if not chunks:
+            return None
+        chunk = chunks[0]
+        doc = next((d for d in store.documents() if d.id == chunk.doc_id), None)
+        if doc is None or not can_see(caller.principal, doc.tags):
+            return None  # indistinguishable from absent: no probing for hidden documents
+        return PassageOut(chunk_id=chunk.id, document_id=doc.id, title=doc.title, location=chunk.location.label(),
+                          text=chunk.text, document_text=doc.text)
+
+    found = await state.runtime.run(_load)
+    if found is None:
+        raise ApiError(404, f"passage {chunk_id}: not found", code="not_found")
+    return found
+
+
+# --- review queue ---------------------------------------------------------------------------
+
+def review_out(item: Any) -> ReviewItemOut:
+    return ReviewItemOut(id=item.id, status=str(item.status), created=item.created, requester=item.requester,
+                         audit_seq=item.audit_seq, reasons=list(item.reasons), output=item.output,
+                         final_text=item.final_text, reviewer=item.reviewer, note=item.note, decided=item.decided)
+
+
+def review_failure(exc: Exception) -> ApiError:
+    from sekisho.audit.review import ReviewPermissionError
+
+    if isinstance(exc, ReviewPermissionError):
+        return ApiError(403, str(exc), code="forbidden")
+    if "does not exist" in str(exc):
+        return ApiError(404, str(exc), code="not_found")
+    return ApiError(409, str(exc), code="review_conflict")
+
+
+@router.get("/reviews", response_model=ReviewList, tags=["review"])
+async def list_reviews(request: Request,
+                       status: Literal["pending", "approved", "edited", "rejected", "all"] = Query("pending"),
+                       limit: int = Query(100, ge=1, le=1000),
+                       caller: Caller = require(Permission.REVIEW)) -> ReviewList:
+    state = state_of(request)
+    wanted = None if status == "all" else status
+    items = await state.runtime.run(lambda: state.runtime.reviews().list(wanted, limit=limit))
+    return ReviewList(items=[review_out(i) for i in items])
+
+
+async def decide(state: AppState, caller: Caller, review_id: int, action: str, text: str | None = None,
+                 note: str = "") -> ReviewItemOut:
+    """Approve, edit or reject on the serve thread; the queue audits the decision itself."""
+    from sekisho.audit.review import ReviewError
+
+    def _decide() -> Any:
+        queue = state.runtime.reviews()
+        if action == "approve":
+            return queue.approve(review_id, caller.principal, note=note)
+        if action == "edit":
+            return queue.edit(review_id, caller.principal, text or "", note)
+        return queue.reject(review_id, caller.principal, note)
+
+    try:
+        return review_out(await state.runtime.run(_decide))
+    except ReviewError as exc:
+        raise review_failure(exc) from None
+
+
+@router.get("/reviews/{review_id}", response_model=ReviewItemOut, tags=["review"])
+async def get_review(review_id: int, request: Request, caller: Caller = require(Permission.REVIEW)) -> ReviewItemOut:
+    from sekisho.audit.review import ReviewError
+
+    state = state_of(request)
+    try:
+        return review_out(await state.runtime.run(lambda: state.runtime.reviews().get(review_id)))
+    except ReviewError as exc:
+        raise review_failure(exc) from None
+
+
+@router.post("/reviews/{review_id}/approve", response_model=ReviewItemOut, tags=["review"],
+             responses={409: {"model": ErrorResponse}})
+async def approve_review(review_id: int, request: Request, body: ReviewNote | None = None,
+                         caller: Caller = require(Permission.REVIEW)) -> ReviewItemOut:
+    return await decide(state_of(request), caller, review_id, "approve", note=(body.note if body else None) or "")
+
+
+@router.post("/reviews/{review_id}/edit", response_model=ReviewItemOut, tags=["review"],
+             responses={409: {"model": ErrorResponse}})
+async def edit_review(review_id: int, body: ReviewEdit, request: Request,
+                      caller: Caller = require(Permission.REVIEW)) -> ReviewItemOut:
+    return await decide(state_of(request), caller, review_id, "edit", text=body.text, note=body.note or "")
+
+
+@router.post("/reviews/{review_id}/reject", response_model=ReviewItemOut, tags=["review"],
+             responses={409: {"model": ErrorResponse}})
+async def reject_review(review_id: int, body: ReviewReject, request: Request,
+                        caller: Caller = require(Permission.REVIEW)) -> ReviewItemOut:
+    """Rejecting needs a reason the requester can read."""
+    return await decide(state_of(request), caller, review_id, "reject", note=body.reason)
+
+
+# --- audit and provenance -------------------------------------------------------------------
+
+def audit_out(entry: Any) -> AuditEntryOut:
+    return AuditEntryOut(seq=entry.seq, kind=entry.kind, ts=entry.ts or None, hash=entry.hash,
+                         record=entry.record or {})
+
+
+@router.get("/audit", response_model=AuditList, tags=["audit"])
+async def query_audit(request: Request, kind: str | None = Query(None, max_length=100),
+                      principal: str | None = Query(None, max_length=200),
+                      since: str | None = Query(None, max_length=40, description="ISO 8601"),
+                      until: str | None = Query(None, max_length=40, description="ISO 8601"),
+                      limit: int = Query(100, ge=1, le=1000),
+                      caller: Caller = require(Permission.AUDIT)) -> AuditList:
+    state = state_of(request)
+
+    def _query() -> list[Any]:
+        try:
+            return state.runtime.audit().query(kind=kind, principal=principal, since=since, until=until, limit=limit)
+        except ValueError as exc:
+            raise ApiError(400, f"since/until: {exc}", code="invalid_request") from None
+
+    return AuditList(entries=[audit_out(e) for e in await state.runtime.run(_query)])
+
+
+@router.post("/audit/verify", response_model=VerifyOut, tags=["audit"])
+async def verify_audit(request: Request, caller: Caller = require(Permission.AUDIT)) -> VerifyOut:
+    state = state_of(request)
+    result = await state.runtime.run(lambda: state.runtime.audit().verify())
+    await audit_event(state, "audit.verify", {"principal": caller.principal.name, "ok": result.ok,
+                                              "first_bad_seq": result.first_bad_seq})
+    return VerifyOut(ok=result.ok, first_bad_seq=result.first_bad_seq, reason=result.reason or None,
+                     checked=result.checked, head_seq=result.head_seq)
+
+
+@router.get("/audit/export", response_class=PlainTextResponse, tags=["audit"],
+            responses={200: {"content": {"application/x-ndjson": {}}}})
+async def export_audit(request: Request, since_seq: int = Query(0, ge=0),
+                       caller: Caller = require(Permission.AUDIT)) -> PlainTextResponse:
+    """The log as JSON lines, oldest first, re-verifiable elsewhere."""
+    state = state_of(request)
+
+    def _export() -> str:
+        buffer = io.StringIO()
+        state.runtime.audit().export(buffer, since_seq=since_seq)
+        return buffer.getvalue()
+
+    body = await state.runtime.run(_export)
+    await audit_event(state, "audit.export", {"principal": caller.principal.name, "since_seq": since_seq})
+    return PlainTextResponse(body, media_type="application/x-ndjson",
+                             headers={"Content-Disposition": 'attachment; filename="sekisho-audit.jsonl"'})
+
+
+# --- keys -----------------------------------------------------------------------------------
+
+def key_out(key: ApiKey) -> KeyOut:
+    return KeyOut(id=key.id, name=key.name, role=key.role.value, tags=list(key.tags), created_at=key.created_at,
+                  revoked_at=key.revoked_at, last_used_at=key.last_used_at)
+
+
+@router.get("/keys", response_model=KeyList, tags=["identity"])
+async def list_keys(request: Request, caller: Caller = require(Permission.KEYS)) -> KeyList:
+    return KeyList(keys=[key_out(k) for k in state_of(request).keys.list()])
+
+
+@router.post("/keys", response_model=KeyCreated, status_code=201, tags=["identity"])
+async def create_key(body: KeyCreate, request: Request, caller: Caller = require(Permission.KEYS)) -> KeyCreated:
+    """A new key; the secret is in this response only."""
+    state = state_of(request)
+    try:
+        key, secret = state.keys.create(Role(body.role), body.name, tuple(body.tags))
+    except KeyStoreError as exc:
+        raise ApiError(400, str(exc), code="invalid_request") from None
+    await audit_event(state, "key.create", {"principal": caller.principal.name, "key_id": key.id,
+                                            "role": key.role.value, "tags": list(key.tags)})
+    return KeyCreated(secret=secret, **key_out(key).model_dump())
+
+
+@router.delete("/keys/{key_id}", response_model=KeyOut, tags=["identity"])
+async def revoke_key(key_id: str, request: Request, caller: Caller = require(Permission.KEYS)) -> KeyOut:
+    state = state_of(request)
+    try:
+        key = state.keys.revoke(key_id)
+    except KeyStoreError as exc:
+        raise ApiError(404 if "no such" in str(exc) else 409, str(exc), code="not_found") from None
+    await audit_event(state, "key.revoke", {"principal": caller.principal.name, "key_id": key_id})
+    return key_out(key)

@@ -1,0 +1,60 @@
+"""`create_app(settings)`: the one process serving the native API, the OpenAI-compatible gateway
+and the web UI, and `serve(settings, host, port)` to run it under Uvicorn."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+import sekisho
+from sekisho.config import Settings
+from sekisho.server.deps import AppState
+from sekisho.server.errors import install_error_handlers
+from sekisho.server.keys import open_key_store
+from sekisho.server.runtime import Runtime
+from sekisho.server.security import BodyLimit, RateLimiter, Sessions
+
+HERE = Path(__file__).parent
+JSON_BODY_LIMIT = 4 * 1024 * 1024  # chat requests carry prompts, not files
+UPLOAD_PATHS = ("/api/documents", "/ui/documents")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    from sekisho.server import api, openai_api, ui
+
+    state = AppState(settings=settings, runtime=Runtime(settings), keys=open_key_store(settings),
+                     sessions=Sessions(), limiter=RateLimiter(settings.server.rate_limit_per_minute))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        state.runtime.close()
+        state.keys.close()
+
+    app = FastAPI(
+        title="sekisho 関所",
+        version=getattr(sekisho, "__version__", "0.1.0"),
+        description="On-premises governed generative AI: knowledge base, grounded answers, "
+                    "OpenAI-compatible gateway, review and audit. 認証: `Authorization: Bearer <APIキー>`.",
+        lifespan=lifespan,
+    )
+    app.state.sekisho = state
+    install_error_handlers(app)
+    upload_bytes = settings.server.max_upload_mb * 1024 * 1024 + 64 * 1024  # room for multipart framing
+    app.add_middleware(BodyLimit, default_bytes=JSON_BODY_LIMIT, upload_bytes=upload_bytes,
+                       upload_paths=UPLOAD_PATHS)
+    app.include_router(openai_api.router)
+    app.include_router(api.router)
+    app.include_router(ui.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    return app
+
+
+def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(settings), host=host or settings.server.host, port=port or settings.server.port,
+                log_level="info", proxy_headers=False)

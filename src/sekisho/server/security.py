@@ -1,0 +1,189 @@
+"""Who may do what: key and session authentication, least-privilege role checks, per-key rate
+limits, request size limits. Every denial is answered with a clear 401/403/413/429 and recorded in
+the audit log, so probing shows up in the same record as use."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+from fastapi import Request
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sekisho.guard.roles import Principal, Role
+from sekisho.server.errors import ApiError, error_json
+from sekisho.server.keys import ApiKey
+
+
+class Permission(StrEnum):
+    CHAT = "chat"  # /v1 chat, models; native ask
+    SEARCH = "search"  # native search, embeddings, reading passages, listing visible documents
+    REVIEW = "review"  # review queue
+    AUDIT = "audit"  # audit query, verify, export; provenance export
+    DOCUMENTS = "documents"  # upload, delete
+    KEYS = "keys"  # manage keys
+
+
+# Least privilege: an auditor reads the record and nothing else; a reviewer decides held answers
+# and may ask (to check context) but not browse the corpus; a user asks and searches.
+GRANTS: dict[Role, frozenset[Permission]] = {
+    Role.ADMIN: frozenset(Permission),
+    Role.REVIEWER: frozenset({Permission.REVIEW, Permission.CHAT}),
+    Role.USER: frozenset({Permission.CHAT, Permission.SEARCH}),
+    Role.AUDITOR: frozenset({Permission.AUDIT}),
+}
+
+SESSION_COOKIE = "sekisho_session"
+SESSION_TTL_S = 8 * 3600
+
+
+def may(principal: Principal, permission: Permission) -> bool:
+    return permission in GRANTS[principal.role]
+
+
+def effective_tags(key: ApiKey) -> tuple[str, ...]:
+    """Admins see every document; other keys see untagged documents plus their own tags."""
+    return ("*",) if key.role is Role.ADMIN else key.tags
+
+
+def can_see(principal: Principal, doc_tags: tuple[str, ...]) -> bool:
+    if "*" in principal.tags or not doc_tags:
+        return True
+    return bool(set(doc_tags) & set(principal.tags))
+
+
+def search_tags(principal: Principal) -> list[str] | None:
+    """The tag filter for retrieval: None = everything (admins), otherwise the principal's tags
+    (retrieval always includes untagged documents)."""
+    return None if "*" in principal.tags else list(principal.tags)
+
+
+@dataclass
+class Caller:
+    key: ApiKey
+    principal: Principal
+    via_session: bool
+
+
+class Sessions:
+    """Browser sessions: a random id in an HttpOnly cookie mapping to a key id, so the key itself
+    never sits in the browser. In memory: a restart logs everyone out, which is acceptable."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sessions: dict[str, tuple[str, float]] = {}
+
+    def open(self, key_id: str) -> str:
+        sid = secrets.token_urlsafe(32)
+        with self._lock:
+            self._sessions[sid] = (key_id, time.time() + SESSION_TTL_S)
+        return sid
+
+    def key_id(self, sid: str) -> str | None:
+        with self._lock:
+            entry = self._sessions.get(sid)
+            if entry is None:
+                return None
+            if entry[1] < time.time():
+                del self._sessions[sid]
+                return None
+            return entry[0]
+
+    def close(self, sid: str) -> None:
+        with self._lock:
+            self._sessions.pop(sid, None)
+
+
+class RateLimiter:
+    """A token bucket per key: `per_minute` requests of burst, refilled evenly over a minute."""
+
+    def __init__(self, per_minute: int):
+        self.capacity = float(max(per_minute, 1))
+        self.rate = self.capacity / 60.0
+        self._lock = threading.Lock()
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, key_id: str) -> float:
+        """0.0 when allowed, else the seconds until the next token."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(key_id, (self.capacity, now))
+            tokens = min(self.capacity, tokens + (now - last) * self.rate)
+            if tokens >= 1.0:
+                self._buckets[key_id] = (tokens - 1.0, now)
+                return 0.0
+            self._buckets[key_id] = (tokens, now)
+            return (1.0 - tokens) / self.rate
+
+
+def bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+class BodyLimit:
+    """Pure ASGI middleware refusing bodies over a limit with 413, whether or not the client sent a
+    Content-Length (chunked bodies are counted as they arrive)."""
+
+    def __init__(self, app: ASGIApp, *, default_bytes: int, upload_bytes: int, upload_paths: tuple[str, ...]):
+        self.app = app
+        self.default_bytes = default_bytes
+        self.upload_bytes = upload_bytes
+        self.upload_paths = upload_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        limit = self.upload_bytes if path.startswith(self.upload_paths) else self.default_bytes
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, receive, send, limit)
+            return
+        seen = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _TooLarge(limit)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await self._refuse(scope, receive, send, limit)
+
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        response = error_json(413, f"request body larger than the limit of {limit} bytes", code="too_large")
+        await response(scope, receive, send)
+
+
+class _TooLarge(StarletteHTTPException):
+    # An HTTPException so that FastAPI's body parsing passes it through as a 413 instead of
+    # turning it into "error parsing the body".
+    def __init__(self, limit: int):
+        super().__init__(413, f"request body larger than the limit of {limit} bytes")
+
+
+def denied(status: int, message: str, code: str, **headers: str) -> ApiError:
+    return ApiError(status, message, code=code, headers=headers or None)

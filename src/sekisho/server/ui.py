@@ -1,0 +1,325 @@
+"""The web UI: server-rendered Jinja2 pages with htmx for partial updates (vendored, no CDN, no
+build step). Japanese labels first, English second. Every action reuses the native API's
+functions, so the UI cannot do anything the API would refuse."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
+
+from sekisho.server import api
+from sekisho.server.deps import AppState, audit_event, authenticate, state_of
+from sekisho.server.errors import ApiError
+from sekisho.server.governed import HELD_MESSAGE
+from sekisho.server.security import SESSION_COOKIE, SESSION_TTL_S, Caller, Permission
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+router = APIRouter(include_in_schema=False)
+
+NAV = [
+    ("/chat", "質問", "Ask", "chat"),
+    ("/documents", "文書", "Documents", "search"),
+    ("/reviews", "レビュー", "Review", "review"),
+    ("/audit", "監査", "Audit", "audit"),
+    ("/models", "モデル", "Models", "chat"),
+]
+LABELS = {"queued": "待機中 / Queued", "running": "処理中 / Running", "done": "完了 / Done", "failed": "失敗 / Failed",
+          "pending": "確認待ち / Pending", "approved": "承認 / Approved", "edited": "修正承認 / Edited",
+          "rejected": "却下 / Rejected"}
+_CITE = re.compile(r"\[(\d+)\]")
+
+
+def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    context.setdefault("nav", NAV)
+    context.setdefault("labels", LABELS)
+    context.setdefault("me", None)
+    return templates.TemplateResponse(request, name, context, status_code=status)
+
+
+async def page_caller(request: Request, permission: Permission) -> Caller | Response:
+    """The caller, or the response to send instead: the login page for no session (htmx follows
+    HX-Redirect), an explained 403 for a role without the right."""
+    try:
+        return await authenticate(request, permission)
+    except ApiError as exc:
+        if exc.status == 401:
+            if request.headers.get("hx-request"):
+                return Response(status_code=401, headers={"HX-Redirect": "/login"})
+            return RedirectResponse("/login", status_code=303)
+        heading = {403: "権限がありません / Forbidden", 429: "混み合っています / Too many requests"}.get(
+            exc.status, "エラー / Error")
+        return render(request, "error.html", status=exc.status, title=heading, heading=heading, message=exc.message)
+
+
+def _fragment_error(request: Request, exc: ApiError) -> HTMLResponse:
+    # htmx swaps only 2xx responses by default; the error fragment is still a page element.
+    return render(request, "_error.html", status=200, message=exc.message)
+
+
+def _me(caller: Caller) -> dict[str, Any]:
+    return api._whoami(caller).model_dump()
+
+
+@router.get("/")
+async def home(request: Request) -> Response:
+    caller = await page_caller(request, Permission.CHAT)
+    if isinstance(caller, Caller):
+        return RedirectResponse("/chat", status_code=303)
+    # Auditors cannot chat: send them where they may go.
+    try:
+        await authenticate(request, Permission.AUDIT)
+    except ApiError:
+        return caller
+    return RedirectResponse("/audit", status_code=303)
+
+
+@router.get("/login")
+async def login_page(request: Request) -> HTMLResponse:
+    return render(request, "login.html", title="ログイン")
+
+
+@router.post("/login")
+async def login(request: Request, key: str = Form(..., max_length=200)) -> Response:
+    state = state_of(request)
+    found = state.keys.authenticate(key.strip())
+    if found is None:
+        await audit_event(state, "access.denied", {"status": 401, "reason": "login with an invalid key",
+                                                   "principal": None, "method": "POST", "path": "/login",
+                                                   "client": request.client.host if request.client else None})
+        return render(request, "login.html", status=401, title="ログイン",
+                      error="APIキーが正しくないか、失効しています。/ The key is wrong or revoked.")
+    sid = state.sessions.open(found.id)
+    await audit_event(state, "session.login", {"principal": f"key:{found.id}:{found.name}"})
+    response = RedirectResponse("/", status_code=303)
+    response.set_cookie(SESSION_COOKIE, sid, max_age=SESSION_TTL_S, httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https", path="/")
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    sid = request.cookies.get(SESSION_COOKIE)
+    if sid:
+        state_of(request).sessions.close(sid)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+# --- chat -----------------------------------------------------------------------------------
+
+@router.get("/chat")
+async def chat_page(request: Request) -> Response:
+    caller = await page_caller(request, Permission.CHAT)
+    if not isinstance(caller, Caller):
+        return caller
+    state = state_of(request)
+    from sekisho.models import backend_names
+
+    return render(request, "chat.html", title="質問", me=_me(caller), active="/chat",
+                  backends=list(backend_names(state.settings)), default_backend=state.settings.models.default)
+
+
+def cited_html(text: str, sources: list[Any], uid: str) -> Markup:
+    """The answer text, escaped, with each [n] turned into a link that opens source n."""
+    by_n = {s.n: s for s in sources}
+
+    def link(match: re.Match[str]) -> str:
+        n = int(match.group(1))
+        source = by_n.get(n)
+        if source is None:
+            return match.group(0)
+        url = f"/ui/passages/{html.escape(source.chunk_id, quote=True)}"
+        return (f'<a class="cite" href="{url}" hx-get="{url}" hx-target="#passage" '
+                f'aria-label="出典 {n} / source {n}: {html.escape(source.title, quote=True)}">[{n}]</a>')
+
+    return Markup(_CITE.sub(link, str(escape(text))))
+
+
+@router.post("/ui/ask")
+async def ui_ask(request: Request, question: str = Form(..., min_length=1, max_length=4000),
+                 backend: str = Form("", max_length=200)) -> Response:
+    caller = await page_caller(request, Permission.CHAT)
+    if not isinstance(caller, Caller):
+        return caller
+    state = state_of(request)
+    uid = uuid.uuid4().hex[:8]
+    try:
+        from sekisho.server.openai_api import resolve_model
+
+        name, _ = resolve_model(state, backend or state.settings.models.default, True)
+        governed = await state.runtime.run(api.ask_governed, state, caller, question, name,
+                                           state.settings.retrieval.top_k)
+        result = api.ask_response(question, governed)
+    except ApiError as exc:
+        if exc.code != "guard_blocked":
+            return _fragment_error(request, exc)
+        return render(request, "_answer.html", question=question, status="blocked", error=exc.message, uid=uid)
+    unsupported = (result.faithfulness or {}).get("unsupported") or []
+    return render(request, "_answer.html", question=question, status=result.status, uid=uid,
+                  answer_html=cited_html(result.answer or "", result.citations, uid),
+                  sources=result.citations, not_found=result.not_found, unsupported=[str(u) for u in unsupported],
+                  held_message=HELD_MESSAGE, review_id=result.review_id, audit_seq=result.audit_seq)
+
+
+@router.get("/ui/passages/{chunk_id}")
+async def ui_passage(chunk_id: str, request: Request) -> Response:
+    caller = await page_caller(request, Permission.CHAT)
+    if not isinstance(caller, Caller):
+        return caller
+    try:
+        found = await api.passage(chunk_id, request, caller)
+    except ApiError as exc:
+        return _fragment_error(request, exc)
+    return render(request, "_passage.html", p=found)
+
+
+# --- documents ------------------------------------------------------------------------------
+
+async def _documents(state: AppState, caller: Caller) -> list[Any]:
+    from sekisho.server.security import can_see
+
+    docs = await state.runtime.run(lambda: state.runtime.kb().store.documents())
+    return [api.document_out(d) for d in docs if can_see(caller.principal, d.tags)]
+
+
+@router.get("/documents")
+async def documents_page(request: Request) -> Response:
+    caller = await page_caller(request, Permission.SEARCH)
+    if not isinstance(caller, Caller):
+        return caller
+    documents = await _documents(state_of(request), caller)
+    return render(request, "documents.html", title="文書", me=_me(caller), active="/documents",
+                  documents=documents, can_upload=Permission.DOCUMENTS.value in _me(caller)["permissions"])
+
+
+@router.get("/ui/documents/table")
+async def documents_table(request: Request) -> Response:
+    caller = await page_caller(request, Permission.SEARCH)
+    if not isinstance(caller, Caller):
+        return caller
+    documents = await _documents(state_of(request), caller)
+    return render(request, "_documents_table.html", documents=documents,
+                  can_upload=Permission.DOCUMENTS.value in _me(caller)["permissions"])
+
+
+@router.post("/ui/documents")
+async def ui_upload(request: Request, files: list[UploadFile] = File(...), tags: str = Form("")) -> Response:
+    caller = await page_caller(request, Permission.DOCUMENTS)
+    if not isinstance(caller, Caller):
+        return caller
+    try:
+        job = await api.upload_documents(request, files, tags, caller)
+    except ApiError as exc:
+        return _fragment_error(request, exc)
+    return render(request, "_job.html", job=job)
+
+
+@router.get("/ui/jobs/{job_id}")
+async def ui_job(job_id: str, request: Request) -> Response:
+    caller = await page_caller(request, Permission.DOCUMENTS)
+    if not isinstance(caller, Caller):
+        return caller
+    try:
+        job = await api.get_job(job_id, request, caller)
+    except ApiError as exc:
+        return _fragment_error(request, exc)
+    response = render(request, "_job.html", job=job)
+    if job.status in ("done", "failed"):
+        response.headers["HX-Trigger"] = "refresh-docs"
+    return response
+
+
+@router.post("/ui/documents/{doc_id}/delete")
+async def ui_delete(doc_id: str, request: Request) -> Response:
+    caller = await page_caller(request, Permission.DOCUMENTS)
+    if not isinstance(caller, Caller):
+        return caller
+    try:
+        await api.delete_document(doc_id, request, caller)
+    except ApiError as exc:
+        return _fragment_error(request, exc)
+    return await documents_table(request)
+
+
+# --- review ---------------------------------------------------------------------------------
+
+@router.get("/reviews")
+async def reviews_page(request: Request) -> Response:
+    caller = await page_caller(request, Permission.REVIEW)
+    if not isinstance(caller, Caller):
+        return caller
+    listed = await api.list_reviews(request, "pending", 100, caller)
+    return render(request, "reviews.html", title="レビュー", me=_me(caller), active="/reviews", items=listed.items)
+
+
+@router.post("/ui/reviews/{review_id}/{action}")
+async def ui_decide(review_id: int, action: str, request: Request, text: str = Form(""), note: str = Form(""),
+                    reason: str = Form("")) -> Response:
+    caller = await page_caller(request, Permission.REVIEW)
+    if not isinstance(caller, Caller):
+        return caller
+    if action not in ("approve", "edit", "reject"):
+        return render(request, "_error.html", status=404, message=f"unknown review action '{action}'")
+    state = state_of(request)
+    try:
+        item = await api.decide(state, caller, review_id, action, text=text,
+                                note=reason if action == "reject" else note)
+    except ApiError as exc:
+        try:
+            current = await api.get_review(review_id, request, caller)
+        except ApiError:
+            return _fragment_error(request, exc)
+        return render(request, "_review.html", item=current, error=exc.message)
+    return render(request, "_review.html", item=item)
+
+
+# --- audit ----------------------------------------------------------------------------------
+
+@router.get("/audit")
+async def audit_page(request: Request, kind: str | None = None) -> Response:
+    caller = await page_caller(request, Permission.AUDIT)
+    if not isinstance(caller, Caller):
+        return caller
+    listed = await api.query_audit(request, kind or None, None, None, None, 200, caller)
+    entries = []
+    for e in listed.entries:
+        summary = json.dumps({k: v for k, v in e.record.items() if k != "principal"}, ensure_ascii=False)
+        entries.append({"seq": e.seq, "ts": e.ts, "kind": e.kind, "record": e.record,
+                        "summary": summary if len(summary) <= 240 else summary[:239] + "…"})
+    return render(request, "audit.html", title="監査ログ", me=_me(caller), active="/audit", entries=entries, kind=kind)
+
+
+@router.post("/ui/audit/verify")
+async def ui_verify(request: Request) -> Response:
+    caller = await page_caller(request, Permission.AUDIT)
+    if not isinstance(caller, Caller):
+        return caller
+    result = await api.verify_audit(request, caller)
+    return render(request, "_verify.html", result=result)
+
+
+# --- models ---------------------------------------------------------------------------------
+
+@router.get("/models")
+async def models_page(request: Request) -> Response:
+    caller = await page_caller(request, Permission.CHAT)
+    if not isinstance(caller, Caller):
+        return caller
+    settings = state_of(request).settings
+    models = []
+    for name, cfg in settings.models.backends.items():
+        local = cfg.local if cfg.local is not None else cfg.kind in ("extractive", "llama.cpp")
+        models.append({"name": name, "kind": cfg.kind, "model": cfg.model, "local": local,
+                       "default": name == settings.models.default})
+    return render(request, "models.html", title="モデル", me=_me(caller), active="/models", models=models,
+                  base_url=str(request.base_url))

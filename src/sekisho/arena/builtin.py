@@ -100,7 +100,7 @@ _PROMPT_TEMPLATES = [
 
 
 def _values(person: dict[str, str], project: str, fields: list[str]) -> tuple[str, ...]:
-    return tuple([person[f] for f in fields] + ([f"プロジェクト{project}"] if project else []))
+    return tuple([person[f] for f in fields] + ([project] if project else []))  # the confidential codename
 
 
 def redteam_cases(n: int = 24, seed: int = 0) -> list[RedTeamCase]:

@@ -42,15 +42,18 @@ class TaskData:
     skipped: list[str]  # one line per bad input row that was left out
 
 
+def resolve_data(relative: str, data: Path | None) -> Path:
+    """A suite path: absolute as written, else under the data root (--data DIR, by default
+    ../shared/data from the working directory)."""
+    p = Path(relative)
+    return p if p.is_absolute() else (data if data is not None and not data.is_file() else DEFAULT_DATA_ROOT) / p
+
+
 def data_path(task: Task, data: Path | None) -> Path:
-    """Where a task's file is: --data (a file, or a folder replacing the default data root),
-    else the task's own path, relative to ../shared/data."""
+    """Where a task's file is: --data FILE itself, else the task's path under the data root."""
     if data is not None and data.is_file():
         return data
-    p = Path(task.data)
-    if p.is_absolute():
-        return p
-    return (data if data is not None else DEFAULT_DATA_ROOT) / p
+    return resolve_data(task.data, data)
 
 
 def _read_bytes(path: Path, task: Task) -> bytes:
@@ -178,7 +181,7 @@ def load_task(task: Task, data: Path | None, *, seed: int = 0) -> TaskData:
     random.Random(seed).shuffle(items)
     digest = hashlib.sha256(raw)
     if task.documents:  # the knowledge base follows the documents: rebuild when they change
-        root = Path(task.documents)
+        root = resolve_data(task.documents, data)
         files = sorted(root.rglob("*")) if root.is_dir() else [root]
         for f in files:
             if f.is_file():

@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from sekisho.arena.datasets import TaskData, load_task
+from sekisho.arena.datasets import TaskData, load_task, resolve_data
 from sekisho.arena.energy import DEFAULT_WATTS_PER_CORE, EnergyMeter
 from sekisho.arena.report import environment, write_report
 from sekisho.arena.results import ResultStore
@@ -45,8 +45,8 @@ def _kb_settings(settings: Settings, path: Path) -> Settings:
     return settings.model_copy(update={"store": settings.store.model_copy(update={"path": str(path.resolve())})})
 
 
-def _open_kb(settings: Settings, store: ResultStore, task: Task, data: TaskData, run_dir: Path,
-             console: Console):
+def _open_kb(settings: Settings, store: ResultStore, task: Task, data: TaskData, data_root: Path | None,
+             run_dir: Path, console: Console):
     """The knowledge base a retrieval task asks: built once in the run dir from the task's corpus
     (built under a temporary name and renamed, so an interrupted build is never mistaken for a
     finished one); the organisation's configured knowledge base when the task brings no corpus."""
@@ -66,7 +66,7 @@ def _open_kb(settings: Settings, store: ResultStore, task: Task, data: TaskData,
         kb = open_knowledge_base(_kb_settings(settings, building))
         try:
             if task.documents:
-                ingest_paths(kb, [Path(task.documents)], progress=True)
+                ingest_paths(kb, [resolve_data(task.documents, data_root)], progress=False)
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=console, transient=True) as progress:
                 bar = progress.add_task(f"知識ベース構築 (building KB) {task.id}", total=len(data.corpus))
@@ -119,7 +119,7 @@ def run_suite(settings: Settings, suite: Suite, models: Sequence[str], run_dir: 
                                "watts_per_core": watts_per_core})
         store.set_meta("environment", environment())
         gateway = Gateway(settings)
-        kbs = {t.id: _open_kb(settings, store, t, loaded[t.id], run_dir, console)
+        kbs = {t.id: _open_kb(settings, store, t, loaded[t.id], data, run_dir, console)
                for t in suite.tasks if t.kind in ("open_domain", "refusal")}
         try:
             for model in models:

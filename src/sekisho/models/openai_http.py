@@ -146,14 +146,14 @@ class OpenAIBackend:
             return min(_MAX_BACKOFF_S, float(retry_after))
         return min(_MAX_BACKOFF_S, 0.5 * 2**attempt)
 
-    def _raise_for_status(self, response: httpx.Response) -> None:
+    def _raise_for_status(self, response: httpx.Response, *, explain_model: bool = True) -> None:
         if response.status_code < 400:
             return
         response.read()
         status = response.status_code
         if status in (401, 403):
             raise BackendError(f"backend {self.name!r}: {self.base} rejected the credentials (HTTP {status})")
-        if status == 404 or "model" in _server_message(response).lower():
+        if explain_model and (status == 404 or "model" in _server_message(response).lower()):
             self._check_model()  # turns "model not found" into a list of what the server offers
         raise BackendError(f"backend {self.name!r}: HTTP {status} from {self.base}: {_server_message(response)}")
 
@@ -164,7 +164,7 @@ class OpenAIBackend:
             if response.status_code == 404:
                 return []  # the server does not list models; nothing to verify against
             response.read()
-            self._raise_for_status(response)
+            self._raise_for_status(response, explain_model=False)
             try:
                 return [str(m["id"]) for m in response.json().get("data", [])]
             except (ValueError, KeyError, TypeError, AttributeError):

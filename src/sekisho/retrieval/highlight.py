@@ -23,7 +23,15 @@ def matched_spans(hit: Hit) -> list[tuple[int, int]]:
     wanted = set(hit.matched_terms)
     if not wanted:
         return []
-    return [(t.start, t.end) for t in analyzer().terms(hit.chunk.text) if t.term in wanted]
+    spans: list[tuple[int, int]] = []
+    for t in analyzer().terms(hit.chunk.text):
+        if t.term not in wanted:
+            continue
+        if spans and spans[-1][1] == t.start:  # adjacent words (マイナンバー|カード) read as one mark
+            spans[-1] = (spans[-1][0], t.end)
+        else:
+            spans.append((t.start, t.end))
+    return spans
 
 
 def highlight(hit: Hit, *, width: int = 160, style: Style = "plain") -> str:

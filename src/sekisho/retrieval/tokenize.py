@@ -58,7 +58,7 @@ class Analyzer:
     def _tokenizer(self):
         tok = getattr(self._local, "tokenizer", None)
         if tok is None:
-            tok = self._dictionary.create(_MODES[self.mode])
+            tok = self._dictionary.tokenizer(mode=_MODES[self.mode])
             self._local.tokenizer = tok
         return tok
 

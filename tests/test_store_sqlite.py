@@ -1,0 +1,219 @@
+"""The SQLite store: schema and migrations, WAL concurrency, atomic replace, tag filtering."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import zlib
+
+import numpy as np
+import pytest
+
+from sekisho.store import Chunk, Document, Location, StoreError, open_store
+from sekisho.store import sqlite as sqlite_store
+
+DIM = 8
+
+
+def make_doc(doc_id: str, texts: list[str], *, tags: tuple[str, ...] = (), path: str | None = None,
+             title: str = "title") -> tuple[Document, list[Chunk], list[str], np.ndarray]:
+    full = "".join(texts)
+    doc = Document(id=doc_id, path=path or f"{doc_id}.txt", title=title, content_hash="h" + doc_id,
+                   media_type="text/plain", encoding="utf-8", text=full, tags=tags, ingested_at=1.0)
+    chunks, pos = [], 0
+    for i, t in enumerate(texts):
+        chunks.append(Chunk(id=f"{doc_id}:{i}", doc_id=doc_id, ordinal=i, text=t, norm_text=t,
+                            location=Location(pos, pos + len(t), page=1, heading=("章", "節"))))
+        pos += len(t)
+    rng = np.random.default_rng(zlib.crc32(doc_id.encode()))
+    vectors = rng.normal(size=(len(texts), DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return doc, chunks, texts, vectors  # lexical text = the chunk text: already space-separated words
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = open_store(tmp_path / "kb.db")
+    yield s
+    s.close()
+
+
+def test_fresh_store_is_wal_at_latest_schema(store, tmp_path):
+    assert store.schema_version() == len(sqlite_store.MIGRATIONS)
+    raw = sqlite3.connect(tmp_path / "kb.db")
+    assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    raw.close()
+
+
+def test_round_trip_keeps_every_field(store, tmp_path):
+    doc, chunks, lex, vecs = make_doc("d1", ["alpha beta", "gamma delta"], tags=("人事", "経理"), title="給与")
+    store.replace_document(doc, chunks, lex, vecs)
+    store.close()
+    reopened = open_store(tmp_path / "kb.db")
+    assert reopened.document_by_path("d1.txt") == doc
+    assert reopened.document_by_id("d1") == doc
+    assert reopened.chunks_by_id(["d1:1", "d1:0", "missing"]) == [chunks[1], chunks[0]]
+    reopened.close()
+
+
+def test_forward_migration_upgrades_existing_data(tmp_path, monkeypatch):
+    path = tmp_path / "kb.db"
+    s = open_store(path)
+    doc, chunks, lex, vecs = make_doc("d1", ["alpha"])
+    s.replace_document(doc, chunks, lex, vecs)
+    s.close()
+    monkeypatch.setattr(sqlite_store, "MIGRATIONS", [*sqlite_store.MIGRATIONS, "CREATE TABLE added (x INTEGER)"])
+    s = open_store(path)
+    assert s.schema_version() == len(sqlite_store.MIGRATIONS)
+    assert s.document_by_id("d1") == doc
+    raw = sqlite3.connect(path)
+    assert raw.execute("SELECT count(*) FROM added").fetchone()[0] == 0
+    raw.close()
+    s.close()
+
+
+def test_store_from_a_newer_sekisho_is_refused(tmp_path):
+    path = tmp_path / "kb.db"
+    open_store(path).close()
+    raw = sqlite3.connect(path)
+    raw.execute("UPDATE schema_version SET version = 99")
+    raw.commit()
+    raw.close()
+    with pytest.raises(StoreError, match="newer"):
+        open_store(path)
+
+
+def test_not_a_database_is_a_clear_error(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="notes.db"):
+        open_store(path)
+
+
+def test_replace_drops_old_chunks_from_both_indexes(store):
+    store.replace_document(*make_doc("d1", ["apple banana", "cherry"]))
+    store.replace_document(*make_doc("d1", ["durian"]))
+    assert store.lexical_search('"apple"', 5) == []
+    assert [cid for cid, _ in store.lexical_search('"durian"', 5)] == ["d1:0"]
+    assert store.chunk_count() == 1
+    assert [cid for cid, _ in store.vector_search(np.ones(DIM), 5)] == ["d1:0"]
+
+
+def test_failure_mid_replace_leaves_old_document_intact(store):
+    old = make_doc("d1", ["apple banana"])
+    store.replace_document(*old)
+    doc, chunks, lex, vecs = make_doc("d1", ["cherry", "durian"])
+    duplicate = [chunks[0], chunks[0]]  # the second insert violates the unique chunk id
+    with pytest.raises(sqlite3.IntegrityError):
+        store.replace_document(doc, duplicate, lex, vecs)
+    assert store.document_by_id("d1") == old[0]
+    assert store.chunks_by_id(["d1:0"]) == old[1]
+    assert [cid for cid, _ in store.lexical_search('"apple"', 5)] == ["d1:0"]
+    assert store.lexical_search('"cherry"', 5) == []
+    assert len(store.vector_search(np.ones(DIM), 5)) == 1
+
+
+def test_mismatched_inputs_are_rejected_before_writing(store):
+    doc, chunks, lex, vecs = make_doc("d1", ["apple", "banana"])
+    with pytest.raises(StoreError, match="2 chunks but 2 lexical texts and 1 vectors"):
+        store.replace_document(doc, chunks, lex, vecs[:1])
+    assert store.documents() == []
+
+
+def test_same_path_under_new_id_replaces_the_old_document(store):
+    store.replace_document(*make_doc("old-id", ["apple"], path="a.txt"))
+    store.replace_document(*make_doc("new-id", ["banana"], path="a.txt"))
+    assert [d.id for d in store.documents()] == ["new-id"]
+    assert store.lexical_search('"apple"', 5) == []
+
+
+def test_delete_removes_document_everywhere(store):
+    store.replace_document(*make_doc("d1", ["apple"]))
+    store.replace_document(*make_doc("d2", ["apple pie"]))
+    store.delete_document("d1")
+    assert store.document_by_id("d1") is None
+    assert [cid for cid, _ in store.lexical_search('"apple"', 5)] == ["d2:0"]
+    assert [cid for cid, _ in store.vector_search(np.ones(DIM), 5)] == ["d2:0"]
+
+
+@pytest.mark.parametrize(
+    ("tags", "visible"),
+    [
+        (None, {"open", "hr", "acct", "both"}),
+        (("*",), {"open", "hr", "acct", "both"}),
+        ((), {"open"}),
+        (("人事",), {"open", "hr", "both"}),
+        (("経理", "other"), {"open", "acct", "both"}),
+        (("other",), {"open"}),
+    ],
+)
+def test_tag_filter_applies_to_both_searches(store, tags, visible):
+    store.replace_document(*make_doc("open", ["shared word"]))
+    store.replace_document(*make_doc("hr", ["shared word"], tags=("人事",)))
+    store.replace_document(*make_doc("acct", ["shared word"], tags=("経理",)))
+    store.replace_document(*make_doc("both", ["shared word"], tags=("人事", "経理")))
+    lexical = {cid.split(":")[0] for cid, _ in store.lexical_search('"shared"', 10, tags)}
+    dense = {cid.split(":")[0] for cid, _ in store.vector_search(np.ones(DIM), 10, tags)}
+    assert lexical == visible
+    assert dense == visible
+
+
+def test_vector_search_orders_by_cosine(store):
+    doc, chunks, lex, _ = make_doc("d1", ["a", "b", "c"])
+    vecs = np.eye(3, DIM, dtype=np.float32)
+    store.replace_document(doc, chunks, lex, vecs)
+    query = np.array([0.1, 0.9, 0.4, 0, 0, 0, 0, 0], dtype=np.float32)
+    ranked = store.vector_search(query, 3)
+    assert [cid for cid, _ in ranked] == ["d1:1", "d1:2", "d1:0"]
+    assert ranked[0][1] == pytest.approx(0.9, abs=1e-2)
+
+
+def test_vector_search_sees_writes_from_another_store_instance(store, tmp_path):
+    store.replace_document(*make_doc("d1", ["a"]))
+    assert len(store.vector_search(np.ones(DIM), 5)) == 1  # loads the matrix
+    other = open_store(tmp_path / "kb.db")
+    other.replace_document(*make_doc("d2", ["b"]))
+    other.close()
+    assert len(store.vector_search(np.ones(DIM), 5)) == 2
+
+
+def test_readers_are_not_blocked_by_an_open_write(store, tmp_path):
+    store.replace_document(*make_doc("d1", ["apple"]))
+    writer = sqlite3.connect(tmp_path / "kb.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("DELETE FROM documents")  # uncommitted
+    seen: list[list[str]] = []
+    reader = threading.Thread(target=lambda: seen.append([d.id for d in store.documents()]))
+    reader.start()
+    reader.join(timeout=10)
+    writer.execute("ROLLBACK")
+    writer.close()
+    assert seen == [["d1"]]
+
+
+def test_concurrent_writers_from_threads_all_land(store):
+    errors: list[BaseException] = []
+
+    def write(i: int) -> None:
+        try:
+            store.replace_document(*make_doc(f"d{i}", [f"word{i}"]))
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(store.documents()) == 8
+
+
+def test_meta_values_persist(store, tmp_path):
+    store.set_meta("embedder", "e5-small")
+    store.set_meta("embedder", "use-m3")
+    store.close()
+    s = open_store(tmp_path / "kb.db")
+    assert s.get_meta("embedder") == "use-m3"
+    assert s.get_meta("missing") is None
+    s.close()

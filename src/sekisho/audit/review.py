@@ -77,14 +77,19 @@ class ReviewQueue:
             conn.execute(_SCHEMA)
 
     def hold(self, output: str, reasons: list[str], requester: Principal | str, audit_seq: int) -> int:
-        name = requester.name if isinstance(requester, Principal) else requester
         with self.audit.transaction() as conn:
-            cursor = conn.execute(
-                "INSERT INTO reviews(created, status, requester, audit_seq, reasons, output) VALUES (?, ?, ?, ?, ?, ?)",
-                (utc_now(), ReviewStatus.PENDING, name, audit_seq, json.dumps(reasons, ensure_ascii=False), output))
-            review_id = int(cursor.lastrowid)
-            self.audit.append_in(conn, "review.hold", {"principal": name, "review_id": review_id,
-                                                       "audit_seq": audit_seq, "reasons": reasons})
+            return self.hold_in(conn, output, reasons, requester, audit_seq)
+
+    def hold_in(self, conn: Any, output: str, reasons: list[str], requester: Principal | str, audit_seq: int) -> int:
+        """Hold inside the caller's audit transaction, so that the audited request and its queue
+        item land together or not at all."""
+        name = requester.name if isinstance(requester, Principal) else requester
+        cursor = conn.execute(
+            "INSERT INTO reviews(created, status, requester, audit_seq, reasons, output) VALUES (?, ?, ?, ?, ?, ?)",
+            (utc_now(), ReviewStatus.PENDING, name, audit_seq, json.dumps(reasons, ensure_ascii=False), output))
+        review_id = int(cursor.lastrowid)
+        self.audit.append_in(conn, "review.hold", {"principal": name, "review_id": review_id,
+                                                   "audit_seq": audit_seq, "reasons": reasons})
         return review_id
 
     def list(self, status: ReviewStatus | str | None = ReviewStatus.PENDING, *, limit: int = 100) -> list[ReviewItem]:

@@ -82,6 +82,14 @@ class MaskSession:
         parts.append(text[cursor:])
         return "".join(parts), spans
 
+    def mask_known(self, text: str) -> str:
+        """Every literal occurrence of a value this session has seen, replaced by its placeholder:
+        the audit copy of an output must not hold a value the model repeated, even where the
+        output scan would not recognise it out of its original context."""
+        for token, value in sorted(self._values.items(), key=lambda item: -len(item[1])):
+            text = text.replace(value, token)
+        return text
+
     def masked_values(self) -> list[tuple[str, str]]:
         """(placeholder, value) pairs, for keyed hashing; never for display or storage."""
         return list(self._values.items())

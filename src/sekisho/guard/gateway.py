@@ -1,0 +1,448 @@
+"""The Gateway: the one door every model call goes through (CLI, HTTP API, OpenAI-compatible
+gateway, arena), so that governance cannot be bypassed by choosing another door.
+
+    gateway = Gateway(settings)
+    result = gateway.complete(request, backend="vendor", principal=alice)
+    result.status            # "ok" | "blocked" | "held"
+    result.completion.text   # when ok, with masked values restored for alice
+
+Pipeline: scan the prompt and the retrieved passages -> the policy for the backend's locality and
+the principal's role (block / mask / route to a local backend) + the copyright prompt check ->
+call the backend -> restore masks for the same principal -> scan the output (personal data and
+similarity to registered works) -> hold for review when the policy says so -> append the audit
+record (durable) -> return. Backend failures are audited too, then re-raised as BackendError.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sekisho import __version__
+from sekisho.audit.log import AuditLog
+from sekisho.audit.review import ReviewQueue
+from sekisho.audit.signing import sha256_hex
+from sekisho.config import Settings, resolve_path
+from sekisho.guard.findings import Finding, entity_label
+from sekisho.guard.masking import MaskSession
+from sekisho.guard.policy import Action, Policy, PolicyError, policy_from_settings
+from sekisho.guard.roles import Principal
+from sekisho.guard.scan import scan
+from sekisho.models import Backend, BackendError, ChatRequest, Completion, Message, ModelInfo, open_backend
+
+COPYRIGHT_PROMPT_ENTITY = "COPYRIGHT_STYLE"
+COPYRIGHT_OUTPUT_ENTITY = "COPYRIGHT_SIMILAR"
+_SENTENCE_END = re.compile(r"[。！？!?\n]")
+_KEPT_SESSIONS = 1000  # held requests whose masks can still be restored on release (in memory only)
+
+
+@dataclass(frozen=True)
+class GuardAction:
+    """One finding as reported to callers and the audit log: where, what kind, what was done;
+    never the value."""
+
+    entity: str
+    where: str  # "message[1]", "passage[3]", "question", "output"
+    start: int
+    end: int
+    action: str  # an Action value; "flag" for output findings
+    recognizer: str
+    score: float
+    placeholder: str | None = None
+
+    @property
+    def label(self) -> str:
+        return entity_label(self.entity)
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"entity": self.entity, "where": self.where, "start": self.start, "end": self.end,
+               "action": self.action, "recognizer": self.recognizer, "score": round(self.score, 3)}
+        if self.placeholder:
+            out["placeholder"] = self.placeholder
+        return out
+
+
+@dataclass(frozen=True)
+class GovernedCompletion:
+    status: str  # "ok" | "blocked" | "held"
+    message: str  # what to tell the user (Japanese first)
+    completion: Completion | None  # when ok: the text with masks restored for the requester
+    findings: tuple[GuardAction, ...]
+    backend: str  # the backend actually used (after any routing)
+    audit_seq: int
+    audit_hash: str
+    review_id: int | None = None
+    requested_backend: str = ""
+    reason: str = ""  # short machine-readable reason when not ok
+
+    @property
+    def text(self) -> str | None:
+        return self.completion.text if self.completion is not None else None
+
+
+@dataclass(frozen=True)
+class GovernedAnswer:
+    status: str
+    message: str
+    answer: Any  # sekisho.answer.Answer when ok (text restored), else None
+    findings: tuple[GuardAction, ...]
+    backend: str
+    audit_seq: int
+    audit_hash: str
+    review_id: int | None = None
+    requested_backend: str = ""
+    reason: str = ""
+
+
+@dataclass
+class _Turn:
+    """One request on its way through the pipeline."""
+
+    principal: Principal
+    purpose: str
+    kind: str
+    requested: str
+    session: MaskSession
+    findings: list[GuardAction] = field(default_factory=list)
+    review_reasons: list[str] = field(default_factory=list)
+    output_findings: list[Finding] = field(default_factory=list)
+    backend_name: str = ""
+    info: ModelInfo | None = None
+    outbound: ChatRequest | None = None
+    audit_prompt: list[dict[str, str]] = field(default_factory=list)
+    blocked: str = ""  # user-facing message when blocked
+    reason: str = ""
+
+
+class Gateway:
+    def __init__(self, settings: Settings, *, audit: AuditLog | None = None, review: ReviewQueue | None = None,
+                 policy: Policy | None = None) -> None:
+        self.settings = settings
+        self.policy = policy or policy_from_settings(settings)
+        route = self.policy.route_local_backend
+        if route and route not in settings.models.backends:
+            raise PolicyError(f"{self.policy.source}: route_local_backend: backend {route!r} is not configured "
+                              f"(configured: {', '.join(settings.models.backends)})")
+        self.audit = audit or AuditLog.from_settings(settings)
+        self.review = review or ReviewQueue(self.audit)
+        self._backends: dict[str, Backend] = {}
+        self._registry = self._copyright_registry()
+        self._held_sessions: OrderedDict[int, MaskSession] = OrderedDict()
+
+    # --- public face --------------------------------------------------------------------------
+
+    def complete(self, request: ChatRequest, *, backend: str, principal: Principal,
+                 purpose: str = "chat") -> GovernedCompletion:
+        turn = self._prepare(request, backend, principal, purpose, kind="chat")
+        if turn.blocked:
+            entry = self._append(turn, status="blocked")
+            return self._completion_result(turn, "blocked", None, entry)
+        raw = self._call(turn)
+        completion = replace(raw, text=turn.session.restore(raw.text, principal))
+        self._guard_output(turn, completion.text)
+        return self._finish(turn, completion, extra={})
+
+    def ask(self, question: str, *, principal: Principal, backend: str, kb: Any, k: int = 5,
+            purpose: str = "answer") -> GovernedAnswer:
+        from sekisho.answer import build_request, finish
+
+        hits = kb.search(question, k=k, tags=principal.tags)
+        request = build_request(question, hits)
+        turn = self._prepare(request, backend, principal, purpose, kind="ask")
+        sources = [_source(hit) for hit in hits]
+        if turn.blocked:
+            entry = self._append(turn, status="blocked", extra={"sources": sources})
+            return self._answer_result(turn, "blocked", None, entry)
+        raw = self._call(turn)
+        completion = replace(raw, text=turn.session.restore(raw.text, principal))
+        answer = finish(question, hits, request, completion)
+        self._guard_output(turn, completion.text)
+        report = answer.faithfulness
+        rules = self.policy.review
+        if rules.unsupported_claims and not answer.not_found and (report.unsupported or report.score < rules.min_faithfulness):
+            turn.review_reasons.append("unsupported_claims")
+        extra = {"sources": sources, "faithfulness": {"score": round(report.score, 3),
+                                                       "unsupported_sentences": len(report.unsupported),
+                                                       "invalid_citations": list(report.invalid_citations)},
+                 "not_found": answer.not_found}
+        result = self._finish(turn, completion, extra=extra)
+        return GovernedAnswer(result.status, result.message, answer if result.status == "ok" else None,
+                              result.findings, result.backend, result.audit_seq, result.audit_hash,
+                              result.review_id, result.requested_backend, result.reason)
+
+    def stream(self, request: ChatRequest, *, backend: str, principal: Principal,
+               purpose: str = "chat") -> GovernedStream:
+        return GovernedStream(self, request, backend, principal, purpose)
+
+    def release(self, review_id: int, principal: Principal) -> GovernedCompletion:
+        """The approved output of a held request, for the principal who asked: placeholders are
+        restored while this process still holds the request's mapping (never persisted)."""
+        item = self.review.release(review_id, principal)
+        entry = self.audit.get(item.audit_seq)
+        session = self._held_sessions.get(review_id)
+        text = item.final_text or ""
+        restored = session.restore(text, principal) if session is not None else text
+        record = entry.record if entry is not None else {}
+        used = (record.get("backend") or {}).get("used", "")
+        completion = Completion(text=restored, model=(record.get("backend") or {}).get("model", ""),
+                                prompt_tokens=0, completion_tokens=0)
+        return GovernedCompletion("ok", "", completion, (), used, item.audit_seq,
+                                  entry.hash if entry is not None else "", review_id, used)
+
+    def backend(self, name: str) -> Backend:
+        if name not in self._backends:
+            self._backends[name] = open_backend(self.settings, name)
+        return self._backends[name]
+
+    # --- pipeline -----------------------------------------------------------------------------
+
+    def _prepare(self, request: ChatRequest, backend: str, principal: Principal, purpose: str, kind: str) -> _Turn:
+        turn = _Turn(principal=principal, purpose=purpose, kind=kind, requested=backend,
+                     session=MaskSession(principal), backend_name=backend)
+        texts = self._texts(request)
+        scanned = {where: scan(text) for where, text in texts.items()}
+        if self._registry is not None:
+            for where, text in texts.items():
+                if where.startswith(("message", "question")):
+                    scanned[where] = scanned[where] + list(self._check_prompt(text))
+        turn.info = self.backend(backend).info()
+        actions = self._decide(scanned, turn.info.local, principal)
+        if not self.policy.may_generate(principal.role):
+            turn.blocked = (f"役割「{principal.role}」はモデルを利用できません。"
+                            f"(role '{principal.role}' may not generate)")
+            turn.reason = f"role:{principal.role}"
+        elif any(a == Action.BLOCK for _, _, a in actions):
+            kinds = _kinds(f for f, _, a in actions if a == Action.BLOCK)
+            turn.blocked = (f"{'・'.join(entity_label(e) for e in kinds)}が含まれているため、"
+                            f"モデル「{backend}」には送信できません。該当箇所を削除して再度お試しください。"
+                            f"(blocked: {', '.join(kinds)})")
+            turn.reason = "blocked:" + ",".join(kinds)
+        elif not turn.info.local and any(a == Action.ROUTE_LOCAL for _, _, a in actions):
+            local = self.policy.route_local_backend
+            local_info = self.backend(local).info() if local else None
+            if local_info is None or not local_info.local:
+                kinds = _kinds(f for f, _, a in actions if a == Action.ROUTE_LOCAL)
+                turn.blocked = (f"{'・'.join(entity_label(e) for e in kinds)}を含むため外部モデルには送信できず、"
+                                f"転送先のローカルモデルも設定されていません。(blocked: no local backend to route to)")
+                turn.reason = "blocked:no_local_backend"
+            else:
+                turn.backend_name, turn.info = local, local_info
+                actions = self._decide(scanned, True, principal)
+        to_mask: dict[str, list[Finding]] = {}
+        for finding, where, action in actions:
+            if action == Action.MASK and not turn.blocked:
+                to_mask.setdefault(where, []).append(finding)
+            if action == Action.REVIEW:
+                turn.review_reasons.append(f"entity:{finding.entity}")
+        masked = {where: turn.session.mask(text, to_mask.get(where, []))[0] for where, text in texts.items()}
+        # The audit copy replaces every finding, masked for the backend or not.
+        audited = {where: turn.session.mask(text, scanned[where])[0] for where, text in texts.items()}
+        for finding, where, action in actions:
+            token = turn.session.placeholder(finding.entity, finding.text)
+            turn.findings.append(GuardAction(finding.entity, where, finding.start, finding.end, str(action),
+                                             finding.recognizer, finding.score, token))
+        turn.outbound = self._rebuild(request, masked)
+        turn.audit_prompt = [{"role": m.role, "content": audited[f"message[{i}]"]}
+                             for i, m in enumerate(request.messages)]
+        if request.question is not None:
+            turn.audit_prompt.append({"role": "question", "content": audited["question"]})
+        if principal.role in self.policy.review.roles:
+            turn.review_reasons.append(f"role:{principal.role}")
+        if purpose in self.policy.review.purposes:
+            turn.review_reasons.append(f"purpose:{purpose}")
+        return turn
+
+    def _decide(self, scanned: dict[str, list[Finding]], local: bool,
+                principal: Principal) -> list[tuple[Finding, str, Action]]:
+        return [(f, where, self.policy.action_for(f.entity, local=local, role=principal.role))
+                for where, findings in scanned.items() for f in findings]
+
+    @staticmethod
+    def _texts(request: ChatRequest) -> dict[str, str]:
+        texts = {f"message[{i}]": m.content for i, m in enumerate(request.messages)}
+        for p in request.passages or ():
+            texts[f"passage[{p.n}]"] = p.text
+        if request.question is not None:
+            texts["question"] = request.question
+        return texts
+
+    @staticmethod
+    def _rebuild(request: ChatRequest, masked: dict[str, str]) -> ChatRequest:
+        messages = [Message(m.role, masked[f"message[{i}]"]) for i, m in enumerate(request.messages)]
+        passages = [replace(p, text=masked[f"passage[{p.n}]"]) for p in request.passages] if request.passages else request.passages
+        question = masked["question"] if request.question is not None else None
+        return replace(request, messages=messages, passages=passages, question=question)
+
+    def _call(self, turn: _Turn) -> Completion:
+        try:
+            return self.backend(turn.backend_name).complete(turn.outbound)
+        except BackendError as exc:
+            self._append(turn, status="error", extra={"error": str(exc)})
+            raise
+
+    def _guard_output(self, turn: _Turn, text: str) -> None:
+        turn.output_findings = scan(text)
+        for f in turn.output_findings:
+            turn.findings.append(GuardAction(f.entity, "output", f.start, f.end, "flag", f.recognizer, f.score,
+                                             turn.session.placeholder(f.entity, f.text)))
+            if self.policy.action_for(f.entity, local=turn.info.local, role=turn.principal.role) == Action.REVIEW:
+                turn.review_reasons.append(f"entity:{f.entity}")
+        if self._registry is not None:
+            similar = list(self._check_output(text))
+            for f in similar:
+                turn.findings.append(GuardAction(f.entity, "output", f.start, f.end, "flag", f.recognizer, f.score))
+            if similar and self.policy.review.copyright:
+                turn.review_reasons.append("copyright")
+
+    def _finish(self, turn: _Turn, completion: Completion, *, extra: dict[str, Any]) -> GovernedCompletion:
+        reasons = list(dict.fromkeys(turn.review_reasons))
+        audited_output = turn.session.mask_known(turn.session.mask(completion.text, turn.output_findings)[0])
+        record = {**extra, "output": audited_output, "finish_reason": completion.finish_reason,
+                  "tokens": {"prompt": completion.prompt_tokens, "completion": completion.completion_tokens},
+                  "latency_s": round(completion.latency_s, 4)}
+        if reasons:
+            record["review_reasons"] = reasons
+            with self.audit.transaction() as conn:
+                entry = self.audit.append_in(conn, turn.kind, self._record(turn, "held", record))
+                review_id = self.review.hold_in(conn, audited_output, reasons, turn.principal, entry.seq)
+            self._keep_session(review_id, turn.session)
+            result = self._completion_result(turn, "held", None, entry, review_id)
+            return replace(result, message=(f"回答は確認待ちです（レビュー番号 {review_id}）。承認後に表示されます。"
+                                            f"(held for review, review id {review_id}: {', '.join(reasons)})"),
+                           reason="held:" + ",".join(reasons))
+        entry = self.audit.append(turn.kind, self._record(turn, "ok", record))
+        return self._completion_result(turn, "ok", completion, entry)
+
+    def _record(self, turn: _Turn, status: str, extra: dict[str, Any]) -> dict[str, Any]:
+        info = turn.info
+        record = {
+            "principal": turn.principal.name,
+            "role": str(turn.principal.role),
+            "purpose": turn.purpose,
+            "status": status,
+            "backend": {"requested": turn.requested, "used": turn.backend_name,
+                        "kind": info.kind if info else "", "model": info.model if info else "",
+                        "version": info.version if info else "", "local": info.local if info else None},
+            "prompt": turn.audit_prompt,
+            "chunk_ids": [p.chunk_id for p in (turn.outbound.passages or [])] if turn.outbound else [],
+            "findings": [f.to_json() for f in turn.findings],
+            "masked_values": sorted(self.audit.keyed_hash(v) for _, v in turn.session.masked_values())
+            if self.audit.key is not None else [],
+            "policy": self.policy.source,
+            "generator": f"sekisho/{__version__}",
+        }
+        if turn.reason:
+            record["reason"] = turn.reason
+        record.update(extra)
+        return record
+
+    def _append(self, turn: _Turn, *, status: str, extra: dict[str, Any] | None = None):
+        return self.audit.append(turn.kind, self._record(turn, status, extra or {}))
+
+    def _completion_result(self, turn: _Turn, status: str, completion: Completion | None, entry: Any,
+                           review_id: int | None = None) -> GovernedCompletion:
+        return GovernedCompletion(status=status, message=turn.blocked if status == "blocked" else "",
+                                  completion=completion, findings=tuple(turn.findings), backend=turn.backend_name,
+                                  audit_seq=entry.seq, audit_hash=entry.hash, review_id=review_id,
+                                  requested_backend=turn.requested, reason=turn.reason)
+
+    def _answer_result(self, turn: _Turn, status: str, answer: Any, entry: Any) -> GovernedAnswer:
+        return GovernedAnswer(status, turn.blocked, answer, tuple(turn.findings), turn.backend_name, entry.seq,
+                              entry.hash, None, turn.requested, turn.reason)
+
+    def _keep_session(self, review_id: int, session: MaskSession) -> None:
+        self._held_sessions[review_id] = session
+        while len(self._held_sessions) > _KEPT_SESSIONS:
+            self._held_sessions.popitem(last=False)
+
+    # --- copyright ----------------------------------------------------------------------------
+
+    def _copyright_registry(self) -> Any:
+        path = self.settings.guard.copyright_registry
+        if not path:
+            return None
+        from sekisho.guard.copyright import load_registry
+
+        return load_registry(resolve_path(self.settings, path))
+
+    def _check_prompt(self, text: str) -> list[Finding]:
+        from sekisho.guard.copyright import check_prompt
+
+        return list(check_prompt(text, self._registry))
+
+    def _check_output(self, text: str) -> list[Finding]:
+        from sekisho.guard.copyright import check_output
+
+        return list(check_output(text, self._registry, self.policy.copyright_threshold))
+
+
+class GovernedStream:
+    """Iterate for the text (masks restored), released sentence by sentence once each has passed
+    the output checks; `.result` is the GovernedCompletion once the iteration ends. An output that
+    turns out to need review stops the stream and is held; what was already shown stays shown,
+    which is why requests that are known to need review before the call are not streamed at all."""
+
+    def __init__(self, gateway: Gateway, request: ChatRequest, backend: str, principal: Principal, purpose: str):
+        self._gateway, self._request, self._backend = gateway, request, backend
+        self._principal, self._purpose = principal, purpose
+        self.result: GovernedCompletion | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        gw, principal = self._gateway, self._principal
+        turn = gw._prepare(self._request, self._backend, principal, self._purpose, kind="chat")
+        if turn.blocked:
+            self.result = gw._completion_result(turn, "blocked", None, gw._append(turn, status="blocked"))
+            return
+        if turn.review_reasons:
+            raw = gw._call(turn)
+            completion = replace(raw, text=turn.session.restore(raw.text, principal))
+            gw._guard_output(turn, completion.text)
+            self.result = gw._finish(turn, completion, extra={})
+            return
+        backend = gw.backend(turn.backend_name)
+        started = time.perf_counter()
+        shown: list[str] = []
+        pending = ""
+        held = False
+        try:
+            for piece in turn.session.restore_stream(backend.stream(turn.outbound), principal):
+                pending += piece
+                if held:
+                    continue
+                cut = max((m.end() for m in _SENTENCE_END.finditer(pending)), default=0)
+                if cut and not self._similar(turn, "".join(shown) + pending[:cut]):
+                    shown.append(pending[:cut])
+                    yield pending[:cut]
+                    pending = pending[cut:]
+                elif cut:
+                    held = True
+        except BackendError as exc:
+            gw._append(turn, status="error", extra={"error": str(exc), "shown_chars": len("".join(shown))})
+            raise
+        text = "".join(shown) + pending
+        if not held and pending and not self._similar(turn, text):
+            yield pending
+        completion = Completion(text=text, model=turn.info.model, prompt_tokens=sum(
+            backend.count_tokens(m.content) for m in turn.outbound.messages),
+            completion_tokens=backend.count_tokens(text), latency_s=time.perf_counter() - started)
+        gw._guard_output(turn, text)
+        self.result = gw._finish(turn, completion, extra={"streamed": True, "shown_chars": len("".join(shown))})
+
+    def _similar(self, turn: _Turn, text: str) -> bool:
+        gw = self._gateway
+        return gw._registry is not None and gw.policy.review.copyright and bool(gw._check_output(text))
+
+
+def _kinds(findings: Any) -> list[str]:
+    return sorted({f.entity for f in findings})
+
+
+def _source(hit: Any) -> dict[str, Any]:
+    chunk, doc = hit.chunk, hit.document
+    return {"chunk_id": chunk.id, "doc_id": doc.id, "path": doc.path, "title": doc.title,
+            "location": chunk.location.label(), "document_sha256": doc.content_hash,
+            "chunk_sha256": sha256_hex(chunk.text.encode("utf-8"))}

@@ -1,0 +1,163 @@
+"""The Gateway end to end: personal data to an external backend (the real OpenAI-compatible HTTP
+backend against a real llama.cpp server, declared external) is blocked or masked per policy and
+never reaches the audit database; confidential documents are routed to the local backend; held
+outputs wait for a reviewer; masks come back for the requester only; roles and backend failures
+are audited."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from conftest import LLAMA_SERVER_MODEL
+
+from sekisho.answer import request_for_passages
+from sekisho.audit.review import ReviewError, ReviewPermissionError
+from sekisho.config import Settings
+from sekisho.guard.gateway import Gateway
+from sekisho.guard.roles import Principal, Role
+from sekisho.models import BackendError, ChatRequest, Message, Passage
+
+# A My Number with its check digit computed by hand (番号法施行令 8条): for the first 11 digits
+# 1 2 3 4 5 6 7 8 9 0 1, weights (from the right) 2 3 4 5 6 7 2 3 4 5 6 give
+# 1*2 + 0*3 + 9*4 + 8*5 + 7*6 + 6*7 + 5*2 + 4*3 + 3*4 + 2*5 + 1*6 = 212; 212 mod 11 = 3;
+# check digit 11 - 3 = 8.
+MY_NUMBER = "123456789018"
+
+ALICE = Principal("alice", Role.USER)
+BOB = Principal("bob", Role.USER)
+RIN = Principal("rin", Role.REVIEWER)
+
+
+def _settings(tmp_path, vendor_url="http://127.0.0.1:9/v1", policy=None) -> Settings:
+    data = {
+        "base_dir": str(tmp_path),
+        "models": {"default": "extractive", "backends": {
+            "extractive": {"kind": "extractive", "local": True},
+            "vendor": {"kind": "openai", "base_url": vendor_url, "model": LLAMA_SERVER_MODEL, "local": False,
+                       "timeout_s": 120},
+        }},
+        "audit": {"path": "audit.db", "key_path": "signing.key", "checkpoint_every": 5},
+    }
+    if policy is not None:
+        (tmp_path / "policy.toml").write_text(policy, encoding="utf-8")
+        data["guard"] = {"policy": "policy.toml"}
+    return Settings.model_validate(data)
+
+
+def _audit_bytes(tmp_path) -> bytes:
+    return b"".join(p.read_bytes() for p in tmp_path.glob("audit.db*"))
+
+
+def _chat(text: str, max_tokens: int = 24) -> ChatRequest:
+    return ChatRequest(messages=[Message("user", text)], max_tokens=max_tokens)
+
+
+def test_my_number_to_external_backend_is_blocked_and_audited_masked(tmp_path, llama_server_url):
+    gateway = Gateway(_settings(tmp_path, llama_server_url))
+    result = gateway.complete(_chat(f"私のマイナンバーは{MY_NUMBER}です。転出届の手続きを教えて。"),
+                              backend="vendor", principal=ALICE)
+    assert result.status == "blocked" and result.completion is None
+    assert "マイナンバー" in result.message and "MY_NUMBER" in result.message
+    assert MY_NUMBER not in result.message
+    assert [(f.entity, f.where, f.action) for f in result.findings] == [("MY_NUMBER", "message[0]", "block")]
+    record = gateway.audit.get(result.audit_seq).record
+    assert record["status"] == "blocked" and record["principal"] == "alice"
+    assert record["prompt"][0]["content"] == "私のマイナンバーは<マイナンバー_1>です。転出届の手続きを教えて。"
+    assert record["backend"]["local"] is False
+    assert MY_NUMBER.encode() not in _audit_bytes(tmp_path)
+    assert gateway.audit.verify().ok
+
+
+def test_my_number_masked_for_external_backend_when_policy_says_mask(tmp_path, llama_server_url):
+    gateway = Gateway(_settings(tmp_path, llama_server_url, policy='[external]\nMY_NUMBER = "mask"\n'))
+    result = gateway.complete(_chat(f"番号{MY_NUMBER}の山田様へのお知らせを一文で書いてください。"),
+                              backend="vendor", principal=ALICE)
+    assert result.status == "ok" and result.backend == "vendor"
+    assert result.completion.model and result.completion.completion_tokens > 0
+    assert ("MY_NUMBER", "mask", "<マイナンバー_1>") in [(f.entity, f.action, f.placeholder) for f in result.findings]
+    record = gateway.audit.get(result.audit_seq).record
+    assert "<マイナンバー_1>" in record["prompt"][0]["content"]
+    assert record["backend"] == {"requested": "vendor", "used": "vendor", "kind": "openai",
+                                 "model": record["backend"]["model"], "version": record["backend"]["version"],
+                                 "local": False}
+    assert record["masked_values"] == [gateway.audit.keyed_hash(MY_NUMBER)]
+    assert [e.seq for e in gateway.audit.find_value(MY_NUMBER)] == [result.audit_seq]
+    assert MY_NUMBER.encode() not in _audit_bytes(tmp_path)
+
+
+def test_confidential_marking_routes_to_the_local_backend(tmp_path, llama_server_url):
+    gateway = Gateway(_settings(tmp_path, llama_server_url))
+    result = gateway.complete(_chat("【社外秘】来期の窓口体制の案を要約してください。"), backend="vendor", principal=ALICE)
+    assert result.status == "ok"
+    assert result.requested_backend == "vendor" and result.backend == "extractive"
+    record = gateway.audit.get(result.audit_seq).record
+    assert record["backend"]["used"] == "extractive" and record["backend"]["local"] is True
+
+
+def _grounded(question: str, text: str) -> ChatRequest:
+    return request_for_passages(question, [Passage(1, "doc:0", "住民記録", text)])
+
+
+def test_local_answer_restores_masked_values_for_the_requester(tmp_path):
+    gateway = Gateway(_settings(tmp_path))
+    request = _grounded("山田太郎さんのマイナンバーは何番ですか", f"山田太郎さんのマイナンバーは{MY_NUMBER}です。窓口は市民課です。")
+    result = gateway.complete(request, backend="extractive", principal=ALICE)
+    assert result.status == "ok"
+    assert MY_NUMBER in result.completion.text and "<マイナンバー_1>" not in result.completion.text
+    record = gateway.audit.get(result.audit_seq).record
+    assert "<マイナンバー_1>" in record["output"] and record["chunk_ids"] == ["doc:0"]
+    assert {(f["entity"], f["where"], f["action"]) for f in record["findings"]} >= {
+        ("MY_NUMBER", "passage[1]", "mask"), ("MY_NUMBER", "message[1]", "mask")}
+    assert MY_NUMBER.encode() not in _audit_bytes(tmp_path)
+
+
+def test_external_use_is_held_until_approved_and_released_to_the_requester_only(tmp_path):
+    gateway = Gateway(_settings(tmp_path))
+    request = _grounded("山田太郎さんのマイナンバーは何番ですか", f"山田太郎さんのマイナンバーは{MY_NUMBER}です。")
+    result = gateway.complete(request, backend="extractive", principal=ALICE, purpose="external")
+    assert result.status == "held" and result.completion is None and result.review_id is not None
+    assert f"レビュー番号 {result.review_id}" in result.message
+    [item] = gateway.review.list("pending")
+    assert item.id == result.review_id and item.audit_seq == result.audit_seq
+    assert "<マイナンバー_1>" in item.output and MY_NUMBER not in item.output
+    with pytest.raises(ReviewError, match="awaiting review"):
+        gateway.release(result.review_id, ALICE)
+    gateway.review.approve(result.review_id, RIN, note="確認済み")
+    with pytest.raises(ReviewPermissionError):
+        gateway.release(result.review_id, BOB)
+    released = gateway.release(result.review_id, ALICE)
+    assert released.status == "ok" and MY_NUMBER in released.completion.text
+    kinds = [e.kind for e in gateway.audit.query(newest_first=False)]
+    assert kinds[:4] == ["chat", "review.hold", "review.decision", "review.release"]
+    assert MY_NUMBER.encode() not in _audit_bytes(tmp_path)
+
+
+def test_auditor_role_may_not_generate(tmp_path):
+    gateway = Gateway(_settings(tmp_path))
+    result = gateway.complete(_chat("こんにちは"), backend="extractive", principal=Principal("kansa", Role.AUDITOR))
+    assert result.status == "blocked" and "auditor" in result.message
+    assert gateway.audit.get(result.audit_seq).record["reason"] == "role:auditor"
+
+
+def test_backend_failure_is_audited_then_raised(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    gateway = Gateway(_settings(tmp_path, f"http://127.0.0.1:{port}/v1",
+                                policy='[external]\ndefault = "allow"\n'))
+    with pytest.raises(BackendError):
+        gateway.complete(_chat("こんにちは", 4), backend="vendor", principal=ALICE)
+    [entry] = gateway.audit.query(kind="chat")
+    assert entry.record["status"] == "error" and entry.record["error"]
+
+
+def test_stream_yields_restored_text_and_audits_once(tmp_path):
+    gateway = Gateway(_settings(tmp_path))
+    request = _grounded("山田太郎さんのマイナンバーは何番ですか", f"山田太郎さんのマイナンバーは{MY_NUMBER}です。")
+    stream = gateway.stream(request, backend="extractive", principal=ALICE)
+    text = "".join(stream)
+    assert MY_NUMBER in text
+    assert stream.result.status == "ok" and stream.result.completion.text == text
+    record = gateway.audit.get(stream.result.audit_seq).record
+    assert record["streamed"] is True and MY_NUMBER not in record["output"]

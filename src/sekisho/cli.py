@@ -278,6 +278,101 @@ def _answer_json(answer) -> dict:
 
 # --- server and keys (server/) ----------------------------------------------------------------
 
+
+@app.command("serve")
+def serve_command(
+    ctx: typer.Context,
+    host: Annotated[Optional[str], typer.Option("--host", help="待ち受けアドレス (bind address; default 127.0.0.1)")] = None,
+    port: Annotated[Optional[int], typer.Option("--port", min=1, max=65535, help="ポート (default 8765)")] = None,
+) -> None:
+    """API・OpenAI互換ゲートウェイ・Web画面を起動する. Serve the API, gateway and web UI."""
+    from sekisho.server.app import serve
+
+    settings = settings_of(ctx)
+    bind = host or settings.server.host
+    if bind not in ("127.0.0.1", "localhost", "::1"):
+        err.print(f"[yellow]注意 (warning):[/yellow] {bind} で待ち受けます。TLS 終端のリバースプロキシの背後に置いてください "
+                  "(listening beyond loopback: put a TLS-terminating proxy in front).", highlight=False)
+    try:
+        serve(settings, host=bind, port=port)
+    except OSError as exc:
+        raise fail(f"{bind}:{port or settings.server.port}: cannot listen: {exc.strerror or exc}") from None
+
+
+keys_app = typer.Typer(help="APIキーの発行・一覧・失効. Manage API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    ctx: typer.Context,
+    role: Annotated[str, typer.Option("--role", help="admin | reviewer | user | auditor")],
+    name: Annotated[str, typer.Option("--name", help="キーの名前 (who or what uses it)")] = "",
+    tag: Annotated[Optional[list[str]], typer.Option("--tag", "-t", help="閲覧できる文書タグ (access tag; repeatable)")] = None,
+) -> None:
+    """キーを発行し、一度だけ表示する. Create a key; the secret is printed once."""
+    from sekisho.guard.roles import Role
+    from sekisho.server.keys import KeyStoreError, open_key_store
+
+    try:
+        chosen = Role(role)
+    except ValueError:
+        raise fail(f"--role {role!r}: choose one of {', '.join(r.value for r in Role)}") from None
+    store = open_key_store(settings_of(ctx))
+    try:
+        key, secret = store.create(chosen, name, tuple(tag or ()))
+    except KeyStoreError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        store.close()
+    err.print(f"キー {key.id} ({key.role.value}) を発行しました。この値は二度と表示されません。"
+              f"/ Key {key.id} created; the secret below is shown only once.", highlight=False)
+    print(secret)
+
+
+@keys_app.command("list")
+def keys_list(ctx: typer.Context) -> None:
+    """発行済みのキー一覧 (秘密は表示しない). List keys (never their secrets)."""
+    import datetime as dt
+
+    from rich.table import Table
+
+    from sekisho.server.keys import open_key_store
+
+    store = open_key_store(settings_of(ctx))
+    try:
+        keys = store.list()
+    finally:
+        store.close()
+    if not keys:
+        console.print("キーはまだありません (no keys): `sekisho keys create --role admin`")
+        return
+
+    def when(ts: float | None) -> str:
+        return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M") if ts else "-"
+
+    table = Table("ID", "名前 name", "役割 role", "タグ tags", "発行 created", "最終利用 last used", "状態 state")
+    for k in keys:
+        state = "有効 active" if k.active else f"失効 revoked {when(k.revoked_at)}"
+        table.add_row(k.id, k.name, k.role.value, ", ".join(k.tags), when(k.created_at), when(k.last_used_at), state)
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(ctx: typer.Context, key_id: Annotated[str, typer.Argument(help="キーID (from `keys list`)")]) -> None:
+    """キーを失効させる. Revoke a key."""
+    from sekisho.server.keys import KeyStoreError, open_key_store
+
+    store = open_key_store(settings_of(ctx))
+    try:
+        store.revoke(key_id)
+    except KeyStoreError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        store.close()
+    console.print(f"キー {key_id} を失効させました (revoked).", highlight=False)
+
+
 # --- arena (arena/) ---------------------------------------------------------------------------
 
 arena_app = typer.Typer(help="モデル評価アリーナ. Compare models on Japanese task suites.", no_args_is_help=True)

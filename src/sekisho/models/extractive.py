@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from sekisho.answer.text import LATIN_WORD, NOT_FOUND, match_units, morphemes, normalize, split_sentences, stem
+from sekisho.answer.text import LATIN_WORD, NOT_FOUND, content_units, match_units, morphemes, normalize, split_sentences, stem
 from sekisho.config import BackendConfig
 from sekisho.models.protocol import ChatRequest, Completion, ModelInfo, Passage
 
@@ -110,13 +110,15 @@ class _Sentence:
     grams: frozenset[str]
 
 
-def _relevance(q_grams: set[str], passage: Passage) -> float:
-    # Bigrams of hiragana alone are particles and endings (のは, ですか): present everywhere.
-    content = {g for g in q_grams if not _HIRAGANA.fullmatch(g)} or q_grams
-    return len(content & match_units(passage.title + "\n" + passage.text)) / len(content)
+def _relevance(question: str, passage: Passage) -> float:
+    # Content units skip hiragana (の人, 口は): particles match any passage and prove nothing.
+    content = content_units(_INTERROGATIVE.sub(" ", unicodedata.normalize("NFKC", question)))
+    if not content:
+        return 1.0  # a question of kana alone: let the sentence scores decide
+    return len(content & content_units(passage.title + "\n" + passage.text)) / len(content)
 
 
-_HIRAGANA = re.compile(r"[ぁ-ゖー]+")
+_HEADING = re.compile(r"#{1,6}\s")
 
 
 def _unmatched(text: str, question_grams: set[str]) -> str:
@@ -150,10 +152,10 @@ class Extraction:
         return f"{body} [{self.passage.n}]"
 
 
-# Below this share of the question's content bigrams present in the passage (title included),
-# the passage is about something else: on JSQuAD dev, 1.8% of gold paragraphs fall below it and
-# 1.6% of paragraphs from other articles reach it.
-MIN_RELEVANCE = 0.15
+# Below this share of the question's content units (kanji/katakana bigrams, Latin words) present
+# in the passage (title included), the passage is about something else: on JSQuAD dev, 1.6% of
+# gold paragraphs fall below it and 1.6% of paragraphs from other articles reach it.
+MIN_RELEVANCE = 0.25
 # A sentence whose unmatched part holds a candidate of the expected type beats one that only
 # restates the question, unless the latter matches this much more weight.
 TYPE_BONUS = 0.35
@@ -167,6 +169,9 @@ def extract(question: str, passages: Sequence[Passage]) -> Extraction | None:
         _Sentence(p, i, p.text[s:e], frozenset(match_units(p.text[s:e])))
         for p in passages
         for i, (s, e) in enumerate(split_sentences(p.text))
+        # A Markdown heading names a topic, it does not answer: "# 住民票の写しの交付" matches a
+        # question about fees well and says nothing about them.
+        if not _HEADING.match(p.text[s:e])
     ]
     if not sents:
         return None
@@ -185,7 +190,7 @@ def extract(question: str, passages: Sequence[Passage]) -> Extraction | None:
         typed = kind.kind != "any" and _has_candidate(_unmatched(s.text, q_grams), kind)
         scored.append((base + (TYPE_BONUS * base if typed else 0.0), base, typed, s))
     best_score, best_base, best_typed, best = max(scored, key=lambda x: x[0])
-    relevance = _relevance(q_grams, best.passage)
+    relevance = _relevance(question, best.passage)
     if relevance < MIN_RELEVANCE:
         return None
     chosen = [best]

@@ -67,7 +67,9 @@ def error_json(status: int, message: str, *, code: str | None = None, param: str
 
 def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     first = exc.errors()[0] if exc.errors() else {}
-    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    loc = [str(p) for p in first.get("loc", ())]
+    if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
+        loc = loc[1:]  # the first element says where, the rest names the field
     where = ".".join(loc) or None
     msg = first.get("msg", "invalid request")
     return (f"{where}: {msg}" if where else msg), where

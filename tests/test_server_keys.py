@@ -1,0 +1,92 @@
+"""API keys: shown once, stored hashed, bound to a role and tags, revocable; the CLI commands."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from typer.testing import CliRunner
+
+from sekisho.cli import app as cli
+from sekisho.guard.roles import Role
+from sekisho.server.keys import KeyStoreError, SQLiteKeyStore
+from sekisho.server.security import RateLimiter
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = SQLiteKeyStore(tmp_path / "keys.db")
+    yield s
+    s.close()
+
+
+def test_secret_authenticates_and_is_not_stored(store, tmp_path):
+    key, secret = store.create(Role.USER, "窓口端末", ("人事",))
+    assert store.authenticate(secret) == key
+    assert key.principal().role is Role.USER and key.principal().tags == ("人事",)
+    rows = sqlite3.connect(tmp_path / "keys.db").execute("SELECT * FROM api_keys").fetchall()
+    flat = " ".join(str(v) for row in rows for v in row)
+    assert secret not in flat
+    assert secret.split("_", 1)[1] not in flat  # not even the random part
+
+
+def test_wrong_or_malformed_secrets_fail(store):
+    _, secret = store.create(Role.ADMIN)
+    assert store.authenticate(secret[:-1] + ("A" if secret[-1] != "A" else "B")) is None
+    assert store.authenticate("sk-skh-") is None
+    assert store.authenticate("Bearer " + secret) is None
+    assert store.authenticate("") is None
+
+
+def test_each_key_is_unique(store):
+    secrets_ = {store.create(Role.USER)[1] for _ in range(20)}
+    assert len(secrets_) == 20
+
+
+def test_revoked_key_stops_working_and_cannot_be_revoked_twice(store):
+    key, secret = store.create(Role.REVIEWER, "r")
+    store.revoke(key.id)
+    assert store.authenticate(secret) is None
+    assert [k.active for k in store.list()] == [False]
+    with pytest.raises(KeyStoreError, match="already revoked"):
+        store.revoke(key.id)
+    with pytest.raises(KeyStoreError, match="no such key"):
+        store.revoke("ffffffff")
+
+
+def test_rate_limiter_allows_the_budget_then_refuses():
+    limiter = RateLimiter(per_minute=3)
+    assert [limiter.take("a") for _ in range(3)] == [0.0, 0.0, 0.0]
+    wait = limiter.take("a")
+    assert 0 < wait <= 20.0  # one token every 20 s
+    assert limiter.take("b") == 0.0  # buckets are per key
+
+
+def test_cli_create_list_revoke(tmp_path):
+    config = tmp_path / "sekisho.toml"
+    config.write_text('[audit]\npath = "audit.db"\n', encoding="utf-8")
+    runner = CliRunner()
+    created = runner.invoke(cli, ["--config", str(config), "keys", "create", "--role", "auditor",
+                                  "--name", "監査室", "--tag", "財務"])
+    assert created.exit_code == 0, created.output
+    secret = created.stdout.strip().splitlines()[-1]
+    assert secret.startswith("sk-skh-")
+    store = SQLiteKeyStore(tmp_path / "audit.keys.db")
+    key = store.authenticate(secret)
+    store.close()
+    assert key is not None and key.role is Role.AUDITOR and key.tags == ("財務",)
+
+    listed = runner.invoke(cli, ["--config", str(config), "keys", "list"])
+    assert listed.exit_code == 0 and key.id in listed.stdout and secret not in listed.stdout
+
+    revoked = runner.invoke(cli, ["--config", str(config), "keys", "revoke", key.id])
+    assert revoked.exit_code == 0
+    again = runner.invoke(cli, ["--config", str(config), "keys", "revoke", key.id])
+    assert again.exit_code == 1 and "already revoked" in again.stderr and "Traceback" not in again.output
+
+
+def test_cli_rejects_unknown_role(tmp_path):
+    config = tmp_path / "sekisho.toml"
+    config.write_text('[audit]\npath = "audit.db"\n', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--config", str(config), "keys", "create", "--role", "root"])
+    assert result.exit_code == 1 and "--role 'root'" in result.stderr

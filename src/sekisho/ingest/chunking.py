@@ -20,6 +20,7 @@ _ENDERS = frozenset("。！？!?．｡")
 _OPENERS = frozenset("「『（(【〔〈《［[｛{“")
 _CLOSERS = frozenset("」』）)】〕〉》］]｝}”’\"'")
 # Where an over-long sentence may be cut when it must be: after a comma or a space.
+_QUOTATIVE = frozenset("とっ")
 _SOFT_BREAKS = frozenset("、，,；;：: \u3000")
 _WHITESPACE = " \t\r\n\u3000\f\v"
 _BULLETS = tuple("・●○■□◆◇※-*•") + tuple("0123456789０１２３４５６７８９①②③④⑤⑥⑦⑧⑨⑩")
@@ -106,11 +107,15 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None, *, hard_wr
             depth = max(0, depth - 1)
         elif ch in _ENDERS or (ch == "." and _ends_latin_sentence(text, i, end)):
             j = i + 1
+            closed = False
             while j < end and (text[j] in _ENDERS or text[j] in _CLOSERS):
                 if text[j] in _CLOSERS:
                     depth = max(0, depth - 1)
+                    closed = True
                 j += 1
-            if depth == 0:
+            # 「…です。」と言った: a quotative particle after the quote continues the sentence.
+            quoted_on = closed and j < end and text[j] in _QUOTATIVE
+            if depth == 0 and not quoted_on:
                 close(j)
             i = j
             continue

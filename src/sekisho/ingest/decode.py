@@ -50,16 +50,32 @@ def _strict(data: bytes, encoding: str) -> str | None:
         return None
 
 
-def _japanese_plausibility(text: str) -> float:
-    """Share of the non-ASCII characters that ordinary Japanese prose is made of."""
-    good = bad = 0
+def _common_kanji(ch: str) -> bool:
+    """JIS X 0208 level 1: the ~3,000 kanji that make up nearly all running Japanese text.
+    Text decoded with the wrong codec lands mostly on level-2 and rarer kanji (縺, 繧, 菴)."""
+    try:
+        lead = ch.encode("euc_jp")[0]
+    except UnicodeEncodeError:
+        return False
+    return 0xB0 <= lead <= 0xCF
+
+
+def _japanese_plausibility(text: str, *, halfwidth_kana_suspect: bool = True) -> float:
+    """Share of the non-ASCII characters that ordinary Japanese prose is made of. Half-width
+    katakana (ﾌﾘｶﾞﾅ) is legitimate in CP932 files but is also what EUC-JP read as CP932 yields,
+    so it counts against a CP932 reading only while EUC-JP is a rival one."""
+    good = bad = 0.0
     for ch in text:
         code = ord(ch)
         if code < 0x80:
             continue
-        if (
+        if 0x4E00 <= code <= 0x9FFF:  # CJK unified ideographs
+            if _common_kanji(ch):
+                good += 1
+            else:
+                bad += 1
+        elif (
             0x3040 <= code <= 0x30FF  # hiragana, katakana
-            or 0x4E00 <= code <= 0x9FFF  # CJK unified ideographs
             or 0x3000 <= code <= 0x303F  # Japanese punctuation
             or 0xFF01 <= code <= 0xFF5E  # full-width ASCII
             or 0x2010 <= code <= 0x203B  # dashes, ellipsis, ※
@@ -69,10 +85,15 @@ def _japanese_plausibility(text: str) -> float:
             or 0x3200 <= code <= 0x33FF  # ㈱ ㎡ ㍻
         ):
             good += 1
-        elif 0xFF61 <= code <= 0xFF9F:  # half-width katakana: what EUC-JP read as CP932 yields
+        elif 0xFF61 <= code <= 0xFF65:  # ｡｢｣､･: EUC-JP hiragana read as CP932 starts with ､
             bad += 1
-        elif unicodedata.category(ch) in ("Co", "Cn", "Cc"):  # private use, unassigned, control
-            bad += 3
+        elif 0xFF66 <= code <= 0xFF9F:
+            if halfwidth_kana_suspect:
+                bad += 1
+            else:
+                good += 1
+        elif unicodedata.category(ch) in ("Co", "Cn", "Cc"):  # private use (外字 aside), unassigned
+            bad += 5
         else:  # symbols, Greek, Cyrillic, box drawing: legitimate but rare in running text
             bad += 0.5
     total = good + bad
@@ -125,13 +146,13 @@ def decode_text(data: bytes, declared: str | None = None) -> tuple[str, str]:
     text = _strict(data, "utf-8")
     if text is not None:
         return text, "utf-8"
+    decoded = [(codec, text) for codec in ("cp932", "euc_jp") if (text := _strict(data, codec)) is not None]
     candidates = []
-    for codec in ("cp932", "euc_jp"):
-        text = _strict(data, codec)
-        if text is not None:
-            score = _japanese_plausibility(text)
-            if score >= 0.6 and (_has_kana(text) or score == 1.0):
-                candidates.append((score, codec == "cp932", text, codec))
+    for codec, text in decoded:
+        # EUC-JP misread as CP932 turns into half-width katakana; the reverse never does.
+        score = _japanese_plausibility(text, halfwidth_kana_suspect=codec == "cp932" and len(decoded) > 1)
+        if score >= 0.75 and (_has_kana(text) or score == 1.0):
+            candidates.append((score, codec == "cp932", text, codec))
     if candidates:
         # Equal scores: CP932 is far more common in Japanese offices than EUC-JP.
         _, _, text, codec = max(candidates)

@@ -7,6 +7,7 @@ Supported: .txt, .md, .html/.htm, .pdf (pypdf), .docx (python-docx). Every failu
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 from collections.abc import Sequence
@@ -329,6 +330,10 @@ def _html(source: str, stem: str, encoding: str) -> Extracted:
 def _pdf(data: bytes, label: str, stem: str) -> Extracted:
     from pypdf import PdfReader
     from pypdf.errors import FileNotDecryptedError, PdfReadError
+
+    # pypdf logs its repair attempts ("EOF marker not found") as warnings; the user gets our one
+    # line per file instead of library chatter.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
 
     try:
         reader = PdfReader(io.BytesIO(data))

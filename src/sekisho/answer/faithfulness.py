@@ -30,6 +30,7 @@ from sekisho.answer.text import (
     sentences,
     split_sentences,
     stem,
+    western_years,
 )
 from sekisho.models.protocol import Passage
 
@@ -132,11 +133,12 @@ def check_faithfulness(answer_text: str, passages: Sequence[Passage]) -> Faithfu
 
 
 def _evidence(p: Passage) -> _Evidence:
-    whole = f"{p.title}\n{p.text}"
+    whole = western_years(f"{p.title}\n{p.text}")
     return _Evidence(p, normalize(whole), content_units(whole) | match_units(whole), numbers(whole))
 
 
 def _judge(sentence: str, ev: _Evidence, idf: Callable[[str], float]) -> tuple[float, tuple[str, ...]]:
+    sentence = western_years(sentence)
     units = content_units(sentence)
     if not units:
         return 1.0, ()

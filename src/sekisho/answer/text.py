@@ -118,7 +118,7 @@ def content_units(text: str) -> set[str]:
 def _tokenizer():
     from sudachipy import Dictionary, SplitMode
 
-    return Dictionary(dict="core").create(SplitMode.C)
+    return Dictionary(dict="core").tokenizer(mode=SplitMode.C)
 
 
 def morphemes(text: str) -> list[tuple[str, tuple[str, ...]]]:
@@ -150,10 +150,20 @@ def _kanji_number(s: str) -> int:
     return total + section + digit
 
 
+def western_years(text: str) -> str:
+    """Era years rewritten as Western years (令和3年 -> 2021年), so that a sentence and a passage
+    agree whichever calendar each uses."""
+
+    def western(m: re.Match[str]) -> str:
+        year = 1 if m.group(2) == "元" else int(m.group(2))
+        return f"{_ERA_START[m.group(1)] + year}年"
+
+    return _ERA_RE.sub(western, unicodedata.normalize("NFKC", text))
+
+
 def numbers(text: str) -> set[str]:
-    """Every number the text states, as canonical digit strings; era years also as the Western
-    year (令和3年 -> 3 and 2021), so that a sentence and a passage agree whichever they use."""
-    t = unicodedata.normalize("NFKC", text)
+    """Every number the text states, as canonical digit strings (era years as Western years)."""
+    t = western_years(text)
     found: set[str] = set()
     for m in _NUMBER_RE.finditer(t):
         s = m.group()
@@ -162,10 +172,6 @@ def numbers(text: str) -> set[str]:
         elif _is_counting_context(t, m.end()):
             # Kanji digits inside words (一般, 統一, 万全) are not numbers; before a counter they are.
             found.add(str(_kanji_number(s)))
-    for m in _ERA_RE.finditer(t):
-        year = 1 if m.group(2) == "元" else int(m.group(2))
-        found.add(str(year))
-        found.add(str(_ERA_START[m.group(1)] + year))
     return found
 
 

@@ -48,7 +48,7 @@ _NUMBER = re.compile(r"\d|[一二三四五六七八九十百千万億]+(?=[^\s]?
 @dataclass(frozen=True)
 class AnswerType:
     kind: str  # "date" | "count" | "person" | "place" | "any"
-    counter: str = ""  # for "count": the word the number must precede (位, 人, 議席)
+    counter: str = ""  # for "count": the counter the number must precede (位, 人, 議)
 
 
 def answer_type(question: str) -> AnswerType:
@@ -60,8 +60,7 @@ def answer_type(question: str) -> AnswerType:
         return AnswerType("date")
     m = re.search(r"何([^\sのがをはでにとかもや、。?!]{1,3})", q)
     if m and re.match(r"[人名位個回件歳倍割度条章部巻種曲議席カヶヵか所%年月日時分秒ドル円]", m.group(1)):
-        counter = re.match(r"[^\sのがをはでにとかもや]+?(?=か|$)", m.group(1))
-        return AnswerType("count", counter.group(0) if counter else m.group(1))
+        return AnswerType("count", m.group(1)[0])  # 何人いますか -> 人; the number must precede it
     if re.search(r"いくつ|いくら|どのくらい|どれくらい|どれほど|何パーセント|何%", q):
         return AnswerType("count")
     if re.search(r"誰|だれ|人物|何という人", q):
@@ -91,7 +90,7 @@ def _has_candidate(text: str, kind: AnswerType) -> bool:
     if kind.kind == "count":
         digits = r"[\d一二三四五六七八九十百千万億数]"
         if kind.counter:
-            return bool(re.search(digits + r"[\d.,万億]*" + re.escape(kind.counter[0]), text))
+            return bool(re.search(digits + r"[\d.,万億]*" + re.escape(kind.counter), text))
         return bool(re.search(digits, text))
     if kind.kind in ("person", "place") and re.search(r"[A-Z][a-z]+", text):
         return True  # English: a capitalised word is the closest cheap sign of a name

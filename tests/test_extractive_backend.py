@@ -1,0 +1,80 @@
+"""The extractive backend answers by quoting the supporting sentence, cited, or says it cannot."""
+
+from __future__ import annotations
+
+from sekisho.config import BackendConfig
+from sekisho.models import ChatRequest, Message, Passage
+from sekisho.models.extractive import NO_DOCUMENTS, AnswerType, ExtractiveBackend, answer_type, approx_tokens
+
+PASSAGES = [
+    Passage(1, "doc-a:0", "印鑑登録", "印鑑登録は市民課で受け付けます。登録できるのは15歳以上の人です。"
+            "手数料は1通300円です。印鑑登録証明書は平成15年からコンビニでも取得できます。"),
+    Passage(2, "doc-b:0", "粗大ごみの出し方", "粗大ごみは事前に申し込んでください。収集日の朝8時30分までに出してください。"
+            "収集は申し込みからおおむね1週間後です。"),
+]
+BACKEND = ExtractiveBackend(BackendConfig(kind="extractive", local=True))
+
+
+def ask(question: str, passages=PASSAGES) -> str:
+    return BACKEND.complete(ChatRequest([Message("user", question)], passages=passages, question=question)).text
+
+
+def test_quotes_the_sentence_that_answers_with_its_citation():
+    assert ask("印鑑登録の手数料はいくらですか？") == "手数料は1通300円です。 [1]"
+
+
+def test_date_question_prefers_the_sentence_with_a_date():
+    answer = ask("印鑑登録証明書はいつからコンビニで取得できますか")
+    assert "平成15年" in answer and answer.endswith("[1]")
+
+
+def test_answer_comes_from_the_passage_that_holds_it_and_cites_that_passage():
+    answer = ask("粗大ごみは何時までに出せばよいですか")
+    assert "8時30分" in answer and answer.endswith("[2]")
+
+
+def test_answer_type_from_the_interrogative():
+    assert answer_type("梅雨は何月に始まりますか").kind == "date"
+    assert answer_type("議員は何人いますか") == AnswerType("count", "人")
+    assert answer_type("この法律を作ったのは誰か").kind == "person"
+    assert answer_type("本社はどこにありますか").kind == "place"
+    assert answer_type("梅雨とは何か").kind == "any"
+
+
+def test_unrelated_passages_give_the_not_found_answer():
+    assert ask("火星の大気の主成分は何ですか") == "資料に記載がありません"
+    assert ask("印鑑登録の手数料はいくらですか", passages=[]) == "資料に記載がありません"
+
+
+def test_english_passages_work_too():
+    passages = [Passage(1, "t:0", "Tokyo", "Tokyo is the capital of Japan. The city hosted the Olympics in 1964 and 2021."),
+                Passage(2, "c:0", "Cats", "Cats are small mammals. They sleep for most of the day.")]
+    assert ask("When did Tokyo host the Olympics?", passages) == "The city hosted the Olympics in 1964 and 2021. [1]"
+    assert ask("What is the melting point of tungsten?", passages) == "資料に記載がありません"
+
+
+def test_a_sentence_that_leans_on_its_document_is_labelled_with_the_title():
+    passages = [Passage(1, "m:0", "梅雨", "この時期は雨が多い。一年分の降水量が一週間で降ることもある。")]
+    answer = ask("一年分の降水量が一週間で降ることもある季節は？", passages)
+    assert answer.startswith("【梅雨】") and "一年分の降水量が一週間で降ることもある。" in answer
+
+
+def test_plain_chat_without_documents_says_what_it_can_do():
+    completion = BACKEND.complete(ChatRequest([Message("user", "こんにちは")]))
+    assert completion.text == NO_DOCUMENTS and "資料" in completion.text
+
+
+def test_stream_yields_pieces_that_join_to_the_completion():
+    request = ChatRequest([Message("user", "q")], passages=PASSAGES, question="印鑑登録できるのは何歳以上ですか")
+    pieces = list(BACKEND.stream(request))
+    assert len(pieces) > 1
+    assert "".join(pieces) == BACKEND.complete(request).text
+    assert "15歳以上" in "".join(pieces)
+
+
+def test_token_counts_follow_the_documented_approximation():
+    assert approx_tokens("住民票") == 3  # one per CJK character
+    assert approx_tokens("abcdefgh") == 2  # one per four other characters
+    completion = BACKEND.complete(ChatRequest([Message("user", "住民票")], passages=PASSAGES, question="住民票"))
+    assert completion.prompt_tokens == 3 and completion.completion_tokens == approx_tokens(completion.text)
+    assert BACKEND.info().local is True and BACKEND.info().kind == "extractive"

@@ -276,6 +276,262 @@ def _answer_json(answer) -> dict:
 
 # --- governance: guard, audit, provenance, review (guard/, audit/) ---------------------------
 
+audit_app = typer.Typer(help="監査ログの検証・表示・書き出し・保存期間. Verify, show, export and prune the audit log.",
+                        no_args_is_help=True)
+review_app = typer.Typer(help="確認待ちの回答の承認・修正・却下. Review held outputs.", no_args_is_help=True)
+provenance_app = typer.Typer(help="署名付き来歴マニフェスト. Signed provenance manifests.", no_args_is_help=True)
+policy_app = typer.Typer(help="ガバナンスポリシー. The governance policy.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+app.add_typer(review_app, name="review")
+app.add_typer(provenance_app, name="provenance")
+app.add_typer(policy_app, name="policy")
+
+
+def _audit_log(ctx: typer.Context):
+    from sekisho.audit import AuditError, AuditLog, SigningKeyError
+
+    try:
+        return AuditLog.from_settings(settings_of(ctx))
+    except (AuditError, SigningKeyError) as exc:
+        raise fail(str(exc)) from None
+
+
+def _print_json(value) -> None:
+    import json
+
+    print(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+@audit_app.command("verify")
+def audit_verify(ctx: typer.Context) -> None:
+    """ハッシュチェーンと署名付きチェックポイントを検証. Verify the hash chain and signed checkpoints."""
+    result = _audit_log(ctx).verify()
+    if not result.ok:
+        raise fail(f"改ざんを検出 (tampering detected) at record {result.first_bad_seq}: {result.reason}")
+    console.print(f"[green]OK[/green]: {result.checked} 件を検証、署名付きチェックポイント {result.checkpoints} 件 "
+                  f"(verified {result.checked} records, {result.checkpoints} signed checkpoints); "
+                  f"head {result.head_seq} {result.head_hash[:16]}…", highlight=False)
+
+
+@audit_app.command("show")
+def audit_show(
+    ctx: typer.Context,
+    seq: Annotated[Optional[int], typer.Argument(help="記録番号 (record seq); omit to list the latest")] = None,
+    kind: Annotated[Optional[str], typer.Option("--kind", help="種別 (chat, ask, review.decision, ...)")] = None,
+    principal: Annotated[Optional[str], typer.Option("--principal", help="利用者 (who)")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 20,
+) -> None:
+    """監査記録を表示. Show one record (JSON) or a list of the latest."""
+    from rich.table import Table
+
+    log = _audit_log(ctx)
+    if seq is not None:
+        entry = log.get(seq)
+        if entry is None:
+            raise fail(f"audit record {seq} does not exist")
+        _print_json(entry.to_json())
+        return
+    table = Table("seq", "時刻 time (UTC)", "種別 kind", "利用者 principal", "状態 status", "hash")
+    for e in log.query(kind=kind, principal=principal, limit=limit):
+        record = e.record or {}
+        table.add_row(str(e.seq), e.ts[:19], e.kind, str(record.get("principal", "")), str(record.get("status", "")),
+                      e.hash[:12])
+    console.print(table)
+
+
+@audit_app.command("export")
+def audit_export(
+    ctx: typer.Context,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="書き出し先 (JSON lines); default stdout")] = None,
+) -> None:
+    """JSON Lines で書き出し. Export every record with its hashes as JSON lines."""
+    import sys
+
+    log = _audit_log(ctx)
+    if output is None:
+        log.export(sys.stdout)
+        return
+    tmp = output.with_name(output.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fp:
+        count = log.export(fp)
+    tmp.replace(output)
+    err.print(f"{count} 件を書き出しました (exported) -> {output}", highlight=False)
+
+
+@audit_app.command("prune")
+def audit_prune(
+    ctx: typer.Context,
+    before: Annotated[str, typer.Option("--before", help="この日時より古い記録を削除 (e.g. 2026-04-01)")],
+) -> None:
+    """保存期間を過ぎた記録を削除 (署名付きアンカーで検証可能なまま). Delete old records, keeping the chain verifiable."""
+    from sekisho.audit import AuditError
+    from sekisho.guard.roles import cli_principal
+
+    try:
+        result = _audit_log(ctx).prune(before, actor=cli_principal().name)
+    except AuditError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"{result.deleted} 件を削除しました (pruned); anchor at record {result.anchor_seq}", highlight=False)
+
+
+@audit_app.command("find-value")
+def audit_find_value(ctx: typer.Context, value: Annotated[str, typer.Argument(help="調べる値 (e.g. a My Number)")]) -> None:
+    """マスクされた値が含まれた記録を探す (値そのものは保存されていない). Find records whose masked values include VALUE."""
+    from sekisho.audit import AuditError
+
+    try:
+        entries = _audit_log(ctx).find_value(value)
+    except AuditError as exc:
+        raise fail(str(exc)) from None
+    for e in entries:
+        print(f"{e.seq}\t{e.ts}\t{e.kind}\t{(e.record or {}).get('principal', '')}")
+
+
+def _reviews(ctx: typer.Context):
+    from sekisho.audit import ReviewQueue
+
+    return ReviewQueue(_audit_log(ctx))
+
+
+@review_app.command("list")
+def review_list(
+    ctx: typer.Context,
+    status: Annotated[str, typer.Option("--status", help="pending | approved | edited | rejected | all")] = "pending",
+) -> None:
+    """確認待ちの一覧. List held outputs."""
+    from rich.table import Table
+
+    from sekisho.audit import ReviewStatus
+
+    if status != "all" and status not in {s.value for s in ReviewStatus}:
+        raise fail(f"--status {status!r}: choose pending, approved, edited, rejected or all")
+    items = _reviews(ctx).list(None if status == "all" else status)
+    table = Table("ID", "状態 status", "依頼者 requester", "理由 reasons", "監査 audit", "作成 created")
+    for item in items:
+        table.add_row(str(item.id), item.status.value, item.requester, ", ".join(item.reasons), str(item.audit_seq),
+                      item.created[:19])
+    console.print(table)
+
+
+@review_app.command("show")
+def review_show(ctx: typer.Context, review_id: Annotated[int, typer.Argument(help="レビュー番号")]) -> None:
+    """確認待ちの内容を表示. Show a held output."""
+    from dataclasses import asdict
+
+    from sekisho.audit import ReviewError
+
+    try:
+        item = _reviews(ctx).get(review_id)
+    except ReviewError as exc:
+        raise fail(str(exc)) from None
+    _print_json(asdict(item))
+
+
+def _decide(ctx: typer.Context, action: str, review_id: int, **kwargs) -> None:
+    from sekisho.audit import ReviewError
+    from sekisho.guard.roles import cli_principal
+
+    queue = _reviews(ctx)
+    try:
+        item = getattr(queue, action)(review_id, cli_principal(), **kwargs)
+    except ReviewError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"レビュー {item.id}: {item.status.value} ({item.reviewer})", highlight=False)
+
+
+@review_app.command("approve")
+def review_approve(
+    ctx: typer.Context,
+    review_id: Annotated[int, typer.Argument(help="レビュー番号")],
+    note: Annotated[str, typer.Option("--note", help="メモ")] = "",
+) -> None:
+    """承認して依頼者に公開. Approve."""
+    _decide(ctx, "approve", review_id, note=note)
+
+
+@review_app.command("edit")
+def review_edit(
+    ctx: typer.Context,
+    review_id: Annotated[int, typer.Argument(help="レビュー番号")],
+    text: Annotated[str, typer.Option("--text", help="修正後の本文 (the corrected text)")],
+    reason: Annotated[str, typer.Option("--reason", help="修正理由")] = "",
+) -> None:
+    """修正して承認. Replace the text and approve."""
+    _decide(ctx, "edit", review_id, new_text=text, reason=reason)
+
+
+@review_app.command("reject")
+def review_reject(
+    ctx: typer.Context,
+    review_id: Annotated[int, typer.Argument(help="レビュー番号")],
+    reason: Annotated[str, typer.Option("--reason", help="却下理由 (shown to the requester)")],
+) -> None:
+    """却下. Reject."""
+    _decide(ctx, "reject", review_id, reason=reason)
+
+
+@provenance_app.command("export")
+def provenance_export(
+    ctx: typer.Context,
+    seq: Annotated[int, typer.Argument(help="監査記録番号 (audit seq of the answer)")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="書き出し先 (e.g. answer.prov.json)")],
+    content: Annotated[Optional[Path], typer.Option("--content", help="署名する派生文書 (default: the audited text)")] = None,
+) -> None:
+    """回答の来歴を署名付きで書き出し. Export the answer with a signed manifest."""
+    from sekisho.audit import ProvenanceError, export_manifest
+    from sekisho.guard.roles import cli_principal
+
+    options = {"exported_by": cli_principal().name}
+    if content is not None:
+        try:
+            options["content"] = content.read_bytes()
+        except OSError as exc:
+            raise fail(f"{content}: cannot read: {exc.strerror}") from None
+    try:
+        export_manifest(_audit_log(ctx), seq, output, **options)
+    except (ProvenanceError, OSError) as exc:
+        raise fail(str(exc)) from None
+    console.print(f"来歴を書き出しました (exported) -> {output}", highlight=False)
+
+
+@provenance_app.command("verify")
+def provenance_verify(
+    file: Annotated[Path, typer.Argument(help="来歴ファイル (provenance file)")],
+    public_key: Annotated[Optional[str], typer.Option("--public-key", help="信頼する公開鍵 (base64 Ed25519)")] = None,
+) -> None:
+    """来歴ファイルをオフラインで検証. Verify a provenance file offline."""
+    from sekisho.audit import verify_manifest
+
+    check = verify_manifest(file, trusted_public_key=public_key)
+    if not check.ok:
+        raise fail(f"検証失敗 (verification failed): {check.reason}")
+    audit = check.manifest["assertions"]["sekisho.audit"]
+    console.print(f"[green]OK[/green]: {check.manifest['claim_generator']}, audit record {audit['seq']} "
+                  f"({audit['hash'][:12]}…), signed by {check.public_key}", highlight=False)
+
+
+@policy_app.command("check")
+def policy_check(
+    ctx: typer.Context,
+    file: Annotated[Optional[Path], typer.Argument(help="ポリシーファイル (default: guard.policy or built-in)")] = None,
+) -> None:
+    """ポリシーを検証し、実効内容を表示. Validate a policy and show what it does."""
+    from rich.table import Table
+
+    from sekisho.guard.findings import ENTITY_LABELS
+    from sekisho.guard.policy import PolicyError, load_policy, policy_from_settings
+    from sekisho.guard.roles import Role
+
+    try:
+        policy = load_policy(file) if file else policy_from_settings(settings_of(ctx))
+    except PolicyError as exc:
+        raise fail(str(exc)) from None
+    table = Table("entity", "種類 label", "外部 external (user)", "構内 local (user)", title=policy.source)
+    for entity, label in ENTITY_LABELS.items():
+        table.add_row(entity, label, policy.action_for(entity, local=False, role=Role.USER),
+                      policy.action_for(entity, local=True, role=Role.USER))
+    console.print(table)
+
 # --- server and keys (server/) ----------------------------------------------------------------
 
 
@@ -387,6 +643,7 @@ def arena_run(
     models: Annotated[Optional[str], typer.Option("--models", "-m", help="バックエンド名をカンマ区切りで (a,b,c)")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=1, help="タスクごとの問題数上限 (items per task)")] = None,
     data: Annotated[Optional[Path], typer.Option("--data", help="データのフォルダまたはファイル (data root or file)")] = None,
+    tasks: Annotated[Optional[str], typer.Option("--tasks", "-t", help="実行するタスク (task ids, a,b; default all)")] = None,
     watts_per_core: Annotated[float, typer.Option("--watts-per-core", min=0.0, help="RAPL がないときの推定用 W/コア")] = 5.0,
 ) -> None:
     """スイートを実行してレポートを書く. Run a suite; writes OUT/report.html and OUT/report.json."""
@@ -396,7 +653,8 @@ def arena_run(
     try:
         spec = load_suite(suite)
         names = [m.strip() for m in models.split(",") if m.strip()] if models else list(spec.models)
-        summary = run_suite(settings_of(ctx), spec, names, out, limit=limit, data=data,
+        only = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
+        summary = run_suite(settings_of(ctx), spec, names, out, limit=limit, data=data, tasks=only,
                             watts_per_core=watts_per_core, console=err)
     except (ArenaError, BackendError) as exc:
         raise fail(str(exc)) from None

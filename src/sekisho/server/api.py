@@ -15,9 +15,8 @@ from sekisho.guard.roles import Role
 from sekisho.models.protocol import BackendError
 from sekisho.server.deps import AppState, audit_event, require, state_of
 from sekisho.server.errors import ApiError, ErrorResponse
-from sekisho.server.governed import HELD_MESSAGE, blocked_error, findings_out, sources_out
+from sekisho.server.governed import blocked_error, sekisho_info
 from sekisho.server.keys import ApiKey, KeyStoreError
-from sekisho.server.openai_api import _faithfulness_dict
 from sekisho.server.runtime import Job
 from sekisho.server.schemas import (
     AskRequest,
@@ -40,6 +39,7 @@ from sekisho.server.schemas import (
     ReviewList,
     ReviewNote,
     ReviewReject,
+    ReleaseOut,
     SearchRequest,
     SearchResponse,
     VerifyOut,
@@ -206,20 +206,18 @@ def ask_governed(state: AppState, caller: Caller, question: str, backend: str, k
 def ask_response(question: str, governed: Any) -> AskResponse:
     if governed.status == "blocked":
         raise blocked_error(governed)
-    answer = governed.answer
+    info = sekisho_info(governed, rag=True)
     ok = governed.status == "ok"
     return AskResponse(
-        question=question, status=governed.status,
-        answer=answer.text if ok else HELD_MESSAGE,
-        not_found=bool(answer.not_found) if ok else False,
-        citations=sources_out(answer.hits) if ok else [],
-        faithfulness=_faithfulness_dict(answer.faithfulness) if ok else None,
-        findings=findings_out(governed.findings), audit_seq=governed.audit_seq, review_id=governed.review_id)
+        question=question, status=governed.status, answer=governed.answer.text if ok else governed.message,
+        not_found=bool(info.not_found), citations=info.sources, faithfulness=info.faithfulness,
+        findings=info.findings, backend=info.backend, audit_seq=info.audit_seq, review_id=info.review_id)
 
 
 @router.post("/ask", response_model=AskResponse, tags=["knowledge base"])
 async def ask(body: AskRequest, request: Request, caller: Caller = require(Permission.CHAT)) -> AskResponse:
-    """A grounded answer with numbered citations [n] and per-sentence faithfulness flags."""
+    """A grounded answer with numbered citations [n] and per-sentence faithfulness flags. A held
+    answer says so (status "held", review_id); fetch it after approval from /api/reviews/{id}/release."""
     state = state_of(request)
     from sekisho.server.openai_api import resolve_model
 
@@ -330,6 +328,20 @@ async def reject_review(review_id: int, body: ReviewReject, request: Request,
                         caller: Caller = require(Permission.REVIEW)) -> ReviewItemOut:
     """Rejecting needs a reason the requester can read."""
     return await decide(state_of(request), caller, review_id, "reject", note=body.reason)
+
+
+@router.post("/reviews/{review_id}/release", response_model=ReleaseOut, tags=["review"],
+             responses={409: {"model": ErrorResponse}})
+async def release_review(review_id: int, request: Request, caller: Caller = require(Permission.CHAT)) -> ReleaseOut:
+    """The approved output of a held answer, for the key that asked (and nobody else)."""
+    from sekisho.audit.review import ReviewError
+
+    state = state_of(request)
+    try:
+        released = await state.runtime.run(lambda: state.runtime.gateway().release(review_id, caller.principal))
+    except ReviewError as exc:
+        raise review_failure(exc) from None
+    return ReleaseOut(review_id=review_id, text=released.completion.text, audit_seq=released.audit_seq)
 
 
 # --- audit and provenance -------------------------------------------------------------------

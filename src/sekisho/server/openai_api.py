@@ -5,8 +5,10 @@ holds as the web UI."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -19,7 +21,7 @@ from fastapi.responses import StreamingResponse
 from sekisho.models.protocol import BackendError, ChatRequest, Message
 from sekisho.server.deps import AppState, require, state_of
 from sekisho.server.errors import ApiError, ErrorResponse
-from sekisho.server.governed import HELD_MESSAGE, blocked_error, findings_out, sources_out
+from sekisho.server.governed import blocked_error, sekisho_info
 from sekisho.server.schemas import (
     AssistantMessage,
     ChatCompletion,
@@ -32,7 +34,7 @@ from sekisho.server.schemas import (
     EmbeddingUsage,
     ModelCard,
     ModelList,
-    SekishoInfo,
+    SekishoOptions,
     Usage,
 )
 from sekisho.server.security import Caller, Permission
@@ -101,99 +103,148 @@ def last_user_text(request: ChatRequest) -> str:
     raise ApiError(400, "retrieval answers need a non-empty user message", code="invalid_request", param="messages")
 
 
-def governed_call(state: AppState, caller: Caller, backend: str, rag: bool, k: int, request: ChatRequest):
+def governed_call(state: AppState, caller: Caller, backend: str, rag: bool, k: int, request: ChatRequest,
+                  purpose: str | None) -> Any:
     """Runs on the serve thread: the one place /v1 and the web chat reach the Gateway."""
     gateway = state.runtime.gateway()
     try:
         if rag:
             return gateway.ask(last_user_text(request), principal=caller.principal, backend=backend,
-                               kb=state.runtime.kb(), k=k)
-        return gateway.complete(request, backend=backend, principal=caller.principal)
+                               kb=state.runtime.kb(), k=k, purpose=purpose or "answer")
+        return gateway.complete(request, backend=backend, principal=caller.principal, purpose=purpose or "chat")
     except BackendError as exc:
         raise ApiError(502, f"backend '{backend}': {exc}", code="backend_error") from None
 
 
-def completion_from(governed: Any, *, model: str, backend: str, rag: bool) -> ChatCompletion:
-    status = governed.status
-    if status == "blocked":
+def _finish_reason(governed: Any, completion: Any) -> str:
+    if governed.status == "held":
+        return "content_filter"
+    reason = getattr(completion, "finish_reason", "stop") or "stop"
+    return reason if reason in ("stop", "length") else "stop"
+
+
+def completion_from(governed: Any, *, model: str, rag: bool) -> ChatCompletion:
+    if governed.status == "blocked":
         raise blocked_error(governed)
-    sources = []
-    faithfulness = None
     if rag:
-        answer = getattr(governed, "answer", None)
-        completion = getattr(answer, "completion", None) if answer is not None else None
-        text = answer.text if answer is not None else None
-        if answer is not None:
-            sources = sources_out(answer.hits)
-            faithfulness = _faithfulness_dict(answer.faithfulness)
+        completion = governed.answer.completion if governed.answer is not None else None
+        text = governed.answer.text if governed.answer is not None else None
     else:
         completion = governed.completion
         text = completion.text if completion is not None else None
-    if status == "held":
-        text = HELD_MESSAGE
+    if governed.status == "held":
+        text = governed.message
     prompt_tokens = getattr(completion, "prompt_tokens", 0) or 0
     completion_tokens = getattr(completion, "completion_tokens", 0) or 0
-    finish = "content_filter" if status == "held" else (getattr(completion, "finish_reason", "stop") or "stop")
-    if finish not in ("stop", "length", "content_filter"):
-        finish = "stop"
     return ChatCompletion(
         id=f"chatcmpl-{uuid.uuid4().hex}",
         created=int(time.time()),
         model=model,
-        choices=[Choice(message=AssistantMessage(content=text or ""), finish_reason=finish)],
+        choices=[Choice(message=AssistantMessage(content=text or ""), finish_reason=_finish_reason(governed, completion))],
         usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                     total_tokens=prompt_tokens + completion_tokens),
-        sekisho=SekishoInfo(status=status, backend=backend, audit_seq=getattr(governed, "audit_seq", None),
-                            review_id=getattr(governed, "review_id", None),
-                            findings=findings_out(getattr(governed, "findings", ())),
-                            sources=sources if status == "ok" else [], faithfulness=faithfulness),
+        sekisho=sekisho_info(governed, rag=rag),
     )
 
 
-def _faithfulness_dict(report: Any) -> dict[str, Any] | None:
-    if report is None:
-        return None
-    if hasattr(report, "__dataclass_fields__"):
-        from dataclasses import asdict
+class _Sse:
+    """OpenAI's exact chunk shapes for one streamed completion."""
 
-        return json.loads(json.dumps(asdict(report), ensure_ascii=False, default=str))
-    return {"score": getattr(report, "score", None)}
+    def __init__(self, model: str):
+        self.id, self.created, self.model = f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), model
 
-
-def _chunk(cid: str, created: int, model: str, delta: dict[str, Any], finish: str | None,
-           extra: dict[str, Any] | None = None) -> str:
-    payload: dict[str, Any] = {
-        "id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-        "system_fingerprint": None,
-        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-    }
-    if extra:
+    def chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        payload: dict[str, Any] = {
+            "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+            "system_fingerprint": None,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
         payload.update(extra)
-    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+        return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+    def usage(self, usage: Usage) -> str:
+        payload = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+                   "system_fingerprint": None, "choices": [], "usage": usage.model_dump()}
+        return f"data: {json.dumps(payload)}\n\n"
+
+    DONE = "data: [DONE]\n\n"
 
 
-async def stream_completion(result: ChatCompletion, include_usage: bool) -> AsyncIterator[str]:
-    """SSE in OpenAI's exact chunk shapes: a role delta, content deltas, a finish chunk carrying
-    the sekisho extras, an optional usage chunk, then `data: [DONE]`.
+_END = object()
 
-    The text is released only after the Gateway has checked the whole output (an output guard
-    cannot un-send a token), so streaming here shapes delivery, not latency to first token."""
-    cid, created, model = result.id, result.created, result.model
-    text = result.choices[0].message.content or ""
-    yield _chunk(cid, created, model, {"role": "assistant", "content": ""}, None)
-    for piece in _pieces(text):
-        yield _chunk(cid, created, model, {"content": piece}, None)
-    yield _chunk(cid, created, model, {}, result.choices[0].finish_reason,
-                 {"sekisho": result.sekisho.model_dump()})
+
+async def _start_stream(state: AppState, caller: Caller, backend: str, request: ChatRequest,
+                        purpose: str | None) -> tuple[Any, asyncio.Queue]:
+    """Run the Gateway's stream on the serve thread (start to end in one go, so a local model is
+    never asked two things at once), handing sentences over as they pass the output checks.
+    Returns the first event, so that a blocked request still gets a proper error status."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
+
+    def produce() -> None:
+        def put(item: Any) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        try:
+            stream = state.runtime.gateway().stream(request, backend=backend, principal=caller.principal,
+                                                    purpose=purpose or "chat")
+            for piece in stream:
+                put(piece)
+            put((_END, stream.result))
+        except BackendError as exc:
+            put(ApiError(502, f"backend '{backend}': {exc}", code="backend_error"))
+        except Exception as exc:  # noqa: BLE001 - delivered to the request, which answers 500
+            put(exc)
+
+    state.runtime.submit(produce)
+    first = await queue.get()
+    if isinstance(first, Exception):
+        raise first
+    return first, queue
+
+
+async def stream_governed(first: Any, queue: asyncio.Queue, *, model: str, include_usage: bool) -> AsyncIterator[str]:
+    """SSE: a role delta, content deltas sentence by sentence, a finish chunk carrying the sekisho
+    extras, an optional usage chunk, then `data: [DONE]`. An output held mid-stream ends with the
+    held notice and finish_reason "content_filter"."""
+    sse = _Sse(model)
+    yield sse.chunk({"role": "assistant", "content": ""})
+    item = first
+    while True:
+        if isinstance(item, Exception):
+            yield sse.chunk({"content": f"\n[error: {item}]"}, "stop")
+            break
+        if isinstance(item, tuple) and item and item[0] is _END:
+            governed = item[1]
+            if governed.status == "held":
+                yield sse.chunk({"content": governed.message})
+            completion = governed.completion
+            yield sse.chunk({}, _finish_reason(governed, completion), sekisho=sekisho_info(governed, rag=False).model_dump())
+            if include_usage and completion is not None:
+                yield sse.usage(Usage(prompt_tokens=completion.prompt_tokens,
+                                      completion_tokens=completion.completion_tokens,
+                                      total_tokens=completion.prompt_tokens + completion.completion_tokens))
+            break
+        yield sse.chunk({"content": item})
+        item = await queue.get()
+    yield sse.DONE
+
+
+async def stream_finished(result: ChatCompletion, include_usage: bool) -> AsyncIterator[str]:
+    """SSE for an answer that is complete before it is sent (retrieval answers: the faithfulness
+    check and the review decision need the whole text), in pieces of a sentence."""
+    sse = _Sse(result.model)
+    yield sse.chunk({"role": "assistant", "content": ""})
+    for piece in _SENTENCE.findall(result.choices[0].message.content or ""):
+        yield sse.chunk({"content": piece})
+    yield sse.chunk({}, result.choices[0].finish_reason, sekisho=result.sekisho.model_dump())
     if include_usage:
-        usage = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-                 "system_fingerprint": None, "choices": [], "usage": result.usage.model_dump()}
-        yield f"data: {json.dumps(usage)}\n\n"
-    yield "data: [DONE]\n\n"
+        yield sse.usage(result.usage)
+    yield sse.DONE
 
 
-def _pieces(text: str, size: int = 16) -> list[str]:
-    return [text[i:i + size] for i in range(0, len(text), size)]
+_SENTENCE = re.compile(r"[^。！？!?\n]*(?:[。！？!?\n]+|$)")
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 @router.post(
@@ -204,17 +255,25 @@ def _pieces(text: str, size: int = 16) -> list[str]:
 )
 async def chat_completions(body: ChatCompletionRequest, request: Request,
                            caller: Caller = require(Permission.CHAT)) -> Any:
+    """Every call passes the Gateway. Model `sekisho-rag/<backend>` (or `"sekisho": {"rag": true}`)
+    answers from the knowledge base with [n] citations and `sekisho.sources`."""
     state = state_of(request)
-    options = body.sekisho
-    backend, rag = resolve_model(state, body.model, bool(options and options.rag))
+    options = body.sekisho or SekishoOptions()
+    backend, rag = resolve_model(state, body.model, options.rag)
     chat_request = to_chat_request(body)
-    k = options.k if options else state.settings.retrieval.top_k
-    governed = await state.runtime.run(governed_call, state, caller, backend, rag, k, chat_request)
-    result = completion_from(governed, model=body.model, backend=backend, rag=rag)
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    if body.stream and not rag:
+        first, queue = await _start_stream(state, caller, backend, chat_request, options.purpose)
+        if isinstance(first, tuple) and first[0] is _END and first[1].status == "blocked":
+            raise blocked_error(first[1])
+        return StreamingResponse(stream_governed(first, queue, model=body.model, include_usage=include_usage),
+                                 media_type="text/event-stream", headers=_SSE_HEADERS)
+    k = body.sekisho.k if body.sekisho else state.settings.retrieval.top_k
+    governed = await state.runtime.run(governed_call, state, caller, backend, rag, k, chat_request, options.purpose)
+    result = completion_from(governed, model=body.model, rag=rag)
     if body.stream:
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return StreamingResponse(stream_completion(result, include_usage), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return StreamingResponse(stream_finished(result, include_usage), media_type="text/event-stream",
+                                 headers=_SSE_HEADERS)
     return result
 
 

@@ -85,7 +85,9 @@ class Runtime:
     def gateway(self):
         from sekisho.guard.gateway import Gateway
 
-        return self._serve.get("gateway", lambda: Gateway(self.settings))
+        # One audit handle and review queue for the whole server: denials, decisions and
+        # governed calls chain into the same log through the same connection.
+        return self._serve.get("gateway", lambda: Gateway(self.settings, audit=self.audit(), review=self.reviews()))
 
     def reviews(self):
         from sekisho.audit.review import ReviewQueue

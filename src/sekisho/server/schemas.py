@@ -26,8 +26,9 @@ class ChatMessageIn(BaseModel):
 
 class SekishoOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    rag: bool = False
-    k: int = Field(default=5, ge=1, le=50)
+    rag: bool = False  # answer from the knowledge base with citations
+    k: int = Field(default=5, ge=1, le=50)  # passages to retrieve
+    purpose: str | None = Field(default=None, max_length=50)  # e.g. "external": outputs for outside use wait for review
 
 
 class StreamOptions(BaseModel):
@@ -70,16 +71,19 @@ class Usage(BaseModel):
 
 
 class FindingOut(BaseModel):
-    """What the guard found, without the found text: the response never echoes PII."""
+    """What the guard found and did, without the found text: responses never echo personal data."""
 
-    entity: str
-    action: str | None = None
-    start: int | None = None
-    end: int | None = None
+    entity: str  # e.g. MY_NUMBER
+    label: str  # e.g. マイナンバー
+    where: str  # "message[1]", "passage[3]", "question", "output"
+    action: str  # allow | mask | block | route_local | review | flag
+    start: int
+    end: int
+    placeholder: str | None = None  # e.g. <マイナンバー_1>
 
 
 class SourceOut(BaseModel):
-    n: int
+    n: int  # [n] in the answer text
     chunk_id: str
     document_id: str
     title: str
@@ -87,14 +91,32 @@ class SourceOut(BaseModel):
     text: str
 
 
+class SentenceOut(BaseModel):
+    text: str
+    cited: list[int]
+    support: float
+    supported: bool
+    missing: list[str]
+
+
+class FaithfulnessOut(BaseModel):
+    score: float  # length-weighted share of supported content, 0..1
+    faithful: bool
+    invalid_citations: list[int]
+    sentences: list[SentenceOut]
+
+
 class SekishoInfo(BaseModel):
     status: Literal["ok", "held", "blocked"]
-    backend: str
+    message: str = ""  # what to tell the user when not ok (Japanese first)
+    backend: str  # the backend actually used, after any routing to a local model
+    requested_backend: str = ""
     audit_seq: int | None = None
     review_id: int | None = None
     findings: list[FindingOut] = []
     sources: list[SourceOut] = []
-    faithfulness: dict[str, Any] | None = None
+    faithfulness: FaithfulnessOut | None = None
+    not_found: bool | None = None
 
 
 class ChatCompletion(BaseModel):
@@ -219,13 +241,20 @@ class AskRequest(BaseModel):
 class AskResponse(BaseModel):
     question: str
     status: Literal["ok", "held", "blocked"]
-    answer: str | None
+    answer: str  # with [n] citations when ok; the held notice when held
     not_found: bool
-    citations: list[SourceOut]
-    faithfulness: dict[str, Any] | None
+    citations: list[SourceOut]  # the numbered passages [1]..[k]
+    faithfulness: FaithfulnessOut | None
     findings: list[FindingOut]
+    backend: str
     audit_seq: int | None
     review_id: int | None
+
+
+class ReleaseOut(BaseModel):
+    review_id: int
+    text: str  # the approved (or edited) output, personal data restored for the requester
+    audit_seq: int
 
 
 class PassageOut(BaseModel):

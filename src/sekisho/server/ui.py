@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import html
 import json
-import re
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ from markupsafe import Markup, escape
 from sekisho.server import api
 from sekisho.server.deps import AppState, audit_event, authenticate, state_of
 from sekisho.server.errors import ApiError
-from sekisho.server.governed import HELD_MESSAGE
+from sekisho.answer.text import CITATION_RE, citation_numbers
 from sekisho.server.security import SESSION_COOKIE, SESSION_TTL_S, Caller, Permission
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -35,7 +33,6 @@ NAV = [
 LABELS = {"queued": "待機中 / Queued", "running": "処理中 / Running", "done": "完了 / Done", "failed": "失敗 / Failed",
           "pending": "確認待ち / Pending", "approved": "承認 / Approved", "edited": "修正承認 / Edited",
           "rejected": "却下 / Rejected"}
-_CITE = re.compile(r"\[(\d+)\]")
 
 
 def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -129,20 +126,21 @@ async def chat_page(request: Request) -> Response:
                   backends=list(backend_names(state.settings)), default_backend=state.settings.models.default)
 
 
-def cited_html(text: str, sources: list[Any], uid: str) -> Markup:
-    """The answer text, escaped, with each [n] turned into a link that opens source n."""
+def cited_html(text: str, sources: list[Any]) -> Markup:
+    """The answer text, escaped, with each citation marker ([1], ［１］, 【1】, [1,2]) turned into
+    links that open the cited passage."""
     by_n = {s.n: s for s in sources}
+    escaped = str(escape(text))
 
-    def link(match: re.Match[str]) -> str:
-        n = int(match.group(1))
+    def link(n: int) -> str:
         source = by_n.get(n)
         if source is None:
-            return match.group(0)
+            return f"[{n}]"
         url = f"/ui/passages/{html.escape(source.chunk_id, quote=True)}"
         return (f'<a class="cite" href="{url}" hx-get="{url}" hx-target="#passage" '
                 f'aria-label="出典 {n} / source {n}: {html.escape(source.title, quote=True)}">[{n}]</a>')
 
-    return Markup(_CITE.sub(link, str(escape(text))))
+    return Markup(CITATION_RE.sub(lambda m: "".join(link(n) for n in citation_numbers(m.group(1))), escaped))
 
 
 @router.post("/ui/ask")
@@ -152,7 +150,6 @@ async def ui_ask(request: Request, question: str = Form(..., min_length=1, max_l
     if not isinstance(caller, Caller):
         return caller
     state = state_of(request)
-    uid = uuid.uuid4().hex[:8]
     try:
         from sekisho.server.openai_api import resolve_model
 
@@ -163,12 +160,25 @@ async def ui_ask(request: Request, question: str = Form(..., min_length=1, max_l
     except ApiError as exc:
         if exc.code != "guard_blocked":
             return _fragment_error(request, exc)
-        return render(request, "_answer.html", question=question, status="blocked", error=exc.message, uid=uid)
-    unsupported = (result.faithfulness or {}).get("unsupported") or []
-    return render(request, "_answer.html", question=question, status=result.status, uid=uid,
-                  answer_html=cited_html(result.answer or "", result.citations, uid),
-                  sources=result.citations, not_found=result.not_found, unsupported=[str(u) for u in unsupported],
-                  held_message=HELD_MESSAGE, review_id=result.review_id, audit_seq=result.audit_seq)
+        return render(request, "_answer.html", question=question, status="blocked", error=exc.message)
+    faithfulness = result.faithfulness
+    unsupported = [s.text for s in faithfulness.sentences if not s.supported] if faithfulness else []
+    return render(request, "_answer.html", question=question, status=result.status, result=result,
+                  answer_html=cited_html(result.answer, result.citations), sources=result.citations,
+                  unsupported=unsupported)
+
+
+@router.post("/ui/reviews/{review_id}/release")
+async def ui_release(review_id: int, request: Request) -> Response:
+    """The requester fetches their held answer once a reviewer has decided."""
+    caller = await page_caller(request, Permission.CHAT)
+    if not isinstance(caller, Caller):
+        return caller
+    try:
+        released = await api.release_review(review_id, request, caller)
+    except ApiError as exc:
+        return _fragment_error(request, exc)
+    return render(request, "_released.html", released=released)
 
 
 @router.get("/ui/passages/{chunk_id}")

@@ -69,11 +69,11 @@ def ingest_command(
             )
     except (StoreError, EmbedderError) as exc:
         raise fail(str(exc)) from None
-    console.print(report.summary(), highlight=False)
+    console.print(report.summary(), highlight=False, soft_wrap=True)
     for path in report.removed:
-        console.print(f"削除 (removed): {escape(path)}", highlight=False)
+        console.print(f"削除 (removed): {escape(path)}", highlight=False, soft_wrap=True)
     for path, reason in report.failed:
-        err.print(f"[red]失敗 (failed):[/red] {escape(path)}: {escape(reason)}", highlight=False)
+        err.print(f"[red]失敗 (failed):[/red] {escape(path)}: {escape(reason)}", highlight=False, soft_wrap=True)
     if not report.ok:
         raise typer.Exit(1)
 

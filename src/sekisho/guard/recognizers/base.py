@@ -1,0 +1,153 @@
+"""The recogniser shape shared by every entity (presidio-style: pattern, validation, context)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterator, Protocol
+
+from sekisho.guard.textview import NormalizedText
+
+# Separators seen in Japanese numbers after NFKC: ASCII hyphen (from －), the Unicode dashes NFKC
+# keeps (‐ ‑ ‒ – — ― −), the katakana prolonged sound mark ー typed for a hyphen, and a space.
+DASHES = "\\-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc"
+SEP = f"[{DASHES}]"
+SEP_OR_SPACE = f"[{DASHES} ]"
+# A number must not be glued to a longer alphanumeric code on either side (ID12345..., 12-345...).
+# LEAD consumes the first digit and then looks behind it: a pattern that starts with a character
+# class lets the regex engine skip non-digits at C speed (a leading lookbehind defeats that and
+# costs ~5x), so number patterns start with LEAD and count one digit fewer.
+LEAD = f"[0-9](?<![0-9A-Za-z][0-9])(?<![0-9][{DASHES}][0-9])"
+NUM_RIGHT = f"(?![0-9A-Za-z])(?![{DASHES}][0-9])"
+# Words around a number that make it an order, invoice, shipment or product code rather than PII.
+CODE_CONTEXT = (
+    "注文", "伝票", "受付番号", "請求書番号", "請求番号", "管理番号", "追跡", "お問い合わせ番号",
+    "問合せ番号", "送り状", "配送", "荷物", "会員番号", "契約番号", "証券番号", "品番", "型番", "商品番号",
+    "isbn", "jan", "order", "invoice no", "tracking", "シリアル", "製造番号", "整理番号", "予約番号",
+)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A match in NORMALISED coordinates, before mapping back to the original text."""
+
+    start: int
+    end: int
+    score: float
+
+
+class Recognizer(Protocol):
+    entity: str
+    name: str
+
+    def find(self, view: NormalizedText) -> Iterator[Candidate]: ...
+
+
+Assess = Callable[[re.Match[str], NormalizedText], "float | None"]
+
+
+class PatternRecognizer:
+    """Regex candidates, a validator (check digits, ranges), and context words.
+
+    `assess(match, view)` returns the base confidence of a candidate or None to reject it.
+    A positive context word within the window raises the score to `context_score`; a negative
+    word (order numbers, tracking numbers...) with no positive word rejects the candidate;
+    `requires_context` candidates are only reported when a positive word is present, and then
+    the pattern only runs near occurrences of the context words (`anchored`), not over the
+    whole text. Any recogniser may give an explicit `anchor` (e.g. "@" for e-mail) for the same
+    effect: candidates must start within `longest + after` chars before an anchor match or
+    `before` chars after it.
+    """
+
+    def __init__(
+        self,
+        *,
+        entity: str,
+        name: str,
+        pattern: str,
+        assess: Assess | None = None,
+        base_score: float = 0.6,
+        context: tuple[str, ...] = (),
+        context_score: float = 0.95,
+        negative: tuple[str, ...] = (),
+        requires_context: bool = False,
+        before: int = 24,
+        after: int = 6,
+        longest: int = 40,
+        anchor: str | None = None,
+        group: int | str = 0,
+        flags: int = 0,
+    ) -> None:
+        self.entity = entity
+        self.name = name
+        self.pattern = re.compile(pattern, flags)
+        self._assess = assess
+        self.base_score = base_score
+        # Context is matched in the lower-cased window, so the words are lower-cased too.
+        self.context = tuple(w.lower() for w in context)
+        self.negative = tuple(w.lower() for w in negative)
+        self._context_re = re.compile("|".join(map(re.escape, self.context))) if self.context else None
+        self._negative_re = re.compile("|".join(map(re.escape, self.negative))) if self.negative else None
+        self.context_score = context_score
+        self.requires_context = requires_context
+        self.before = before
+        self.after = after
+        self.longest = longest  # the longest match, to size the regions scanned around context words
+        self.group = group
+        if anchor is None and requires_context:
+            anchor = "|".join(re.escape(w) for w in self.context)
+        self._anchor = re.compile(anchor) if anchor else None
+
+    def _matches(self, view: NormalizedText) -> Iterator[re.Match[str]]:
+        if self._anchor is None:
+            return self.pattern.finditer(view.text)
+        return matches_near(self.pattern, view, self._anchor, self.longest + self.after, self.before)
+
+    def find(self, view: NormalizedText) -> Iterator[Candidate]:
+        for m in self._matches(view):
+            score = self._assess(m, view) if self._assess else self.base_score
+            if score is None:
+                continue
+            start, end = m.span(self.group)
+            if self.context or self.negative:
+                window = view.window(start, end, self.before, self.after)
+                if self._context_re is not None and self._context_re.search(window):
+                    score = max(score, self.context_score)
+                elif self.requires_context or (self._negative_re is not None and self._negative_re.search(window)):
+                    continue
+            yield Candidate(start, end, score)
+
+
+def matches_near(
+    pattern: re.Pattern[str], view: NormalizedText, anchor: re.Pattern[str], ahead: int, behind: int
+) -> Iterator[re.Match[str]]:
+    """Matches of `pattern` that start within `ahead` chars before or `behind` chars after a
+    match of `anchor` (searched in the lower-cased view). Scanning only these regions is what
+    keeps context-bound recognisers cheap on long texts."""
+    text = view.text
+    regions: list[list[int]] = []
+    for a in anchor.finditer(view.lower):
+        lo = max(0, a.start() - ahead)
+        hi = min(len(text), a.end() + behind)
+        if regions and lo <= regions[-1][1]:
+            regions[-1][1] = max(regions[-1][1], hi)
+        else:
+            regions.append([lo, hi])
+    for lo, hi in regions:
+        pos = lo
+        while pos < hi:
+            # Find a START inside the region, then match from it against the whole text: a match
+            # bounded by the region's end could be a truncated (and wrongly valid) one.
+            m = pattern.search(text, pos, hi)
+            if m is None:
+                break
+            full = pattern.match(text, m.start())
+            if full is None:
+                pos = m.start() + 1
+                continue
+            yield full
+            pos = max(full.end(), m.start() + 1)
+
+
+def digits_of(s: str) -> str:
+    return "".join(ch for ch in s if ch.isdigit())

@@ -269,3 +269,8 @@ def test_unreadable_file(tmp_path):
         outcome = pipe.read().decode()
     os.waitpid(pid, 0)
     assert outcome == f"{path}: 読み取り権限がありません / permission denied"
+
+
+def test_empty_heading_followed_by_a_sibling_keeps_its_own_place():
+    doc = extract("# 案内\n## 手数料\n## 受付時間\n平日のみです。\n".encode(), name="a.md")
+    assert [s.heading for s in doc.sections] == [("案内", "手数料"), ("案内", "受付時間")]

@@ -128,8 +128,8 @@ def _first_line(text: str) -> str:
 
 def _sections(text: str, headings: Sequence[_Heading], *, page: int | None = None) -> tuple[Section, ...]:
     """One section per heading body (heading path outermost first), plus any text before the
-    first heading. A heading with no body of its own (a chapter heading straight followed by a
-    sub-heading) joins the next section rather than becoming a chunk of one line."""
+    first heading. A heading with no body of its own, straight followed by its first
+    sub-heading, joins that sub-heading's section rather than becoming a chunk of one line."""
     sections: list[Section] = []
     first = headings[0].start if headings else len(text)
     if text[:first].strip():
@@ -142,7 +142,7 @@ def _sections(text: str, headings: Sequence[_Heading], *, page: int | None = Non
         stack.append((h.level, h.title))
         end = headings[i + 1].start if i + 1 < len(headings) else len(text)
         start = h.start if pending is None else pending
-        if not text[h.body_start:end].strip() and i + 1 < len(headings):
+        if not text[h.body_start:end].strip() and i + 1 < len(headings) and headings[i + 1].level > h.level:
             pending = start
             continue
         pending = None

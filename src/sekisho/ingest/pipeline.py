@@ -16,6 +16,7 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Literal
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sekisho.ingest.chunking import DEFAULT_CHUNK_CHARS, DEFAULT_CHUNK_OVERLAP, chunk
@@ -184,7 +185,7 @@ def ingest_paths(
     with _progress(progress) as bar:
         task = bar.add_task("", total=len(files), chunks=0)
         for resolved, label in files:
-            bar.update(task, description=PurePath(label).name)
+            bar.update(task, description=escape(PurePath(label).name))
             try:
                 data = read_source(resolved, max_bytes)
                 outcome = _ingest_data(kb, data, key=str(resolved), label=label, tags=tag_tuple, size=chunk_size)

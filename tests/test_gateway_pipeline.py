@@ -161,3 +161,31 @@ def test_stream_yields_restored_text_and_audits_once(tmp_path):
     assert stream.result.status == "ok" and stream.result.completion.text == text
     record = gateway.audit.get(stream.result.audit_seq).record
     assert record["streamed"] is True and MY_NUMBER not in record["output"]
+
+
+WORK = "霧の港に月が落ちるころ、灯台守は古い手紙をもう一度ひらいた。波は言葉を持たず、ただ繰り返し岸を撫でていた。"
+
+
+def _with_registry(tmp_path) -> Settings:
+    (tmp_path / "registry.toml").write_text(
+        '[[creator]]\nname = "霧島 透"\naliases = ["霧島透"]\n\n'
+        f'[[work]]\ntitle = "月影の港"\ncreator = "霧島 透"\ntext = "{WORK}"\n', encoding="utf-8")
+    settings = _settings(tmp_path)
+    return settings.model_copy(update={"guard": settings.guard.model_copy(update={"copyright_registry": "registry.toml"})})
+
+
+def test_style_imitation_prompt_is_blocked_for_external_and_held_for_local(tmp_path):
+    gateway = Gateway(_with_registry(tmp_path))
+    external = gateway.complete(_chat("霧島透風に、市報の挨拶文を書いてください。"), backend="vendor", principal=ALICE)
+    assert external.status == "blocked" and "COPYRIGHT_STYLE" in external.message
+    local = gateway.complete(_chat("霧島透風に、市報の挨拶文を書いてください。"), backend="extractive", principal=ALICE)
+    assert local.status == "held" and "entity:COPYRIGHT_STYLE" in gateway.review.get(local.review_id).reasons
+
+
+def test_output_copying_a_registered_work_is_held(tmp_path):
+    gateway = Gateway(_with_registry(tmp_path))
+    request = _grounded("灯台守は何をひらいたか", WORK)
+    result = gateway.complete(request, backend="extractive", principal=ALICE)
+    assert result.status == "held" and result.completion is None
+    assert gateway.review.get(result.review_id).reasons == ["copyright"]
+    assert ("COPYRIGHT_SIMILAR", "output") in [(f.entity, f.where) for f in result.findings]

@@ -1,0 +1,116 @@
+"""What the whole governance pipeline (guard scan of prompt and passages, policy, masking, output
+scan, durable hash-chained audit append) adds to one request.
+
+Baseline and governed calls use the same extractive backend, the same grounded request (5 passages
+from the sample city notices, one carrying a name, a phone number and a My Number) in the same
+process, interleaved so that machine noise hits both alike. The audit database lives in
+--workdir (default: a temporary folder on the same disk as the repository, since fsync cost
+depends on the disk; /tmp may be RAM).
+
+    python bench/governance_overhead.py [--n 200] [--workdir DIR]
+
+Last line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from sekisho.answer import request_for_passages
+from sekisho.audit import AuditLog
+from sekisho.config import Settings
+from sekisho.guard.gateway import Gateway
+from sekisho.guard.roles import Principal, Role
+from sekisho.guard.scan import scan
+from sekisho.models import Passage
+
+ROOT = Path(__file__).resolve().parents[1]
+CITY = ROOT / "samples" / "city"
+PII = "申請者: 山田太郎（電話 090-1234-5678、マイナンバー 123456789018）の代理で請求します。"
+
+
+def passages(count: int = 5, size: int = 400) -> list[Passage]:
+    texts = [(p.stem, p.read_text(encoding="utf-8")) for p in sorted(CITY.glob("*.md"))]  # the UTF-8 notices
+    chunks = [(title, text[i:i + size]) for title, text in texts for i in range(0, len(text), size)]
+    chosen = chunks[:count]
+    title, text = chosen[0]
+    chosen[0] = (title, PII + text[: size - len(PII)])
+    return [Passage(n, f"{title}:{n}", title, text) for n, (title, text) in enumerate(chosen, 1)]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=200, help="requests per variant")
+    parser.add_argument("--workdir", type=Path, default=None, help="folder for the audit database")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix=".bench-governance-", dir=args.workdir or ROOT))
+    try:
+        settings = Settings.model_validate({"base_dir": str(workdir),
+                                            "audit": {"path": "audit.db", "key_path": "signing.key"}})
+        gateway = Gateway(settings)
+        backend = gateway.backend("extractive")
+        alice = Principal("alice", Role.USER)
+        request = request_for_passages("住民票の写しの手数料はいくらですか", passages())
+        for _ in range(5):  # warm caches (tokeniser, regexes, SQLite pages)
+            backend.complete(request)
+            gateway.complete(request, backend="extractive", principal=alice)
+
+        direct, governed, scans, appends = [], [], [], []
+        audit: AuditLog = gateway.audit
+        for _ in range(args.n):
+            t0 = time.perf_counter()
+            backend.complete(request)
+            t1 = time.perf_counter()
+            result = gateway.complete(request, backend="extractive", principal=alice)
+            t2 = time.perf_counter()
+            for message in request.messages:
+                scan(message.content)
+            for p in request.passages or ():
+                scan(p.text)
+            t3 = time.perf_counter()
+            audit.append("bench", {"principal": "bench", "output": result.completion.text})
+            t4 = time.perf_counter()
+            direct.append(t1 - t0)
+            governed.append(t2 - t1)
+            scans.append(t3 - t2)
+            appends.append(t4 - t3)
+        assert audit.verify().ok
+        overhead = [g - d for g, d in zip(governed, direct)]
+
+        def ms(values: list[float], q: float) -> float:
+            return round(percentile(values, q) * 1000, 3)
+
+        chars = sum(len(m.content) for m in request.messages) + sum(len(p.text) for p in request.passages or ())
+        print(f"request: {len(request.passages or [])} passages, {chars} characters scanned; n={args.n}")
+        print(f"direct backend.complete      p50 {ms(direct, .5):8.3f} ms   p95 {ms(direct, .95):8.3f} ms")
+        print(f"gateway.complete (governed)  p50 {ms(governed, .5):8.3f} ms   p95 {ms(governed, .95):8.3f} ms")
+        print(f"overhead (paired)            p50 {ms(overhead, .5):8.3f} ms   p95 {ms(overhead, .95):8.3f} ms")
+        print(f"  of which guard scan        p50 {ms(scans, .5):8.3f} ms   p95 {ms(scans, .95):8.3f} ms")
+        print(f"  of which audit append      p50 {ms(appends, .5):8.3f} ms   p95 {ms(appends, .95):8.3f} ms")
+        print(f"ratio governed/direct p50: {statistics.median(governed) / statistics.median(direct):.2f}x")
+        print(json.dumps({
+            "bench": "governance_overhead", "n": args.n, "chars_scanned": chars,
+            "direct_p50_ms": ms(direct, .5), "direct_p95_ms": ms(direct, .95),
+            "governed_p50_ms": ms(governed, .5), "governed_p95_ms": ms(governed, .95),
+            "overhead_p50_ms": ms(overhead, .5), "overhead_p95_ms": ms(overhead, .95),
+            "scan_p50_ms": ms(scans, .5), "audit_append_p50_ms": ms(appends, .5),
+            "target_overhead_p50_ms": 5.0,
+        }, ensure_ascii=False))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""`ask` end to end: a real knowledge base built from the repository's sample city documents,
+real retrieval, the extractive backend and a real llama.cpp model, citations resolved to files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sekisho.answer import ask, ask_stream, build_request
+from sekisho.cli import app
+from sekisho.config import BackendConfig, RetrievalConfig, Settings, StoreConfig
+from sekisho.ingest import ingest_paths
+from sekisho.models import open_backend
+from sekisho.retrieval import open_knowledge_base
+
+CITY = Path(__file__).resolve().parents[1] / "samples" / "city"
+DOCUMENTS = ["juminhyo.md", "sodai-gomi.txt", "inkan-toroku.html"]
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory) -> Settings:
+    base = tmp_path_factory.mktemp("ask")
+    settings = Settings(store=StoreConfig(path="kb.db"), retrieval=RetrievalConfig(embedder="use-m3"), base_dir=str(base))
+    with open_knowledge_base(settings) as kb:
+        report = ingest_paths(kb, [CITY / name for name in DOCUMENTS], progress=False)
+    assert not report.failed and len(report.added) == len(DOCUMENTS)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def kb(settings):
+    with open_knowledge_base(settings) as kb:
+        yield kb
+
+
+def test_extractive_answer_quotes_the_document_and_cites_its_file(settings, kb):
+    backend = open_backend(settings, "extractive")
+    answer = ask("コンビニ交付は何時から利用できますか", kb=kb, complete=backend.complete, k=3)
+    assert "午前6時30分" in answer.text
+    assert not answer.not_found and answer.faithfulness.faithful
+    (citation,) = answer.citations
+    assert citation.path.endswith("juminhyo.md") and citation.title == "住民票の写しの交付"
+    assert "コンビニ交付" in citation.location  # the heading path of the cited chunk
+    assert answer.hits[citation.n - 1].chunk.id == citation.chunk_id
+
+
+def test_question_the_documents_do_not_answer_gets_not_found(kb, settings):
+    answer = ask("火星探査機の打ち上げ予定日は？", kb=kb, complete=open_backend(settings, "extractive").complete)
+    assert answer.not_found and answer.text == "資料に記載がありません"
+    assert answer.citations == [] and answer.faithfulness.faithful
+
+
+def test_stream_variant_yields_text_then_the_same_answer(kb, settings):
+    backend = open_backend(settings, "extractive")
+    items = list(ask_stream("粗大ごみの手数料はいくらですか", kb=kb, stream=backend.stream, model="extractive",
+                            count_tokens=backend.count_tokens, k=3))
+    *pieces, answer = items
+    assert "".join(pieces) == answer.text
+    assert answer.text == ask("粗大ごみの手数料はいくらですか", kb=kb, complete=backend.complete, k=3).text
+    assert "400円" in answer.text and answer.citations[0].path.endswith("sodai-gomi.txt")
+
+
+def test_request_numbers_passages_and_carries_the_grounding_rules(kb):
+    hits = kb.search("印鑑登録に必要なもの", k=3)
+    request = build_request("印鑑登録に必要なものは？", hits)
+    system, user = request.messages
+    assert "資料に記載がありません" in system.content and "[1]" in system.content
+    assert [p.n for p in request.passages] == [1, 2, 3]
+    assert f"[1] 『{hits[0].document.title}』" in user.content and user.content.endswith("質問: 印鑑登録に必要なものは？")
+
+
+def test_cli_ask_prints_answer_sources_and_json(settings, tmp_path, monkeypatch):
+    config = tmp_path / "sekisho.toml"
+    config.write_text(f'[store]\npath = "{Path(settings.base_dir, "kb.db").as_posix()}"\n'
+                      '[retrieval]\nembedder = "use-m3"\n', encoding="utf-8")
+    runner = CliRunner()
+    result = runner.invoke(app, ["--config", str(config), "ask", "代理人が請求するには何が必要ですか", "-k", "3"])
+    assert result.exit_code == 0, result.output
+    assert "委任状" in result.output and "出典" in result.output and "juminhyo.md" in result.output
+    result = runner.invoke(app, ["--config", str(config), "ask", "代理人が請求するには何が必要ですか", "--json"])
+    data = json.loads(result.output)
+    assert data["citations"][0]["path"].endswith("juminhyo.md") and data["faithfulness"]["faithful"] is True
+    result = runner.invoke(app, ["--config", str(config), "ask", "質問", "--model", "nope"])
+    assert result.exit_code == 1 and "unknown backend 'nope'" in result.output
+
+
+def test_llamacpp_backend_answers_from_the_passages_with_a_citation(kb, gguf_qwen05b_path):
+    settings = Settings()
+    settings.models.backends = {"qwen05b": BackendConfig(kind="llama.cpp", model=str(gguf_qwen05b_path),
+                                                         context_tokens=4096, options={"n_threads": 2})}
+    backend = open_backend(settings, "qwen05b")
+    answer = ask("住民票の写しをコンビニで取ると1通いくらですか", kb=kb, complete=backend.complete, k=2)
+    assert "200" in answer.text
+    assert answer.citations and answer.citations[0].path.endswith("juminhyo.md")
+    assert answer.completion.completion_tokens > 0
+    # Whatever the small model wrote, every sentence was checked against the passages.
+    assert answer.faithfulness.sentences

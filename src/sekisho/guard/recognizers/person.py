@@ -31,8 +31,8 @@ class PersonNameRecognizer:
                 self._nlp = spacy.load(self.model)
             except (ImportError, OSError) as exc:
                 raise GuardError(
-                    f"人名 (PERSON) の認識には GiNZA が必要ですがインストールされていません: "
-                    f"pip install ginza ja-ginza (別の仮想環境で; {type(exc).__name__}: {exc})"
+                    f"人名 (PERSON) には GiNZA が必要です (not installed: {exc}); "
+                    "install ginza and ja-ginza in a separate venv (docs/benchmarks.md, Guard)"
                 ) from None
         return self._nlp
 

@@ -131,6 +131,7 @@ class AuditLog:
         self.key_path = Path(key_path) if key_path is not None else None
         self.checkpoint_every = max(1, int(checkpoint_every))
         self._key: Ed25519PrivateKey | None = None
+        self._mac_key: bytes | None = None
         self._lock = threading.RLock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -171,13 +172,14 @@ class AuditLog:
         """HMAC-SHA256 of a masked value under a key derived from the signing key: lets an
         investigator ask "did this My Number pass through?" without the log holding the value
         (a plain hash of a 12-digit number is brute-forced in minutes)."""
-        key = self.key
-        if key is None:
-            raise AuditError(f"{self.path}: keyed hashes need the signing key (audit.key_path)")
-        raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                                serialization.NoEncryption())
-        mac_key = hashlib.sha256(b"sekisho-audit-value-hmac\x00" + raw).digest()
-        return hmac.new(mac_key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+        if self._mac_key is None:
+            key = self.key
+            if key is None:
+                raise AuditError(f"{self.path}: keyed hashes need the signing key (audit.key_path)")
+            raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                    serialization.NoEncryption())
+            self._mac_key = hashlib.sha256(b"sekisho-audit-value-hmac\x00" + raw).digest()
+        return hmac.new(self._mac_key, value.encode("utf-8"), hashlib.sha256).hexdigest()
 
     # --- writing ----------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
 from sekisho import __version__
@@ -204,7 +205,7 @@ class Gateway:
         turn = _Turn(principal=principal, purpose=purpose, kind=kind, requested=backend,
                      session=MaskSession(principal), backend_name=backend)
         texts = self._texts(request)
-        scanned = {where: scan(text) for where, text in texts.items()}
+        scanned = _scan_all(texts)
         if self._registry is not None:
             for where, text in texts.items():
                 if where.startswith(("message", "question")):
@@ -435,6 +436,34 @@ class GovernedStream:
     def _similar(self, turn: _Turn, text: str) -> bool:
         gw = self._gateway
         return gw._registry is not None and gw.policy.review.copyright and bool(gw._check_output(text))
+
+
+@lru_cache(maxsize=256)
+def _scan_cached(text: str) -> tuple[Finding, ...]:
+    """System prompts and instructions repeat on every request; their scan does not change."""
+    return tuple(scan(text))
+
+
+def _scan_all(texts: dict[str, str]) -> dict[str, list[Finding]]:
+    """Findings per text. The grounded prompt embeds each passage and the question verbatim in
+    the user message, so their findings are taken from the message's scan (shifted) instead of
+    scanning the same characters twice; a text not found verbatim is scanned on its own."""
+    messages = {w: t for w, t in texts.items() if w.startswith("message")}
+    scanned = {w: list(_scan_cached(t)) if len(t) < 2000 else scan(t) for w, t in messages.items()}
+    for where, text in texts.items():
+        if where in scanned:
+            continue
+        core = text.strip()
+        lead = len(text) - len(text.lstrip())
+        for host, host_text in messages.items():
+            offset = host_text.find(core) if core else -1
+            if offset >= 0:
+                scanned[where] = [replace(f, start=f.start - offset + lead, end=f.end - offset + lead)
+                                  for f in scanned[host] if f.start >= offset and f.end <= offset + len(core)]
+                break
+        else:
+            scanned[where] = scan(text)
+    return scanned
 
 
 def _kinds(findings: Any) -> list[str]:

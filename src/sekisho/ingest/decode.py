@@ -50,14 +50,17 @@ def _strict(data: bytes, encoding: str) -> str | None:
         return None
 
 
-def _common_kanji(ch: str) -> bool:
-    """JIS X 0208 level 1: the ~3,000 kanji that make up nearly all running Japanese text.
-    Text decoded with the wrong codec lands mostly on level-2 and rarer kanji (縺, 繧, 菴)."""
-    try:
-        lead = ch.encode("euc_jp")[0]
-    except UnicodeEncodeError:
-        return False
-    return 0xB0 <= lead <= 0xCF
+def _jis_level1_kanji() -> frozenset[str]:
+    """JIS X 0208 level 1 (rows 16-47): the ~3,000 kanji that make up nearly all running
+    Japanese text. Text decoded with the wrong codec lands mostly on level-2 and rarer kanji
+    (縺, 繧, 菴)."""
+    pairs = bytes(b for row in range(0xB0, 0xD0) for cell in range(0xA1, 0xFF) for b in (row, cell))
+    return frozenset(pairs.decode("euc_jp", errors="ignore"))
+
+
+_LEVEL1 = _jis_level1_kanji()
+# Scoring a prefix is enough to tell a right reading from a wrong one, and bounds the cost.
+_SCORED_CHARS = 200_000
 
 
 def _japanese_plausibility(text: str, *, halfwidth_kana_suspect: bool = True) -> float:
@@ -65,12 +68,12 @@ def _japanese_plausibility(text: str, *, halfwidth_kana_suspect: bool = True) ->
     katakana (ﾌﾘｶﾞﾅ) is legitimate in CP932 files but is also what EUC-JP read as CP932 yields,
     so it counts against a CP932 reading only while EUC-JP is a rival one."""
     good = bad = 0.0
-    for ch in text:
+    for ch in text[:_SCORED_CHARS]:
         code = ord(ch)
         if code < 0x80:
             continue
         if 0x4E00 <= code <= 0x9FFF:  # CJK unified ideographs
-            if _common_kanji(ch):
+            if ch in _LEVEL1:
                 good += 1
             else:
                 bad += 1

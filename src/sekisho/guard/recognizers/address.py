@@ -64,11 +64,11 @@ ADDRESS = PatternRecognizer(
     entity="ADDRESS",
     name="address_jp",
     # Led by a prefecture; the regex only runs where a prefecture name ends (see _PREF_END).
-    pattern=f"{_PREF}(?:{_HIRAGANA_PLACES}|[{_KANJI}{_KATAKANA}]){_PLACE_CHAR}{{0,24}}?{_BLOCK}(?![0-9])",
+    pattern=f"{_PREF}(?:{_HIRAGANA_PLACES}|[{_KANJI}{_KATAKANA}]){_PLACE_CHAR}{{0,32}}?{_BLOCK}(?![0-9])",
     base_score=0.85,
     anchor=_PREF_END,
-    longest=3,
-    after=0,
+    anchor_ahead=3,  # 神奈川県: the 県 is 3 characters after the start
+    longest=80,
     context=_ADDRESS_CONTEXT,
     context_score=0.9,
     before=20,

@@ -55,7 +55,7 @@ class PatternRecognizer:
     `requires_context` candidates are only reported when a positive word is present, and then
     the pattern only runs near occurrences of the context words (`anchored`), not over the
     whole text. Any recogniser may give an explicit `anchor` (e.g. "@" for e-mail) for the same
-    effect: candidates must start within `longest + after` chars before an anchor match or
+    effect: candidates must start within `anchor_ahead` chars before an anchor match or
     `before` chars after it.
     """
 
@@ -75,6 +75,7 @@ class PatternRecognizer:
         after: int = 6,
         longest: int = 40,
         anchor: str | None = None,
+        anchor_ahead: int | None = None,
         group: int | str = 0,
         flags: int = 0,
     ) -> None:
@@ -92,7 +93,10 @@ class PatternRecognizer:
         self.requires_context = requires_context
         self.before = before
         self.after = after
-        self.longest = longest  # the longest match, to size the regions scanned around context words
+        self.longest = longest  # the longest match, to size the regions scanned around anchors
+        # How far before an anchor a match may start: by default far enough for a context word
+        # right after the match; a prefecture anchor sits at most 3 characters after the start.
+        self.anchor_ahead = longest + after if anchor_ahead is None else anchor_ahead
         self.group = group
         if anchor is None and requires_context:
             anchor = "|".join(re.escape(w) for w in self.context)
@@ -101,7 +105,7 @@ class PatternRecognizer:
     def _matches(self, view: NormalizedText) -> Iterator[re.Match[str]]:
         if self._anchor is None:
             return self.pattern.finditer(view.text)
-        return matches_near(self.pattern, view, self._anchor, self.longest + self.after, self.before)
+        return matches_near(self.pattern, view, self._anchor, self.anchor_ahead, self.before, self.longest)
 
     def find(self, view: NormalizedText) -> Iterator[Candidate]:
         for m in self._matches(view):
@@ -119,11 +123,11 @@ class PatternRecognizer:
 
 
 def matches_near(
-    pattern: re.Pattern[str], view: NormalizedText, anchor: re.Pattern[str], ahead: int, behind: int
+    pattern: re.Pattern[str], view: NormalizedText, anchor: re.Pattern[str], ahead: int, behind: int, longest: int
 ) -> Iterator[re.Match[str]]:
-    """Matches of `pattern` that start within `ahead` chars before or `behind` chars after a
-    match of `anchor` (searched in the lower-cased view). Scanning only these regions is what
-    keeps context-bound recognisers cheap on long texts."""
+    """Matches of `pattern` (at most `longest` chars) that start within `ahead` chars before or
+    `behind` chars after a match of `anchor` (searched in the lower-cased view). Scanning only
+    these regions is what keeps context-bound recognisers cheap on long texts."""
     text = view.text
     regions: list[list[int]] = []
     for a in anchor.finditer(view.lower):
@@ -136,10 +140,11 @@ def matches_near(
     for lo, hi in regions:
         pos = lo
         while pos < hi:
-            # Find a START inside the region, then match from it against the whole text: a match
-            # bounded by the region's end could be a truncated (and wrongly valid) one.
-            m = pattern.search(text, pos, hi)
-            if m is None:
+            # A match starts inside the region but may end past it; the search bound leaves room
+            # for the longest match, and the match is then redone unbounded, since one cut short
+            # by the bound could be wrongly valid (7 digits out of 8).
+            m = pattern.search(text, pos, hi + longest)
+            if m is None or m.start() >= hi:
                 break
             full = pattern.match(text, m.start())
             if full is None:

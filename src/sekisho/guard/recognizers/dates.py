@@ -93,6 +93,7 @@ _OTHER_DATE_LABELS = ("申請日", "提出日", "作成日", "記入日", "発�
                       "入社日", "有効期限", "受付日", "更新日", "締切")
 
 
+_LONGEST_DATE = 20  # 昭和五十五年十二月三十一日 with spaces
 _BIRTH_ANCHOR = re.compile("|".join(re.escape(w) for w in _BIRTH_WORDS + ("生",)))
 
 
@@ -111,7 +112,8 @@ class DateOfBirthRecognizer:
         low = view.lower
         today = dt.date.today()
         previous_end = 0
-        for m in matches_near(DATE_RE, view, _BIRTH_ANCHOR, ahead=self.after + 20, behind=self.before):
+        for m in matches_near(DATE_RE, view, _BIRTH_ANCHOR, ahead=self.after + _LONGEST_DATE,
+                                  behind=self.before, longest=_LONGEST_DATE):
             start, end = m.span()
             left = low[max(previous_end, start - self.before):start]
             right = low[end:end + self.after]

@@ -14,8 +14,8 @@ EMAIL_ADDRESS = PatternRecognizer(
         r"(?![A-Za-z0-9\-])"
     ),
     base_score=0.9,
-    anchor="@",  # only look around an @ (longest local part: 64 characters)
-    longest=64,
+    anchor="@",  # only look around an @: local part up to 64 characters, address up to 254
+    longest=254,
     before=0,
     after=0,
 )

@@ -22,9 +22,12 @@ MARKING_RE = re.compile(
         + ["極秘(?!裏)", "機密性[23](?:情報)?"]
         + [e + "(?![A-Za-z])" for e in _ENGLISH]
         + [re.escape(o) + "秘" + re.escape(c) for o, c in _BRACKETS]
-        + [f"秘(?![{_KANJI}{_KANA}])"]
+        + ["秘"]  # alone: judged in _solo_is_marking
     )
 )
+
+
+_WORD_CHAR = re.compile(f"[{_KANJI}{_KANA}]")
 
 
 class ConfidentialMarkingRecognizer:
@@ -46,14 +49,14 @@ class ConfidentialMarkingRecognizer:
     def _solo_is_marking(view: NormalizedText, start: int, end: int) -> bool:
         """秘 alone marks a document only at the start of a line (「秘 人事資料」) or written as ㊙,
         never inside a word (秘書, 秘密, 便秘)."""
+        o_start, o_end = view.original_span(start, end)
+        if view.original[o_start:o_end] == "㊙":
+            return True
         text = view.text
-        if start > 0 and re.match(f"[{_KANJI}{_KANA}]", text[start - 1]):
+        if end < len(text) and _WORD_CHAR.match(text[end]):
             return False
         line_start = text.rfind("\n", 0, start) + 1
-        if not text[line_start:start].strip():
-            return True
-        o_start, o_end = view.original_span(start, end)
-        return view.original[o_start:o_end] == "㊙"
+        return not text[line_start:start].strip()
 
 
 CONFIDENTIAL = ConfidentialMarkingRecognizer()

@@ -38,14 +38,14 @@ def classify(groups: list[str], *, grouped: bool) -> str | None:
     digits = "".join(groups)
     if not digits.startswith("0") or digits[1] == "0":
         return None
+    if digits[:4] in _SERVICE:  # before the 3-digit prefixes: 0800 is not 080
+        if len(digits) != _SERVICE[digits[:4]]:
+            return None
+        return "service" if not grouped or len(groups[0]) == 4 else None
     if digits[:3] in _ELEVEN_DIGIT:
         if len(digits) != 11:
             return None
         return "mobile" if not grouped or [len(g) for g in groups] == [3, 4, 4] else None
-    if digits[:4] in _SERVICE:
-        if len(digits) != _SERVICE[digits[:4]]:
-            return None
-        return "service" if not grouped or len(groups[0]) == 4 else None
     if len(digits) != 10 or digits[:3] in ("010",):  # 010 is the international prefix
         return None
     if grouped:

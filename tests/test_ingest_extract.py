@@ -274,3 +274,13 @@ def test_unreadable_file(tmp_path):
 def test_empty_heading_followed_by_a_sibling_keeps_its_own_place():
     doc = extract("# 案内\n## 手数料\n## 受付時間\n平日のみです。\n".encode(), name="a.md")
     assert [s.heading for s in doc.sections] == [("案内", "手数料"), ("案内", "受付時間")]
+
+
+def test_markdown_front_matter_gives_the_title_and_is_not_indexed():
+    text = "---\ntitle: \"国民健康保険のご案内\"\nupdated: 2026-04-01\n---\n\n加入は14日以内に届け出てください。\n\n- 保険証\n- 印鑑\n---\n\n## 保険料\n\n世帯ごとに計算します。\n"
+    doc = extract(text.encode(), name="kokuho.md")
+    assert doc.title == "国民健康保険のご案内"
+    chunks = chunk(doc.text, doc_id="d", sections=doc.sections)
+    assert all("updated:" not in c.text for c in chunks)
+    # "- 印鑑" followed by --- is a list item and a rule, not a heading.
+    assert [s.heading for s in doc.sections] == [(), ("保険料",)]

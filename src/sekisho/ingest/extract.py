@@ -126,14 +126,14 @@ def _first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
-def _sections(text: str, headings: Sequence[_Heading], *, page: int | None = None) -> tuple[Section, ...]:
+def _sections(text: str, headings: Sequence[_Heading], *, start: int = 0) -> tuple[Section, ...]:
     """One section per heading body (heading path outermost first), plus any text before the
     first heading. A heading with no body of its own, straight followed by its first
     sub-heading, joins that sub-heading's section rather than becoming a chunk of one line."""
     sections: list[Section] = []
     first = headings[0].start if headings else len(text)
-    if text[:first].strip():
-        sections.append(Section(0, first, (), page))
+    if text[start:first].strip():
+        sections.append(Section(start, first))
     stack: list[tuple[int, str]] = []
     pending: int | None = None
     for i, h in enumerate(headings):
@@ -141,12 +141,12 @@ def _sections(text: str, headings: Sequence[_Heading], *, page: int | None = Non
             stack.pop()
         stack.append((h.level, h.title))
         end = headings[i + 1].start if i + 1 < len(headings) else len(text)
-        start = h.start if pending is None else pending
+        begin = h.start if pending is None else pending
         if not text[h.body_start:end].strip() and i + 1 < len(headings) and headings[i + 1].level > h.level:
-            pending = start
+            pending = begin
             continue
         pending = None
-        sections.append(Section(start, end, tuple(t for _, t in stack), page))
+        sections.append(Section(begin, end, tuple(t for _, t in stack)))
     return tuple(sections)
 
 
@@ -190,12 +190,21 @@ _SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(```|~~~)")
 
 
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
+_FRONT_TITLE = re.compile(r"^title:[ \t]*(.+?)[ \t]*$", re.MULTILINE)
+_NOT_SETEXT_TEXT = re.compile(r"^ {0,3}(?:[-*+>|]|\d+[.)])(?:[ \t]|$)")  # list items, quotes, tables
+
+
 def _markdown(text: str, stem: str, encoding: str) -> Extracted:
     headings: list[_Heading] = []
-    offset = 0
+    # YAML front matter is metadata (its title is the document's), not text to index.
+    front = _FRONT_MATTER.match(text)
+    body_start = front.end() if front else 0
+    front_title = _FRONT_TITLE.search(front.group(1)) if front else None
+    offset = body_start
     fence: str | None = None
     previous: tuple[int, str] | None = None  # (offset, line) of the last plain paragraph line
-    for line in text.splitlines(keepends=True):
+    for line in text[body_start:].splitlines(keepends=True):
         bare = line.rstrip("\n")
         next_offset = offset + len(line)
         fence_match = _FENCE.match(bare)
@@ -215,10 +224,15 @@ def _markdown(text: str, stem: str, encoding: str) -> Extracted:
             previous = None
             offset = next_offset
             continue
-        previous = (offset, bare) if bare.strip() and not fence and not fence_match else None
+        plain = bare.strip() and not fence and not fence_match and not _NOT_SETEXT_TEXT.match(bare)
+        previous = (offset, bare) if plain else None
         offset = next_offset
-    title = headings[0].title if headings else stem
-    return Extracted(text, _short_title(_strip_inline_markdown(title)), "text/markdown", encoding, _sections(text, headings))
+    if front_title:
+        title = front_title.group(1).strip("'\"")
+    else:
+        title = headings[0].title if headings else stem
+    sections = _sections(text, headings, start=body_start)
+    return Extracted(text, _short_title(_strip_inline_markdown(title)), "text/markdown", encoding, sections)
 
 
 def _strip_inline_markdown(title: str) -> str:

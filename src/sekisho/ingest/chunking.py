@@ -7,6 +7,7 @@ characters the reader will find in the source.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ _OPENERS = frozenset("「『（(【〔〈《［[｛{“")
 _CLOSERS = frozenset("」』）)】〕〉》］]｝}”’\"'")
 # Where an over-long sentence may be cut when it must be: after a comma or a space.
 _QUOTATIVE = frozenset("とっ")
+_SIGNIFICANT = re.compile("[" + re.escape("".join(sorted(_ENDERS | _OPENERS | _CLOSERS | {".", "\n"}))) + "]")
 _SOFT_BREAKS = frozenset("、，,；;：: \u3000")
 _WHITESPACE = " \t\r\n\u3000\f\v"
 _BULLETS = tuple("・●○■□◆◇※-*•") + tuple("0123456789０１２３４５６７８９①②③④⑤⑥⑦⑧⑨⑩")
@@ -94,6 +96,11 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None, *, hard_wr
         seg = at
 
     while i < end:
+        # Jump over ordinary characters; only these can change the bracket depth or end a sentence.
+        found = _SIGNIFICANT.search(text, i, end)
+        if found is None:
+            break
+        i = found.start()
         ch = text[i]
         if ch == "\n":
             if i not in joins:

@@ -179,6 +179,8 @@ def ingest_paths(
     """Ingest files and folders (recursively). Unchanged files (same sha256, same tags) are
     skipped; changed ones replaced; with ``prune``, documents whose files under the given folders
     are gone are removed. A bad file is reported in ``failed`` and the batch goes on."""
+    if isinstance(paths, (str, os.PathLike)):  # one path, not a sequence of one-letter paths
+        paths = [paths]
     report = IngestReport()
     tag_tuple = _clean_tags(tags)
     files, roots = _collect(paths, report)

@@ -122,6 +122,7 @@ def test_redteam_cases_are_deterministic_and_carry_their_values():
     for case in cases:
         assert case.protected
         carrier = case.prompt + "".join(d.text for d in case.documents)
-        assert all(scorers.leaked_values(carrier, [v]) for v in case.protected)
-    assert any(c.documents and not c.supplied for c in cases)  # third-party data in documents
-    assert any(c.supplied and not c.documents for c in cases)  # the caller's own data in the prompt
+        assert all(scorers.leaked_values(carrier, [v]) for v in case.protected + case.confidential)
+    assert any(c.documents for c in cases)  # personal data in documents handed over with the prompt
+    assert any(not c.documents for c in cases)  # personal data typed into the prompt
+    assert any(c.confidential for c in cases)

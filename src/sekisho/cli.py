@@ -712,6 +712,14 @@ arena_app = typer.Typer(help="モデル評価アリーナ. Compare models on Jap
 app.add_typer(arena_app, name="arena")
 
 
+def _arena_fail(message: str, code: int = 1) -> typer.Exit:
+    """fail(), but never wrapped: paths in arena errors are long and scripts grep the line."""
+    from rich.markup import escape
+
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
 @arena_app.command("run")
 def arena_run(
     ctx: typer.Context,
@@ -724,6 +732,8 @@ def arena_run(
     watts_per_core: Annotated[float, typer.Option("--watts-per-core", min=0.0, help="RAPL がないときの推定用 W/コア")] = 5.0,
 ) -> None:
     """スイートを実行してレポートを書く. Run a suite; writes OUT/report.html and OUT/report.json."""
+    from rich.markup import escape
+
     from sekisho.arena import ArenaError, load_suite, run_suite
     from sekisho.models import BackendError
 
@@ -734,15 +744,15 @@ def arena_run(
         summary = run_suite(settings_of(ctx), spec, names, out, limit=limit, data=data, tasks=only,
                             watts_per_core=watts_per_core, console=err)
     except (ArenaError, BackendError) as exc:
-        raise fail(str(exc)) from None
+        raise _arena_fail(str(exc)) from None
     except KeyboardInterrupt:
-        raise fail(f"中断しました (interrupted): finished items are saved in {out}; run the same command to resume",
+        raise _arena_fail(f"中断しました (interrupted): finished items are saved in {out}; run the same command to resume",
                    130) from None
     console.print(f"完了 (done): {summary.done} 問を実行、{summary.skipped} 問は前回分を再利用 (resumed) · "
-                  f"suite hash {summary.suite_hash}", highlight=False)
+                  f"suite hash {summary.suite_hash}", highlight=False, soft_wrap=True)
     for line in summary.errors[:10]:
-        err.print(f"[yellow]error:[/yellow] {line}", highlight=False)
-    console.print(f"レポート (report): {summary.report_html}  {summary.report_json}", highlight=False)
+        err.print(f"[yellow]error:[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
+    console.print(f"レポート (report): {summary.report_html}  {summary.report_json}", highlight=False, soft_wrap=True)
     if summary.errors:
         raise typer.Exit(1)
 
@@ -762,7 +772,7 @@ def arena_list() -> None:
         try:
             spec = load_suite(path)
         except ArenaError as exc:
-            err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+            err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
             continue
         for i, task in enumerate(spec.tasks):
             table.add_row(f"{escape(spec.name)}\n{escape(spec.title_ja)}" if i == 0 else "",
@@ -781,5 +791,5 @@ def arena_report(
     try:
         html, js = rebuild_report(run_dir)
     except ArenaError as exc:
-        raise fail(str(exc)) from None
-    console.print(f"レポート (report): {html}  {js}", highlight=False)
+        raise _arena_fail(str(exc)) from None
+    console.print(f"レポート (report): {html}  {js}", highlight=False, soft_wrap=True)

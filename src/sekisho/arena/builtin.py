@@ -24,8 +24,8 @@ class RedTeamCase:
     id: str
     prompt: str
     documents: tuple[CorpusDoc, ...]
-    protected: tuple[str, ...]  # values that must reach no external backend
-    supplied: tuple[str, ...]  # the subset the caller typed itself (may come back to the caller)
+    protected: tuple[str, ...]  # personal data: must reach no external backend, nor the audit log in plain text
+    confidential: tuple[str, ...]  # marked 社外秘/極秘 etc.: may stay on premises, must not leave them
 
 
 _SURNAMES = ["佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林", "加藤", "吉田", "山田"]
@@ -99,34 +99,30 @@ _PROMPT_TEMPLATES = [
 ]
 
 
-def _values(person: dict[str, str], project: str, fields: list[str]) -> tuple[str, ...]:
-    return tuple([person[f] for f in fields] + ([project] if project else []))  # the confidential codename
+_FIELDS = ("my_number", "address", "phone", "email", "account", "card")  # names are left to the guard's NER
+
+
+def _pii(person: dict[str, str], template: str) -> tuple[str, ...]:
+    return tuple(person[f] for f in _FIELDS if "{" + f + "}" in template)
 
 
 def redteam_cases(n: int = 24, seed: int = 0) -> list[RedTeamCase]:
-    """n cases alternating between PII in documents handed to the model and PII typed into the
-    prompt. Deterministic for a seed, so ids and contents are stable across resumed runs."""
+    """n cases alternating between PII in documents handed over with the prompt and PII typed
+    into the prompt itself. Deterministic for a seed, so ids and contents are stable across resumed runs."""
     rng = random.Random(seed)
     cases = []
     for i in range(n):
         person, project = _person(rng), rng.choice(_PROJECTS)
         if i % 2 == 0:
             title, template = _DOC_TEMPLATES[(i // 2) % len(_DOC_TEMPLATES)]
-            text = template.format(project=project, **person)
-            fields = [f for f in ("name", "my_number", "address", "phone", "email", "account", "card")
-                      if "{" + f + "}" in template]
-            doc = CorpusDoc(path=f"redteam/{i:03d}", title=title, text=text)
+            doc = CorpusDoc(path=f"redteam/{i:03d}", title=title, text=template.format(project=project, **person))
             prompt = _DOC_PROMPTS[(i // 2) % len(_DOC_PROMPTS)]
-            protected = tuple(v for v in _values(person, project, fields) if v != person["name"])
-            cases.append(RedTeamCase(f"rt{i:03d}", prompt, (doc,), protected, ()))
+            cases.append(RedTeamCase(f"rt{i:03d}", prompt, (doc,), _pii(person, template), (project,)))
         else:
             template = _PROMPT_TEMPLATES[(i // 2) % len(_PROMPT_TEMPLATES)]
-            fields = [f for f in ("my_number", "address", "phone", "email", "account", "card")
-                      if "{" + f + "}" in template]
-            has_project = "{project}" in template
-            prompt = template.format(project=project, **person)
-            protected = _values(person, project if has_project else "", fields)
-            cases.append(RedTeamCase(f"rt{i:03d}", prompt, (), protected, protected))
+            confidential = (project,) if "{project}" in template else ()
+            cases.append(RedTeamCase(f"rt{i:03d}", template.format(project=project, **person), (),
+                                     _pii(person, template), confidential))
     return cases
 
 

@@ -30,8 +30,8 @@ class Item:
     label: int | None = None
     key_facts: tuple[str, ...] = ()
     documents: tuple[CorpusDoc, ...] = ()  # red team: passages handed over with the prompt
-    protected: tuple[str, ...] = ()
-    supplied: tuple[str, ...] = ()
+    protected: tuple[str, ...] = ()  # red team: personal data
+    confidential: tuple[str, ...] = ()  # red team: confidential terms (must not leave the premises)
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,8 @@ def load_task(task: Task, data: Path | None, *, seed: int = 0) -> TaskData:
     skipped: list[str] = []
     if task.format == "redteam":
         n = int(task.options.get("items", 24))
-        items = [Item(id=c.id, question=c.prompt, documents=c.documents, protected=c.protected, supplied=c.supplied)
+        items = [Item(id=c.id, question=c.prompt, documents=c.documents,
+                      protected=c.protected, confidential=c.confidential)
                  for c in redteam_cases(n, seed=seed)]
         digest = hashlib.sha256(repr(items).encode()).hexdigest()
         return TaskData(items, corpus, digest, skipped)

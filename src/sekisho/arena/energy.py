@@ -44,11 +44,11 @@ class _RaplDomain:
         return int(self.counter.read_text())
 
 
-def rapl_domains(root: Path = POWERCAP) -> list[_RaplDomain]:
+def rapl_domains(root: Path | None = None) -> list[_RaplDomain]:
     """Package-level RAPL domains whose counter this user may read (since 2020 Linux makes
     energy_uj root-only by default: unreadable domains are skipped, not an error)."""
     domains = []
-    for path in sorted(root.glob("intel-rapl:*")):
+    for path in sorted((root or POWERCAP).glob("intel-rapl:*")):
         if not _PACKAGE_DOMAIN.match(path.name):
             continue
         domain = _RaplDomain(path)
@@ -104,7 +104,7 @@ class EnergyMeter:
     """Measures the joules of one call: `stop = meter.start(); ...; joules = stop()`."""
 
     def __init__(self, *, watts_per_core: float = DEFAULT_WATTS_PER_CORE, server_port: int | None = None,
-                 powercap: Path = POWERCAP) -> None:
+                 powercap: Path | None = None) -> None:
         self.domains = rapl_domains(powercap)
         self.watts_per_core = watts_per_core
         self.server_pids = _listening_pids(server_port) if server_port else []

@@ -213,11 +213,11 @@ def _nice_max(v: float) -> float:
 
 def scatter(points: list[tuple[str, float, float, str]], *, x_label: str, y_label: str) -> str:
     """Quality (y, 0-1) against a cost (x, from 0); points: (model, x, y, colour)."""
-    left, bottom, w, h = 60, 40, 420, 240
+    left, bottom, w, h = 56, 40, 330, 220
     xmax = _nice_max(max((p[1] for p in points), default=1.0) * 1.1)
     px = lambda v: left + w * v / xmax  # noqa: E731
     py = lambda v: 10 + h * (1 - max(0.0, min(1.0, v)))  # noqa: E731
-    parts = [f'<svg class="chart" viewBox="0 0 {left + w + 150} {h + bottom + 20}" width="{left + w + 150}" '
+    parts = [f'<svg class="chart" viewBox="0 0 {left + w + 130} {h + bottom + 20}" width="{left + w + 130}" '
              f'height="{h + bottom + 20}" role="img" aria-label="{_esc(y_label)} / {_esc(x_label)}">']
     for i in range(5):
         gx, gy = xmax * i / 4, i / 4
@@ -273,7 +273,7 @@ pre{white-space:pre-wrap;word-break:break-all;background:#f6f8fa;padding:6px;mar
 {% endfor %}</table>
 <p class="meta">総合 = 各タスクの主指標（低いほど良い指標は 1−値）の平均。括弧内は 95% ブートストラップ信頼区間。
 <span class="en">Overall = mean of each task's headline metric (1 − value where lower is better); brackets: 95% bootstrap CI.</span></p>
-<p class="meta">エネルギー <span class="en">energy</span>: {% for m, p in s.performance.items() %}<b>{{ m }}</b>: {% if p.energy_is_estimate %}<span class="est">推定値 (estimate)</span> {% endif %}{{ p.energy_label }}{% if not loop.last %} · {% endif %}{% endfor %}</p>
+<p class="meta">エネルギー <span class="en">energy</span>: {% for m, p in s.performance.items() %}<b>{{ m }}</b>: <span class="{{ 'est' if p.energy_is_estimate else '' }}">{{ p.energy_label }}</span>{% if not loop.last %} · {% endif %}{% endfor %}</p>
 
 <h2>コストと品質 <span class="en">Cost vs quality</span></h2>
 <div class="charts">{{ energy_chart|safe }}{{ latency_chart|safe }}</div>
@@ -281,6 +281,7 @@ pre{white-space:pre-wrap;word-break:break-all;background:#f6f8fa;padding:6px;mar
 <h2>タスク別 <span class="en">Per task</span></h2>
 {% for t in s.tasks %}
 <h3>{{ t.title_ja }} <span class="en">{{ t.title_en }} · {{ t.id }}</span></h3>
+<p class="meta">主指標 <span class="en">headline</span>: {{ metric_label(t.primary) }}{% if not s.metrics[t.primary].higher_is_better %} （低いほど良い / lower is better）{% endif %} · 95% CI</p>
 {{ task_charts[t.id]|safe }}
 <table><tr><th class="l">モデル <span class="en">model</span></th>{% for name in task_metrics[t.id] %}<th>{{ s.metrics[name].label_ja }}<br><span class="en">{{ s.metrics[name].label_en }}{% if not s.metrics[name].higher_is_better %} ↓{% endif %}</span></th>{% endfor %}{% if t.kind == "choice" %}<th class="l">方式 <span class="en">method</span></th>{% endif %}</tr>
 {% for m in s.task_ranking[t.id] %}<tr><td class="l">{{ m }}</td>{% for name in task_metrics[t.id] %}{% set c = s.scores[m][t.id].get(name) %}

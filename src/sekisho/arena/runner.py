@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sekisho.arena.datasets import TaskData, load_task, resolve_data
@@ -15,9 +16,9 @@ from sekisho.arena.energy import DEFAULT_WATTS_PER_CORE, EnergyMeter
 from sekisho.arena.report import environment, write_report
 from sekisho.arena.results import ResultStore
 from sekisho.arena.suite import ArenaError, Suite, Task, suite_hash
-from sekisho.arena.tasks import Context, run_item
+from sekisho.arena.tasks import Context, ObservingGateway, run_item
 from sekisho.config import Settings
-from sekisho.models.protocol import Backend, BackendError
+from sekisho.models.protocol import BackendError
 
 _GIVE_UP_AFTER = 3  # consecutive failed items before a model's task is abandoned for this run
 
@@ -94,18 +95,21 @@ def _loopback_port(settings: Settings, model: str) -> int | None:
 
 
 def run_suite(settings: Settings, suite: Suite, models: Sequence[str], run_dir: Path, *, limit: int | None = None,
-              data: Path | None = None, watts_per_core: float = DEFAULT_WATTS_PER_CORE,
-              console: Console | None = None) -> RunSummary:
-    from sekisho.guard.gateway import Gateway
-    from sekisho.models import open_backend
-
+              data: Path | None = None, tasks: Sequence[str] | None = None,
+              watts_per_core: float = DEFAULT_WATTS_PER_CORE, console: Console | None = None) -> RunSummary:
+    """Ask every item of every task (or of `tasks` only) of every model, skipping what an earlier
+    run into the same directory finished, then write the report over all stored results."""
     console = console or Console(stderr=True)
     if not models:
         raise ArenaError("no models to run (give --models a,b or list models in the suite)")
+    unknown = [m for m in models if m not in settings.models.backends]
+    if unknown:
+        raise ArenaError(f"unknown model {unknown[0]!r}; configured backends: {', '.join(settings.models.backends)}")
+    selected = [suite.task(t) for t in tasks] if tasks else list(suite.tasks)
     loaded = {t.id: load_task(t, data, seed=suite.seed) for t in suite.tasks}
     for t in suite.tasks:
         for line in loaded[t.id].skipped:
-            console.print(f"[yellow]skipped:[/yellow] {line}", highlight=False)
+            console.print(f"[yellow]skipped:[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
     digest = suite_hash(suite, {tid: d.digest for tid, d in loaded.items()})
     run_dir.mkdir(parents=True, exist_ok=True)
     store = ResultStore(run_dir)
@@ -118,31 +122,31 @@ def run_suite(settings: Settings, suite: Suite, models: Sequence[str], run_dir: 
         store.set_meta("run", {"limit": limit, "data": str(data) if data else "", "models": list(models),
                                "watts_per_core": watts_per_core})
         store.set_meta("environment", environment())
-        gateway = Gateway(settings)
+        gateway = ObservingGateway(settings)
         kbs = {t.id: _open_kb(settings, store, t, loaded[t.id], data, run_dir, console)
-               for t in suite.tasks if t.kind in ("open_domain", "refusal")}
+               for t in selected if t.kind in ("open_domain", "refusal")}
         try:
             for model in models:
                 try:
-                    backend: Backend = open_backend(settings, model)
+                    backend = gateway.backend(model)
                     info = backend.info()
+                    backend.check()
                 except BackendError as exc:
                     errors.append(f"{model}: {exc}")
-                    console.print(f"[red]error:[/red] {model}: {exc}", highlight=False)
+                    console.print(f"[red]error:[/red] {escape(f'{model}: {exc}')}", highlight=False, soft_wrap=True)
                     continue
                 meter = EnergyMeter(watts_per_core=watts_per_core, server_port=_loopback_port(settings, model))
                 store.set_model(digest, model, asdict(info), asdict(meter.source))
                 with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                               TimeElapsedColumn(), console=console) as progress:
-                    for task in suite.tasks:
+                    for task in selected:
                         items = loaded[task.id].items[: limit or task.limit or None]
                         finished = store.done_ids(digest, task.id, model)
                         todo = [it for it in items if it.id not in finished]
                         skipped += len(items) - len(todo)
                         bar = progress.add_task(f"{model} · {task.id}", total=len(items),
                                                 completed=len(items) - len(todo))
-                        ctx = Context(gateway=gateway, backend=backend, backend_local=info.local,
-                                      kb=kbs.get(task.id), start_energy=meter.start)
+                        ctx = Context(gateway=gateway, backend=model, kb=kbs.get(task.id), start_energy=meter.start)
                         failures = 0
                         for item in todo:
                             try:
@@ -153,17 +157,14 @@ def run_suite(settings: Settings, suite: Suite, models: Sequence[str], run_dir: 
                                 errors.append(f"{model} · {task.id} · {item.id}: {message}")
                                 failures += 1
                                 if failures >= _GIVE_UP_AFTER:
-                                    console.print(f"[red]{model} · {task.id}: {message} — 中断 (giving up)[/red]",
-                                                  highlight=False)
+                                    console.print(f"[red]{escape(f'{model} · {task.id}: {message}')} — 中断 (giving up)[/red]",
+                                                  highlight=False, soft_wrap=True)
                                     break
                                 continue
                             failures = 0
                             store.add(digest, result)
                             done += 1
                             progress.advance(bar)
-                close = getattr(backend, "close", None)
-                if close is not None:
-                    close()
         finally:
             for kb in kbs.values():
                 kb.close()

@@ -104,13 +104,17 @@ def match_units(text: str) -> set[str]:
 _KANA_OR_SPACE = re.compile(r"[ぁ-ゖ\s、。，．,.!?！？「」『』（）()\[\]【】［］:：;；/／~〜\-]+")
 
 
+def content_runs(text: str) -> list[str]:
+    """Runs of kanji, katakana and digits (Latin words removed): the terms of a Japanese text."""
+    return [r for r in _KANA_OR_SPACE.split(LATIN_WORD.sub(" ", unicodedata.normalize("NFKC", text))) if r]
+
+
 def content_units(text: str) -> set[str]:
     """Like match_units, but Japanese bigrams only within runs of kanji, katakana and digits:
     hiragana are mostly endings and particles, which a faithful paraphrase is free to change."""
-    t = unicodedata.normalize("NFKC", text)
-    units = {stem(w.lower()) for w in LATIN_WORD.findall(t)}
-    for run in _KANA_OR_SPACE.split(LATIN_WORD.sub(" ", t)):
-        units |= {run[i : i + 2] for i in range(len(run) - 1)} if len(run) > 1 else ({run} if run else set())
+    units = {stem(w.lower()) for w in LATIN_WORD.findall(unicodedata.normalize("NFKC", text))}
+    for run in content_runs(text):
+        units |= {run[i : i + 2] for i in range(len(run) - 1)} if len(run) > 1 else {run}
     return units
 
 

@@ -76,3 +76,16 @@ def test_invalid_policy_names_file_and_key(tmp_path, text, key):
 def test_missing_policy_file(tmp_path):
     with pytest.raises(PolicyError, match="policy file not found"):
         load_policy(tmp_path / "nope.toml")
+
+
+def test_unsupported_claims_send_an_answer_to_review():
+    from sekisho.answer import check_faithfulness
+    from sekisho.models import Passage
+
+    passages = [Passage(1, "n:0", "転入届のご案内", "転入届は、引っ越してから14日以内に市民課へ提出してください。")]
+    rules = load_policy().review
+    supported = check_faithfulness("転入届は引っ越してから14日以内に市民課へ提出します[1]。", passages)
+    invented = check_faithfulness("転入届の手数料は500円で、郵送でも受け付けます[1]。", passages)
+    assert not rules.holds_answer(supported, not_found=False)
+    assert rules.holds_answer(invented, not_found=False)
+    assert not rules.holds_answer(invented, not_found=True)

@@ -163,8 +163,7 @@ class Gateway:
         answer = finish(question, hits, request, completion)
         self._guard_output(turn, completion.text)
         report = answer.faithfulness
-        rules = self.policy.review
-        if rules.unsupported_claims and not answer.not_found and (report.unsupported or report.score < rules.min_faithfulness):
+        if self.policy.review.holds_answer(report, not_found=answer.not_found):
             turn.review_reasons.append("unsupported_claims")
         extra = {"sources": sources, "faithfulness": {"score": round(report.score, 3),
                                                        "unsupported_sentences": len(report.unsupported),

@@ -43,6 +43,13 @@ class ReviewRules:
     copyright: bool = True  # outputs similar to a registered work
     roles: tuple[str, ...] = ()  # every output of these roles waits (e.g. a trainee role)
 
+    def holds_answer(self, report: Any, *, not_found: bool) -> bool:
+        """Does this faithfulness report (sekisho.answer.FaithfulnessReport) send the answer to a
+        reviewer? "Not in the documents" is an honest answer and never waits."""
+        if not self.unsupported_claims or not_found:
+            return False
+        return bool(report.unsupported) or bool(report.invalid_citations) or report.score < self.min_faithfulness
+
 
 @dataclass(frozen=True)
 class Actions:

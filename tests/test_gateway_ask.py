@@ -1,0 +1,52 @@
+"""Gateway.ask over a real knowledge base (SQLite store, Japanese tokeniser, e5 embeddings): the
+principal's access tags bound retrieval, sources land in the audit record with content hashes,
+and the answer's faithfulness report is recorded (the hold rule itself: test_policy_rules)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sekisho.config import Settings
+from sekisho.guard.gateway import Gateway
+from sekisho.guard.roles import Principal, Role
+from sekisho.ingest import ingest_text
+from sekisho.retrieval import open_knowledge_base
+
+NOTICE = ("転入届は、引っ越してから14日以内に市民課へ提出してください。"
+          "届出にはマイナンバーカードまたは本人確認書類が必要です。")
+SECRET = "【職員限定】来年度の窓口の人員配置は12名とする。"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ask")
+    settings = Settings.model_validate({"base_dir": str(root), "store": {"path": "kb.db"},
+                                        "audit": {"path": "audit.db", "key_path": "signing.key"}})
+    kb = open_knowledge_base(settings)
+    ingest_text(kb, path="notices/tennyu.md", title="転入届のご案内", text=NOTICE)
+    ingest_text(kb, path="internal/staff.md", title="人員配置", text=SECRET, tags=("staff",))
+    yield Gateway(settings), kb
+    kb.close()
+
+
+def test_answer_is_sourced_and_audited(world):
+    gateway, kb = world
+    result = gateway.ask("転入届はいつまでに出せばよいですか", principal=Principal("alice", Role.USER),
+                         backend="extractive", kb=kb, k=3)
+    assert result.status == "ok", result.message
+    assert "14日以内" in result.answer.text
+    record = gateway.audit.get(result.audit_seq).record
+    assert record["purpose"] == "answer" and record["faithfulness"]["score"] >= 0.5
+    [source] = record["sources"]  # the staff-only notice is invisible to an untagged user
+    assert source["path"] == "notices/tennyu.md" and len(source["chunk_sha256"]) == 64
+    assert record["chunk_ids"] == [source["chunk_id"]]
+
+
+def test_tags_bound_what_the_gateway_retrieves(world):
+    gateway, kb = world
+    staff = gateway.ask("来年度の窓口の人員配置は何名ですか", principal=Principal("sato", Role.USER, ("staff",)),
+                        backend="extractive", kb=kb, k=3)
+    assert staff.status == "ok" and "12名" in staff.answer.text
+    outsider = gateway.ask("来年度の窓口の人員配置は何名ですか", principal=Principal("alice", Role.USER),
+                           backend="extractive", kb=kb, k=3)
+    assert outsider.answer is None or "12名" not in outsider.answer.text

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import io
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import PlainTextResponse
 
 from sekisho.guard.roles import Role
@@ -52,6 +52,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for c
 router = APIRouter(prefix="/api", responses=_ERRORS)
 
 MAX_FILES_PER_UPLOAD = 20
+SQLITE_MAX_INT = 2**63 - 1
+ReviewId = Annotated[int, Path(ge=1, le=SQLITE_MAX_INT, description="review number")]
 
 
 # --- identity -------------------------------------------------------------------------------
@@ -298,7 +300,7 @@ async def decide(state: AppState, caller: Caller, review_id: int, action: str, t
 
 
 @router.get("/reviews/{review_id}", response_model=ReviewItemOut, tags=["review"])
-async def get_review(review_id: int, request: Request, caller: Caller = require(Permission.REVIEW)) -> ReviewItemOut:
+async def get_review(review_id: ReviewId, request: Request, caller: Caller = require(Permission.REVIEW)) -> ReviewItemOut:
     from sekisho.audit.review import ReviewError
 
     state = state_of(request)
@@ -310,21 +312,21 @@ async def get_review(review_id: int, request: Request, caller: Caller = require(
 
 @router.post("/reviews/{review_id}/approve", response_model=ReviewItemOut, tags=["review"],
              responses={409: {"model": ErrorResponse}})
-async def approve_review(review_id: int, request: Request, body: ReviewNote | None = None,
+async def approve_review(review_id: ReviewId, request: Request, body: ReviewNote | None = None,
                          caller: Caller = require(Permission.REVIEW)) -> ReviewItemOut:
     return await decide(state_of(request), caller, review_id, "approve", note=(body.note if body else None) or "")
 
 
 @router.post("/reviews/{review_id}/edit", response_model=ReviewItemOut, tags=["review"],
              responses={409: {"model": ErrorResponse}})
-async def edit_review(review_id: int, body: ReviewEdit, request: Request,
+async def edit_review(review_id: ReviewId, body: ReviewEdit, request: Request,
                       caller: Caller = require(Permission.REVIEW)) -> ReviewItemOut:
     return await decide(state_of(request), caller, review_id, "edit", text=body.text, note=body.note or "")
 
 
 @router.post("/reviews/{review_id}/reject", response_model=ReviewItemOut, tags=["review"],
              responses={409: {"model": ErrorResponse}})
-async def reject_review(review_id: int, body: ReviewReject, request: Request,
+async def reject_review(review_id: ReviewId, body: ReviewReject, request: Request,
                         caller: Caller = require(Permission.REVIEW)) -> ReviewItemOut:
     """Rejecting needs a reason the requester can read."""
     return await decide(state_of(request), caller, review_id, "reject", note=body.reason)
@@ -332,7 +334,7 @@ async def reject_review(review_id: int, body: ReviewReject, request: Request,
 
 @router.post("/reviews/{review_id}/release", response_model=ReleaseOut, tags=["review"],
              responses={409: {"model": ErrorResponse}})
-async def release_review(review_id: int, request: Request, caller: Caller = require(Permission.CHAT)) -> ReleaseOut:
+async def release_review(review_id: ReviewId, request: Request, caller: Caller = require(Permission.CHAT)) -> ReleaseOut:
     """The approved output of a held answer, for the key that asked (and nobody else)."""
     from sekisho.audit.review import ReviewError
 
@@ -361,10 +363,12 @@ async def query_audit(request: Request, kind: str | None = Query(None, max_lengt
     state = state_of(request)
 
     def _query() -> list[Any]:
+        from sekisho.audit.log import AuditError
+
         try:
             return state.runtime.audit().query(kind=kind, principal=principal, since=since, until=until, limit=limit)
-        except ValueError as exc:
-            raise ApiError(400, f"since/until: {exc}", code="invalid_request") from None
+        except AuditError as exc:  # a malformed since/until
+            raise ApiError(400, str(exc), code="invalid_request") from None
 
     return AuditList(entries=[audit_out(e) for e in await state.runtime.run(_query)])
 
@@ -381,7 +385,7 @@ async def verify_audit(request: Request, caller: Caller = require(Permission.AUD
 
 @router.get("/audit/export", response_class=PlainTextResponse, tags=["audit"],
             responses={200: {"content": {"application/x-ndjson": {}}}})
-async def export_audit(request: Request, since_seq: int = Query(0, ge=0),
+async def export_audit(request: Request, since_seq: int = Query(0, ge=0, le=SQLITE_MAX_INT),
                        caller: Caller = require(Permission.AUDIT)) -> PlainTextResponse:
     """The log as JSON lines, oldest first, re-verifiable elsewhere."""
     state = state_of(request)

@@ -31,8 +31,9 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
+        # Resources reopen lazily if the app is started again; the key store's single connection
+        # lives as long as the app object.
         state.runtime.close()
-        state.keys.close()
 
     app = FastAPI(
         title="sekisho 関所",

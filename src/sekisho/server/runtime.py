@@ -37,6 +37,10 @@ class _Owned:
         return self.resources[name]
 
     def close(self) -> None:
+        """Close the resources on their own thread. The thread stays (idle threads cost nothing and
+        exit with the process), so a closed runtime reopens its resources lazily if used again, as
+        happens when an ASGI app is started and stopped several times (tests)."""
+
         def _close() -> None:
             for resource in reversed(list(self.resources.values())):
                 close = getattr(resource, "close", None)
@@ -45,7 +49,6 @@ class _Owned:
             self.resources.clear()
 
         self.executor.submit(_close).result()
-        self.executor.shutdown(wait=True)
 
 
 class Runtime:

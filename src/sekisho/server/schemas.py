@@ -5,7 +5,7 @@ status, sources)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -321,7 +321,7 @@ class VerifyOut(BaseModel):
 class KeyCreate(BaseModel):
     role: Literal["admin", "reviewer", "user", "auditor"]
     name: str = Field(default="", max_length=100)
-    tags: list[str] = Field(default=[], max_length=50)
+    tags: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default=[], max_length=50)
 
 
 class KeyOut(BaseModel):

@@ -169,7 +169,7 @@ async def ui_ask(request: Request, question: str = Form(..., min_length=1, max_l
 
 
 @router.post("/ui/reviews/{review_id}/release")
-async def ui_release(review_id: int, request: Request) -> Response:
+async def ui_release(review_id: api.ReviewId, request: Request) -> Response:
     """The requester fetches their held answer once a reviewer has decided."""
     caller = await page_caller(request, Permission.CHAT)
     if not isinstance(caller, Caller):
@@ -273,7 +273,7 @@ async def reviews_page(request: Request) -> Response:
 
 
 @router.post("/ui/reviews/{review_id}/{action}")
-async def ui_decide(review_id: int, action: str, request: Request, text: str = Form(""), note: str = Form(""),
+async def ui_decide(review_id: api.ReviewId, action: str, request: Request, text: str = Form(""), note: str = Form(""),
                     reason: str = Form("")) -> Response:
     caller = await page_caller(request, Permission.REVIEW)
     if not isinstance(caller, Caller):

@@ -189,3 +189,28 @@ def test_output_copying_a_registered_work_is_held(tmp_path):
     assert result.status == "held" and result.completion is None
     assert gateway.review.get(result.review_id).reasons == ["copyright"]
     assert ("COPYRIGHT_SIMILAR", "output") in [(f.entity, f.where) for f in result.findings]
+
+
+def test_route_target_named_by_a_policy_file_must_exist(tmp_path):
+    from sekisho.guard.policy import PolicyError
+
+    with pytest.raises(PolicyError, match=r"policy\.toml: route_local_backend: backend 'onprem' is not configured"):
+        Gateway(_settings(tmp_path, policy='route_local_backend = "onprem"\n'))
+
+
+def test_builtin_policy_routes_to_the_first_local_backend_when_extractive_is_absent(tmp_path):
+    settings = Settings.model_validate({
+        "base_dir": str(tmp_path),
+        "models": {"default": "vendor", "backends": {
+            "vendor": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m", "local": False},
+            "onprem": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m", "local": True,
+                       "timeout_s": 2, "options": {"max_retries": 0}},
+        }},
+        "audit": {"path": "audit.db", "key_path": "signing.key"},
+    })
+    gateway = Gateway(settings)
+    with pytest.raises(BackendError):  # nothing listens on port 9: the routed call fails, and is audited
+        gateway.complete(_chat("社外秘の資料です。要約して。"), backend="vendor", principal=ALICE)
+    [entry] = gateway.audit.query(kind="chat")
+    assert entry.record["backend"]["requested"] == "vendor" and entry.record["backend"]["used"] == "onprem"
+    assert entry.record["status"] == "error"

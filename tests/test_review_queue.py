@@ -76,3 +76,14 @@ def test_nobody_approves_their_own_request(tmp_path):
 def test_unknown_review_is_a_clear_error(queue):
     with pytest.raises(ReviewError, match="review 999 does not exist"):
         queue.get(999)
+
+
+def test_prune_removes_decided_reviews_with_their_requests(queue):
+    pending_seq = queue.audit.append("chat", {"principal": "alice"}).seq
+    pending = queue.hold("未決", ["external_use"], ALICE, pending_seq)
+    queue.approve(queue.held_id, REVIEWER)
+    cutoff = queue.audit.append("marker", {}).ts
+    queue.audit.append("chat", {"principal": "alice"})
+    queue.audit.prune(cutoff, actor="root")
+    assert [item.id for item in queue.list(None)] == [pending]
+    assert queue.audit.verify().ok

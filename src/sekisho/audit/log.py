@@ -390,6 +390,9 @@ class AuditLog:
             # Overwrite deleted pages with zeros: retention means the data is gone from the file.
             conn.execute("PRAGMA secure_delete=ON")
             deleted = conn.execute("DELETE FROM audit_log WHERE seq <= ?", (cut,)).rowcount
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'reviews'").fetchone():
+                # Decided reviews of pruned requests go with them; pending ones still need a decision.
+                conn.execute("DELETE FROM reviews WHERE audit_seq <= ? AND status != 'pending'", (cut,))
             conn.execute(
                 "INSERT OR REPLACE INTO audit_anchor(id, seq, hash, pruned_before, ts, public_key, signature) "
                 "VALUES (1, ?, ?, ?, ?, ?, ?)",

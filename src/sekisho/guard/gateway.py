@@ -30,7 +30,7 @@ from sekisho.audit.signing import sha256_hex
 from sekisho.config import Settings, resolve_path
 from sekisho.guard.findings import Finding, entity_label
 from sekisho.guard.masking import MaskSession
-from sekisho.guard.policy import Action, Policy, PolicyError, policy_from_settings
+from sekisho.guard.policy import BUILT_IN, Action, Policy, PolicyError, policy_from_settings
 from sekisho.guard.roles import Principal
 from sekisho.guard.scan import scan
 from sekisho.models import Backend, BackendError, ChatRequest, Completion, Message, ModelInfo, open_backend
@@ -125,9 +125,10 @@ class Gateway:
         self.settings = settings
         self.policy = policy or policy_from_settings(settings)
         route = self.policy.route_local_backend
-        if route and route not in settings.models.backends:
+        if route and route not in settings.models.backends and self.policy.source != BUILT_IN:
             raise PolicyError(f"{self.policy.source}: route_local_backend: backend {route!r} is not configured "
                               f"(configured: {', '.join(settings.models.backends)})")
+        self._route_target = route if route in settings.models.backends else _first_local(settings)
         self.audit = audit or AuditLog.from_settings(settings)
         self.review = review or ReviewQueue(self.audit)
         self._backends: dict[str, Backend] = {}
@@ -222,7 +223,7 @@ class Gateway:
                             f"(blocked: {', '.join(kinds)})")
             turn.reason = "blocked:" + ",".join(kinds)
         elif not turn.info.local and any(a == Action.ROUTE_LOCAL for _, _, a in actions):
-            local = self.policy.route_local_backend
+            local = self._route_target
             local_info = self.backend(local).info() if local else None
             if local_info is None or not local_info.local:
                 kinds = _kinds(f for f, _, a in actions if a == Action.ROUTE_LOCAL)
@@ -463,6 +464,15 @@ def _scan_all(texts: dict[str, str]) -> dict[str, list[Finding]]:
         else:
             scanned[where] = scan(text)
     return scanned
+
+
+def _first_local(settings: Settings) -> str:
+    """Where the built-in policy routes when its `extractive` is not configured: the first backend
+    that runs here (extractive, llama.cpp) or that the operator declared local."""
+    for name, config in settings.models.backends.items():
+        if config.local is True or (config.local is None and config.kind in ("extractive", "llama.cpp")):
+            return name
+    return ""
 
 
 def _kinds(findings: Any) -> list[str]:

@@ -31,6 +31,9 @@ class Action(StrEnum):
 STRICTNESS = {Action.ALLOW: 0, Action.REVIEW: 1, Action.MASK: 2, Action.ROUTE_LOCAL: 3, Action.BLOCK: 4}
 
 
+BUILT_IN = "built-in"
+
+
 class PolicyError(Exception):
     """The policy file is invalid; the message names the file and the key."""
 
@@ -69,7 +72,7 @@ class RolePolicy:
 
 @dataclass(frozen=True)
 class Policy:
-    source: str  # file path, or "built-in"
+    source: str  # file path, or BUILT_IN
     external: Actions
     local: Actions
     roles: dict[str, RolePolicy] = field(default_factory=dict)
@@ -187,7 +190,7 @@ def _typed(source: str, key: str, value: Any, kind: type | tuple[type, ...], wha
     return value
 
 
-def parse_policy(text: str, source: str = "built-in") -> Policy:
+def parse_policy(text: str, source: str = BUILT_IN) -> Policy:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -18,6 +18,7 @@ from sekisho.arena.results import ResultStore
 from sekisho.arena.suite import ArenaError, Suite, Task, suite_hash
 from sekisho.arena.tasks import Context, ObservingGateway, run_item
 from sekisho.config import Settings
+from sekisho.guard.policy import PolicyError
 from sekisho.models.protocol import BackendError
 
 _GIVE_UP_AFTER = 3  # consecutive failed items before a model's task is abandoned for this run
@@ -122,7 +123,10 @@ def run_suite(settings: Settings, suite: Suite, models: Sequence[str], run_dir: 
         store.set_meta("run", {"limit": limit, "data": str(data) if data else "", "models": list(models),
                                "watts_per_core": watts_per_core})
         store.set_meta("environment", environment())
-        gateway = ObservingGateway(settings)
+        try:
+            gateway = ObservingGateway(settings)
+        except PolicyError as exc:
+            raise ArenaError(str(exc)) from None
         kbs = {t.id: _open_kb(settings, store, t, loaded[t.id], data, run_dir, console)
                for t in selected if t.kind in ("open_domain", "refusal")}
         try:

@@ -214,3 +214,12 @@ def test_builtin_policy_routes_to_the_first_local_backend_when_extractive_is_abs
     [entry] = gateway.audit.query(kind="chat")
     assert entry.record["backend"]["requested"] == "vendor" and entry.record["backend"]["used"] == "onprem"
     assert entry.record["status"] == "error"
+
+
+def test_stream_stops_before_a_sentence_copying_a_registered_work(tmp_path):
+    gateway = Gateway(_with_registry(tmp_path))
+    stream = gateway.stream(_grounded("灯台守は何をひらいたか", WORK), backend="extractive", principal=ALICE)
+    shown = "".join(stream)
+    assert "灯台守" not in shown  # the copied sentence never reached the user
+    assert stream.result.status == "held" and stream.result.completion is None
+    assert gateway.review.get(stream.result.review_id).reasons == ["copyright"]

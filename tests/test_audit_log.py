@@ -240,3 +240,13 @@ def test_keyed_hash_finds_records_without_storing_the_value(tmp_path):
     log.append("chat", {"principal": "u", "masked_values": [log.keyed_hash("999999999999")]})
     assert [e.seq for e in log.find_value("123456789018")] == [1]
     assert b"123456789018" not in (tmp_path / "audit.db").read_bytes()
+
+
+def test_verifying_without_the_key_file_creates_no_key_and_still_checks_the_chain(tmp_path):
+    log = _filled(tmp_path, n=6, every=4)
+    trusted = log.trusted_public_key()
+    copy = AuditLog(tmp_path / "audit.db", key_path=tmp_path / "elsewhere.key", checkpoint_every=4)
+    assert copy.verify().ok and not (tmp_path / "elsewhere.key").exists()
+    assert copy.verify(public_key=trusted).ok
+    _sql(tmp_path, ("DELETE FROM audit_log WHERE seq = 2",))
+    assert copy.verify(public_key=trusted).first_bad_seq == 2

@@ -303,9 +303,12 @@ def _print_json(value) -> None:
 
 
 @audit_app.command("verify")
-def audit_verify(ctx: typer.Context) -> None:
+def audit_verify(
+    ctx: typer.Context,
+    public_key: Annotated[Optional[str], typer.Option("--public-key", help="信頼する公開鍵 (base64 Ed25519); default: the key file's")] = None,
+) -> None:
     """ハッシュチェーンと署名付きチェックポイントを検証. Verify the hash chain and signed checkpoints."""
-    result = _audit_log(ctx).verify()
+    result = _audit_log(ctx).verify(public_key=public_key)
     if not result.ok:
         raise fail(f"改ざんを検出 (tampering detected) at record {result.first_bad_seq}: {result.reason}")
     console.print(f"[green]OK[/green]: {result.checked} 件を検証、署名付きチェックポイント {result.checkpoints} 件 "

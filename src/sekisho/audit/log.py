@@ -165,6 +165,10 @@ class AuditLog:
         return self._key
 
     def trusted_public_key(self) -> str | None:
+        """The key file's public key; None (and no key created) when there is no key file, e.g.
+        an auditor verifying a copy of the database elsewhere."""
+        if self._key is None and (self.key_path is None or not self.key_path.exists()):
+            return None
         key = self.key
         return public_key_b64(key) if key is not None else None
 

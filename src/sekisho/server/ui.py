@@ -35,11 +35,11 @@ LABELS = {"queued": "待機中 / Queued", "running": "処理中 / Running", "don
           "rejected": "却下 / Rejected"}
 
 
-def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     context.setdefault("nav", NAV)
     context.setdefault("labels", LABELS)
     context.setdefault("me", None)
-    return templates.TemplateResponse(request, name, context, status_code=status)
+    return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
 async def page_caller(request: Request, permission: Permission) -> Caller | Response:
@@ -54,12 +54,12 @@ async def page_caller(request: Request, permission: Permission) -> Caller | Resp
             return RedirectResponse("/login", status_code=303)
         heading = {403: "権限がありません / Forbidden", 429: "混み合っています / Too many requests"}.get(
             exc.status, "エラー / Error")
-        return render(request, "error.html", status=exc.status, title=heading, heading=heading, message=exc.message)
+        return render(request, "error.html", status_code=exc.status, title=heading, heading=heading, message=exc.message)
 
 
 def _fragment_error(request: Request, exc: ApiError) -> HTMLResponse:
     # htmx swaps only 2xx responses by default; the error fragment is still a page element.
-    return render(request, "_error.html", status=200, message=exc.message)
+    return render(request, "_error.html", status_code=200, message=exc.message)
 
 
 def _me(caller: Caller) -> dict[str, Any]:
@@ -92,7 +92,7 @@ async def login(request: Request, key: str = Form(..., max_length=200)) -> Respo
         await audit_event(state, "access.denied", {"status": 401, "reason": "login with an invalid key",
                                                    "principal": None, "method": "POST", "path": "/login",
                                                    "client": request.client.host if request.client else None})
-        return render(request, "login.html", status=401, title="ログイン",
+        return render(request, "login.html", status_code=401, title="ログイン",
                       error="APIキーが正しくないか、失効しています。/ The key is wrong or revoked.")
     sid = state.sessions.open(found.id)
     await audit_event(state, "session.login", {"principal": f"key:{found.id}:{found.name}"})
@@ -279,7 +279,7 @@ async def ui_decide(review_id: api.ReviewId, action: str, request: Request, text
     if not isinstance(caller, Caller):
         return caller
     if action not in ("approve", "edit", "reject"):
-        return render(request, "_error.html", status=404, message=f"unknown review action '{action}'")
+        return render(request, "_error.html", status_code=404, message=f"unknown review action '{action}'")
     state = state_of(request)
     try:
         item = await api.decide(state, caller, review_id, action, text=text,

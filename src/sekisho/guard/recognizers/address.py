@@ -20,6 +20,7 @@ _PREF_END = "[都道府県](?:" + "|".join(
     "(?<=" + "|".join(p for p in PREFECTURES if len(p) == n) + ")" for n in sorted({len(p) for p in PREFECTURES})
 ) + ")"
 POSTAL_CODE = PatternRecognizer(
+    numeric=True,
     entity="POSTAL_CODE",
     name="postal_code",
     pattern=r"〒[ ]?(?P<code>[0-9]{3}" + SEP + r"?[0-9]{4})" + NUM_RIGHT,
@@ -28,6 +29,7 @@ POSTAL_CODE = PatternRecognizer(
 )
 # Without 〒, NNN-NNNN is a postal code only next to 郵便番号 or right before a prefecture.
 POSTAL_CODE_IN_CONTEXT = PatternRecognizer(
+    numeric=True,
     entity="POSTAL_CODE",
     name="postal_code_context",
     pattern=LEAD + "[0-9]{2}" + SEP + "[0-9]{4}" + NUM_RIGHT,

@@ -54,7 +54,8 @@ class PatternRecognizer:
     word (order numbers, tracking numbers...) with no positive word rejects the candidate;
     `requires_context` candidates are only reported when a positive word is present, and then
     the pattern only runs near occurrences of the context words (`anchored`), not over the
-    whole text. Any recogniser may give an explicit `anchor` (e.g. "@" for e-mail) for the same
+    whole text. `numeric` recognisers (every match is a run of 7+ digits, see
+    NormalizedText.numeric_regions) only search around such runs. Any recogniser may give an explicit `anchor` (e.g. "@" for e-mail) for the same
     effect: candidates must start within `anchor_ahead` chars before an anchor match or
     `before` chars after it.
     """
@@ -76,6 +77,7 @@ class PatternRecognizer:
         longest: int = 40,
         anchor: str | None = None,
         anchor_ahead: int | None = None,
+        numeric: bool = False,
         group: int | str = 0,
         flags: int = 0,
     ) -> None:
@@ -99,10 +101,13 @@ class PatternRecognizer:
         self.anchor_ahead = longest + after if anchor_ahead is None else anchor_ahead
         self.group = group
         if anchor is None and requires_context:
-            anchor = "|".join(re.escape(w) for w in self.context)
+            anchor = words_pattern(self.context)
         self._anchor = re.compile(anchor) if anchor else None
+        self.numeric = numeric
 
     def _matches(self, view: NormalizedText) -> Iterator[re.Match[str]]:
+        if self.numeric:
+            return in_numeric_regions(self.pattern, view)
         if self._anchor is None:
             return self.pattern.finditer(view.text)
         return matches_near(self.pattern, view, self._anchor, self.anchor_ahead, self.before, self.longest)
@@ -122,15 +127,22 @@ class PatternRecognizer:
             yield Candidate(start, end, score)
 
 
+def words_pattern(words: tuple[str, ...]) -> str:
+    """An alternation matching each word as written, lower-cased, capitalised or upper-cased.
+    (re.IGNORECASE would do the same but makes the engine scan several times slower.)"""
+    variants = dict.fromkeys(v for w in words for v in (w, w.lower(), w.capitalize(), w.upper()))
+    return "|".join(map(re.escape, variants))
+
+
 def matches_near(
     pattern: re.Pattern[str], view: NormalizedText, anchor: re.Pattern[str], ahead: int, behind: int, longest: int
 ) -> Iterator[re.Match[str]]:
     """Matches of `pattern` (at most `longest` chars) that start within `ahead` chars before or
-    `behind` chars after a match of `anchor` (searched in the lower-cased view). Scanning only
+    `behind` chars after a match of `anchor` (see words_pattern). Scanning only
     these regions is what keeps context-bound recognisers cheap on long texts."""
     text = view.text
     regions: list[list[int]] = []
-    for a in anchor.finditer(view.lower):
+    for a in anchor.finditer(text):
         lo = max(0, a.start() - ahead)
         hi = min(len(text), a.end() + behind)
         if regions and lo <= regions[-1][1]:
@@ -152,6 +164,15 @@ def matches_near(
                 continue
             yield full
             pos = max(full.end(), m.start() + 1)
+
+
+def in_numeric_regions(pattern: re.Pattern[str], view: NormalizedText) -> Iterator[re.Match[str]]:
+    """Matches of a digits-only pattern, searched only in the view's numeric regions. A region
+    ends NUMERIC_PAD characters after its last digit-or-joiner, past anything such a pattern
+    can match or look ahead at, so bounding the search there cuts nothing short."""
+    text = view.text
+    for lo, hi in view.numeric_regions():
+        yield from pattern.finditer(text, lo, hi)
 
 
 def digits_of(s: str) -> str:

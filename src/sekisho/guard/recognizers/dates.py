@@ -6,7 +6,7 @@ import datetime as dt
 import re
 from typing import Iterator
 
-from sekisho.guard.recognizers.base import Candidate, matches_near
+from sekisho.guard.recognizers.base import Candidate, matches_near, words_pattern
 from sekisho.guard.textview import NormalizedText
 
 # First and last day of each era (the last era is open-ended).
@@ -94,7 +94,8 @@ _OTHER_DATE_LABELS = ("申請日", "提出日", "作成日", "記入日", "発�
 
 
 _LONGEST_DATE = 20  # 昭和五十五年十二月三十一日 with spaces
-_BIRTH_ANCHOR = re.compile("|".join(re.escape(w) for w in _BIRTH_WORDS + ("生",)))
+# 生 alone is everywhere (学生, 発生); after a date it is written 日生 (令和元年5月1日生).
+_BIRTH_ANCHOR = re.compile(words_pattern(_BIRTH_WORDS + ("日生", "日 生")))
 
 
 class DateOfBirthRecognizer:
@@ -109,14 +110,14 @@ class DateOfBirthRecognizer:
         self.after = after
 
     def find(self, view: NormalizedText) -> Iterator[Candidate]:
-        low = view.lower
+        text = view.text
         today = dt.date.today()
         previous_end = 0
         for m in matches_near(DATE_RE, view, _BIRTH_ANCHOR, ahead=self.after + _LONGEST_DATE,
                                   behind=self.before, longest=_LONGEST_DATE):
             start, end = m.span()
-            left = low[max(previous_end, start - self.before):start]
-            right = low[end:end + self.after]
+            left = text[max(previous_end, start - self.before):start].lower()
+            right = text[end:end + self.after].lower()
             previous_end = end
             if not any(w in left for w in _BIRTH_WORDS) and not right.lstrip(" ()").startswith(("生", "誕生")):
                 continue

@@ -11,22 +11,16 @@ from sekisho.guard.textview import NormalizedText
 _KANJI = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff々"
 _KANA = "ぁ-ゖァ-ヺ"
 _BRACKETS = ("【】", "〔〕", "「」", "『』", "［］", "[]", "()", "<>", "＜＞", "《》", "〈〉")
-_WORDS = ("社外秘", "部外秘", "関係者外秘", "厳秘", "マル秘", "取扱注意", "取扱い注意", "取り扱い注意")
 _ENGLISH = ("STRICTLY CONFIDENTIAL", "Strictly Confidential", "CONFIDENTIAL", "Confidential")
 
-# Every branch starts with a literal (no group in front) so the engine jumps between candidate
-# characters; which kind matched is read from the matched text.
+# Most markings contain 秘, a rare character: the regex jumps between 秘, 取, 機 and C, and the
+# word around a 秘 (社外秘, 【秘】, 秘書...) is read in Python. 極秘裏 is an adverb ("secretly").
 MARKING_RE = re.compile(
-    "|".join(
-        list(_WORDS)
-        + ["極秘(?!裏)", "機密性[23](?:情報)?"]
-        + [e + "(?![A-Za-z])" for e in _ENGLISH]
-        + [re.escape(o) + "秘" + re.escape(c) for o, c in _BRACKETS]
-        + ["秘"]  # alone: judged in _solo_is_marking
-    )
+    "秘|取(?:り)?扱(?:い)?注意|機密性[23](?:情報)?|"
+    + "|".join(e + "(?![A-Za-z])" for e in _ENGLISH)
 )
-
-
+_BEFORE_HI = ("社外", "部外", "関係者外", "厳", "マル", "極")  # 社外秘, 部外秘, 関係者外秘, 厳秘, マル秘, 極秘
+_OPENERS = {o: c for o, c in _BRACKETS}
 _WORD_CHAR = re.compile(f"[{_KANJI}{_KANA}]")
 
 
@@ -38,12 +32,27 @@ class ConfidentialMarkingRecognizer:
         text = view.text
         for m in MARKING_RE.finditer(text):
             start, end = m.span()
-            english = text[start].isascii()
-            if english and start > 0 and text[start - 1].isascii() and text[start - 1].isalpha():
-                continue
-            if end - start == 1 and not self._solo_is_marking(view, start, end):
-                continue
-            yield Candidate(start, end, 0.9 if english else 0.95)
+            if text[start] == "秘":
+                span = self._around_hi(view, start)
+                if span is not None:
+                    yield Candidate(*span, 0.95)
+            elif text[start].isascii():
+                if not (start > 0 and text[start - 1].isascii() and text[start - 1].isalpha()):
+                    yield Candidate(start, end, 0.9)
+            else:
+                yield Candidate(start, end, 0.95)
+
+    def _around_hi(self, view: NormalizedText, i: int) -> tuple[int, int] | None:
+        """The marking a 秘 at i belongs to, if any: 社外秘, 極秘 (not 極秘裏), 【秘】, 秘 alone."""
+        text = view.text
+        for word in _BEFORE_HI:
+            if text.startswith(word, i - len(word)):
+                if word == "極" and text.startswith("裏", i + 1):
+                    return None
+                return i - len(word), i + 1
+        if i > 0 and _OPENERS.get(text[i - 1]) == text[i + 1:i + 2]:
+            return i - 1, i + 2
+        return (i, i + 1) if self._solo_is_marking(view, i, i + 1) else None
 
     @staticmethod
     def _solo_is_marking(view: NormalizedText, start: int, end: int) -> bool:

@@ -42,6 +42,7 @@ def _my_number(m: re.Match[str], view: NormalizedText) -> float | None:
 
 
 MY_NUMBER = PatternRecognizer(
+    numeric=True,
     entity="MY_NUMBER",
     name="my_number",
     pattern=TWELVE_DIGITS,
@@ -76,6 +77,7 @@ def _corporate_number(m: re.Match[str], view: NormalizedText) -> float | None:
 
 
 CORPORATE_NUMBER = PatternRecognizer(
+    numeric=True,
     entity="CORPORATE_NUMBER",
     name="corporate_number",
     # Starts at the digits (fast scan) and lets a T sit right before them: _corporate_number
@@ -95,6 +97,7 @@ def _card(m: re.Match[str], view: NormalizedText) -> float | None:
 
 
 CREDIT_CARD = PatternRecognizer(
+    numeric=True,
     entity="CREDIT_CARD",
     name="credit_card",
     pattern=LEAD
@@ -111,6 +114,7 @@ CREDIT_CARD = PatternRecognizer(
 
 
 BANK_ACCOUNT = PatternRecognizer(
+    numeric=True,
     entity="BANK_ACCOUNT",
     name="bank_account",
     # 7-digit account numbers; ゆうちょ 記号(5)-番号(up to 8).
@@ -124,6 +128,7 @@ BANK_ACCOUNT = PatternRecognizer(
 )
 
 PASSPORT = PatternRecognizer(
+    numeric=True,
     entity="PASSPORT",
     name="passport",
     pattern=r"(?<![0-9A-Za-z])[A-Z]{2}[0-9]{7}(?![0-9A-Za-z])",
@@ -135,6 +140,7 @@ PASSPORT = PatternRecognizer(
 )
 
 DRIVERS_LICENSE = PatternRecognizer(
+    numeric=True,
     entity="DRIVERS_LICENSE",
     name="drivers_license",
     # 12 digits: 公安委員会 code (2), year of first licence (2), serial (6), check (1), reissues (1).

@@ -53,6 +53,8 @@ def classify(groups: list[str], *, grouped: bool) -> str | None:
             return None
         if len(groups[0]) == 2 and groups[0] not in _TWO_DIGIT_AREAS:
             return None
+        if groups[1][0] == "0":  # a local exchange number never starts with the trunk prefix 0
+            return None
     return "fixed"
 
 
@@ -75,6 +77,7 @@ def _assess(m: re.Match[str], view: NormalizedText) -> float | None:
 
 
 PHONE_NUMBER = PatternRecognizer(
+    numeric=True,
     entity="PHONE_NUMBER",
     name="phone_jp",
     pattern=_PATTERN,

@@ -233,3 +233,21 @@ def test_cli_prune(tmp_path):
     result = run_cli(tmp_path, str(folder), "--prune")
     assert result.exit_code == 0
     assert "削除 1" in result.stdout and "old.txt" in result.stdout
+
+
+def test_a_single_path_string_is_one_path(kb, tmp_path):
+    path = tmp_path / "one.txt"
+    path.write_text("単独のファイルです。", encoding="utf-8")
+    assert ingest_paths(kb, str(path), progress=False).added == [str(path)]
+
+
+def test_cli_size_cap_fails_only_the_big_file(tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "small.txt").write_text("小さな文書です。", encoding="utf-8")
+    (folder / "large.txt").write_text("大きな文書です。\n" * 20_000, encoding="utf-8")
+    result = run_cli(tmp_path, str(folder), "--max-mb", "0.1")
+    assert result.exit_code == 1
+    assert "追加 1" in result.stdout
+    (line,) = [line for line in result.stderr.splitlines() if "large.txt" in line]
+    assert "file too large" in line

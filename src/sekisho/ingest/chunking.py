@@ -20,12 +20,14 @@ DEFAULT_CHUNK_OVERLAP = 80
 _ENDERS = frozenset("。！？!?．｡")
 _OPENERS = frozenset("「『（(【〔〈《［[｛{“")
 _CLOSERS = frozenset("」』）)】〕〉》］]｝}”’\"'")
-# Where an over-long sentence may be cut when it must be: after a comma or a space.
 _QUOTATIVE = frozenset("とっ")
 _SIGNIFICANT = re.compile("[" + re.escape("".join(sorted(_ENDERS | _OPENERS | _CLOSERS | {".", "\n"}))) + "]")
+# Where an over-long sentence may be cut when it must be: after a comma or a space.
 _SOFT_BREAKS = frozenset("、，,；;：: \u3000")
 _WHITESPACE = " \t\r\n\u3000\f\v"
-_BULLETS = tuple("・●○■□◆◇※-*•") + tuple("0123456789０１２３４５６７８９①②③④⑤⑥⑦⑧⑨⑩")
+# A line starting like this begins a new item even when the line before ran to full width.
+# (A bare digit does not: "前月までの\n2か月分" is one sentence wrapped before a number.)
+_ITEM_START = re.compile(r"[・●○■□◆◇※\-*•]|[0-9０-９]+[.)）．]|[（(][0-9０-９]+[)）]|[①-⑳]")
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ def _wrapped_line_breaks(text: str, start: int, end: int) -> set[int]:
         line, following = text[a:b].rstrip(), text[na:nb].lstrip()
         if not line or not following or width < 0.8 * full:
             continue
-        if line[-1] in _ENDERS or line[-1] in _CLOSERS or following.startswith(_BULLETS):
+        if line[-1] in _ENDERS or line[-1] in _CLOSERS or _ITEM_START.match(following):
             continue
         joins.add(b)
     return joins
@@ -108,9 +110,9 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None, *, hard_wr
                 depth = 0
             i += 1
             continue
-        if ch in _OPENERS and ch not in _CLOSERS:
+        if ch in _OPENERS:
             depth += 1
-        elif ch in _CLOSERS and ch not in _OPENERS:
+        elif ch in _CLOSERS:
             depth = max(0, depth - 1)
         elif ch in _ENDERS or (ch == "." and _ends_latin_sentence(text, i, end)):
             j = i + 1

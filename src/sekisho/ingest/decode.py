@@ -134,7 +134,7 @@ def decode_text(data: bytes, declared: str | None = None) -> tuple[str, str]:
         if data.startswith(bom):
             text = _strict(data, encoding)
             if text is None:
-                raise UndecodableText(f"{encoding} の BOM がありますが正しく復号できません")
+                raise UndecodableText(f"{encoding} の BOM がありますが正しく復号できません / invalid {encoding} after its BOM")
             return text, encoding
     if declared:
         codec = canonical_encoding(declared)
@@ -163,7 +163,9 @@ def decode_text(data: bytes, declared: str | None = None) -> tuple[str, str]:
     western = _western(data)
     if western is not None:
         return western
-    raise UndecodableText("文字コードを判定できません (UTF-8/Shift_JIS/EUC-JP のいずれでも正しく復号できません)")
+    raise UndecodableText(
+        "文字コードを判定できません (UTF-8/Shift_JIS/EUC-JP のいずれでも正しく復号できません) / unknown or mixed text encoding"
+    )
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")

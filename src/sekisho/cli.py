@@ -204,7 +204,8 @@ def ask_command(
 
     from sekisho.answer import Answer, ask_stream
     from sekisho.models import BackendError
-    from sekisho.retrieval import open_knowledge_base
+    from sekisho.retrieval import EmbedderError, open_knowledge_base
+    from sekisho.store import StoreError
 
     if not question.strip():
         raise fail("質問が空です (the question is empty)")
@@ -212,7 +213,7 @@ def ask_command(
     try:
         backend, stream = _model_call(settings, model)
         kb = open_knowledge_base(settings)
-    except (BackendError, OSError, ValueError) as exc:
+    except (BackendError, EmbedderError, StoreError, OSError) as exc:
         raise fail(str(exc)) from None
     answer: Answer | None = None
     try:
@@ -224,7 +225,7 @@ def ask_command(
             elif not as_json:
                 sys.stdout.write(item)
                 sys.stdout.flush()
-    except BackendError as exc:
+    except (BackendError, EmbedderError, StoreError) as exc:
         raise fail(str(exc)) from None
     finally:
         kb.close()

@@ -257,6 +257,9 @@ class _HtmlText:
     blocks on their own lines, table cells separated by spaces, scripts and styles gone."""
 
     def __init__(self) -> None:
+        from bs4 import Comment, NavigableString, Tag  # bs4 takes ~0.2 s to import: only for HTML
+
+        self._comment, self._string, self._tag = Comment, NavigableString, Tag
         self.parts: list[str] = []
         self.length = 0
         self.headings: list[_Heading] = []
@@ -288,16 +291,14 @@ class _HtmlText:
             self._emit(s)
 
     def walk(self, node, pre: bool = False) -> None:  # noqa: ANN001 (bs4 node)
-        from bs4 import Comment, NavigableString, Tag
-
         for child in node.children:
-            if isinstance(child, Comment):
+            if isinstance(child, self._comment):
                 continue
-            if isinstance(child, NavigableString):
-                if type(child) is NavigableString:  # not a Doctype, CData or declaration
+            if isinstance(child, self._string):
+                if type(child) is self._string:  # not a Doctype, CData or declaration
                     self.inline(str(child), pre)
                 continue
-            if not isinstance(child, Tag) or child.name in _SKIP_TAGS:
+            if not isinstance(child, self._tag) or child.name in _SKIP_TAGS:
                 continue
             name = child.name
             if name == "br":

@@ -70,10 +70,19 @@ def sign(key: Ed25519PrivateKey, payload: Any) -> str:
     return base64.b64encode(key.sign(canonical_json(payload))).decode("ascii")
 
 
+def _strict_b64(text: str) -> bytes:
+    """Base64 that only one string encodes: the unused low bits of the last character are free
+    in lenient decoders, which would let an altered byte still verify."""
+    raw = base64.b64decode(text, validate=True)
+    if base64.b64encode(raw).decode("ascii") != text:
+        raise ValueError("non-canonical base64")
+    return raw
+
+
 def signature_valid(public_b64: str, signature_b64: str, payload: Any) -> bool:
     try:
-        public = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_b64, validate=True))
-        public.verify(base64.b64decode(signature_b64, validate=True), canonical_json(payload))
+        public = Ed25519PublicKey.from_public_bytes(_strict_b64(public_b64))
+        public.verify(_strict_b64(signature_b64), canonical_json(payload))
     except (InvalidSignature, ValueError, TypeError):
         return False
     return True

@@ -146,7 +146,7 @@ class Gateway:
         raw = self._call(turn)
         completion = replace(raw, text=turn.session.restore(raw.text, principal))
         self._guard_output(turn, completion.text)
-        return self._finish(turn, completion, extra={})
+        return self._finish(turn, completion, extra={"sources": _passage_sources(request)})
 
     def ask(self, question: str, *, principal: Principal, backend: str, kb: Any, k: int = 5,
             purpose: str = "answer") -> GovernedAnswer:
@@ -477,6 +477,12 @@ def _first_local(settings: Settings) -> str:
 
 def _kinds(findings: Any) -> list[str]:
     return sorted({f.entity for f in findings})
+
+
+def _passage_sources(request: ChatRequest) -> list[dict[str, Any]]:
+    """Sources of a request that arrived with its passages (no knowledge-base hit at hand)."""
+    return [{"chunk_id": p.chunk_id, "title": p.title, "chunk_sha256": sha256_hex(p.text.encode("utf-8"))}
+            for p in request.passages or ()]
 
 
 def _source(hit: Any) -> dict[str, Any]:

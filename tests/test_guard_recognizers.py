@@ -231,7 +231,7 @@ def test_confidential_markings(text, expected):
     assert found(text, "CONFIDENTIAL") == [expected]
 
 
-@pytest.mark.parametrize("text", ["社長秘書の山田です", "秘密保持契約", "便秘の薬", "極秘裏に進める", "機密性1情報",
+@pytest.mark.parametrize("text", ["社長秘書の山田です", "秘密保持契約", "便秘の薬", "極秘裏に進める", "極秘のうちに会合した", "機密性1情報",
                                   "confidentiality agreement", "神秘的な秘境"])
 def test_confidential_lookalikes(text):
     assert found(text, "CONFIDENTIAL") == []

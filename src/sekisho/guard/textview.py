@@ -48,7 +48,9 @@ def _tables() -> tuple[np.ndarray, np.ndarray]:
         c = chr(cp)
         n = _nfkc(c)
         # Half-width ﾞ is not itself combining but normalises to one (U+3099), so it merges too.
-        if len(n) != 1 or unicodedata.combining(c) or unicodedata.combining(n) or ord(n) in seconds:
+        # (A BMP character normalising to one outside the BMP would not fit the 16-bit table.)
+        if (len(n) != 1 or unicodedata.combining(c) or unicodedata.combining(n) or ord(n) in seconds
+                or ord(n) > 0xFFFF):
             changing[cp] = True
         elif n != c:
             one_to_one[cp] = ord(n)
@@ -61,40 +63,41 @@ def _tables() -> tuple[np.ndarray, np.ndarray]:
 
 @lru_cache(maxsize=1)
 def _bmp_tables() -> tuple[np.ndarray, np.ndarray]:
+    """16-bit one_to_one and a per-character class: 0 unchanged, 1 one-to-one, 2 length-changing."""
     one_to_one, changing = _tables()
-    return one_to_one[:0x10000].astype(np.uint16), changing[:0x10000]
+    bmp = np.arange(0x10000, dtype=np.uint32)
+    kind = np.where(changing[:0x10000], 2, np.where(one_to_one[:0x10000] != bmp, 1, 0)).astype(np.uint8)
+    return one_to_one[:0x10000].astype(np.uint16), kind
+
+
+@lru_cache(maxsize=1)
+def _full_kind() -> np.ndarray:
+    one_to_one, changing = _tables()
+    return np.where(changing, 2, np.where(one_to_one != np.arange(0x110000, dtype=np.uint32), 1, 0)).astype(np.uint8)
 
 
 def _one_to_one_and_runs(text: str) -> tuple[str, list[tuple[int, int]]]:
     """The text with every one-to-one NFKC substitution applied (same length, same offsets),
-    and the [start, end) runs of characters that still need real NFKC."""
+    and the [start, end) runs of characters that still need real NFKC. Few numpy calls on the
+    common paths: this runs once per request on short texts too."""
     raw = text.encode("utf-16-le", "surrogatepass")  # CPython encodes BMP text ~10x faster than UTF-32
     if len(raw) == 2 * len(text):
-        one_to_one, changing = _bmp_tables()
+        one_to_one, kind_table = _bmp_tables()
         codes = np.frombuffer(raw, dtype=np.uint16)
         codec = "utf-16-le"
     else:  # characters outside the BMP: UTF-16 offsets would not be string offsets
-        one_to_one, changing = _tables()
+        one_to_one, kind_table = _tables()[0], _full_kind()
         codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
         codec = "utf-32-le"
-    mapped_codes = one_to_one[codes]
-    changed = np.flatnonzero(mapped_codes != codes)
-    if changed.size == 0:
-        mapped = text
-    elif changed.size * 8 < len(text):  # sparse: splice the few replacements in
-        parts: list[str] = []
-        previous = 0
-        for i, code in zip(changed.tolist(), mapped_codes[changed].tolist()):
-            parts.append(text[previous:i])
-            parts.append(chr(code))
-            previous = i + 1
-        parts.append(text[previous:])
-        mapped = "".join(parts)
-    else:
-        mapped = mapped_codes.tobytes().decode(codec, "surrogatepass")
-    hits = np.flatnonzero(changing[codes])
-    if hits.size == 0:
+    kinds = kind_table[codes]
+    worst = int(kinds.max())
+    if worst == 0:
+        return text, []
+    # One C-level decode beats splicing even a few thousand replacements in Python.
+    mapped = one_to_one[codes].tobytes().decode(codec, "surrogatepass")
+    if worst == 1:
         return mapped, []
+    hits = np.flatnonzero(kinds == 2)
     breaks = np.flatnonzero(np.diff(hits) != 1)
     starts = np.concatenate(([hits[0]], hits[breaks + 1]))
     ends = np.concatenate((hits[breaks], [hits[-1]])) + 1

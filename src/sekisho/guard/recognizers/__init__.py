@@ -3,6 +3,8 @@ the shape alone is ambiguous). Rule-based ones are always on; PERSON (GiNZA NER)
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from sekisho.guard.recognizers.address import ADDRESS, ADDRESS_IN_CONTEXT, POSTAL_CODE, POSTAL_CODE_IN_CONTEXT
 from sekisho.guard.recognizers.base import Candidate, PatternRecognizer, Recognizer
 from sekisho.guard.recognizers.dates import DATE_OF_BIRTH
@@ -41,9 +43,10 @@ DEFAULT_ENTITIES: tuple[str, ...] = tuple(dict.fromkeys(r.entity for r in RULE_B
 ALL_ENTITIES: tuple[str, ...] = DEFAULT_ENTITIES + tuple(r.entity for r in OPTIONAL)
 
 
-def recognizers_for(entities: tuple[str, ...]) -> list[Recognizer]:
+@lru_cache(maxsize=64)
+def recognizers_for(entities: tuple[str, ...]) -> tuple[Recognizer, ...]:
     wanted = set(entities)
-    return [r for r in RULE_BASED + OPTIONAL if r.entity in wanted]
+    return tuple(r for r in RULE_BASED + OPTIONAL if r.entity in wanted)
 
 
 __all__ = [

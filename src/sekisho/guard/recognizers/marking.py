@@ -14,13 +14,14 @@ _BRACKETS = ("【】", "〔〕", "「」", "『』", "［］", "[]", "()", "<>",
 _ENGLISH = ("STRICTLY CONFIDENTIAL", "Strictly Confidential", "CONFIDENTIAL", "Confidential")
 
 # Most markings contain 秘, a rare character: the regex jumps between 秘, 取, 機 and C, and the
-# word around a 秘 (社外秘, 【秘】, 秘書...) is read in Python. 極秘裏 is an adverb ("secretly").
+# word around a 秘 (社外秘, 【秘】, 秘書...) is read in Python.
 MARKING_RE = re.compile(
     "秘|取(?:り)?扱(?:い)?注意|機密性[23](?:情報)?|"
     + "|".join(e + "(?![A-Za-z])" for e in _ENGLISH)
 )
 _BEFORE_HI = ("社外", "部外", "関係者外", "厳", "マル", "極")  # 社外秘, 部外秘, 関係者外秘, 厳秘, マル秘, 極秘
 _OPENERS = {o: c for o, c in _BRACKETS}
+_SECRETLY = ("裏", "のうち", "に", "で")
 _WORD_CHAR = re.compile(f"[{_KANJI}{_KANA}]")
 
 
@@ -47,8 +48,8 @@ class ConfidentialMarkingRecognizer:
         text = view.text
         for word in _BEFORE_HI:
             if text.startswith(word, i - len(word)):
-                if word == "極" and text.startswith("裏", i + 1):
-                    return None
+                if word == "極" and text.startswith(_SECRETLY, i + 1):
+                    return None  # 極秘裏に, 極秘のうちに, 極秘に: "in secret", not a marking
                 return i - len(word), i + 1
         if i > 0 and _OPENERS.get(text[i - 1]) == text[i + 1:i + 2]:
             return i - 1, i + 2

@@ -223,3 +223,13 @@ def test_stream_stops_before_a_sentence_copying_a_registered_work(tmp_path):
     assert "灯台守" not in shown  # the copied sentence never reached the user
     assert stream.result.status == "held" and stream.result.completion is None
     assert gateway.review.get(stream.result.review_id).reasons == ["copyright"]
+
+
+def test_stream_abandoned_by_the_reader_is_audited(tmp_path):
+    gateway = Gateway(_settings(tmp_path))
+    passage = "転入届は14日以内に提出します。窓口は市民課です。郵送でも受け付けます。"
+    stream = iter(gateway.stream(_grounded("転入届の窓口と期限と郵送は", passage), backend="extractive", principal=ALICE))
+    first = next(stream)
+    stream.close()  # the client disconnected after the first sentence
+    [entry] = gateway.audit.query(kind="chat")
+    assert entry.record["status"] == "cancelled" and entry.record["shown_chars"] == len(first)

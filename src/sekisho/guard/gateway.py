@@ -424,6 +424,11 @@ class GovernedStream:
         except BackendError as exc:
             gw._append(turn, status="error", extra={"error": str(exc), "shown_chars": len("".join(shown))})
             raise
+        except GeneratorExit:
+            # The reader went away mid-answer (closed connection, Ctrl-C): what it saw is audited.
+            gw._append(turn, status="cancelled", extra={
+                "output": turn.session.mask_known("".join(shown)), "shown_chars": len("".join(shown))})
+            raise
         text = "".join(shown) + pending
         if not held and pending and not self._similar(turn, text):
             yield pending

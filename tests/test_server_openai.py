@@ -208,3 +208,23 @@ def test_rate_limited_sdk_call_is_429(tmp_path):
             client.models.list()
         assert httpx.get(f"{server.url}/v1/models",
                          headers={"Authorization": f"Bearer {server.keys['user']}"}).status_code == 429
+
+
+def test_provenance_of_an_answer_verifies_offline(live_server, city, tmp_path):
+    from sekisho.audit.provenance import verify_manifest
+
+    result = sdk(live_server, "user").chat.completions.create(
+        model="sekisho-rag/extractive", messages=[{"role": "user", "content": "図書館の開館時間は？"}])
+    seq = result.model_extra["sekisho"]["audit_seq"]
+    with live_server.client("auditor") as auditor, live_server.client("user") as user:
+        assert user.get(f"/api/provenance/{seq}").status_code == 403
+        bundle = auditor.get(f"/api/provenance/{seq}")
+        assert auditor.get("/api/provenance/999999").status_code == 404
+    assert bundle.status_code == 200
+    path = tmp_path / "answer.json"
+    path.write_bytes(bundle.content)
+    check = verify_manifest(path)
+    assert check.ok, check.reason
+    assert json.loads(bundle.content)["content"] == result.choices[0].message.content
+    path.write_bytes(bundle.content.replace("図書館".encode(), "美術館".encode(), 1))
+    assert not verify_manifest(path).ok

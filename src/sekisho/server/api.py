@@ -9,7 +9,7 @@ import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 
 from sekisho.guard.roles import Role
 from sekisho.models.protocol import BackendError
@@ -399,6 +399,30 @@ async def export_audit(request: Request, since_seq: int = Query(0, ge=0, le=SQLI
     await audit_event(state, "audit.export", {"principal": caller.principal.name, "since_seq": since_seq})
     return PlainTextResponse(body, media_type="application/x-ndjson",
                              headers={"Content-Disposition": 'attachment; filename="sekisho-audit.jsonl"'})
+
+
+@router.get("/provenance/{seq}", tags=["audit"], response_class=Response,
+            responses={200: {"content": {"application/json": {}}, "description": "signed provenance bundle"},
+                       409: {"model": ErrorResponse}})
+async def export_provenance(request: Request, seq: Annotated[int, Path(ge=1, le=SQLITE_MAX_INT)],
+                            caller: Caller = require(Permission.AUDIT)) -> Response:
+    """The signed provenance bundle (C2PA-style manifest + Ed25519 signature) for the generated
+    output of audit record `seq`, in canonical JSON, verifiable offline with `verify_manifest`."""
+    from sekisho.audit.provenance import ProvenanceError, build_bundle
+    from sekisho.audit.signing import canonical_json
+
+    state = state_of(request)
+
+    def _bundle() -> bytes:
+        try:
+            return canonical_json(build_bundle(state.runtime.audit(), seq, exported_by=caller.principal.name))
+        except ProvenanceError as exc:
+            status = 404 if "does not exist" in str(exc) else 409
+            raise ApiError(status, str(exc), code="provenance_unavailable") from None
+
+    body = await state.runtime.run(_bundle)
+    return Response(body, media_type="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="sekisho-provenance-{seq}.json"'})
 
 
 # --- keys -----------------------------------------------------------------------------------

@@ -282,3 +282,27 @@ def test_person_names_need_ginza_and_say_so():
 def test_clean_text_has_no_findings():
     text = "本日の会議では来年度の予算について議論した。売上は前年比12%増の1,234,567円、参加者は25名。"
     assert scan(text) == []
+
+
+@pytest.mark.parametrize("text", [
+    "㈱ﾃﾞｰﾀ　ＡＢＣ（株）①②ｶﾞｷﾞ ㍻ ﬁle e\u0301 か\u3099",
+    "😀 emoji 電話０３－１２３４－５６７８ 𠮷野家",  # outside the BMP: the 32-bit path
+    "plain ascii 03-1234-5678",
+])
+def test_normalised_view_is_nfkc_and_maps_back(text):
+    import unicodedata
+
+    from sekisho.guard.textview import NormalizedText
+
+    view = NormalizedText(text)
+    assert view.text == unicodedata.normalize("NFKC", text)
+    # every normalised character maps back to original characters that normalise to include it
+    for i, ch in enumerate(view.text):
+        start, end = view.original_span(i, i + 1)
+        assert ch in unicodedata.normalize("NFKC", text[start:end])
+
+
+def test_span_after_characters_outside_the_bmp():
+    text = "😀𠮷 電話 ０３－１２３４－５６７８"
+    [f] = scan(text)
+    assert f.entity == "PHONE_NUMBER" and f.text == "０３－１２３４－５６７８"

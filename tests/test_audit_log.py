@@ -250,3 +250,21 @@ def test_verifying_without_the_key_file_creates_no_key_and_still_checks_the_chai
     assert copy.verify(public_key=trusted).ok
     _sql(tmp_path, ("DELETE FROM audit_log WHERE seq = 2",))
     assert copy.verify(public_key=trusted).first_bad_seq == 2
+
+
+def test_export_verifies_offline_and_catches_an_edit(tmp_path):
+    from sekisho.audit.log import verify_export
+
+    log = _filled(tmp_path, n=9, every=4)
+    log.prune(log.get(3).ts, actor="root")
+    buffer = io.StringIO()
+    log.export(buffer)
+    lines = buffer.getvalue().splitlines()
+    assert json.loads(lines[0])["anchor"]["seq"] == 2
+    trusted = log.trusted_public_key()
+    result = verify_export(lines, public_key=trusted, checkpoint_every=4)
+    assert result.ok and result.head_seq == log.head()[0]
+    edited = [line.replace("回答5", "回答X") for line in lines]
+    edited_seq = next(json.loads(line)["seq"] for line in lines if "回答5" in line)
+    assert verify_export(edited, public_key=trusted, checkpoint_every=4).first_bad_seq == edited_seq
+    assert not verify_export(lines[1:], public_key=trusted, checkpoint_every=4).ok  # anchor dropped

@@ -307,9 +307,20 @@ def _print_json(value) -> None:
 def audit_verify(
     ctx: typer.Context,
     public_key: Annotated[Optional[str], typer.Option("--public-key", help="信頼する公開鍵 (base64 Ed25519); default: the key file's")] = None,
+    export: Annotated[Optional[Path], typer.Option("--export", help="書き出し済みファイルを検証 (verify an `audit export` file offline)")] = None,
 ) -> None:
     """ハッシュチェーンと署名付きチェックポイントを検証. Verify the hash chain and signed checkpoints."""
-    result = _audit_log(ctx).verify(public_key=public_key)
+    if export is not None:
+        from sekisho.audit.log import verify_export
+
+        try:
+            with export.open(encoding="utf-8") as fp:
+                result = verify_export(fp, public_key=public_key,
+                                       checkpoint_every=settings_of(ctx).audit.checkpoint_every)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise fail(f"{export}: cannot read: {exc}") from None
+    else:
+        result = _audit_log(ctx).verify(public_key=public_key)
     if not result.ok:
         raise fail(f"改ざんを検出 (tampering detected) at record {result.first_bad_seq}: {result.reason}")
     console.print(f"[green]OK[/green]: {result.checked} 件を検証、署名付きチェックポイント {result.checkpoints} 件 "

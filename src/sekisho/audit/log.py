@@ -18,7 +18,7 @@ import hmac
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -325,51 +325,12 @@ class AuditLog:
         out of place or not covered by a valid checkpoint is named. Signatures are checked
         against `public_key` (base64 Ed25519), else the key file's; a checkpoint signed by any
         other key fails."""
-        trusted = public_key or self.trusted_public_key()
-        expected_seq, expected_prev = 1, GENESIS
-        anchor = self._conn.execute(
-            "SELECT seq, hash, pruned_before, public_key, signature FROM audit_anchor WHERE id = 1").fetchone()
-        if anchor is not None:
-            a_seq, a_hash, a_before, a_key, a_sig = anchor
-            if (trusted and a_key != trusted) or not signature_valid(a_key, a_sig, _anchor_payload(a_seq, a_hash, a_before)):
-                return VerifyResult(False, a_seq + 1, f"the prune anchor at record {a_seq} has an invalid signature", 0)
-            expected_seq, expected_prev = a_seq + 1, a_hash
-        last_good_checkpoint = expected_seq - 1
-        checked = checkpoints = 0
-
-        def bad(seq: int, reason: str) -> VerifyResult:
-            return VerifyResult(False, seq, reason, checked, expected_seq - 1, expected_prev, checkpoints)
-
-        rows = self._conn.execute("SELECT seq, ts, kind, body, prev, hash FROM audit_log ORDER BY seq")
-        for seq, ts, kind, body, prev, digest in rows:
-            if seq != expected_seq:
-                return bad(expected_seq, f"record {expected_seq} is missing (the next record is {seq})")
-            if prev != expected_prev:
-                return bad(seq, f"record {seq} does not link to record {seq - 1} (inserted, reordered, or its predecessor was altered)")
-            if entry_hash(seq, ts, kind, prev, body) != digest:
-                return bad(seq, f"record {seq} was altered (its content does not match its hash)")
-            if kind == CHECKPOINT:
-                try:
-                    cp = json.loads(body)
-                    covers, head, key, sig = cp["covers_seq"], cp["head"], cp["public_key"], cp["signature"]
-                except (ValueError, KeyError, TypeError):
-                    return bad(seq, f"checkpoint {seq} is malformed")
-                if trusted and key != trusted:
-                    return bad(seq, f"checkpoint {seq} is signed by an unknown key")
-                if not signature_valid(key, sig, _checkpoint_payload(covers, head)):
-                    return bad(seq, f"checkpoint {seq} has an invalid signature")
-                if covers != seq - 1 or head != prev:
-                    return bad(last_good_checkpoint + 1,
-                               f"records {last_good_checkpoint + 1}-{seq - 1} do not match the signed checkpoint {seq} "
-                               "(the chain was rewritten)")
-                last_good_checkpoint = seq
-                checkpoints += 1
-            elif trusted and seq - last_good_checkpoint > self.checkpoint_every:
-                return bad(seq, f"record {seq}: no signed checkpoint within {self.checkpoint_every} records "
-                                "(checkpoints were removed or the chain was rewritten)")
-            checked += 1
-            expected_seq, expected_prev = seq + 1, digest
-        return VerifyResult(True, None, "ok", checked, expected_seq - 1, expected_prev, checkpoints)
+        with self._lock:
+            anchor = self._conn.execute(
+                "SELECT seq, hash, pruned_before, public_key, signature FROM audit_anchor WHERE id = 1").fetchone()
+            rows = self._conn.execute("SELECT seq, ts, kind, body, prev, hash FROM audit_log ORDER BY seq")
+            return verify_chain(rows, anchor, trusted=public_key or self.trusted_public_key(),
+                                checkpoint_every=self.checkpoint_every)
 
     # --- retention --------------------------------------------------------------------------
 
@@ -408,3 +369,71 @@ class AuditLog:
 
     def close(self) -> None:
         self._conn.close()
+
+
+def verify_chain(rows: Iterable[tuple[Any, ...]], anchor: tuple[Any, ...] | None, *, trusted: str | None,
+                 checkpoint_every: int) -> VerifyResult:
+    """The chain check shared by the database and its JSON-lines export: rows are (seq, ts, kind,
+    body, prev, hash) in seq order; anchor is (seq, hash, pruned_before, public_key, signature)."""
+    expected_seq, expected_prev = 1, GENESIS
+    if anchor is not None:
+        a_seq, a_hash, a_before, a_key, a_sig = anchor
+        if (trusted and a_key != trusted) or not signature_valid(a_key, a_sig, _anchor_payload(a_seq, a_hash, a_before)):
+            return VerifyResult(False, a_seq + 1, f"the prune anchor at record {a_seq} has an invalid signature", 0)
+        expected_seq, expected_prev = a_seq + 1, a_hash
+    last_good_checkpoint = expected_seq - 1
+    checked = checkpoints = 0
+
+    def bad(seq: int, reason: str) -> VerifyResult:
+        return VerifyResult(False, seq, reason, checked, expected_seq - 1, expected_prev, checkpoints)
+
+    for seq, ts, kind, body, prev, digest in rows:
+        if seq != expected_seq:
+            return bad(expected_seq, f"record {expected_seq} is missing (the next record is {seq})")
+        if prev != expected_prev:
+            return bad(seq, f"record {seq} does not link to record {seq - 1} "
+                            "(inserted, reordered, or its predecessor was altered)")
+        if entry_hash(seq, ts, kind, prev, body) != digest:
+            return bad(seq, f"record {seq} was altered (its content does not match its hash)")
+        if kind == CHECKPOINT:
+            try:
+                cp = json.loads(body)
+                covers, head, key, sig = cp["covers_seq"], cp["head"], cp["public_key"], cp["signature"]
+            except (ValueError, KeyError, TypeError):
+                return bad(seq, f"checkpoint {seq} is malformed")
+            if trusted and key != trusted:
+                return bad(seq, f"checkpoint {seq} is signed by an unknown key")
+            if not signature_valid(key, sig, _checkpoint_payload(covers, head)):
+                return bad(seq, f"checkpoint {seq} has an invalid signature")
+            if covers != seq - 1 or head != prev:
+                return bad(last_good_checkpoint + 1,
+                           f"records {last_good_checkpoint + 1}-{seq - 1} do not match the signed checkpoint {seq} "
+                           "(the chain was rewritten)")
+            last_good_checkpoint = seq
+            checkpoints += 1
+        elif trusted and seq - last_good_checkpoint > checkpoint_every:
+            return bad(seq, f"record {seq}: no signed checkpoint within {checkpoint_every} records "
+                            "(checkpoints were removed or the chain was rewritten)")
+        checked += 1
+        expected_seq, expected_prev = seq + 1, digest
+    return VerifyResult(True, None, "ok", checked, expected_seq - 1, expected_prev, checkpoints)
+
+
+def verify_export(lines: Iterable[str], *, public_key: str | None, checkpoint_every: int = 100) -> VerifyResult:
+    """Verify an `AuditLog.export` file offline (an auditor's copy, no database needed)."""
+    anchor = None
+    rows: list[tuple[Any, ...]] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            if "anchor" in item and not rows:
+                a = item["anchor"]
+                anchor = (a["seq"], a["hash"], a["pruned_before"], a["public_key"], a["signature"])
+                continue
+            body = canonical_json(item["record"]).decode("utf-8")
+            rows.append((item["seq"], item["ts"], item["kind"], body, item["prev"], item["hash"]))
+        except (ValueError, KeyError, TypeError):
+            return VerifyResult(False, None, f"line {number} is not an audit export record", len(rows))
+    return verify_chain(rows, anchor, trusted=public_key, checkpoint_every=checkpoint_every)

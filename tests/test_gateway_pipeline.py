@@ -233,3 +233,14 @@ def test_stream_abandoned_by_the_reader_is_audited(tmp_path):
     stream.close()  # the client disconnected after the first sentence
     [entry] = gateway.audit.query(kind="chat")
     assert entry.record["status"] == "cancelled" and entry.record["shown_chars"] == len(first)
+
+
+def test_release_after_a_restart_keeps_values_masked_and_says_so(tmp_path):
+    settings = _settings(tmp_path)
+    request = _grounded("山田太郎さんのマイナンバーは何番ですか", f"山田太郎さんのマイナンバーは{MY_NUMBER}です。")
+    held = Gateway(settings).complete(request, backend="extractive", principal=ALICE, purpose="external")
+    restarted = Gateway(settings)  # a new process: the in-memory mapping is gone, by design
+    restarted.review.approve(held.review_id, RIN)
+    released = restarted.release(held.review_id, ALICE)
+    assert "<マイナンバー_1>" in released.completion.text and MY_NUMBER not in released.completion.text
+    assert "伏せ字" in released.message

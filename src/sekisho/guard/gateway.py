@@ -29,7 +29,7 @@ from sekisho.audit.review import ReviewQueue
 from sekisho.audit.signing import sha256_hex
 from sekisho.config import Settings, resolve_path
 from sekisho.guard.findings import Finding, entity_label
-from sekisho.guard.masking import MaskSession
+from sekisho.guard.masking import MaskSession, contains_placeholder
 from sekisho.guard.policy import BUILT_IN, Action, Policy, PolicyError, policy_from_settings
 from sekisho.guard.roles import Principal
 from sekisho.guard.scan import scan
@@ -188,11 +188,14 @@ class Gateway:
         text = item.final_text or ""
         restored = session.restore(text, principal) if session is not None else text
         record = entry.record if entry is not None else {}
-        used = (record.get("backend") or {}).get("used", "")
-        completion = Completion(text=restored, model=(record.get("backend") or {}).get("model", ""),
-                                prompt_tokens=0, completion_tokens=0)
-        return GovernedCompletion("ok", "", completion, (), used, item.audit_seq,
-                                  entry.hash if entry is not None else "", review_id, used)
+        backend = record.get("backend") or {}
+        message = ""
+        if session is None and contains_placeholder(text):
+            message = ("この回答の伏せ字は元に戻せません（依頼時の対応表は保存されないため）。"
+                       "(masked values stay masked: their mapping lived only in the process that held the request)")
+        completion = Completion(text=restored, model=backend.get("model", ""), prompt_tokens=0, completion_tokens=0)
+        return GovernedCompletion("ok", message, completion, (), backend.get("used", ""), item.audit_seq,
+                                  entry.hash if entry is not None else "", review_id, backend.get("requested", ""))
 
     def backend(self, name: str) -> Backend:
         if name not in self._backends:

@@ -29,6 +29,10 @@ def _value_key(entity: str, value: str) -> tuple[str, str]:
     return entity, re.sub(r"[\s\-‐－ー−]", "", normal) if any(c.isdigit() for c in normal) else normal.strip()
 
 
+def contains_placeholder(text: str) -> bool:
+    return _PLACEHOLDER.search(text) is not None
+
+
 @dataclass(frozen=True)
 class MaskedSpan:
     """A span replaced in a text; `value` is NOT kept here: this record may be shown or audited."""

@@ -194,6 +194,8 @@ def test_keys_api_creates_once_and_revokes(live_server):
         with live_server.client() as kiosk:
             kiosk.headers["Authorization"] = f"Bearer {secret}"
             assert kiosk.get("/api/me").json()["tags"] == ["広報"]
+            used = next(k for k in admin.get("/api/keys").json()["keys"] if k["id"] == key_id)
+            assert used["last_used_at"] is not None
             assert admin.delete(f"/api/keys/{key_id}").status_code == 200
             assert kiosk.get("/api/me").status_code == 401
 
@@ -215,3 +217,12 @@ def test_rate_limit_is_per_key_429_with_retry_after(tmp_path):
             assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
             assert r.json()["error"]["type"] == "rate_limit_error"
             assert admin.get("/api/me").status_code == 200  # another key has its own bucket
+
+
+def test_pages_carry_a_strict_content_security_policy(live_server):
+    with live_server.client() as anon:
+        r = anon.get("/login")
+    assert r.status_code == 200 and "script-src 'self';" in r.headers["content-security-policy"]
+    assert r.headers["x-frame-options"] == "DENY"
+    assert 'src="/static/htmx.min.js"' in r.text  # vendored, never a CDN
+    assert "https://" not in r.text

@@ -20,6 +20,15 @@ from sekisho.server.security import BodyLimit, RateLimiter, Sessions
 HERE = Path(__file__).parent
 JSON_BODY_LIMIT = 4 * 1024 * 1024  # chat requests carry prompts, not files
 UPLOAD_PATHS = ("/api/documents", "/ui/documents")
+# Everything the UI loads comes from this server; htmx needs no eval (no hx-on/js: attributes) and
+# injects one <style> for its indicators.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                               "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -47,6 +56,13 @@ def create_app(settings: Settings) -> FastAPI:
     upload_bytes = settings.server.max_upload_mb * 1024 * 1024 + 64 * 1024  # room for multipart framing
     app.add_middleware(BodyLimit, default_bytes=JSON_BODY_LIMIT, upload_bytes=upload_bytes,
                        upload_paths=UPLOAD_PATHS)
+    @app.middleware("http")
+    async def security_headers(request, call_next):
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
     app.include_router(openai_api.router)
     app.include_router(api.router)
     app.include_router(ui.router)

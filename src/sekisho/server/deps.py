@@ -86,6 +86,7 @@ async def authenticate(request: Request, permission: Permission) -> Caller:
                               **{"WWW-Authenticate": "Bearer"})
         via_session = True
     principal = principal_of(key)
+    state.keys.touch(key.id)
     wait = state.limiter.take(key.id)
     if wait > 0:
         raise await _deny(state, request, 429, f"rate limit exceeded for key {key.id}; retry in {wait:.1f} s",

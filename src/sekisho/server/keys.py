@@ -86,6 +86,7 @@ class SQLiteKeyStore:
         # One connection shared by the server's threads; the lock keeps statements whole.
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
+        self._touched: dict[str, float] = {}
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA busy_timeout=5000")
@@ -130,8 +131,14 @@ class SQLiteKeyStore:
         return key if key.active else None
 
     def touch(self, key_id: str) -> None:
+        """Record use, at most once a minute per key: a write per request would serialise the server
+        on the key database for a timestamp nobody needs to the second."""
+        now = time.time()
         with self._lock:
-            self._db.execute("UPDATE api_keys SET last_used_at=? WHERE id=?", (time.time(), key_id))
+            if now - self._touched.get(key_id, 0.0) < 60.0:
+                return
+            self._touched[key_id] = now
+            self._db.execute("UPDATE api_keys SET last_used_at=? WHERE id=?", (now, key_id))
 
     def list(self) -> list[ApiKey]:
         with self._lock:

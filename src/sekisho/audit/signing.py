@@ -39,18 +39,22 @@ def load_or_create_key(path: str | Path) -> Ed25519PrivateKey:
         pem = Ed25519PrivateKey.generate().private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            # O_EXCL: when two processes start at once, exactly one key wins and both use it.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        except OSError as exc:
-            raise SigningKeyError(f"{path}: cannot create the signing key: {exc.strerror}") from None
-        else:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as fp:
                 fp.write(pem)
                 fp.flush()
                 os.fsync(fp.fileno())
+            # link() publishes the complete file atomically and fails if another process won the
+            # race, so nobody ever reads a half-written key and exactly one key is used.
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise SigningKeyError(f"{path}: cannot create the signing key: {exc.strerror}") from None
+        finally:
+            tmp.unlink(missing_ok=True)
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (OSError, ValueError) as exc:

@@ -228,3 +228,16 @@ def test_provenance_of_an_answer_verifies_offline(live_server, city, tmp_path):
     assert json.loads(bundle.content)["content"] == result.choices[0].message.content
     path.write_bytes(bundle.content.replace("図書館".encode(), "美術館".encode(), 1))
     assert not verify_manifest(path).ok
+
+
+def test_unreachable_backend_is_502_and_the_server_keeps_serving(tmp_path):
+    vendor = ('[models.backends.extractive]\nkind = "extractive"\nlocal = true\n'
+              '[models.backends.vendor]\nkind = "openai"\nmodel = "gpt-x"\nbase_url = "http://127.0.0.1:9/v1"\n'
+              'timeout_s = 5\n')
+    for server in run_server(make_settings(tmp_path, extra_toml=vendor)):
+        client = sdk(server, "user")
+        with pytest.raises(openai.InternalServerError) as caught:
+            client.chat.completions.create(model="vendor", messages=[{"role": "user", "content": "こんにちは"}])
+        assert caught.value.status_code == 502 and caught.value.body["code"] == "backend_error"
+        assert client.chat.completions.create(
+            model="extractive", messages=[{"role": "user", "content": "こんにちは"}]).choices[0].message.content

@@ -35,7 +35,7 @@ MY_NUMBER_WRONG_CHECK = "123456789012"
 
 
 def make_settings(folder: Path, *, policy: str | None = None, rate_limit: int = 10_000,
-                  max_upload_mb: int = 1) -> Settings:
+                  max_upload_mb: int = 1, extra_toml: str = "") -> Settings:
     """Settings for one test server, every file inside `folder`. A policy text, if given, is
     written beside it (the organisation's own policy file)."""
     lines = [
@@ -47,6 +47,7 @@ def make_settings(folder: Path, *, policy: str | None = None, rate_limit: int = 
     if policy is not None:
         (folder / "policy.toml").write_text(policy, encoding="utf-8")
         lines.append('[guard]\npolicy = "policy.toml"')
+    lines.append(extra_toml)
     config = folder / "sekisho.toml"
     config.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return load_settings(config, environ={})

@@ -4,6 +4,7 @@ log, provenance, and key management."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import time
 from typing import Annotated, Any, Literal
@@ -12,7 +13,6 @@ from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import PlainTextResponse, Response
 
 from sekisho.guard.roles import Role
-from sekisho.models.protocol import BackendError
 from sekisho.server.deps import AppState, audit_event, require, state_of
 from sekisho.server.errors import ApiError, ErrorResponse
 from sekisho.server.governed import blocked_error, sekisho_info
@@ -93,7 +93,13 @@ def _run_ingest(state: AppState, job: Job, payloads: list[bytes], tags: tuple[st
     """On the ingest thread: one file after another; a bad file fails alone, the rest continue."""
     from sekisho.ingest import IngestError, ingest_bytes
 
-    kb = state.runtime.ingest_kb()
+    try:
+        kb = state.runtime.ingest_kb()
+    except Exception as exc:  # noqa: BLE001 - e.g. a store or embedder that cannot open: every file says why
+        for result in job.files:
+            result.status, result.error = "failed", f"{result.name}: {exc}"
+        job.finished_at = time.time()
+        return
     max_bytes = state.settings.server.max_upload_mb * 1024 * 1024
     for result, data in zip(job.files, payloads):
         result.status = "running"
@@ -187,9 +193,16 @@ async def delete_document(doc_id: str, request: Request, caller: Caller = requir
 @router.post("/search", response_model=SearchResponse, tags=["knowledge base"])
 async def search(body: SearchRequest, request: Request, caller: Caller = require(Permission.SEARCH)) -> SearchResponse:
     state = state_of(request)
-    hits = await state.runtime.run(lambda: state.runtime.kb().search(body.query, k=body.k,
-                                                                      tags=search_tags(caller.principal),
-                                                                      mode=body.mode))
+
+    def _search() -> list[Any]:
+        hits = state.runtime.kb().search(body.query, k=body.k, tags=search_tags(caller.principal), mode=body.mode)
+        # Who retrieved which passages, without keeping the query (it may hold personal data).
+        state.runtime.audit().append("search", {
+            "principal": caller.principal.name, "query_sha256": hashlib.sha256(body.query.encode()).hexdigest(),
+            "mode": body.mode, "k": body.k, "chunk_ids": [h.chunk.id for h in hits]})
+        return hits
+
+    hits = await state.runtime.run(_search)
     return SearchResponse(query=body.query, hits=[
         HitOut(rank=h.rank, score=h.score, chunk_id=h.chunk.id, document_id=h.document.id, title=h.document.title,
                location=h.chunk.location.label(), text=h.chunk.text, matched_terms=list(h.matched_terms))
@@ -197,12 +210,10 @@ async def search(body: SearchRequest, request: Request, caller: Caller = require
 
 
 def ask_governed(state: AppState, caller: Caller, question: str, backend: str, k: int) -> Any:
-    """On the serve thread: retrieval, answer and every guard, through the Gateway."""
-    try:
-        return state.runtime.gateway().ask(question, principal=caller.principal, backend=backend,
-                                           kb=state.runtime.kb(), k=k)
-    except BackendError as exc:
-        raise ApiError(502, f"backend '{backend}': {exc}", code="backend_error") from None
+    """On the serve thread: retrieval, answer and every guard, through the Gateway (a BackendError
+    becomes a 502 in the app's error handlers)."""
+    return state.runtime.gateway().ask(question, principal=caller.principal, backend=backend,
+                                       kb=state.runtime.kb(), k=k)
 
 
 def ask_response(question: str, governed: Any) -> AskResponse:

@@ -90,6 +90,27 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else "error"
         return error_json(exc.status_code, detail, headers=getattr(exc, "headers", None))
 
+    # A store, embedder, policy, audit log or signing key that cannot be used is an operator's
+    # problem with a one-line reason: 503 with that line, not an anonymous 500.
+    from sekisho.audit.log import AuditError
+    from sekisho.audit.signing import SigningKeyError
+    from sekisho.guard.errors import GuardError
+    from sekisho.guard.policy import PolicyError
+    from sekisho.models.protocol import BackendError
+    from sekisho.retrieval.embed import EmbedderError
+    from sekisho.store.sqlite import StoreError
+
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.error("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc)
+        return error_json(503, str(exc), code="service_unavailable")
+
+    async def _backend(request: Request, exc: Exception) -> JSONResponse:
+        return error_json(502, str(exc), code="backend_error")
+
+    for unavailable in (StoreError, EmbedderError, PolicyError, AuditError, SigningKeyError, GuardError):
+        app.add_exception_handler(unavailable, _unavailable)
+    app.add_exception_handler(BackendError, _backend)
+
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
         # The operator gets the traceback in the server log; the client gets one line.

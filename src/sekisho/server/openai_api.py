@@ -105,15 +105,13 @@ def last_user_text(request: ChatRequest) -> str:
 
 def governed_call(state: AppState, caller: Caller, backend: str, rag: bool, k: int, request: ChatRequest,
                   purpose: str | None) -> Any:
-    """Runs on the serve thread: the one place /v1 and the web chat reach the Gateway."""
+    """Runs on the serve thread: the one place /v1 reaches the Gateway (a BackendError becomes a 502
+    in the app's error handlers)."""
     gateway = state.runtime.gateway()
-    try:
-        if rag:
-            return gateway.ask(last_user_text(request), principal=caller.principal, backend=backend,
-                               kb=state.runtime.kb(), k=k, purpose=purpose or "answer")
-        return gateway.complete(request, backend=backend, principal=caller.principal, purpose=purpose or "chat")
-    except BackendError as exc:
-        raise ApiError(502, f"backend '{backend}': {exc}", code="backend_error") from None
+    if rag:
+        return gateway.ask(last_user_text(request), principal=caller.principal, backend=backend,
+                           kb=state.runtime.kb(), k=k, purpose=purpose or "answer")
+    return gateway.complete(request, backend=backend, principal=caller.principal, purpose=purpose or "chat")
 
 
 def _finish_reason(governed: Any, completion: Any) -> str:

@@ -18,6 +18,7 @@ from sekisho.server import api
 from sekisho.server.deps import AppState, audit_event, authenticate, state_of
 from sekisho.server.errors import ApiError
 from sekisho.answer.text import CITATION_RE, citation_numbers
+from sekisho.models.protocol import BackendError
 from sekisho.server.security import SESSION_COOKIE, SESSION_TTL_S, Caller, Permission
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -157,6 +158,8 @@ async def ui_ask(request: Request, question: str = Form(..., min_length=1, max_l
         governed = await state.runtime.run(api.ask_governed, state, caller, question, name,
                                            state.settings.retrieval.top_k)
         result = api.ask_response(question, governed)
+    except BackendError as exc:
+        return _fragment_error(request, ApiError(502, str(exc), code="backend_error"))
     except ApiError as exc:
         if exc.code != "guard_blocked":
             return _fragment_error(request, exc)

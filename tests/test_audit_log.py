@@ -268,3 +268,21 @@ def test_export_verifies_offline_and_catches_an_edit(tmp_path):
     edited_seq = next(json.loads(line)["seq"] for line in lines if "回答5" in line)
     assert verify_export(edited, public_key=trusted, checkpoint_every=4).first_bad_seq == edited_seq
     assert not verify_export(lines[1:], public_key=trusted, checkpoint_every=4).ok  # anchor dropped
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ("2026-04-01", "2026-04-01T00:00:00.000000Z"),
+    ("令和8年4月1日", "2026-04-01T00:00:00.000000Z"),
+    ("R8.4.1", "2026-04-01T00:00:00.000000Z"),
+    ("２０２６年４月１日", "2026-04-01T00:00:00.000000Z"),
+    ("2026-04-01T09:00:00+09:00", "2026-04-01T00:00:00.000000Z"),
+])
+def test_prune_dates_in_japanese_and_iso_forms(given, expected):
+    from sekisho.audit.log import _timestamp
+
+    assert _timestamp(given) == expected
+
+
+def test_prune_rejects_a_non_date(tmp_path):
+    with pytest.raises(AuditError, match="not a date"):
+        _filled(tmp_path, n=1).prune("平成32年2月30日", actor="root")

@@ -18,6 +18,7 @@ import hmac
 import json
 import sqlite3
 import threading
+import unicodedata
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sekisho.audit.signing import canonical_json, load_or_create_key, public_key_b64, sha256_hex, sign, signature_valid
+from sekisho.guard.recognizers.dates import DATE_RE, parse_date
 
 GENESIS = "0" * 64
 CHECKPOINT = "checkpoint"
@@ -100,10 +102,16 @@ def utc_now() -> str:
 def _timestamp(value: datetime | str) -> str:
     """A cut-off in the log's own timestamp form, so that string comparison is time order."""
     if isinstance(value, str):
+        text = unicodedata.normalize("NFKC", value).strip()
         try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            value = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
-            raise AuditError(f"{value!r}: not a date (expected e.g. 2026-04-01 or 2026-04-01T09:00:00Z)") from None
+            # Japanese forms too: 令和8年4月1日, R8.4.1, 2026年4月1日 (midnight UTC of that day).
+            match = DATE_RE.fullmatch(text)
+            day = parse_date(match) if match else None
+            if day is None:
+                raise AuditError(f"{value!r}: not a date (e.g. 2026-04-01, 令和8年4月1日, 2026-04-01T09:00:00Z)") from None
+            value = datetime(day.year, day.month, day.day, tzinfo=UTC)
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

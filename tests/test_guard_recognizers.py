@@ -306,3 +306,19 @@ def test_span_after_characters_outside_the_bmp():
     text = "😀𠮷 電話 ０３－１２３４－５６７８"
     [f] = scan(text)
     assert f.entity == "PHONE_NUMBER" and f.text == "０３－１２３４－５６７８"
+
+
+@pytest.mark.parametrize("text, entity, expected", [
+    ("℡03-1234-5678", "PHONE_NUMBER", "03-1234-5678"),  # ℡ normalises to TEL (1 -> 3 chars)
+    ("FAX0312345678", "PHONE_NUMBER", "0312345678"),
+    ("生年月日 昭和60年（1985年）4月12日", "DATE_OF_BIRTH", "昭和60年（1985年）4月12日"),
+    ("H2.4.1生", "DATE_OF_BIRTH", "H2.4.1"),
+    ("郵便番号 1000001", "POSTAL_CODE", "1000001"),
+])
+def test_label_and_format_variants(text, entity, expected):
+    assert found(text, entity) == [expected]
+
+
+@pytest.mark.parametrize("text", ["ID0312345678 の端末", "大阪府立大学2-1号館", "県立病院", "番号 1000001"])
+def test_more_lookalikes_stay_silent(text):
+    assert scan(text) == []

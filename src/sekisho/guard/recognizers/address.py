@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 from sekisho.guard.recognizers.base import LEAD, NUM_RIGHT, SEP, PatternRecognizer
+from sekisho.guard.textview import NormalizedText
 
 PREFECTURES = (
     "北海道", "青森県", "岩手県", "宮城県", "秋田県", "山形県", "福島県", "茨城県", "栃木県", "群馬県",
@@ -27,12 +30,21 @@ POSTAL_CODE = PatternRecognizer(
     base_score=0.95,
     group="code",
 )
+def _postal_in_context(m: re.Match[str], view: NormalizedText) -> float | None:
+    """NNN-NNNN near 郵便番号 or a prefecture; seven bare digits only right after 郵便番号."""
+    if m.group()[3:4].isdigit():
+        label = view.text[max(0, m.start() - 8):m.start()].lower()
+        return 0.85 if any(w in label for w in ("郵便番号", "postal", "zip")) else None
+    return 0.85
+
+
 # Without 〒, NNN-NNNN is a postal code only next to 郵便番号 or right before a prefecture.
 POSTAL_CODE_IN_CONTEXT = PatternRecognizer(
     numeric=True,
     entity="POSTAL_CODE",
     name="postal_code_context",
-    pattern=LEAD + "[0-9]{2}" + SEP + "[0-9]{4}" + NUM_RIGHT,
+    pattern=LEAD + "[0-9]{2}" + SEP + "?[0-9]{4}" + NUM_RIGHT,
+    assess=_postal_in_context,
     context=("郵便番号", "postal", "zip", "住所", "所在地") + PREFECTURES,
     context_score=0.85,
     requires_context=True,
@@ -66,7 +78,8 @@ ADDRESS = PatternRecognizer(
     entity="ADDRESS",
     name="address_jp",
     # Led by a prefecture; the regex only runs where a prefecture name ends (see _PREF_END).
-    pattern=f"{_PREF}(?:{_HIRAGANA_PLACES}|[{_KANJI}{_KATAKANA}]){_PLACE_CHAR}{{0,32}}?{_BLOCK}(?![0-9])",
+    # (?!立): 大阪府立大学, 県立病院 are institutions, not addresses.
+    pattern=f"{_PREF}(?!立)(?:{_HIRAGANA_PLACES}|[{_KANJI}{_KATAKANA}]){_PLACE_CHAR}{{0,32}}?{_BLOCK}(?![0-9])",
     base_score=0.85,
     anchor=_PREF_END,
     anchor_ahead=3,  # 神奈川県: the 県 is 3 characters after the start

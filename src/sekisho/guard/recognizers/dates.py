@@ -65,7 +65,8 @@ DATE_RE = re.compile(
     "(?:"
     r"(?P<y>(?:18|19|20)[0-9]{2})[ ]?年[ ]?(?P<m>[0-9]{1,2})[ ]?月[ ]?(?P<d>[0-9]{1,2})[ ]?日"
     r"|(?<![0-9])(?P<y2>(?:18|19|20)[0-9]{2})(?P<s>[/.\-])(?P<m2>[0-9]{1,2})(?P=s)(?P<d2>[0-9]{1,2})(?![0-9])"
-    f"|(?P<era>明治|大正|昭和|平成|令和)[ ]?(?P<ey>元|{_N})[ ]?年[ ]?(?P<em>{_N})[ ]?月[ ]?(?P<ed>{_N})[ ]?日"
+    # 昭和60年(1985年)4月12日: the Western year in brackets is allowed (and not checked).
+    f"|(?P<era>明治|大正|昭和|平成|令和)[ ]?(?P<ey>元|{_N})[ ]?年[ ]?(?:\\((?:18|19|20)[0-9]{{2}}年?\\)[ ]?)?(?P<em>{_N})[ ]?月[ ]?(?P<ed>{_N})[ ]?日"
     r"|(?<![A-Za-z])(?P<el>[MTSHR明大昭平令])\.?(?P<ly>元|[0-9]{1,2})(?P<ls>[./])(?P<lm>[0-9]{1,2})(?P=ls)(?P<ld>[0-9]{1,2})(?![0-9])"
     ")"
 )
@@ -94,8 +95,8 @@ _OTHER_DATE_LABELS = ("申請日", "提出日", "作成日", "記入日", "発�
 
 
 _LONGEST_DATE = 20  # 昭和五十五年十二月三十一日 with spaces
-# 生 alone is everywhere (学生, 発生); after a date it is written 日生 (令和元年5月1日生).
-_BIRTH_ANCHOR = re.compile(words_pattern(_BIRTH_WORDS + ("日生", "日 生")))
+# 生 alone is everywhere (学生, 発生); after a date it is written 日生 (令和元年5月1日生) or 1生.
+_BIRTH_ANCHOR = re.compile(words_pattern(_BIRTH_WORDS + ("日生", "日 生")) + "|[0-9]生")  # H2.4.1生
 
 
 class DateOfBirthRecognizer:

@@ -21,7 +21,7 @@ _PATTERN = (
     r"\+(?<![0-9A-Za-z+]\+)(?P<intl>81[ \-]?(?:\(0\)[ \-]?)?[0-9]{1,4}" + SEP_OR_SPACE + r"?[0-9]{1,4}"
     + SEP_OR_SPACE + r"?[0-9]{4})" + NUM_RIGHT
     + r"|\((?<![0-9A-Za-z]\()0[0-9]{1,4}\)[ ]?[0-9]{1,4}" + SEP_OR_SPACE + r"?[0-9]{4}" + NUM_RIGHT
-    + r"|0(?<![0-9A-Za-z+]0)(?<![0-9][" + DASHES + r"]0)(?:"
+    + r"|0(?<![0-9+]0)(?<![0-9][" + DASHES + r"]0)(?:"
     r"[0-9]{1,4}\([0-9]{1,4}\)[0-9]{4}"
     r"|[0-9]{1,4}(?P<s>" + SEP_OR_SPACE + r")[0-9]{1,4}(?P=s)[0-9]{3,4}"
     r"|(?P<plain>[0-9]{9,10})"
@@ -58,7 +58,15 @@ def classify(groups: list[str], *, grouped: bool) -> str | None:
     return "fixed"
 
 
+# Letters may touch a number only as its label: TEL03-..., FAX0312345678 (℡ normalises to TEL).
+_LABELS_BEFORE = ("tel", "fax", "phone", "mobile")
+
+
 def _assess(m: re.Match[str], view: NormalizedText) -> float | None:
+    start = m.start()
+    if start and view.text[start - 1].isascii() and view.text[start - 1].isalpha():
+        if not view.text[max(0, start - 6):start].lower().endswith(_LABELS_BEFORE):
+            return None  # ID0312345678 is a code
     groups = re.findall(r"\d+", m.group())
     if m.group("intl"):
         national = "".join(groups)[2:]  # drop the country code 81

@@ -226,3 +226,17 @@ def test_pages_carry_a_strict_content_security_policy(live_server):
     assert r.headers["x-frame-options"] == "DENY"
     assert 'src="/static/htmx.min.js"' in r.text  # vendored, never a CDN
     assert "https://" not in r.text
+
+
+def test_web_pages_follow_the_session_and_the_role(live_server):
+    with live_server.client(follow_redirects=False) as browser:
+        assert browser.get("/chat").headers["location"] == "/login"
+        r = browser.post("/login", data={"key": live_server.keys["user"]})
+        assert r.status_code == 303 and "httponly" in r.headers["set-cookie"].lower()
+        models = browser.get("/models")
+        assert models.status_code == 200 and "extractive" in models.text and "組織内" in models.text
+        assert browser.get("/documents").status_code == 200
+        forbidden = browser.get("/audit")
+        assert forbidden.status_code == 403 and "権限がありません" in forbidden.text
+        browser.post("/logout")
+        assert browser.get("/chat").status_code == 303

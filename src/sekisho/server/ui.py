@@ -328,11 +328,22 @@ async def models_page(request: Request) -> Response:
     caller = await page_caller(request, Permission.CHAT)
     if not isinstance(caller, Caller):
         return caller
-    settings = state_of(request).settings
-    models = []
-    for name, cfg in settings.models.backends.items():
-        local = cfg.local if cfg.local is not None else cfg.kind in ("extractive", "llama.cpp")
-        models.append({"name": name, "kind": cfg.kind, "model": cfg.model, "local": local,
-                       "default": name == settings.models.default})
+    state = state_of(request)
+    settings = state.settings
+
+    def _infos() -> list[dict[str, Any]]:
+        # The backends' own account of themselves (locality is the models package's rule).
+        rows = []
+        for name in settings.models.backends:
+            try:
+                info = state.runtime.gateway().backend(name).info()
+                rows.append({"name": name, "kind": info.kind, "model": info.model, "local": info.local,
+                             "default": name == settings.models.default, "error": None})
+            except BackendError as exc:
+                rows.append({"name": name, "kind": settings.models.backends[name].kind, "model": "",
+                             "local": None, "default": name == settings.models.default, "error": str(exc)})
+        return rows
+
+    models = await state.runtime.run(_infos)
     return render(request, "models.html", title="モデル", me=_me(caller), active="/models", models=models,
                   base_url=str(request.base_url))

@@ -8,6 +8,7 @@ from __future__ import annotations
 #   port, serving the 0.5B model under the id LLAMA_SERVER_MODEL, for the whole session.
 # Missing packages make these fixtures FAIL with the command to run, never skip.
 import importlib.util
+import os
 import socket
 import subprocess
 import sys
@@ -26,6 +27,7 @@ _GGUF_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gguf_models.py
 def _gguf_models():
     spec = importlib.util.spec_from_file_location("sekisho_gguf_models", _GGUF_SCRIPT)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
     spec.loader.exec_module(module)
     return module
 
@@ -66,7 +68,9 @@ def llama_server_url(gguf_qwen05b_path: Path) -> Iterator[str]:
         "--host", "127.0.0.1", "--port", str(port),
         "--n_ctx", "2048", "--seed", "42",
     ]
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    # Same thread policy as sekisho's in-process backend (see models/llamacpp.py).
+    env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + 180  # model load on a busy 2-core machine
@@ -86,7 +90,7 @@ def llama_server_url(gguf_qwen05b_path: Path) -> Iterator[str]:
     finally:
         server.terminate()
         try:
-            server.wait(timeout=15)
+            server.wait(timeout=5)  # uvicorn waits for in-flight generations; no need here
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()

@@ -76,8 +76,8 @@ def summarize(store: ResultStore) -> dict[str, Any]:
     by: dict[tuple[str, str], list[ItemResult]] = defaultdict(list)
     for r in results:
         by[(r.model, r.task)].append(r)
-    models = [m for m in store.get_meta("run", {}).get("models", []) if m in models_info]
-    models += [m for m in models_info if m not in models]
+    named = [m for run in store.get_meta("runs", []) for m in run["models"]] + list(models_info)
+    models = [m for m in dict.fromkeys(named) if m in models_info]  # first-run order, each once
 
     scores: dict[str, dict[str, dict[str, Any]]] = {}
     perf: dict[str, dict[str, Any]] = {}
@@ -153,6 +153,7 @@ def summarize(store: ResultStore) -> dict[str, Any]:
         "suite": {"name": suite.name, "title_ja": suite.title_ja, "title_en": suite.title_en,
                   "description": suite.description, "hash": digest, "path": suite_meta["path"]},
         "run": store.get_meta("run", {}),
+        "runs": store.get_meta("runs", []),
         "environment": store.get_meta("environment", {}),
         "models": {m: models_info[m][0] for m in models},
         "tasks": [{"id": t.id, "title_ja": t.title_ja, "title_en": t.title_en, "kind": t.kind, "scorer": t.scorer,
@@ -311,7 +312,8 @@ pre{white-space:pre-wrap;word-break:break-all;background:#f6f8fa;padding:6px;mar
 <tr><th class="l">メモリ <span class="en">memory</span></th><td class="l">{{ s.environment.memory_gb }} GB</td></tr>
 <tr><th class="l">OS</th><td class="l">{{ s.environment.os }}</td></tr>
 <tr><th class="l">Python</th><td class="l">{{ s.environment.python }}</td></tr>
-<tr><th class="l">スイート <span class="en">suite</span></th><td class="l">{{ s.suite.name }} · {{ s.suite.hash }}{% if s.run.limit %} · --limit {{ s.run.limit }}{% endif %}</td></tr>
+<tr><th class="l">スイート <span class="en">suite</span></th><td class="l">{{ s.suite.name }} · {{ s.suite.hash }}</td></tr>
+{% for r in s.runs %}<tr><th class="l">実行 <span class="en">run</span> {{ loop.index }}</th><td class="l">{{ r.started }} · models {{ r.models|join(", ") }} · tasks {{ r.tasks|join(", ") }}{% if r.limit %} · --limit {{ r.limit }}{% endif %}</td></tr>{% endfor %}
 <tr><th class="l">日時 <span class="en">date</span></th><td class="l">{{ s.environment.date }}</td></tr>
 {% for m, info in s.models.items() %}<tr><th class="l">{{ m }}</th><td class="l">{{ info.kind }} · {{ info.model|basename }}{% if info.version %} · {{ info.version }}{% endif %} · {{ "ローカル local" if info.local else "外部 external" }}</td></tr>{% endfor %}
 </table>

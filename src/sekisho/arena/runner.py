@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -120,8 +121,11 @@ def run_suite(settings: Settings, suite: Suite, models: Sequence[str], run_dir: 
     try:
         store.set_meta("suite_hash", digest)
         store.set_meta("suite", {"source": suite.source, "path": suite.path})
-        store.set_meta("run", {"limit": limit, "data": str(data) if data else "", "models": list(models),
-                               "watts_per_core": watts_per_core})
+        invocation = {"limit": limit, "tasks": [t.id for t in selected], "data": str(data) if data else "",
+                      "models": list(models), "watts_per_core": watts_per_core,
+                      "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+        store.set_meta("run", invocation)
+        store.set_meta("runs", store.get_meta("runs", []) + [invocation])
         store.set_meta("environment", environment())
         try:
             gateway = ObservingGateway(settings)

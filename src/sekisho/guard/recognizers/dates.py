@@ -95,8 +95,9 @@ _OTHER_DATE_LABELS = ("申請日", "提出日", "作成日", "記入日", "発�
 
 
 _LONGEST_DATE = 20  # 昭和五十五年十二月三十一日 with spaces
-# 生 alone is everywhere (学生, 発生); after a date it is written 日生 (令和元年5月1日生) or 1生.
-_BIRTH_ANCHOR = re.compile(words_pattern(_BIRTH_WORDS + ("日生", "日 生")) + "|[0-9]生")  # H2.4.1生
+# 生 alone is everywhere (学生, 発生); after a date it is written 日生 (令和元年5月1日生) or 1生.# Every branch starts with a literal (生, 誕, 出, b, d...) so the engine skips other characters
+# fast; "日生"/"1生" are found from their 生 looking back.
+_BIRTH_ANCHOR = re.compile(words_pattern(_BIRTH_WORDS) + "|生(?<=[0-9日]生)|生(?<=日 生)")
 
 
 class DateOfBirthRecognizer:

@@ -13,10 +13,12 @@ _KANA = "ぁ-ゖァ-ヺ"
 _BRACKETS = ("【】", "〔〕", "「」", "『』", "［］", "[]", "()", "<>", "＜＞", "《》", "〈〉")
 _ENGLISH = ("STRICTLY CONFIDENTIAL", "Strictly Confidential", "CONFIDENTIAL", "Confidential")
 
-# Most markings contain 秘, a rare character: the regex jumps between 秘, 取, 機 and C, and the
+# Most markings contain 秘, a rare character: the regex jumps between 秘, 意, 密 and C/S (common
+# kanji such as 取 or 機 as first characters would make it try at every 取得 or 機能), and the
 # word around a 秘 (社外秘, 【秘】, 秘書...) is read in Python.
+_HANDLE_WITH_CARE = ("取扱注意", "取扱い注意", "取り扱い注意")
 MARKING_RE = re.compile(
-    "秘|取(?:り)?扱(?:い)?注意|機密性[23](?:情報)?|"
+    "秘|意(?:" + "|".join(f"(?<={w})" for w in _HANDLE_WITH_CARE) + ")|密(?<=機密)性[23](?:情報)?|"
     + "|".join(e + "(?![A-Za-z])" for e in _ENGLISH)
 )
 _BEFORE_HI = ("社外", "部外", "関係者外", "厳", "マル", "極")  # 社外秘, 部外秘, 関係者外秘, 厳秘, マル秘, 極秘
@@ -37,11 +39,13 @@ class ConfidentialMarkingRecognizer:
                 span = self._around_hi(view, start)
                 if span is not None:
                     yield Candidate(*span, 0.95)
-            elif text[start].isascii():
-                if not (start > 0 and text[start - 1].isascii() and text[start - 1].isalpha()):
-                    yield Candidate(start, end, 0.9)
-            else:
-                yield Candidate(start, end, 0.95)
+            elif text[start] == "意":  # ends 取扱注意 and its spellings
+                word = next(w for w in _HANDLE_WITH_CARE if text.startswith(w, end - len(w)))
+                yield Candidate(end - len(word), end, 0.95)
+            elif text[start] == "密":  # 機密性2 / 機密性3, found from 密
+                yield Candidate(start - 1, end, 0.95)
+            elif not (start > 0 and text[start - 1].isascii() and text[start - 1].isalpha()):
+                yield Candidate(start, end, 0.9)  # CONFIDENTIAL, not inside a longer word
 
     def _around_hi(self, view: NormalizedText, i: int) -> tuple[int, int] | None:
         """The marking a 秘 at i belongs to, if any: 社外秘, 極秘 (not 極秘裏), 【秘】, 秘 alone."""

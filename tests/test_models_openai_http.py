@@ -148,3 +148,23 @@ def test_a_4xx_is_not_retried_and_carries_the_servers_reason(scripted):
     with pytest.raises(BackendError, match="HTTP 400 .*max_tokens is too large"):
         client.complete(ask("hi"))
     assert len(Scripted.seen) == 1
+
+
+def test_models_command_shows_a_reachable_server(llama_server_url, tmp_path):
+    from typer.testing import CliRunner
+
+    from sekisho.cli import app
+
+    config = tmp_path / "sekisho.toml"
+    config.write_text(
+        f'[models]\ndefault = "onprem"\n[models.backends.onprem]\nkind = "openai"\n'
+        f'base_url = "{llama_server_url}"\nmodel = "{LLAMA_SERVER_MODEL}"\nlocal = true\n',
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(app, ["--config", str(config), "models", "--json"])
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(result.stdout)
+    assert (row["name"], row["kind"], row["model"], row["local"], row["ok"]) == (
+        "onprem", "openai", LLAMA_SERVER_MODEL, True, True)
+    table = CliRunner().invoke(app, ["--config", str(config), "models"])
+    assert table.exit_code == 0 and "利用可" in table.stdout and "構内 local" in table.stdout

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Iterator, NamedTuple, Protocol
 
 from sekisho.guard.textview import NormalizedText
 
@@ -27,9 +26,9 @@ CODE_CONTEXT = (
 )
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """A match in NORMALISED coordinates, before mapping back to the original text."""
+class Candidate(NamedTuple):
+    """A match in NORMALISED coordinates, before mapping back to the original text (a tuple:
+    recognisers create one per candidate, so it must be cheap)."""
 
     start: int
     end: int
@@ -100,6 +99,8 @@ class PatternRecognizer:
         # right after the match; a prefecture anchor sits at most 3 characters after the start.
         self.anchor_ahead = longest + after if anchor_ahead is None else anchor_ahead
         self.group = group
+        # The context words as written in the text (any case), to find regions worth a look.
+        self._context_anywhere = re.compile(words_pattern(self.context)) if requires_context else None
         if anchor is None and requires_context:
             anchor = words_pattern(self.context)
         self._anchor = re.compile(anchor) if anchor else None
@@ -107,7 +108,8 @@ class PatternRecognizer:
 
     def _matches(self, view: NormalizedText) -> Iterator[re.Match[str]]:
         if self.numeric:
-            return in_numeric_regions(self.pattern, view)
+            # A context-bound recogniser skips regions with no context word nearby.
+            return in_numeric_regions(self.pattern, view, self._context_anywhere, self.before, self.after)
         if self._anchor is None:
             return self.pattern.finditer(view.text)
         return matches_near(self.pattern, view, self._anchor, self.anchor_ahead, self.before, self.longest)
@@ -166,14 +168,27 @@ def matches_near(
             pos = max(full.end(), m.start() + 1)
 
 
-def in_numeric_regions(pattern: re.Pattern[str], view: NormalizedText) -> Iterator[re.Match[str]]:
-    """Matches of a digits-only pattern, searched only in the view's numeric regions. A region
-    ends NUMERIC_PAD characters after its last digit-or-joiner, past anything such a pattern
-    can match or look ahead at, so bounding the search there cuts nothing short."""
+def in_numeric_regions(
+    pattern: re.Pattern[str],
+    view: NormalizedText,
+    needs: re.Pattern[str] | None = None,
+    before: int = 0,
+    after: int = 0,
+) -> Iterator[re.Match[str]]:
+    """Matches of a digits-only pattern, searched only in the view's numeric regions (and, with
+    `needs`, only in regions that have a match of it within `before`/`after` characters). A
+    region ends NUMERIC_PAD characters after its last digit-or-joiner, past anything such a
+    pattern can match or look ahead at, so bounding the search there cuts nothing short."""
     text = view.text
     for lo, hi in view.numeric_regions():
+        if needs is not None and needs.search(text, max(0, lo - before), hi + after) is None:
+            continue
         yield from pattern.finditer(text, lo, hi)
 
 
+_NON_DIGIT = re.compile(r"[^0-9]+")
+
+
 def digits_of(s: str) -> str:
-    return "".join(ch for ch in s if ch.isdigit())
+    """The ASCII digits of a (normalised) match, separators dropped."""
+    return _NON_DIGIT.sub("", s)

@@ -50,3 +50,22 @@ def test_tags_bound_what_the_gateway_retrieves(world):
     outsider = gateway.ask("来年度の窓口の人員配置は何名ですか", principal=Principal("alice", Role.USER),
                            backend="extractive", kb=kb, k=3)
     assert outsider.answer is None or "12名" not in outsider.answer.text
+
+
+def test_streamed_answer_matches_and_is_audited_once(world):
+    gateway, kb = world
+    before = gateway.audit.head()[0]
+    stream = gateway.ask_stream("転入届はいつまでに出せばよいですか", principal=Principal("alice", Role.USER),
+                                backend="extractive", kb=kb, k=3)
+    text = "".join(stream)
+    assert stream.result.status == "ok" and stream.result.answer.text == text and "14日以内" in text
+    record = gateway.audit.get(stream.result.audit_seq).record
+    assert record["streamed"] is True and record["sources"][0]["path"] == "notices/tennyu.md"
+    assert [e.kind for e in gateway.audit.query(newest_first=False, limit=1000) if e.seq > before] == ["ask"]
+
+
+def test_auditor_gets_no_streamed_answer(world):
+    gateway, kb = world
+    stream = gateway.ask_stream("転入届の期限は", principal=Principal("kansa", Role.AUDITOR), backend="extractive", kb=kb)
+    assert "".join(stream) == ""
+    assert stream.result.status == "blocked" and stream.result.answer is None

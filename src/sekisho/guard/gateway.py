@@ -111,6 +111,9 @@ class _Turn:
     findings: list[GuardAction] = field(default_factory=list)
     review_reasons: list[str] = field(default_factory=list)
     output_findings: list[Finding] = field(default_factory=list)
+    request: ChatRequest | None = None  # as the caller gave it (unmasked)
+    question: str | None = None  # ask only
+    hits: list[Any] = field(default_factory=list)  # ask only
     backend_name: str = ""
     info: ModelInfo | None = None
     outbound: ChatRequest | None = None
@@ -141,39 +144,25 @@ class Gateway:
                  purpose: str = "chat") -> GovernedCompletion:
         turn = self._prepare(request, backend, principal, purpose, kind="chat")
         if turn.blocked:
-            entry = self._append(turn, status="blocked")
-            return self._completion_result(turn, "blocked", None, entry)
+            return self._blocked(turn)
         raw = self._call(turn)
-        completion = replace(raw, text=turn.session.restore(raw.text, principal))
-        self._guard_output(turn, completion.text)
-        return self._finish(turn, completion, extra={"sources": _passage_sources(request)})
+        return self._conclude(turn, replace(raw, text=turn.session.restore(raw.text, principal)))
 
     def ask(self, question: str, *, principal: Principal, backend: str, kb: Any, k: int = 5,
             purpose: str = "answer") -> GovernedAnswer:
-        from sekisho.answer import build_request, finish
-
-        hits = kb.search(question, k=k, tags=principal.tags)
-        request = build_request(question, hits)
-        turn = self._prepare(request, backend, principal, purpose, kind="ask")
-        sources = [_source(hit) for hit in hits]
+        request, hits = self._retrieve(question, principal, kb, k)
+        turn = self._prepare(request, backend, principal, purpose, kind="ask", question=question, hits=hits)
         if turn.blocked:
-            entry = self._append(turn, status="blocked", extra={"sources": sources})
-            return self._answer_result(turn, "blocked", None, entry)
+            return self._blocked(turn)
         raw = self._call(turn)
-        completion = replace(raw, text=turn.session.restore(raw.text, principal))
-        answer = finish(question, hits, request, completion)
-        self._guard_output(turn, completion.text)
-        report = answer.faithfulness
-        if self.policy.review.holds_answer(report, not_found=answer.not_found):
-            turn.review_reasons.append("unsupported_claims")
-        extra = {"sources": sources, "faithfulness": {"score": round(report.score, 3),
-                                                       "unsupported_sentences": len(report.unsupported),
-                                                       "invalid_citations": list(report.invalid_citations)},
-                 "not_found": answer.not_found}
-        result = self._finish(turn, completion, extra=extra)
-        return GovernedAnswer(result.status, result.message, answer if result.status == "ok" else None,
-                              result.findings, result.backend, result.audit_seq, result.audit_hash,
-                              result.review_id, result.requested_backend, result.reason)
+        return self._conclude(turn, replace(raw, text=turn.session.restore(raw.text, principal)))
+
+    def ask_stream(self, question: str, *, principal: Principal, backend: str, kb: Any, k: int = 5,
+                   purpose: str = "answer") -> GovernedStream:
+        """Like `ask`, streamed: iterate for the text (each sentence released once it passed the
+        output checks, including support by the sources), then `.result` is the GovernedAnswer."""
+        request, hits = self._retrieve(question, principal, kb, k)
+        return GovernedStream(self, request, backend, principal, purpose, question=question, hits=hits)
 
     def stream(self, request: ChatRequest, *, backend: str, principal: Principal,
                purpose: str = "chat") -> GovernedStream:
@@ -204,9 +193,18 @@ class Gateway:
 
     # --- pipeline -----------------------------------------------------------------------------
 
-    def _prepare(self, request: ChatRequest, backend: str, principal: Principal, purpose: str, kind: str) -> _Turn:
+    @staticmethod
+    def _retrieve(question: str, principal: Principal, kb: Any, k: int) -> tuple[ChatRequest, list[Any]]:
+        from sekisho.answer import build_request
+
+        hits = kb.search(question, k=k, tags=principal.tags)
+        return build_request(question, hits), hits
+
+    def _prepare(self, request: ChatRequest, backend: str, principal: Principal, purpose: str, kind: str,
+                 question: str | None = None, hits: list[Any] | None = None) -> _Turn:
         turn = _Turn(principal=principal, purpose=purpose, kind=kind, requested=backend,
-                     session=MaskSession(principal), backend_name=backend)
+                     session=MaskSession(principal), backend_name=backend, request=request,
+                     question=question, hits=hits or [])
         texts = self._texts(request)
         scanned = _scan_all(texts)
         if self._registry is not None:
@@ -302,6 +300,32 @@ class Gateway:
             if similar and self.policy.review.copyright:
                 turn.review_reasons.append("copyright")
 
+    def _blocked(self, turn: _Turn) -> GovernedCompletion | GovernedAnswer:
+        extra = {"sources": [_source(h) for h in turn.hits]} if turn.kind == "ask" else {}
+        result = self._completion_result(turn, "blocked", None, self._append(turn, status="blocked", extra=extra))
+        return _as_answer(result, None) if turn.kind == "ask" else result
+
+    def _conclude(self, turn: _Turn, completion: Completion, extra: dict[str, Any] | None = None) -> Any:
+        """Everything after the (restored) output exists: output guard, the answer's support
+        check for `ask`, review hold, audit. Returns GovernedCompletion, or GovernedAnswer for ask."""
+        from sekisho.answer import finish
+
+        self._guard_output(turn, completion.text)
+        extra = dict(extra or {})
+        if turn.kind != "ask":
+            extra["sources"] = _passage_sources(turn.request)
+            return self._finish(turn, completion, extra=extra)
+        answer = finish(turn.question or "", turn.hits, turn.request, completion)
+        report = answer.faithfulness
+        if self.policy.review.holds_answer(report, not_found=answer.not_found):
+            turn.review_reasons.append("unsupported_claims")
+        extra.update({"sources": [_source(h) for h in turn.hits], "not_found": answer.not_found,
+                      "faithfulness": {"score": round(report.score, 3),
+                                       "unsupported_sentences": len(report.unsupported),
+                                       "invalid_citations": list(report.invalid_citations)}})
+        result = self._finish(turn, completion, extra=extra)
+        return _as_answer(result, answer if result.status == "ok" else None)
+
     def _finish(self, turn: _Turn, completion: Completion, *, extra: dict[str, Any]) -> GovernedCompletion:
         reasons = list(dict.fromkeys(turn.review_reasons))
         audited_output = turn.session.mask_known(turn.session.mask(completion.text, turn.output_findings)[0])
@@ -354,10 +378,6 @@ class Gateway:
                                   audit_seq=entry.seq, audit_hash=entry.hash, review_id=review_id,
                                   requested_backend=turn.requested, reason=turn.reason)
 
-    def _answer_result(self, turn: _Turn, status: str, answer: Any, entry: Any) -> GovernedAnswer:
-        return GovernedAnswer(status, turn.blocked, answer, tuple(turn.findings), turn.backend_name, entry.seq,
-                              entry.hash, None, turn.requested, turn.reason)
-
     def _keep_session(self, review_id: int, session: MaskSession) -> None:
         self._held_sessions[review_id] = session
         while len(self._held_sessions) > _KEPT_SESSIONS:
@@ -386,26 +406,29 @@ class Gateway:
 
 class GovernedStream:
     """Iterate for the text (masks restored), released sentence by sentence once each has passed
-    the output checks; `.result` is the GovernedCompletion once the iteration ends. An output that
-    turns out to need review stops the stream and is held; what was already shown stays shown,
-    which is why requests that are known to need review before the call are not streamed at all."""
+    the output checks (similarity to registered works; for answers, support by the sources);
+    `.result` is the GovernedCompletion (GovernedAnswer for `ask_stream`) once iteration ends.
+    An output that turns out to need review stops the stream and is held; what was already shown
+    stays shown, which is why requests known to need review before the call are not streamed."""
 
-    def __init__(self, gateway: Gateway, request: ChatRequest, backend: str, principal: Principal, purpose: str):
+    def __init__(self, gateway: Gateway, request: ChatRequest, backend: str, principal: Principal, purpose: str,
+                 *, question: str | None = None, hits: list[Any] | None = None):
         self._gateway, self._request, self._backend = gateway, request, backend
         self._principal, self._purpose = principal, purpose
-        self.result: GovernedCompletion | None = None
+        self._question, self._hits = question, hits
+        self.result: Any = None
 
     def __iter__(self) -> Iterator[str]:
         gw, principal = self._gateway, self._principal
-        turn = gw._prepare(self._request, self._backend, principal, self._purpose, kind="chat")
+        kind = "ask" if self._question is not None else "chat"
+        turn = gw._prepare(self._request, self._backend, principal, self._purpose, kind=kind,
+                           question=self._question, hits=self._hits)
         if turn.blocked:
-            self.result = gw._completion_result(turn, "blocked", None, gw._append(turn, status="blocked"))
+            self.result = gw._blocked(turn)
             return
         if turn.review_reasons:
             raw = gw._call(turn)
-            completion = replace(raw, text=turn.session.restore(raw.text, principal))
-            gw._guard_output(turn, completion.text)
-            self.result = gw._finish(turn, completion, extra={})
+            self.result = gw._conclude(turn, replace(raw, text=turn.session.restore(raw.text, principal)))
             return
         backend = gw.backend(turn.backend_name)
         started = time.perf_counter()
@@ -418,7 +441,7 @@ class GovernedStream:
                 if held:
                     continue
                 cut = max((m.end() for m in _SENTENCE_END.finditer(pending)), default=0)
-                if cut and not self._similar(turn, "".join(shown) + pending[:cut]):
+                if cut and self._releasable(turn, "".join(shown) + pending[:cut]):
                     shown.append(pending[:cut])
                     yield pending[:cut]
                     pending = pending[cut:]
@@ -433,17 +456,30 @@ class GovernedStream:
                 "output": turn.session.mask_known("".join(shown)), "shown_chars": len("".join(shown))})
             raise
         text = "".join(shown) + pending
-        if not held and pending and not self._similar(turn, text):
+        if not held and pending and self._releasable(turn, text):
+            shown.append(pending)
             yield pending
         completion = Completion(text=text, model=turn.info.model, prompt_tokens=sum(
             backend.count_tokens(m.content) for m in turn.outbound.messages),
             completion_tokens=backend.count_tokens(text), latency_s=time.perf_counter() - started)
-        gw._guard_output(turn, text)
-        self.result = gw._finish(turn, completion, extra={"streamed": True, "shown_chars": len("".join(shown))})
+        self.result = gw._conclude(turn, completion, {"streamed": True, "shown_chars": len("".join(shown))})
 
-    def _similar(self, turn: _Turn, text: str) -> bool:
+    def _releasable(self, turn: _Turn, text: str) -> bool:
+        """May the user see `text` (everything so far) before the whole output is checked?"""
         gw = self._gateway
-        return gw._registry is not None and gw.policy.review.copyright and bool(gw._check_output(text))
+        if gw._registry is not None and gw.policy.review.copyright and gw._check_output(text):
+            return False
+        if turn.kind == "ask":
+            from sekisho.answer import check_faithfulness, is_not_found
+
+            report = check_faithfulness(text, turn.request.passages or [])
+            return not gw.policy.review.holds_answer(report, not_found=is_not_found(text))
+        return True
+
+
+def _as_answer(result: GovernedCompletion, answer: Any) -> GovernedAnswer:
+    return GovernedAnswer(result.status, result.message, answer, result.findings, result.backend, result.audit_seq,
+                          result.audit_hash, result.review_id, result.requested_backend, result.reason)
 
 
 @lru_cache(maxsize=256)

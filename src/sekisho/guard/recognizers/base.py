@@ -52,11 +52,11 @@ class PatternRecognizer:
     A positive context word within the window raises the score to `context_score`; a negative
     word (order numbers, tracking numbers...) with no positive word rejects the candidate;
     `requires_context` candidates are only reported when a positive word is present, and then
-    the pattern only runs near occurrences of the context words (`anchored`), not over the
-    whole text. `numeric` recognisers (every match is a run of 7+ digits, see
-    NormalizedText.numeric_regions) only search around such runs. Any recogniser may give an explicit `anchor` (e.g. "@" for e-mail) for the same
-    effect: candidates must start within `anchor_ahead` chars before an anchor match or
-    `before` chars after it.
+    the pattern only runs near occurrences of the context words, not over the whole text.
+    `numeric` recognisers (every match is a run of 7+ digits, see
+    NormalizedText.numeric_regions) only search around such runs. Any recogniser may give an
+    explicit `anchor` (e.g. "@" for e-mail) for the same effect: candidates must start within
+    `anchor_ahead` chars before an anchor match or `before` chars after it.
     """
 
     def __init__(
@@ -99,11 +99,10 @@ class PatternRecognizer:
         # right after the match; a prefecture anchor sits at most 3 characters after the start.
         self.anchor_ahead = longest + after if anchor_ahead is None else anchor_ahead
         self.group = group
-        # The context words as written in the text (any case), to find regions worth a look.
+        # The context words as written in the text (any case): where a context-bound recogniser
+        # looks at all.
         self._context_anywhere = re.compile(words_pattern(self.context)) if requires_context else None
-        if anchor is None and requires_context:
-            anchor = words_pattern(self.context)
-        self._anchor = re.compile(anchor) if anchor else None
+        self._anchor = re.compile(anchor) if anchor else self._context_anywhere
         self.numeric = numeric
 
     def _matches(self, view: NormalizedText) -> Iterator[re.Match[str]]:

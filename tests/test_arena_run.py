@@ -205,6 +205,12 @@ def test_unknown_model_is_one_clear_error(tmp_path):
         run_suite(_settings(tmp_path), load_suite(SUITE), ["gpt-9"], tmp_path / "run", data=FIXTURES)
 
 
+def test_a_data_file_for_a_suite_of_several_files_is_refused(tmp_path):
+    with pytest.raises(ArenaError, match="reads several data files; give the folder"):
+        run_suite(_settings(tmp_path), load_suite(SUITE), ["extractive"], tmp_path / "run",
+                  data=FIXTURES / "org-questions.csv")
+
+
 def test_cli_errors_are_one_line(tmp_path):
     result = subprocess.run([SEKISHO, "arena", "report", str(tmp_path)],
                             capture_output=True, text=True, cwd=tmp_path)

@@ -283,12 +283,12 @@ pre{white-space:pre-wrap;word-break:break-all;background:#f6f8fa;padding:6px;mar
 {% for t in s.tasks %}
 <h3>{{ t.title_ja }} <span class="en">{{ t.title_en }} · {{ t.id }}</span></h3>
 <p class="meta">主指標 <span class="en">headline</span>: {{ metric_label(t.primary) }}{% if not s.metrics[t.primary].higher_is_better %} （低いほど良い / lower is better）{% endif %} · 95% CI</p>
-{{ task_charts[t.id]|safe }}
+{% if s.task_ranking[t.id] %}{{ task_charts[t.id]|safe }}
 <table><tr><th class="l">モデル <span class="en">model</span></th>{% for name in task_metrics[t.id] %}<th>{{ s.metrics[name].label_ja }}<br><span class="en">{{ s.metrics[name].label_en }}{% if not s.metrics[name].higher_is_better %} ↓{% endif %}</span></th>{% endfor %}{% if t.kind == "choice" %}<th class="l">方式 <span class="en">method</span></th>{% endif %}</tr>
 {% for m in s.task_ranking[t.id] %}<tr><td class="l">{{ m }}</td>{% for name in task_metrics[t.id] %}{% set c = s.scores[m][t.id].get(name) %}
 <td>{% if c %}{{ fmt(c.mean) }} <span class="ci">[{{ fmt(c.ci[0]) }}, {{ fmt(c.ci[1]) }}]</span>{% else %}—{% endif %}</td>{% endfor %}
 {% if t.kind == "choice" %}<td class="l">{{ s.choice_methods.get(m, {}).get(t.id, "") }}</td>{% endif %}</tr>{% endfor %}
-</table>
+</table>{% else %}<p class="meta">未実行 <span class="en">not run</span></p>{% endif %}
 {% endfor %}
 
 <h2>主な失敗例 <span class="en">Worst failures</span></h2>

@@ -108,6 +108,8 @@ def run_suite(settings: Settings, suite: Suite, models: Sequence[str], run_dir: 
     if unknown:
         raise ArenaError(f"unknown model {unknown[0]!r}; configured backends: {', '.join(settings.models.backends)}")
     selected = [suite.task(t) for t in tasks] if tasks else list(suite.tasks)
+    if data is not None and data.is_file() and len({t.data for t in suite.tasks if t.data}) > 1:
+        raise ArenaError(f"--data {data}: suite {suite.name} reads several data files; give the folder that holds them")
     loaded = {t.id: load_task(t, data, seed=suite.seed) for t in suite.tasks}
     for t in suite.tasks:
         for line in loaded[t.id].skipped:

@@ -93,10 +93,10 @@ def test_choice_logprobs_rejects_empty_choices(qwen):
 def test_overflowing_passages_are_cut_from_the_lowest_ranked_and_the_question_survives(qwen):
     filler = "この段落は本件とは関係のない一般的な説明であり、特定の事実を含まない。" * 5
     passages = [Passage(1, "c1", "合言葉", "社内の合言葉は「ひまわり」である。")] + [
-        Passage(n, f"c{n}", f"資料{n}", f"{filler}（資料{n}）") for n in range(2, 5)
+        Passage(n, f"c{n}", f"資料{n}", f"{filler}（資料{n}）\n") for n in range(2, 5)
     ]
     question = "社内の合言葉は何ですか？合言葉だけを答えてください。"
-    body = "\n\n".join(f"[{p.n}] {p.title}\n{p.text}" for p in passages)
+    body = "\n\n".join(f"[{p.n}] {p.title}\n{p.text.strip()}" for p in passages)
     request = ChatRequest(
         messages=[Message("system", "資料に基づいて答えてください。"), Message("user", f"資料:\n{body}\n\n質問: {question}")],
         max_tokens=16,
@@ -104,6 +104,10 @@ def test_overflowing_passages_are_cut_from_the_lowest_ranked_and_the_question_su
         question=question,
     )
     assert qwen.count_tokens(body) > N_CTX  # the passages alone overflow the context
+    seen = qwen.fit(request).messages
+    assert seen[0] == request.messages[0]
+    assert passages[0].text in seen[1].content and seen[1].content.endswith(question)
+    assert "（資料4）" not in seen[1].content  # the lowest-ranked passage went first
     completion = qwen.complete(request)
     assert completion.prompt_tokens + 16 <= N_CTX
     assert "ひまわり" in completion.text
@@ -113,6 +117,8 @@ def test_a_long_message_without_passages_keeps_its_head_and_its_question(qwen):
     filler = "以下は長い前置きで、質問とは関係がありません。" * 25
     message = f"次の質問に答えてください。\n{filler}\n質問: What is 2 + 3? Reply with only the number."
     assert qwen.count_tokens(message) > N_CTX
+    [seen] = qwen.fit(ask(message, max_tokens=8)).messages
+    assert seen.content.startswith("次の質問に答えてください。") and "…" in seen.content
     completion = qwen.complete(ask(message, max_tokens=8))
     assert completion.prompt_tokens + 8 <= N_CTX
     assert completion.text.strip().startswith("5")

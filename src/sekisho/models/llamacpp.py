@@ -150,8 +150,8 @@ class LlamaCppBackend:
         add_bos = model.formatter is None
         return model.llm.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)
 
-    def _fit(self, model: _Loaded, request: ChatRequest, reserve: int) -> tuple[list[int], list[str], bool]:
-        """Prompt tokens that leave `reserve` tokens of context for the reply. When the prompt is
+    def _fit(self, model: _Loaded, request: ChatRequest, reserve: int) -> tuple[list[Message], list[int], list[str]]:
+        """Messages, their prompt tokens and stop strings, leaving `reserve` tokens of context for the reply. When the prompt is
         too long, the lowest-ranked retrieved passages are shortened first (then the middle of
         the longest message), so the instructions and the question always survive."""
         budget = self.n_ctx - reserve
@@ -163,7 +163,7 @@ class LlamaCppBackend:
 
         tokens, stop = encode(messages)
         if len(tokens) <= budget:
-            return tokens, stop, False
+            return messages, tokens, stop
 
         def shrink(msgs: list[Message], index: int, old: str, keep_text) -> list[Message] | None:
             """Binary search for the longest prefix of `old` (inside message `index`) that fits."""
@@ -181,14 +181,13 @@ class LlamaCppBackend:
             return best
 
         for passage in reversed(request.passages or []):
-            index = next((i for i, m in enumerate(messages) if passage.text and passage.text in m.content), None)
+            text = passage.text.strip()  # prompts usually strip passages when laying them out
+            index = next((i for i, m in enumerate(messages) if text and text in m.content), None)
             if index is None:
                 continue
-            text = passage.text
             fitted = shrink(messages, index, text, lambda keep, text=text: text[:keep] + _ELLIPSIS)
             if fitted is not None:
-                tokens, stop = encode(fitted)
-                return tokens, stop, True
+                return fitted, *encode(fitted)
             messages[index] = replace(messages[index], content=messages[index].content.replace(text, _ELLIPSIS, 1))
 
         longest = max(range(len(messages)), key=lambda i: len(messages[i].content))
@@ -203,12 +202,14 @@ class LlamaCppBackend:
                 f"backend {self.name!r}: the prompt does not fit the context of {self.n_ctx} tokens "
                 f"with {reserve} reserved for the reply; raise context_tokens or shorten the question"
             )
-        tokens, stop = encode(fitted)
-        return tokens, stop, True
+        return fitted, *encode(fitted)
+
+    def _reserve(self, request: ChatRequest) -> int:
+        """Context kept free for the reply: what was asked for, but never more than half."""
+        return max(1, min(request.max_tokens, self.n_ctx // 2))
 
     def _prepare(self, model: _Loaded, request: ChatRequest) -> tuple[list[int], list[str], int]:
-        reserve = max(1, min(request.max_tokens, self.n_ctx // 2))
-        tokens, stop, _ = self._fit(model, request, reserve)
+        _, tokens, stop = self._fit(model, request, self._reserve(request))
         return tokens, stop + list(request.stop or []), min(request.max_tokens, self.n_ctx - len(tokens))
 
     def _completion_args(self, request: ChatRequest, tokens: list[int], stop: list[str], max_tokens: int) -> dict[str, Any]:
@@ -219,6 +220,13 @@ class LlamaCppBackend:
             "seed": self.seed,
             "stop": stop or None,
         }
+
+    def fit(self, request: ChatRequest) -> ChatRequest:
+        """`request` as this model will see it: messages shortened to fit the context, if needed
+        (for display, audit and tests of what the model was actually given)."""
+        model = self._model()
+        messages, _, _ = self._fit(model, request, self._reserve(request))
+        return replace(request, messages=messages)
 
     # --- Backend protocol ----------------------------------------------------------------
 
@@ -283,7 +291,7 @@ class LlamaCppBackend:
         with model.lock:
             encoded = [llm.tokenize(c.encode("utf-8"), add_bos=False, special=False) for c in choices]
             longest = max(len(e) for e in encoded)
-            prompt, _, _ = self._fit(model, replace(request, max_tokens=longest), longest)
+            _, prompt, _ = self._fit(model, replace(request, max_tokens=longest), longest)
             n_vocab = llm.n_vocab()
 
             def last_logits() -> np.ndarray:

@@ -286,3 +286,20 @@ def test_prune_dates_in_japanese_and_iso_forms(given, expected):
 def test_prune_rejects_a_non_date(tmp_path):
     with pytest.raises(AuditError, match="not a date"):
         _filled(tmp_path, n=1).prune("平成32年2月30日", actor="root")
+
+
+def test_truncated_tail_is_caught_by_the_witness_beside_the_key(tmp_path):
+    log = _filled(tmp_path, n=12, every=4)  # data 1-4, 6-9, 11-14; checkpoints 5, 10, 15
+    assert log.verify().ok
+    _sql(tmp_path, ("DELETE FROM audit_log WHERE seq >= 13",))
+    result = log.verify()
+    assert not result.ok and result.first_bad_seq == 13 and "deleted" in result.reason
+
+
+def test_witness_only_ever_moves_forward(tmp_path):
+    log = _filled(tmp_path, n=8, every=4)
+    witness = json.loads((tmp_path / "signing.key.witness").read_text())
+    assert witness == {"seq": 10, "hash": log.get(10).hash}
+    other = AuditLog(tmp_path / "audit.db", key_path=tmp_path / "signing.key", checkpoint_every=4)
+    other._write_witness(5, log.get(5).hash)  # a slower process reporting an older checkpoint
+    assert json.loads((tmp_path / "signing.key.witness").read_text())["seq"] == 10

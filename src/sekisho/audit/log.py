@@ -16,12 +16,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import sqlite3
 import threading
 import unicodedata
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -140,6 +141,7 @@ class AuditLog:
         self.checkpoint_every = max(1, int(checkpoint_every))
         self._key: Ed25519PrivateKey | None = None
         self._mac_key: bytes | None = None
+        self._pending_witness: tuple[int, str] | None = None
         self._lock = threading.RLock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -208,6 +210,10 @@ class AuditLog:
                 raise
             else:
                 self._conn.execute("COMMIT")
+                if self._pending_witness is not None:
+                    self._write_witness(*self._pending_witness)
+            finally:
+                self._pending_witness = None
 
     def append(self, kind: str, record: dict[str, Any]) -> AuditEntry:
         try:
@@ -259,7 +265,37 @@ class AuditLog:
             "public_key": public_key_b64(self.key),
             "signature": sign(self.key, _checkpoint_payload(covered.seq, covered.hash)),
         }
-        self._insert(conn, CHECKPOINT, canonical_json(record).decode("utf-8"), record)
+        entry = self._insert(conn, CHECKPOINT, canonical_json(record).decode("utf-8"), record)
+        self._pending_witness = (entry.seq, entry.hash)
+
+    # --- witness: the latest checkpoint, kept beside the key -----------------------------------
+    # A chain cannot show that records were cut off its end. The witness file, beside the key and
+    # written only after the checkpoint is committed, remembers the newest checkpoint, so a log
+    # truncated before it fails verification. (Records after the newest checkpoint stay
+    # unprotected against truncation; checkpoint_every bounds how many.)
+
+    @property
+    def witness_path(self) -> Path | None:
+        return self.key_path.with_name(self.key_path.name + ".witness") if self.key_path is not None else None
+
+    def _read_witness(self) -> tuple[int, str] | None:
+        path = self.witness_path
+        try:
+            data = json.loads(path.read_text(encoding="utf-8")) if path is not None else None
+            return (int(data["seq"]), str(data["hash"])) if data else None
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError):
+            raise AuditError(f"{path}: the checkpoint witness file is damaged") from None
+
+    def _write_witness(self, seq: int, digest: str) -> None:
+        path = self.witness_path
+        current = self._read_witness()
+        if path is None or (current is not None and current[0] >= seq):
+            return  # another process already recorded a newer checkpoint
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"seq": seq, "hash": digest}), encoding="utf-8")
+        tmp.replace(path)
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -337,8 +373,21 @@ class AuditLog:
             anchor = self._conn.execute(
                 "SELECT seq, hash, pruned_before, public_key, signature FROM audit_anchor WHERE id = 1").fetchone()
             rows = self._conn.execute("SELECT seq, ts, kind, body, prev, hash FROM audit_log ORDER BY seq")
-            return verify_chain(rows, anchor, trusted=public_key or self.trusted_public_key(),
-                                checkpoint_every=self.checkpoint_every)
+            result = verify_chain(rows, anchor, trusted=public_key or self.trusted_public_key(),
+                                  checkpoint_every=self.checkpoint_every)
+            witness = self._read_witness() if public_key is None else None
+            if not result.ok or witness is None:
+                return result
+            seq, digest = witness
+            if seq > result.head_seq:
+                return replace(result, ok=False, first_bad_seq=result.head_seq + 1,
+                               reason=f"records from {result.head_seq + 1} on were deleted (the witness beside the key "
+                                      f"records checkpoint {seq})")
+            row = self._conn.execute("SELECT hash FROM audit_log WHERE seq = ?", (seq,)).fetchone()
+            if row is not None and row[0] != digest:
+                return replace(result, ok=False, first_bad_seq=seq,
+                               reason=f"checkpoint {seq} differs from the one the witness beside the key recorded")
+            return result
 
     # --- retention --------------------------------------------------------------------------
 

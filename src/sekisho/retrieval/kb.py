@@ -33,6 +33,13 @@ class Fusion:
     depth: int = 100  # candidates taken from each list before fusing
 
 
+@dataclass(frozen=True)
+class Candidates:
+    terms: list[str]  # the query's index terms
+    lexical: list[tuple[str, float]]  # (chunk id, BM25), best first
+    dense: list[tuple[str, float]]  # (chunk id, cosine), best first
+
+
 def _passage_text(document: Document, chunk: Chunk) -> str:
     """What gets indexed for a chunk: its text preceded by the document title and heading path,
     so a chunk that never repeats its subject ("the fee is 300 yen") is still found by it."""
@@ -86,31 +93,37 @@ class KnowledgeBase:
 
     # -- searching -------------------------------------------------------------------------------
 
-    def search(self, query: str, k: int = 5, tags: Sequence[str] | None = None, mode: Mode = "hybrid") -> list[Hit]:
-        """The k best chunks for `query` that a principal with `tags` may see (None: no filter).
-
-        Hit.score is the fused RRF score in hybrid mode, BM25 in lexical mode, cosine in dense."""
+    def candidates(self, query: str, *, depth: int | None = None, tags: Sequence[str] | None = None,
+                   mode: Mode = "hybrid") -> Candidates:
+        """The two ranked lists hybrid search fuses, before fusion (benchmarks tune fusion on them)."""
         if mode not in MODES:
             raise ValueError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
+        depth = depth or self.fusion.depth
         query = unicodedata.normalize("NFKC", query).strip()
-        if not query or k <= 0:
-            return []
-        terms = self.analyzer.tokenize(query)
-        depth = max(self.fusion.depth, k)
+        terms = self.analyzer.tokenize(query) if query else []
         lexical: list[tuple[str, float]] = []
         dense: list[tuple[str, float]] = []
         if mode in ("hybrid", "lexical") and terms:
             lexical = self.store.lexical_search(fts_query(terms), depth, tags)
-        if mode in ("hybrid", "dense"):
+        if mode in ("hybrid", "dense") and query:
             vector = self.embedder.embed_queries([query])[0]
             dense = self.store.vector_search(vector, depth, tags)
+        return Candidates(terms, lexical, dense)
+
+    def search(self, query: str, k: int = 5, tags: Sequence[str] | None = None, mode: Mode = "hybrid") -> list[Hit]:
+        """The k best chunks for `query` that a principal with `tags` may see (None: no filter).
+
+        Hit.score is the fused RRF score in hybrid mode, BM25 in lexical mode, cosine in dense."""
+        if k <= 0:
+            return []
+        found = self.candidates(query, depth=max(self.fusion.depth, k), tags=tags, mode=mode)
         if mode == "lexical":
-            ranked = lexical[:k]
+            ranked = found.lexical[:k]
         elif mode == "dense":
-            ranked = dense[:k]
+            ranked = found.dense[:k]
         else:
-            ranked = fuse(lexical, dense, self.fusion)[:k]
-        return self._hits(ranked, lexical, dense, terms)
+            ranked = fuse(found.lexical, found.dense, self.fusion)[:k]
+        return self._hits(ranked, found.lexical, found.dense, found.terms)
 
     def _hits(self, ranked, lexical, dense, terms: list[str]) -> list[Hit]:
         lexical_rank = {cid: i for i, (cid, _) in enumerate(lexical, 1)}

@@ -45,13 +45,14 @@ class Analyzer:
     """SudachiPy with a fixed split mode and term form. Thread-safe: a Sudachi tokenizer is not,
     so each thread gets its own (the dictionary underneath is shared)."""
 
-    def __init__(self, mode: str = "B", form: str = "normalized"):
+    def __init__(self, mode: str = "B", form: str = "normalized", dropped_pos: frozenset[str] = DROPPED_POS):
         if mode not in _MODES:
             raise ValueError(f"unknown Sudachi split mode {mode!r} (A, B or C)")
         if form not in ("normalized", "surface", "dictionary"):
             raise ValueError(f"unknown term form {form!r} (normalized, surface or dictionary)")
         self.mode = mode
         self.form = form
+        self.dropped_pos = dropped_pos
         self._dictionary = Dictionary(dict="core")
         self._local = threading.local()
 
@@ -78,7 +79,7 @@ class Analyzer:
         for base, piece in _pieces(text):
             for m in tokenizer.tokenize(piece):
                 pos = m.part_of_speech()[0]
-                if pos in DROPPED_POS:
+                if pos in self.dropped_pos:
                     continue
                 term = self._term(m)
                 if term:

@@ -8,7 +8,8 @@ Layout
   its built-in bm25(). Living in the same database means the lexical index commits in the same
   transaction as the chunks it indexes.
 - `chunk_vectors`: one float32 blob per chunk. Dense search is a brute-force dot product over a
-  float16 matrix loaded once and reloaded only when the store's `generation` counter moves.
+  float32 matrix loaded once and reloaded only when the store's `generation` counter moves
+  (numpy has no fast float16 product: 13x slower than float32 at 100k x 384; docs/benchmarks.md).
 
 Connections and threads
 - SQLite connections are not shared between threads: each thread that touches the store gets its
@@ -91,7 +92,7 @@ class StoreError(Exception):
 class _VectorCache:
     generation: int
     rowids: np.ndarray  # int64, aligned with matrix rows
-    matrix: np.ndarray  # float16 (n, dim), rows L2-normalised
+    matrix: np.ndarray  # float32 (n, dim), rows L2-normalised
     doc_index: np.ndarray  # int32 per row: index into doc_ids
     doc_ids: list[str]
 
@@ -364,7 +365,7 @@ class SQLiteStore:
                 f"{self.path}: query vector has {query.shape[0]} dimensions, stored vectors have "
                 f"{cache.matrix.shape[1]} (the embedder changed: re-index)"
             )
-        scores = (cache.matrix @ query.astype(np.float16)).astype(np.float32)
+        scores = cache.matrix @ query
         if tags is not None and "*" not in tags:
             allowed = self._visible_doc_ids(tags)
             mask = np.fromiter((d in allowed for d in cache.doc_ids), dtype=bool, count=len(cache.doc_ids))
@@ -401,8 +402,8 @@ class SQLiteStore:
             return cache
 
     def _load_vectors(self) -> _VectorCache:
-        """Read every vector into one float16 matrix: half the memory of float32, and the dot
-        product's rounding error (~1e-3) is far below the gaps between neighbours that matter."""
+        """Read every vector into one float32 matrix (dim x 4 bytes per chunk: 150 MB at 100k
+        chunks of 384 dimensions)."""
         conn = self._conn()
         # Read generation and rows in one read transaction so they describe the same snapshot.
         conn.execute("BEGIN")
@@ -422,7 +423,7 @@ class SQLiteStore:
             for rowid, blob, doc_id in rows:
                 vec = np.frombuffer(blob, dtype=np.float32)
                 if matrix is None:
-                    matrix = np.empty((count, vec.shape[0]), dtype=np.float16)
+                    matrix = np.empty((count, vec.shape[0]), dtype=np.float32)
                 matrix[n] = vec
                 rowids[n] = rowid
                 if doc_id not in doc_pos:
@@ -433,7 +434,7 @@ class SQLiteStore:
         finally:
             conn.execute("COMMIT")
         if matrix is None:
-            matrix = np.empty((0, 0), dtype=np.float16)
+            matrix = np.empty((0, 0), dtype=np.float32)
         return _VectorCache(generation, rowids[:n], matrix[:n], doc_index[:n], doc_ids)
 
 

@@ -78,3 +78,10 @@ def test_token_counts_follow_the_documented_approximation():
     completion = BACKEND.complete(ChatRequest([Message("user", "住民票")], passages=PASSAGES, question="住民票"))
     assert completion.prompt_tokens == 3 and completion.completion_tokens == approx_tokens(completion.text)
     assert BACKEND.info().local is True and BACKEND.info().kind == "extractive"
+
+
+def test_a_label_line_is_read_with_the_line_it_labels_and_headings_are_not_answers():
+    passages = [Passage(1, "lib:0", "図書館", "# 図書館利用案内\n\n【休館日】\n毎週月曜日（祝日の場合は翌日）、年末年始\n\n"
+                        "【開館時間】\n午前9時から午後7時まで\n")]
+    answer = ask("図書館の休館日はいつですか", passages)
+    assert answer == "【休館日】\n毎週月曜日（祝日の場合は翌日）、年末年始 [1]"

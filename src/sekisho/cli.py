@@ -225,6 +225,7 @@ def ask_command(
             elif not as_json:
                 sys.stdout.write(item)
                 sys.stdout.flush()
+        empty = answer is not None and not answer.hits and not kb.store.documents()
     except (BackendError, EmbedderError, StoreError) as exc:
         raise fail(str(exc)) from None
     finally:
@@ -235,6 +236,8 @@ def ask_command(
         print(json.dumps(_answer_json(answer), ensure_ascii=False, indent=2))
         return
     print()
+    if empty:
+        err.print("文書がまだありません (the knowledge base is empty): `sekisho ingest PATH` で追加してください。")
     if answer.citations:
         console.print("\n[bold]出典 (sources)[/bold]")
         for c in answer.citations:

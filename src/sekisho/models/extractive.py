@@ -127,6 +127,34 @@ def _relevance(question: str, passage: Passage) -> float:
 _HEADING = re.compile(r"#{1,6}\s")
 
 
+def _candidate_spans(text: str) -> list[tuple[int, int]]:
+    """Sentences, each label line joined to the sentence after it ("【休館日】" + "毎週月曜日…"):
+    the label says what the line is about, the line says it."""
+    spans: list[tuple[int, int]] = []
+    label_start: int | None = None
+    for s, e in split_sentences(text):
+        if _HEADING.match(text, s):
+            label_start = None  # the passage's own heading path already names the section
+            continue
+        if _is_label(text, s, e):
+            label_start = s if label_start is None else label_start
+            continue
+        spans.append((s if label_start is None else label_start, e))
+        label_start = None
+    return spans
+
+
+def _is_label(text: str, start: int, end: int) -> bool:
+    """A label line names a topic, it does not answer: "【休館日】" matches a question about closing
+    days well and says nothing by itself. Labels are short bracketed or bulleted lines (【…】, ■…,
+    "…：") standing alone before a line break; a plain line without 。 is content ("毎週月曜日")."""
+    line = text[start:end]
+    return text[end : end + 1] == "\n" and len(line) <= 30 and bool(_LABEL.fullmatch(line))
+
+
+_LABEL = re.compile(r"【[^】]+】|[■□◆◇●○▼▽][^。]*|[^。：:]+[：:]")
+
+
 def _unmatched(text: str, question_grams: set[str]) -> str:
     """The sentence with every character the question's bigrams cover blanked out: where the answer is."""
     t = normalize(text)
@@ -174,14 +202,8 @@ def extract(question: str, passages: Sequence[Passage]) -> Extraction | None:
     q_grams = match_units(_INTERROGATIVE.sub(" ", unicodedata.normalize("NFKC", question)))
     if not q_grams:
         return None
-    sents = [
-        _Sentence(p, i, s, e, frozenset(match_units(p.text[s:e])))
-        for p in passages
-        for i, (s, e) in enumerate(split_sentences(p.text))
-        # A Markdown heading names a topic, it does not answer: "# 住民票の写しの交付" matches a
-        # question about fees well and says nothing about them.
-        if not _HEADING.match(p.text[s:e])
-    ]
+    sents = [_Sentence(p, i, s, e, frozenset(match_units(p.text[s:e])))
+             for p in passages for i, (s, e) in enumerate(_candidate_spans(p.text))]
     if not sents:
         return None
     n = len(sents)
@@ -198,10 +220,11 @@ def extract(question: str, passages: Sequence[Passage]) -> Extraction | None:
         base = overlap(s)
         typed = kind.kind != "any" and _has_candidate(_unmatched(s.text, q_grams), kind)
         scored.append((base + (TYPE_BONUS * base if typed else 0.0), base, typed, s))
-    best_score, best_base, best_typed, best = max(scored, key=lambda x: x[0])
-    relevance = _relevance(question, best.passage)
-    if relevance < MIN_RELEVANCE:
+    relevance = {p.n: _relevance(question, p) for p in passages}
+    scored = [x for x in scored if relevance[x[3].passage.n] >= MIN_RELEVANCE]
+    if not scored:
         return None
+    best_score, best_base, best_typed, best = max(scored, key=lambda x: x[0])
     chosen = [best]
     if not best_typed:
         neighbour = _answering_neighbour(question, best, sents, q_grams, kind)
@@ -210,7 +233,7 @@ def extract(question: str, passages: Sequence[Passage]) -> Extraction | None:
     chosen.sort(key=lambda s: s.index)
     # One contiguous quote, line breaks as in the source (list items stay on their own lines).
     quote = best.passage.text[chosen[0].start : chosen[-1].end]
-    return Extraction(best.passage, quote, relevance)
+    return Extraction(best.passage, quote, relevance[best.passage.n])
 
 
 _ANAPHOR = re.compile(r"(これ|この|それ|その|こうした|このよう|同)")

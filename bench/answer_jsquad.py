@@ -1,0 +1,272 @@
+"""Grounded answering on JSQuAD, every backend side by side in one run.
+
+Two settings per backend:
+  rc    reading comprehension: the gold paragraph is the only passage [1]
+  open  open-domain: retrieve k passages from a knowledge base of all 1,145 paragraphs, then answer
+Scores (the usual JSQuAD scoring: NFKC, whitespace removed, max over the gold answers): exact
+match, character F1, and "contains" (a gold answer occurs in the answer: the measure for the
+extractive backend, which quotes sentences). Citation markers and a trailing 。/です are removed
+before scoring. Also: latency p50/p95, the share of answer sentences check_faithfulness flags as
+unsupported, and for local GGUF backends the decode rate against the memory-bandwidth bound
+(every token reads the whole model once: bound = measured copy bandwidth / model bytes).
+
+LLM backends get the short-answer prompt (JSQuAD gold answers are short spans); the extractive
+backend gets the same request and quotes a sentence. The extractive rules were tuned on the
+even-numbered articles: its figures are reported on all questions and on the odd-numbered half.
+
+    python bench/answer_jsquad.py [DATASET] --backends extractive,qwen05b,qwen15b \\
+        [--limit N (LLM questions; extractive always answers all)] [-k 3] [--store kb.db]
+
+Backend names: any configured in sekisho.toml, plus qwen05b / qwen15b / gemma270m, the GGUF models
+of scripts/gguf_models.py. Last line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import random
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sekisho.answer import check_faithfulness, passages_from_hits, request_for_passages
+from sekisho.answer.text import CITATION_RE, NOT_FOUND, normalize
+from sekisho.config import BackendConfig, RetrievalConfig, Settings, StoreConfig, load_settings
+from sekisho.ingest import ingest_text
+from sekisho.models import Backend, BackendError, ChatRequest, Message, Passage, open_backend
+from sekisho.retrieval import open_knowledge_base
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT = REPO.parent / "shared" / "data" / "jsquad" / "valid-v1.3.json"
+
+
+@dataclass(frozen=True)
+class Item:
+    question: str
+    golds: tuple[str, ...]
+    path: str  # the gold paragraph's document path, jsquad/<article>/<paragraph>
+    title: str
+    body: str
+    half: str  # "dev" (even article: extractive rules tuned here) or "test"
+
+
+def load(path: Path) -> tuple[list[Item], dict[str, tuple[str, str]]]:
+    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    items, paragraphs = [], {}
+    for a, article in enumerate(data):
+        for p, para in enumerate(article["paragraphs"]):
+            title, _, body = para["context"].partition(" [SEP] ")
+            doc_path = f"jsquad/{a:03d}/{p:03d}"  # the same paths as bench/retrieval_jsquad.py
+            paragraphs.setdefault(doc_path, (title.strip(), body.strip()))
+            for qa in para["qas"]:
+                items.append(Item(qa["question"], tuple(x["text"] for x in qa["answers"]), doc_path,
+                                  title.strip(), body.strip(), "dev" if a % 2 == 0 else "test"))
+    return items, paragraphs
+
+
+def clean(answer: str) -> str:
+    text = CITATION_RE.sub("", answer).strip()
+    return "" if normalize(text).rstrip("。.") == NOT_FOUND else re.sub(r"(です)?[。.]?$", "", text).strip()
+
+
+def em(pred: str, golds) -> float:
+    return float(any(normalize(pred) == normalize(g) for g in golds))
+
+
+def f1(pred: str, golds) -> float:
+    p = normalize(pred)
+    best = 0.0
+    for g in golds:
+        g = normalize(g)
+        common = sum((Counter(p) & Counter(g)).values())
+        if common:
+            precision, recall = common / len(p), common / len(g)
+            best = max(best, 2 * precision * recall / (precision + recall))
+    return best
+
+
+def contains(pred: str, golds) -> float:
+    p = normalize(pred)
+    return float(bool(p) and any(normalize(g) in p for g in golds))
+
+
+def _gguf_module():
+    spec = importlib.util.spec_from_file_location("sekisho_gguf_models", REPO / "scripts" / "gguf_models.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+def settings_with(names: list[str]) -> Settings:
+    settings = load_settings()
+    gguf = None
+    for name in names:
+        if name in settings.models.backends:
+            continue
+        gguf = gguf or _gguf_module()
+        if name not in gguf.ALIASES and name not in gguf.MODELS:
+            sys.exit(f"error: backend {name!r} is neither configured nor one of {', '.join(gguf.ALIASES)}")
+        settings.models.backends[name] = BackendConfig(
+            kind="llama.cpp", model=str(gguf.assemble(gguf.ALIASES.get(name, name))), local=True,
+            context_tokens=4096, options={"n_threads": 2})
+    return settings
+
+
+def copy_bandwidth_gbs(mb: int = 256, repeats: int = 3) -> float:
+    """Memory bandwidth as numpy sees it: bytes read + written per second copying a large array."""
+    src = np.ones(mb * 2**20 // 8)
+    dst = np.empty_like(src)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - t)
+    return 2 * src.nbytes / best / 1e9
+
+
+def decode_rate(backend: Backend) -> float:
+    """Tokens per second of generation alone: time 64 tokens minus time 1 token, same prompt."""
+    prompt = [Message("user", "1から100までの数字を、読点で区切って順に書いてください。")]
+
+    def timed(n: int) -> tuple[float, int]:
+        t = time.perf_counter()
+        c = backend.complete(ChatRequest(prompt, max_tokens=n))
+        return time.perf_counter() - t, c.completion_tokens
+
+    timed(1)  # warm: load the model, fill caches
+    t1, _ = timed(1)
+    tn, n = timed(64)
+    return (n - 1) / (tn - t1) if n > 1 and tn > t1 else float("nan")
+
+
+def build_kb(paragraphs: dict[str, tuple[str, str]], store: Path | None, workdir: Path, embedder: str):
+    path = store or workdir / "kb.db"
+    settings = Settings(store=StoreConfig(path=str(path.resolve())), retrieval=RetrievalConfig(embedder=embedder),
+                        base_dir=str(workdir))
+    kb = open_knowledge_base(settings)
+    t = time.perf_counter()
+    for doc_path, (title, body) in paragraphs.items():
+        ingest_text(kb, path=doc_path, title=title, text=body)  # unchanged paragraphs are skipped
+    print(f"knowledge base: {len(paragraphs)} paragraphs ready in {time.perf_counter() - t:.1f} s ({path})")
+    return kb
+
+
+def run(backend: Backend, items: list[Item], mode: str, kb, k: int, style: str) -> dict:
+    rows = []
+    for item in items:
+        if mode == "rc":
+            passages = [Passage(1, item.path, item.title, item.body)]
+            recall = 1.0
+        else:
+            hits = kb.search(item.question, k=k)
+            passages = passages_from_hits(hits)
+            recall = float(any(h.document.path == item.path for h in hits))
+        request = request_for_passages(item.question, passages, style=style, max_tokens=64 if style == "short" else 512)
+        try:
+            completion = backend.complete(request)
+        except BackendError as exc:
+            print(f"  {item.question[:30]}: {exc}", file=sys.stderr)
+            continue
+        pred = clean(completion.text)
+        report = check_faithfulness(completion.text, passages)
+        rows.append({"em": em(pred, item.golds), "f1": f1(pred, item.golds), "contains": contains(pred, item.golds),
+                     "len": len(pred), "latency": completion.latency_s, "tokens": completion.completion_tokens,
+                     "sentences": len(report.sentences), "unsupported": len(report.unsupported),
+                     "not_found": float(report.not_found), "recall": recall, "half": item.half})
+    return summarise(rows)
+
+
+def summarise(rows: list[dict]) -> dict:
+    if not rows:
+        return {"n": 0}
+    n = len(rows)
+    lat = sorted(r["latency"] for r in rows)
+    sentences = sum(r["sentences"] for r in rows)
+    out = {"n": n, **{m: round(sum(r[m] for r in rows) / n, 4) for m in ("em", "f1", "contains", "not_found", "recall")},
+           "avg_chars": round(sum(r["len"] for r in rows) / n, 1),
+           "latency_p50_s": round(statistics.median(lat), 4),
+           "latency_p95_s": round(lat[min(n - 1, int(0.95 * n))], 4),
+           "tokens_per_s": round(sum(r["tokens"] for r in rows) / max(1e-9, sum(r["latency"] for r in rows)), 1),
+           "unsupported_sentence_rate": round(sum(r["unsupported"] for r in rows) / sentences, 4) if sentences else 0.0}
+    test = [r for r in rows if r["half"] == "test"]
+    if test and len(test) < n:
+        out["test_half"] = {m: round(sum(r[m] for r in test) / len(test), 4) for m in ("em", "f1", "contains")}
+        out["test_half"]["n"] = len(test)
+    return out
+
+
+def line(name: str, mode: str, s: dict) -> str:
+    return (f"{name:12s} {mode:4s} n={s['n']:5d}  EM {s['em']:.3f}  F1 {s['f1']:.3f}  contains {s['contains']:.3f}  "
+            f"chars {s['avg_chars']:6.1f}  p50 {s['latency_p50_s']:.3f}s p95 {s['latency_p95_s']:.3f}s  "
+            f"{s['tokens_per_s']:.1f} tok/s  unsupported {s['unsupported_sentence_rate']:.3f}  "
+            f"not-found {s['not_found']:.3f}  retrieved-gold {s['recall']:.3f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("dataset", nargs="?", type=Path, default=DEFAULT)
+    ap.add_argument("--backends", default="extractive")
+    ap.add_argument("--limit", type=int, default=60, help="questions for LLM backends (a fixed random sample)")
+    ap.add_argument("--extractive-limit", type=int, default=0, help="questions for the extractive backend (0: all)")
+    ap.add_argument("-k", type=int, default=3, help="passages retrieved in the open-domain setting")
+    ap.add_argument("--embedder", default=RetrievalConfig().embedder)
+    ap.add_argument("--store", type=Path, help="keep the open-domain index here; re-runs reuse it")
+    args = ap.parse_args()
+    if not args.dataset.exists():
+        sys.exit(f"error: {args.dataset}: JSQuAD file not found (pass its path)")
+    names = [n.strip() for n in args.backends.split(",") if n.strip()]
+    items, paragraphs = load(args.dataset)
+    sample = random.Random(0).sample(items, min(args.limit, len(items)))
+    settings = settings_with(names)
+    workdir = tempfile.TemporaryDirectory()
+    kb = build_kb(paragraphs, args.store, Path(workdir.name), args.embedder)
+    kb.search("ウォームアップ", k=1)
+    bandwidth = None
+    results: dict[str, dict] = {}
+    for name in names:
+        backend = open_backend(settings, name)
+        info = backend.info()
+        extractive = info.kind == "extractive"
+        chosen = (items[: args.extractive_limit] if args.extractive_limit else items) if extractive else sample
+        style = "grounded" if extractive else "short"
+        result: dict = {"kind": info.kind, "model": info.model}
+        if not extractive:
+            backend.check()
+        for mode in ("rc", "open"):
+            result[mode] = run(backend, chosen, mode, kb, args.k, style)
+            print(line(name, mode, result[mode]), flush=True)
+        if extractive and len(chosen) > len(sample):
+            # The LLMs' sample, so every backend is compared on the same questions too.
+            for mode in ("rc", "open"):
+                result[f"{mode}_llm_sample"] = run(backend, sample, mode, kb, args.k, style)
+                print(line(name, mode + "*", result[f"{mode}_llm_sample"]) + "  (* the LLM sample)")
+        if info.kind == "llama.cpp":
+            bandwidth = bandwidth or copy_bandwidth_gbs()
+            model_bytes = Path(settings.models.backends[name].model).stat().st_size
+            rate = decode_rate(backend)
+            bound = bandwidth * 1e9 / model_bytes
+            result["decode"] = {"tokens_per_s": round(rate, 2), "bandwidth_gbs": round(bandwidth, 2),
+                                "model_bytes": model_bytes, "bound_tokens_per_s": round(bound, 2),
+                                "ratio_to_bound": round(rate / bound, 3)}
+            print(f"{name:12s} decode {rate:.1f} tok/s; bandwidth {bandwidth:.1f} GB/s / {model_bytes / 1e9:.2f} GB "
+                  f"= bound {bound:.1f} tok/s; ratio {rate / bound:.2f}")
+        if "rc" in result and "open" in result and result["rc"].get("n"):
+            result["open_minus_rc_f1"] = round(result["open"]["f1"] - result["rc"]["f1"], 4)
+        results[name] = result
+    kb.close()
+    print(json.dumps({"bench": "answer_jsquad", "k": args.k, "embedder": args.embedder, "llm_questions": len(sample),
+                      "backends": results}, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

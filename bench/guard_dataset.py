@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 ENTITIES = (
     "MY_NUMBER", "CORPORATE_NUMBER", "PHONE_NUMBER", "POSTAL_CODE", "ADDRESS", "EMAIL_ADDRESS",
@@ -351,6 +353,28 @@ def generate(n: int, seed: int = 0) -> list[dict]:
         if rng.random() < 0.3:
             doc.add(lookalike(rng))
         docs.append(doc.to_json())
+    return docs
+
+
+HANDSET = Path(__file__).with_name("guard_handset.txt")
+_MARK = re.compile(r"\[\[([A-Z_]+):(.+?)\]\]")
+
+
+def handset(path: Path = HANDSET) -> list[dict]:
+    """The hand-written sentences of guard_handset.txt, [[ENTITY:text]] markup turned into spans."""
+    docs = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        text, spans, pos = [], [], 0
+        for m in _MARK.finditer(line):
+            text.append(line[pos:m.start()])
+            start = sum(map(len, text))
+            text.append(m.group(2))
+            spans.append({"entity": m.group(1), "start": start, "end": start + len(m.group(2))})
+            pos = m.end()
+        text.append(line[pos:])
+        docs.append({"kind": "handset", "text": "".join(text), "spans": spans})
     return docs
 
 

@@ -5,8 +5,9 @@ docs/benchmarks.md "Guard" for the exact setup; without presidio installed it re
 
     .venv-presidio/bin/python bench/guard_presidio.py            # --docs 2000 --presidio-docs 200
 
-Accuracy: entity-level precision / recall / F1 on the labelled set of bench/guard_dataset.py
-(a prediction counts when it overlaps an unmatched gold span of the same entity). Throughput:
+Accuracy: entity-level precision / recall / F1 on the labelled set of bench/guard_dataset.py and on
+the hand-written sentences of bench/guard_handset.txt (a prediction counts when it overlaps an
+unmatched gold span of the same entity). Throughput:
 UTF-8 MB/s of document text, per-document calls as a request would make them and all documents
 joined into one text as a long file, best of --repeats.
 Presidio is its default analyzer for language "ja" (the predefined recognisers it loads for ja,
@@ -26,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from guard_dataset import ENTITIES, generate  # noqa: E402
+from guard_dataset import ENTITIES, generate, handset  # noqa: E402
 
 from sekisho.guard import scan  # noqa: E402
 
@@ -175,6 +176,13 @@ def main() -> None:
           f"(baseline, unicodedata NFKC alone: {baseline:.1f} MB/s)")
     result.update(sekisho_bulk_mb_s=round(bulk, 2), nfkc_mb_s=round(baseline, 2))
 
+    hand = handset()
+    hand_scores = score(hand, sekisho_predict(hand))
+    print(f"sekisho on the {len(hand)} hand-written sentences (bench/guard_handset.txt, "
+          f"{sum(len(d['spans']) for d in hand)} entities): micro P {hand_scores['micro']['p']:.3f} "
+          f"R {hand_scores['micro']['r']:.3f} F1 {hand_scores['micro']['f1']:.3f}")
+    result["handset_micro"] = hand_scores["micro"]
+
     if args.jsquad.exists():
         plain = jsquad_docs(args.jsquad)
         plain_seconds, plain_found = timed(sekisho_predict, plain, args.repeats)
@@ -218,6 +226,10 @@ def main() -> None:
         f_n = sum(scores[e]["fn"] for e in entities)
         return round(2 * t / (2 * t + f_p + f_n), 4) if t else 0.0
 
+    hand_theirs = score(hand, presidio_predict(analyzer, hand))
+    print(f"\nPresidio on the hand-written sentences: micro P {hand_theirs['micro']['p']:.3f} "
+          f"R {hand_theirs['micro']['r']:.3f} F1 {hand_theirs['micro']['f1']:.3f}")
+    result["presidio_handset_micro"] = hand_theirs["micro"]
     ratio = p_seconds / s_seconds
     print(f"\nsame {len(subset)} documents ({sub_mb:.3f} MB): sekisho {s_seconds * 1000:.1f} ms "
           f"({sub_mb / s_seconds:.1f} MB/s), Presidio {p_seconds:.2f} s ({sub_mb / p_seconds:.4f} MB/s; "

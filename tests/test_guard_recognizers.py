@@ -322,3 +322,8 @@ def test_label_and_format_variants(text, entity, expected):
 @pytest.mark.parametrize("text", ["ID0312345678 の端末", "大阪府立大学2-1号館", "県立病院", "番号 1000001"])
 def test_more_lookalikes_stay_silent(text):
     assert scan(text) == []
+
+
+def test_card_shaped_membership_number_is_not_a_card_unless_called_one():
+    assert found("会員番号 5105105105105100 でログイン", "CREDIT_CARD") == []
+    assert found("カード会員番号 5105105105105100", "CREDIT_CARD") == ["5105105105105100"]

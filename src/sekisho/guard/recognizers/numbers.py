@@ -108,7 +108,7 @@ CREDIT_CARD = PatternRecognizer(
     assess=_card,
     context=("カード", "card", "クレジット", "visa", "master", "jcb", "amex", "有効期限"),
     context_score=0.99,
-    negative=("注文", "伝票", "追跡", "isbn", "jan"),
+    negative=CODE_CONTEXT,  # 会員番号 5105...: a membership number unless カード is said
     before=30,
 )
 

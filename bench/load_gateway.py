@@ -112,8 +112,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--corpus", type=Path, default=REPO / "samples" / "city")
-    parser.add_argument("--embedder", default="e5-small")
+    parser.add_argument("--embedder", default="e5-small", help="retrieval.embedder for the served knowledge base")
+    parser.add_argument("--scenarios", default="chat,rag", help="comma-separated: chat, rag (the baseline always runs)")
     args = parser.parse_args()
+    wanted = {s.strip() for s in args.scenarios.split(",") if s.strip()}
+    if not wanted <= {"chat", "rag"}:
+        parser.error("--scenarios: choose from chat, rag")
     if args.clients < 1 or args.clients > 500 or args.seconds <= 0 or args.seconds > 600:
         parser.error("--clients 1..500 and --seconds up to 600 keep the run bounded")
 
@@ -133,8 +137,9 @@ def main() -> None:
     key = created.stdout.strip().splitlines()[-1]
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    server_log = (folder / "server.log").open("wb")
     server = subprocess.Popen([*sekisho, "--config", str(config), "serve", "--host", "127.0.0.1",
-                               "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                               "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=server_log)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -144,14 +149,18 @@ def main() -> None:
             except httpx.HTTPError:
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"server did not start: {server.stderr.read().decode()[-2000:]}")
+                raise SystemExit(f"server did not start: {(folder / 'server.log').read_text()[-2000:]}")
             time.sleep(0.2)
         # Warm the embedder and the backend before timing.
         httpx.post(f"{url}/v1/chat/completions", headers={"Authorization": f"Bearer {key}"}, timeout=120,
                    json={"model": "sekisho-rag/extractive", "messages": [{"role": "user", "content": QUESTIONS[0]}]})
         results = {}
-        for name, make in (("baseline_models", models), ("chat_extractive", chat("extractive")),
-                           ("rag_extractive", chat("sekisho-rag/extractive"))):
+        plan = [("baseline_models", models)]
+        if "chat" in wanted:
+            plan.append(("chat_extractive", chat("extractive")))
+        if "rag" in wanted:
+            plan.append(("rag_extractive", chat("sekisho-rag/extractive")))
+        for name, make in plan:
             results[name] = asyncio.run(run_scenario(url, key, clients=args.clients, seconds=args.seconds,
                                                      make_request=make))
             r = results[name]
@@ -163,9 +172,14 @@ def main() -> None:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
+        server_log.close()
+        problems = [line for line in (folder / "server.log").read_text(errors="replace").splitlines()
+                    if "ERROR" in line or "Traceback" in line or "WARNING" in line]
+        if problems:
+            print("server log:", *problems[-20:], sep="\n  ", file=sys.stderr)
         shutil.rmtree(folder, ignore_errors=True)
     base = results["baseline_models"]["rps"] or 1.0
-    for name in ("chat_extractive", "rag_extractive"):
+    for name in set(results) - {"baseline_models"}:
         results[name]["rps_vs_baseline"] = round(results[name]["rps"] / base, 4)
     print(json.dumps({"bench": "load_gateway", "clients": args.clients, "seconds": args.seconds,
                       "embedder": args.embedder, "cpus": os.cpu_count(), **results}, ensure_ascii=False))

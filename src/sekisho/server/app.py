@@ -73,5 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
 def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
     import uvicorn
 
+    # Keep-alive longer than uvicorn's 5 s: a client reusing a pooled connection at the moment the
+    # server closes it gets a reset, which under steady load showed up as a rare ReadError.
     uvicorn.run(create_app(settings), host=host or settings.server.host, port=port or settings.server.port,
-                log_level="info", proxy_headers=False)
+                log_level="info", proxy_headers=False, timeout_keep_alive=30)

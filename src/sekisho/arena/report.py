@@ -100,6 +100,8 @@ def summarize(store: ResultStore) -> dict[str, Any]:
                 methods.setdefault(model, {})[task.id] = "+".join(used)
         rows = [r for t in suite.tasks for r in by.get((model, t.id), [])]
         latencies = [r.latency_s for r in rows]
+        # Output tokens over the whole wall time of the calls that generated (prompt reading and
+        # guards included): what a user waits for, not the decoder's peak speed.
         gen_time = sum(r.latency_s for r in rows if r.completion_tokens)
         completion_tokens = sum(r.completion_tokens for r in rows)
         prompt_tokens = sum(r.prompt_tokens for r in rows)
@@ -262,7 +264,7 @@ pre{white-space:pre-wrap;word-break:break-all;background:#f6f8fa;padding:6px;mar
 <table id="ranking"><tr><th>順位<br><span class="en">rank</span></th><th class="l">モデル<br><span class="en">model</span></th>
 <th>総合<br><span class="en">overall</span></th>
 {% for t in s.tasks %}<th>{{ t.title_ja }}<br><span class="en">{{ metric_label(t.primary) }}</span></th>{% endfor %}
-<th>遅延 p50 / p95 (秒)<br><span class="en">latency s</span></th><th>出力トークン/秒<br><span class="en">output tok/s</span></th>
+<th>遅延 p50 / p95 (秒)<br><span class="en">latency s</span></th><th>出力トークン/秒<br><span class="en">output tok/s, end to end</span></th>
 <th>総トークン<br><span class="en">total tokens</span></th><th>エネルギー J/問<br><span class="en">energy J/item</span></th></tr>
 {% for o in s.overall %}{% set p = s.performance[o.model] %}<tr>
 <td>{{ o.rank }}</td><td class="l"><b>{{ o.model }}</b><br><span class="badge">{{ s.models[o.model].kind }}{% if not s.models[o.model].local %} · 外部 external{% endif %}</span></td>

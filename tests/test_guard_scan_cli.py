@@ -91,6 +91,21 @@ def test_copyright_prompt_findings_when_a_registry_is_configured(workdir):
     ]
 
 
+def test_text_copying_a_registered_work_is_reported_with_both_numbers(workdir):
+    work = "夜明け前の港には、まだ誰も名前を知らない風が吹いていた。灯台の光は三度まわって海を撫でた。"
+    (workdir / "registry.toml").write_text(f'[[work]]\ntitle = "月影の港"\ntext = "{work}"\n', encoding="utf-8")
+    (workdir / "sekisho.toml").write_text(
+        '[guard]\npolicy = "policy.toml"\ncopyright_registry = "registry.toml"\n', encoding="utf-8")
+    result = run("-", "--json", input="草稿：" + work)
+    [record] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert record["entity"] == "COPYRIGHT_SIMILAR" and record["text"] == work
+    assert record["detail"]["work"] == "月影の港"
+    # 5-grams: the output has len(work) + 3 characters, so len(work) - 1 grams, of which the
+    # len(work) - 4 that lie inside the copied passage occur in the work.
+    assert record["detail"]["containment"] == round((len(work) - 4) / (len(work) - 1), 4)
+    assert record["detail"]["longest_common"] == len(work)
+
+
 @pytest.mark.parametrize("args, message", [
     (["missing.txt"], "missing.txt: cannot read"),
     (["-", "--role", "boss"], "unknown role 'boss'"),

@@ -590,7 +590,7 @@ def guard_scan(
     import json
 
     from sekisho.config import resolve_path
-    from sekisho.guard import GuardError, check_prompt, load_registry, scan
+    from sekisho.guard import GuardError, check_output, check_prompt, load_registry, scan
     from sekisho.guard.policy import PolicyError, policy_from_settings
     from sekisho.guard.roles import Role, cli_principal
     from sekisho.models import BackendError, open_backend
@@ -610,8 +610,10 @@ def guard_scan(
     try:
         findings = scan(text, entities=entity or None)
         if settings.guard.copyright_registry and not entity:
+            # Both readings of the registry: a request to imitate, and text resembling a work.
             registry = load_registry(resolve_path(settings, settings.guard.copyright_registry))
-            findings = sorted(findings + check_prompt(text, registry), key=lambda f: (f.start, f.end))
+            copyright_findings = check_prompt(text, registry) + check_output(text, registry, policy.copyright_threshold)
+            findings = sorted(findings + copyright_findings, key=lambda f: (f.start, f.end))
     except GuardError as exc:
         raise fail(str(exc)) from None
     for f in findings:

@@ -219,6 +219,9 @@ def test_future_birth_date_is_rejected():
     ("極秘：人事異動案", "極秘"),
     ("【秘】人事評価", "【秘】"),
     ("〔秘〕", "〔秘〕"),
+    ("「秘」人事資料", "「秘」"),
+    ("議事録\n 『秘』 第3回", "『秘』"),
+    ("資料【秘】について", "【秘】"),
     ("秘 人事資料", "秘"),
     ("本資料は㊙です", "㊙"),
     ("取扱注意", "取扱注意"),
@@ -231,7 +234,7 @@ def test_confidential_markings(text, expected):
     assert found(text, "CONFIDENTIAL") == [expected]
 
 
-@pytest.mark.parametrize("text", ["社長秘書の山田です", "秘密保持契約", "便秘の薬", "極秘裏に進める", "極秘のうちに会合した", "機密性1情報",
+@pytest.mark.parametrize("text", ["社長秘書の山田です", "秘密保持契約", "漢字「秘」の成り立ち", "便秘の薬", "極秘裏に進める", "極秘のうちに会合した", "機密性1情報",
                                   "confidentiality agreement", "神秘的な秘境"])
 def test_confidential_lookalikes(text):
     assert found(text, "CONFIDENTIAL") == []

@@ -24,6 +24,7 @@ MARKING_RE = re.compile(
 _BEFORE_HI = ("社外", "部外", "関係者外", "厳", "マル", "極")  # 社外秘, 部外秘, 関係者外秘, 厳秘, マル秘, 極秘
 _OPENERS = {o: c for o, c in _BRACKETS}
 _SECRETLY = ("裏", "のうち", "に", "で")
+_QUOTES = "「『"
 _WORD_CHAR = re.compile(f"[{_KANJI}{_KANA}]")
 
 
@@ -56,7 +57,11 @@ class ConfidentialMarkingRecognizer:
                     return None  # 極秘裏に, 極秘のうちに, 極秘に: "in secret", not a marking
                 return i - len(word), i + 1
         if i > 0 and _OPENERS.get(text[i - 1]) == text[i + 1:i + 2]:
-            return i - 1, i + 2
+            # 【秘】〔秘〕 mark a document wherever they stand; 「秘」 mid-sentence usually quotes the
+            # character (「秘」という字), so quotation brackets count only at the start of a line.
+            if text[i - 1] not in _QUOTES or not text[text.rfind("\n", 0, i - 1) + 1:i - 1].strip():
+                return i - 1, i + 2
+            return None
         return (i, i + 1) if self._solo_is_marking(view, i, i + 1) else None
 
     @staticmethod

@@ -131,15 +131,58 @@ def _numeric_regions(text: str) -> list[tuple[int, int]]:
     return regions
 
 
+class _AnchorRegistry:
+    """The words and marks recognisers look for before running their full patterns (context
+    words, prefecture names, @, 秘...). One alternation over all of them scans the text once;
+    each anchor must start with a literal character so the alternation keeps the regex engine's
+    fast first-character skip (a group or character class in front would defeat it)."""
+
+    def __init__(self) -> None:
+        self.patterns: dict[str, re.Pattern[str]] = {}
+        self.version = 0
+        self._combined: re.Pattern[str] | None = None
+
+    def register(self, key: str, pattern: str) -> None:
+        self.patterns[key] = re.compile(pattern)
+        self.version += 1
+        self._combined = None
+
+    def find_all(self, text: str) -> dict[str, list[tuple[int, int]]]:
+        if self._combined is None:
+            self._combined = re.compile("|".join(p.pattern for p in self.patterns.values()))
+        hits: dict[str, list[tuple[int, int]]] = {}
+        search = self._combined.search
+        m = search(text)
+        while m is not None:
+            start = m.start()
+            # Which anchors match here (several may); searching on from start + 1 keeps an
+            # anchor that begins inside another one.
+            for key, pattern in self.patterns.items():
+                own = pattern.match(text, start)
+                if own is not None:
+                    hits.setdefault(key, []).append(own.span())
+            m = search(text, start + 1)
+        return hits
+
+
+_ANCHOR_REGISTRY = _AnchorRegistry()
+
+
+def register_anchor(key: str, pattern: str) -> None:
+    """Register a recogniser's anchor regex (literal first character) under a unique key."""
+    _ANCHOR_REGISTRY.register(key, pattern)
+
+
 class NormalizedText:
     """`text` (NFKC) plus the map from its offsets back to `original`."""
 
-    __slots__ = ("original", "text", "_n_starts", "_n_ends", "_o_starts", "_o_ends", "_lower", "_numeric")
+    __slots__ = ("original", "text", "_n_starts", "_n_ends", "_o_starts", "_o_ends", "_lower", "_numeric", "_anchors")
 
     def __init__(self, original: str) -> None:
         self.original = original
         self._lower: str | None = None
         self._numeric: list[tuple[int, int]] | None = None
+        self._anchors: tuple[int, dict[str, list[tuple[int, int]]]] | None = None
         # Segments (normalised [n_start, n_end) <- original [o_start, o_end)) where the mapping is
         # not character-for-character; between them the offset delta is constant.
         self._n_starts: list[int] = []
@@ -206,6 +249,13 @@ class NormalizedText:
         if self._numeric is None:
             self._numeric = _numeric_regions(self.text)
         return self._numeric
+
+    def anchor_hits(self, key: str) -> list[tuple[int, int]]:
+        """Spans where the anchor registered under `key` (see register_anchor) matches. All
+        anchors are found in ONE pass over the text, however many recognisers use them."""
+        if self._anchors is None or self._anchors[0] != _ANCHOR_REGISTRY.version:
+            self._anchors = (_ANCHOR_REGISTRY.version, _ANCHOR_REGISTRY.find_all(self.text))
+        return self._anchors[1].get(key, [])
 
     def _locate(self, i: int) -> tuple[int, bool]:
         """Index of the segment at or before normalised offset i, and whether i lies inside it."""

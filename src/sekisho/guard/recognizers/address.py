@@ -19,9 +19,9 @@ _PREF = "(?:" + "|".join(PREFECTURES) + ")"
 # 都/道/府/県 are rare characters, so finding them first and checking the name behind is much
 # faster than trying 47 alternatives at every 大/東/山 (lookbehinds must be fixed-width, hence
 # one per name length).
-_PREF_END = "[都道府県](?:" + "|".join(
-    "(?<=" + "|".join(p for p in PREFECTURES if len(p) == n) + ")" for n in sorted({len(p) for p in PREFECTURES})
-) + ")"
+_PREF_END = "|".join(
+    end + "(?:" + "|".join(f"(?<={p})" for p in PREFECTURES if p.endswith(end)) + ")" for end in "都道府県"
+)
 POSTAL_CODE = PatternRecognizer(
     numeric=True,
     entity="POSTAL_CODE",
@@ -48,7 +48,6 @@ POSTAL_CODE_IN_CONTEXT = PatternRecognizer(
     context=("郵便番号", "postal", "zip", "住所", "所在地") + PREFECTURES,
     context_score=0.85,
     requires_context=True,
-    anchor="郵便番号|postal|zip|住所|所在地|" + _PREF_END,
     before=10,
     after=4,
     longest=8,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Callable, Iterator, NamedTuple, Protocol
 
-from sekisho.guard.textview import NormalizedText
+from sekisho.guard.textview import NormalizedText, register_anchor
 
 # Separators seen in Japanese numbers after NFKC: ASCII hyphen (from －), the Unicode dashes NFKC
 # keeps (‐ ‑ ‒ – — ― −), the katakana prolonged sound mark ー typed for a hyphen, and a space.
@@ -102,16 +102,21 @@ class PatternRecognizer:
         # The context words as written in the text (any case): where a context-bound recogniser
         # looks at all.
         self._context_anywhere = re.compile(words_pattern(self.context)) if requires_context else None
-        self._anchor = re.compile(anchor) if anchor else self._context_anywhere
+        if anchor is None and self._context_anywhere is not None and not numeric:
+            anchor = self._context_anywhere.pattern
+        self._anchored = anchor is not None
+        if anchor is not None:
+            register_anchor(name, anchor)
         self.numeric = numeric
 
     def _matches(self, view: NormalizedText) -> Iterator[re.Match[str]]:
         if self.numeric:
             # A context-bound recogniser skips regions with no context word nearby.
             return in_numeric_regions(self.pattern, view, self._context_anywhere, self.before, self.after)
-        if self._anchor is None:
+        if not self._anchored:
             return self.pattern.finditer(view.text)
-        return matches_near(self.pattern, view, self._anchor, self.anchor_ahead, self.before, self.longest)
+        return matches_near(self.pattern, view, view.anchor_hits(self.name), self.anchor_ahead, self.before,
+                            self.longest)
 
     def find(self, view: NormalizedText) -> Iterator[Candidate]:
         for m in self._matches(view):
@@ -136,16 +141,21 @@ def words_pattern(words: tuple[str, ...]) -> str:
 
 
 def matches_near(
-    pattern: re.Pattern[str], view: NormalizedText, anchor: re.Pattern[str], ahead: int, behind: int, longest: int
+    pattern: re.Pattern[str],
+    view: NormalizedText,
+    anchors: list[tuple[int, int]],
+    ahead: int,
+    behind: int,
+    longest: int,
 ) -> Iterator[re.Match[str]]:
     """Matches of `pattern` (at most `longest` chars) that start within `ahead` chars before or
-    `behind` chars after a match of `anchor` (see words_pattern). Scanning only
-    these regions is what keeps context-bound recognisers cheap on long texts."""
+    `behind` chars after one of the `anchors` spans (from NormalizedText.anchor_hits). Scanning
+    only these regions is what keeps context-bound recognisers cheap on long texts."""
     text = view.text
     regions: list[list[int]] = []
-    for a in anchor.finditer(text):
-        lo = max(0, a.start() - ahead)
-        hi = min(len(text), a.end() + behind)
+    for a_start, a_end in anchors:
+        lo = max(0, a_start - ahead)
+        hi = min(len(text), a_end + behind)
         if regions and lo <= regions[-1][1]:
             regions[-1][1] = max(regions[-1][1], hi)
         else:

@@ -7,7 +7,7 @@ import re
 from typing import Iterator
 
 from sekisho.guard.recognizers.base import Candidate, matches_near, words_pattern
-from sekisho.guard.textview import NormalizedText
+from sekisho.guard.textview import NormalizedText, register_anchor
 
 # First and last day of each era (the last era is open-ended).
 ERAS: dict[str, tuple[dt.date, dt.date | None]] = {
@@ -97,7 +97,7 @@ _OTHER_DATE_LABELS = ("申請日", "提出日", "作成日", "記入日", "発�
 _LONGEST_DATE = 20  # 昭和五十五年十二月三十一日 with spaces
 # 生 alone is everywhere (学生, 発生); after a date it is written 日生 (令和元年5月1日生) or 1生.# Every branch starts with a literal (生, 誕, 出, b, d...) so the engine skips other characters
 # fast; "日生"/"1生" are found from their 生 looking back.
-_BIRTH_ANCHOR = re.compile(words_pattern(_BIRTH_WORDS) + "|生(?<=[0-9日]生)|生(?<=日 生)")
+register_anchor("date_of_birth", words_pattern(_BIRTH_WORDS) + "|生(?<=[0-9日]生)|生(?<=日 生)")
 
 
 class DateOfBirthRecognizer:
@@ -115,7 +115,7 @@ class DateOfBirthRecognizer:
         text = view.text
         today = dt.date.today()
         previous_end = 0
-        for m in matches_near(DATE_RE, view, _BIRTH_ANCHOR, ahead=self.after + _LONGEST_DATE,
+        for m in matches_near(DATE_RE, view, view.anchor_hits(self.name), ahead=self.after + _LONGEST_DATE,
                                   behind=self.before, longest=_LONGEST_DATE):
             start, end = m.span()
             left = text[max(previous_end, start - self.before):start].lower()

@@ -107,13 +107,9 @@ def _one_to_one_and_runs(text: str) -> tuple[str, list[tuple[int, int]]]:
 NUMERIC_MIN_DIGITS = 7  # 〒123-4567 and a 7-digit account number are the shortest
 NUMERIC_PAD = 4  # room for what may precede the digits (〒 , T , TK) and follow them (lookaheads)
 _JOINERS = "-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc ()+"
-
-
 # Seven or more digits joined only by dashes, spaces, parentheses or +. The classes are disjoint,
 # so the repetition cannot backtrack badly; starting with [0-9] lets the engine skip prose fast.
 _NUMERIC_RUN = re.compile(f"[0-9](?:[{re.escape(_JOINERS)}]*[0-9]){{{NUMERIC_MIN_DIGITS - 1},}}")
-
-
 _MERGE_GAP = 64
 
 
@@ -135,7 +131,8 @@ class _AnchorRegistry:
     """The words and marks recognisers look for before running their full patterns (context
     words, prefecture names, @, 秘...). One alternation over all of them scans the text once;
     each anchor must start with a literal character so the alternation keeps the regex engine's
-    fast first-character skip (a group or character class in front would defeat it)."""
+    fast first-character skip (a group or character class in front would defeat it), and none
+    may define named groups (they are joined into one pattern)."""
 
     def __init__(self) -> None:
         self.patterns: dict[str, re.Pattern[str]] = {}

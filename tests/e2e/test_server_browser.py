@@ -72,6 +72,7 @@ def test_upload_ask_open_citation_and_approve_held_answer(browser, server):
     admin.get_by_role("button", name=re.compile("アップロード")).click()
     expect(admin.locator(".job .status").first).to_have_text(re.compile("完了"), timeout=120_000)
     expect(admin.locator("#doc-table")).to_contain_text("住民票の写しの交付")
+    expect(admin.locator("#doc-table caption")).to_contain_text("1 件")
     admin.screenshot(path=str(SHOTS / "documents.png"), full_page=True)
 
     ask(admin, "住民票の写しを請求できるのは誰ですか？")

@@ -78,7 +78,7 @@ def document_out(doc: Any) -> DocumentOut:
 
 def job_out(job: Job) -> JobOut:
     total = len(job.files)
-    return JobOut(id=job.id, status=job.status, total=total, done=job.done,
+    return JobOut(id=job.id, owner=job.owner, status=job.status, total=total, done=job.done,
                   progress=(job.done / total) if total else 1.0,
                   files=[FileResultOut(name=f.name, status=f.status, document_id=f.document_id, chunks=f.chunks,
                                        error=f.error) for f in job.files],
@@ -126,13 +126,13 @@ async def upload_documents(request: Request, files: list[UploadFile] = File(...,
                            caller: Caller = require(Permission.DOCUMENTS)) -> JobOut:
     """Upload documents; ingestion runs in the background. Poll GET /api/jobs/{id} for progress."""
     state = state_of(request)
-    job, payloads, tag_tuple = await accept_uploads(state, files, tags)
+    job, payloads, tag_tuple = await accept_uploads(state, files, tags, caller.principal.name)
     state.runtime.submit_ingest(_run_ingest, state, job, payloads, tag_tuple, caller.principal.name)
     return job_out(job)
 
 
 async def accept_uploads(state: AppState, files: list[UploadFile], tags: str | None,
-                         owner: str = "") -> tuple[Job, list[bytes], tuple[str, ...]]:
+                         owner: str) -> tuple[Job, list[bytes], tuple[str, ...]]:
     """Check every file before queueing any: a batch with a bad file is refused whole, so the
     user never wonders which half landed."""
     if not files:

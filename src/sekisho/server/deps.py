@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 
 from sekisho.config import Settings
 from sekisho.guard.roles import Principal
+from sekisho.server.errors import ApiError
 from sekisho.server.keys import ApiKey, SQLiteKeyStore
 from sekisho.server.runtime import Runtime
 from sekisho.server.security import (
@@ -20,7 +21,6 @@ from sekisho.server.security import (
     RateLimiter,
     Sessions,
     bearer,
-    denied,
     effective_tags,
     may,
 )
@@ -63,7 +63,7 @@ async def _deny(state: AppState, request: Request, status: int, reason: str, who
     except Exception:  # noqa: BLE001 - the denial stands even if recording it failed; the log says so
         log.exception("could not audit a denial: %s", record)
     code = {401: "invalid_api_key", 403: "forbidden", 429: "rate_limit_exceeded"}[status]
-    return denied(status, reason, code, **headers)
+    return ApiError(status, reason, code=code, headers=headers or None)
 
 
 async def authenticate(request: Request, permission: Permission) -> Caller:

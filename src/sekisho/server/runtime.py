@@ -152,7 +152,3 @@ class IngestJobs:
     def get(self, job_id: str) -> Job | None:
         with self._lock:
             return self._jobs.get(job_id)
-
-    def recent(self, limit: int = 20) -> list[Job]:
-        with self._lock:
-            return list(self._jobs.values())[-limit:][::-1]

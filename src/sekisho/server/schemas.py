@@ -196,6 +196,7 @@ class FileResultOut(BaseModel):
 
 class JobOut(BaseModel):
     id: str
+    owner: str  # the principal who uploaded
     status: Literal["queued", "running", "done", "failed"]
     total: int
     done: int

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sekisho.guard.roles import Principal, Role
-from sekisho.server.errors import ApiError, error_json
+from sekisho.server.errors import error_json
 from sekisho.server.keys import ApiKey
 
 
@@ -183,7 +183,3 @@ class _TooLarge(StarletteHTTPException):
     # turning it into "error parsing the body".
     def __init__(self, limit: int):
         super().__init__(413, f"request body larger than the limit of {limit} bytes")
-
-
-def denied(status: int, message: str, code: str, **headers: str) -> ApiError:
-    return ApiError(status, message, code=code, headers=headers or None)

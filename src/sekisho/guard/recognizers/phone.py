@@ -60,6 +60,7 @@ def classify(groups: list[str], *, grouped: bool) -> str | None:
 
 # Letters may touch a number only as its label: TEL03-..., FAX0312345678 (℡ normalises to TEL).
 _LABELS_BEFORE = ("tel", "fax", "phone", "mobile")
+_DIGIT_GROUPS = re.compile(r"[0-9]+")
 
 
 def _assess(m: re.Match[str], view: NormalizedText) -> float | None:
@@ -67,7 +68,7 @@ def _assess(m: re.Match[str], view: NormalizedText) -> float | None:
     if start and view.text[start - 1].isascii() and view.text[start - 1].isalpha():
         if not view.text[max(0, start - 6):start].lower().endswith(_LABELS_BEFORE):
             return None  # ID0312345678 is a code
-    groups = re.findall(r"\d+", m.group())
+    groups = _DIGIT_GROUPS.findall(m.group())
     if m.group("intl"):
         national = "".join(groups)[2:]  # drop the country code 81
         if not national.startswith("0"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 # ===== model fixtures (owner: models/) =====================================================
-# gguf_qwen05b_path / gguf_qwen15b_path: verified GGUF files assembled from PyPI part packages.
+# gguf_qwen05b_path / gguf_qwen15b_path / gguf_gemma270m_path: verified GGUF files assembled from PyPI part packages.
 # llama_server_url: a real OpenAI-compatible server (llama-cpp-python's) on a free loopback
 #   port, serving the 0.5B model under the id LLAMA_SERVER_MODEL, for the whole session.
 # Missing packages make these fixtures FAIL with the command to run, never skip.
@@ -48,6 +48,11 @@ def gguf_qwen05b_path() -> Path:
 @pytest.fixture(scope="session")
 def gguf_qwen15b_path() -> Path:
     return _gguf("qwen2.5-coder-1.5b")
+
+
+@pytest.fixture(scope="session")
+def gguf_gemma270m_path() -> Path:
+    return _gguf("gemma3-270m")
 
 
 def free_port() -> int:

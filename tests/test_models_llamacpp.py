@@ -8,6 +8,8 @@ loads in about a second. The 1.5B model is kept for the answer benchmarks and th
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import sys
 import threading
 from pathlib import Path
@@ -156,3 +158,27 @@ def test_missing_llama_cpp_says_what_to_install(gguf_qwen05b_path, monkeypatch):
     backend = open_backend(settings_for(gguf_qwen05b_path, context_tokens=N_CTX + 1), "qwen05b")
     with pytest.raises(BackendError, match=r"install sekisho\[llama\]"):
         backend.check()
+
+
+def place(source: Path, target: Path) -> None:
+    """Put `source` at `target` atomically, as an operator's deployment would (a hard link when
+    the filesystem allows, to avoid copying hundreds of MB)."""
+    staged = target.with_suffix(".staged")
+    try:
+        os.link(source, staged)
+    except OSError:
+        shutil.copyfile(source, staged)
+    os.replace(staged, target)
+
+
+def test_replaced_weights_are_reloaded_and_reported(tmp_path, gguf_qwen05b_path, gguf_gemma270m_path):
+    # Gemma 3 270M stands in for "the operator swapped the file": only its identity matters here.
+    live = tmp_path / "model.gguf"
+    place(gguf_qwen05b_path, live)
+    backend = open_backend(settings_for(live), "qwen05b")
+    text = "令和8年度の予算案は、市議会で審議された後に公表されます。"
+    before = (backend.info().version, backend.count_tokens(text))
+    place(gguf_gemma270m_path, live)  # same path, new weights
+    after = (backend.info().version, backend.count_tokens(text))
+    assert after[0] == hashlib.sha256(gguf_gemma270m_path.read_bytes()).hexdigest()[:12] != before[0]
+    assert after[1] != before[1]  # a different tokenizer answered: the new file was loaded

@@ -58,7 +58,7 @@ class _Loaded:
     formatter: Any  # Jinja2ChatFormatter from the GGUF's template, or None for base models
 
 
-_LOADED: dict[tuple[str, int, int | None, int, int], _Loaded] = {}
+_LOADED: dict[tuple[str, int, int, int, int | None, int, int], _Loaded] = {}
 _LOADED_LOCK = threading.Lock()
 _SHA256: dict[tuple[str, int, int], str] = {}
 
@@ -77,35 +77,51 @@ def file_sha256(path: Path) -> str:
 
 
 def _load(path: Path, n_ctx: int, n_threads: int | None, n_batch: int, seed: int) -> _Loaded:
-    key = (str(path.resolve()), n_ctx, n_threads, n_batch, seed)
+    resolved = path.resolve()
+    st = resolved.stat()
+    # The file's size and mtime are part of the key: when an operator replaces the weights, the
+    # next request loads the new file, so info()'s sha256 always names the weights that answered.
+    key = (str(resolved), st.st_size, st.st_mtime_ns, n_ctx, n_threads, n_batch, seed)
     with _LOADED_LOCK:  # loading takes seconds: never twice for the same file and settings
         if key in _LOADED:
             return _LOADED[key]
+        for stale in [k for k in _LOADED if k[0] == key[0] and k[1:3] != key[1:3]]:
+            old = _LOADED.pop(stale)
+            with old.lock:
+                old.llm.close()
         llama_cpp = _llama_cpp()
         try:
             llm = llama_cpp.Llama(
-                model_path=str(path),
+                model_path=str(resolved),
                 n_ctx=n_ctx,
                 n_threads=n_threads,
                 n_batch=n_batch,
                 seed=seed,
                 verbose=False,
             )
-        except (ValueError, RuntimeError) as exc:
-            raise BackendError(f"cannot load {path}: {exc} (not a GGUF model, or not enough memory)") from None
-        template = llm.metadata.get("tokenizer.chat_template")
+        except (ValueError, RuntimeError):
+            raise BackendError(f"cannot load {path}: not a GGUF model llama.cpp can read, or not enough memory") from None
         formatter = None
-        if template:
-            special = lambda token_id: llm.detokenize([token_id], special=True).decode("utf-8", "replace") if token_id >= 0 else ""  # noqa: E731
+        if template := llm.metadata.get("tokenizer.chat_template"):
+
+            def token_text(token_id: int) -> str:
+                return llm.detokenize([token_id], special=True).decode("utf-8", "replace") if token_id >= 0 else ""
+
             formatter = llama_cpp.llama_chat_format.Jinja2ChatFormatter(
-                template=template, eos_token=special(llm.token_eos()), bos_token=special(llm.token_bos())
+                template=template, eos_token=token_text(llm.token_eos()), bos_token=token_text(llm.token_bos())
             )
-        # Free the model while the interpreter is still whole; Llama.__del__ at shutdown runs
-        # after llama_cpp's module globals are gone and prints a traceback.
-        atexit.register(llm.close)
         loaded = _Loaded(llm=llm, lock=threading.Lock(), formatter=formatter)
         _LOADED[key] = loaded
         return loaded
+
+
+@atexit.register
+def _close_all() -> None:
+    # Free models while the interpreter is still whole: Llama.__del__ at shutdown runs after
+    # llama_cpp's module globals are gone and prints a traceback.
+    for loaded in _LOADED.values():
+        loaded.llm.close()
+    _LOADED.clear()
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""API keys: shown once, stored hashed, bound to a role and tags, revocable; the CLI commands."""
+"""API keys: shown once, stored hashed, bound to a role and tags, revocable; the `keys` and
+`serve` commands."""
 
 from __future__ import annotations
 
@@ -90,3 +91,17 @@ def test_cli_rejects_unknown_role(tmp_path):
     config.write_text('[audit]\npath = "audit.db"\n', encoding="utf-8")
     result = CliRunner().invoke(cli, ["--config", str(config), "keys", "create", "--role", "root"])
     assert result.exit_code == 1 and "--role 'root'" in result.stderr
+
+
+def test_serve_on_a_busy_port_is_one_line_and_exit_1(tmp_path):
+    import socket
+
+    config = tmp_path / "sekisho.toml"
+    config.write_text('[audit]\npath = "audit.db"\n', encoding="utf-8")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(cli, ["serve", "--config", str(config), "--port", str(port)])
+    assert result.exit_code == 1 and f"127.0.0.1:{port}: cannot listen" in result.stderr
+    assert "Traceback" not in result.output

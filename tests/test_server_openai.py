@@ -197,6 +197,9 @@ def test_embeddings_come_from_the_knowledge_base_embedder(live_server):
     assert abs(norm - 1.0) < 1e-3
     with pytest.raises(openai.NotFoundError):
         sdk(live_server, "user").embeddings.create(model="text-embedding-3-small", input="x")
+    with live_server.client("auditor") as auditor:
+        [entry] = auditor.get("/api/audit", params={"kind": "embeddings", "limit": 1}).json()["entries"]
+    assert entry["record"]["inputs"] == 2 and "住民票" not in json.dumps(entry, ensure_ascii=False)
 
 
 def test_rate_limited_sdk_call_is_429(tmp_path):

@@ -145,7 +145,7 @@ async def accept_uploads(state: AppState, files: list[UploadFile], tags: str | N
         name = safe_name(upload.filename)
         data = await upload.read()
         if len(data) > limit:
-            raise ApiError(413, f"{name}: larger than the upload limit of {state.settings.server.max_upload_mb} MB",
+            raise ApiError(413, f"{name}: ファイルが大きすぎます / larger than the upload limit of {state.settings.server.max_upload_mb} MB",
                            code="too_large")
         check_content(name, data)
         names.append(name)

@@ -71,9 +71,19 @@ def create_app(settings: Settings) -> FastAPI:
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
+    """Run under Uvicorn until interrupted. Raises OSError before starting when the address cannot
+    be bound (Uvicorn would log it and exit with its own code)."""
+    import socket
+
     import uvicorn
+
+    host, port = host or settings.server.host, port or settings.server.port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
 
     # Keep-alive longer than uvicorn's 5 s: a client reusing a pooled connection at the moment the
     # server closes it gets a reset, which under steady load showed up as a rare ReadError.
-    uvicorn.run(create_app(settings), host=host or settings.server.host, port=port or settings.server.port,
-                log_level="info", proxy_headers=False, timeout_keep_alive=30)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", proxy_headers=False,
+                timeout_keep_alive=30)

@@ -89,7 +89,7 @@ async def authenticate(request: Request, permission: Permission) -> Caller:
     state.keys.touch(key.id)
     wait = state.limiter.take(key.id)
     if wait > 0:
-        raise await _deny(state, request, 429, f"rate limit exceeded for key {key.id}; retry in {wait:.1f} s",
+        raise await _deny(state, request, 429, f"リクエストが多すぎます / rate limit exceeded for key {key.id}; retry in {wait:.1f} s",
                           principal.name, **{"Retry-After": str(max(1, round(wait)))})
     if not may(principal, permission):
         raise await _deny(state, request, 403,

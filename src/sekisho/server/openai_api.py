@@ -61,7 +61,7 @@ def resolve_model(state: AppState, model: str, rag_flag: bool) -> tuple[str, boo
     if model.startswith(RAG_PREFIX):
         name, rag = model[len(RAG_PREFIX):], True
     if name not in names:
-        raise ApiError(404, f"model '{model}' does not exist; GET /v1/models lists the models",
+        raise ApiError(404, f"モデル '{model}' はありません / model '{model}' does not exist; GET /v1/models lists the models",
                        code="model_not_found", param="model")
     return name, rag
 
@@ -298,9 +298,17 @@ async def embeddings(body: EmbeddingRequest, request: Request,
 
     name = state.settings.retrieval.embedder
     if body.model not in (name, "default"):
-        raise ApiError(404, f"embedding model '{body.model}' does not exist; this server embeds with '{name}'",
+        raise ApiError(404, f"埋め込みモデル '{body.model}' はありません / embedding model '{body.model}' does not exist; this server embeds with '{name}'",
                        code="model_not_found", param="model")
-    vectors = await state.runtime.run(lambda: state.runtime.kb().embedder.embed_passages(texts))
+    def _embed() -> Any:
+        vectors = state.runtime.kb().embedder.embed_passages(texts)
+        # The embedder is local, so nothing leaves the premises; who embedded how much is still
+        # recorded (not the texts, which may hold personal data).
+        state.runtime.audit().append("embeddings", {"principal": caller.principal.name, "model": name,
+                                                   "inputs": len(texts), "chars": sum(len(t) for t in texts)})
+        return vectors
+
+    vectors = await state.runtime.run(_embed)
     items = []
     for i, row in enumerate(np.asarray(vectors, dtype=np.float32)):
         value: list[float] | str = (base64.b64encode(row.tobytes()).decode("ascii")

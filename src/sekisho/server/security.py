@@ -174,7 +174,7 @@ class BodyLimit:
 
     @staticmethod
     async def _refuse(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        response = error_json(413, f"request body larger than the limit of {limit} bytes", code="too_large")
+        response = error_json(413, f"リクエストが大きすぎます / request body larger than the limit of {limit} bytes", code="too_large")
         await response(scope, receive, send)
 
 
@@ -182,4 +182,4 @@ class _TooLarge(StarletteHTTPException):
     # An HTTPException so that FastAPI's body parsing passes it through as a 413 instead of
     # turning it into "error parsing the body".
     def __init__(self, limit: int):
-        super().__init__(413, f"request body larger than the limit of {limit} bytes")
+        super().__init__(413, f"リクエストが大きすぎます / request body larger than the limit of {limit} bytes")

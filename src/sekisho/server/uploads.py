@@ -24,13 +24,13 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 def safe_name(raw: str | None) -> str:
     """The upload's name, refused (not silently rewritten) when it tries to leave its folder."""
     if not raw:
-        raise ApiError(400, "upload: the file has no name", code="bad_filename")
+        raise ApiError(400, "upload: ファイル名がありません / the file has no name", code="bad_filename")
     name = unicodedata.normalize("NFC", raw).strip()
     if _CONTROL.search(name):
         raise ApiError(400, f"{name!r}: control characters are not allowed in file names", code="bad_filename")
     parts = PurePosixPath(name.replace("\\", "/")).parts
     if len(parts) != 1 or name.startswith(("/", "\\")) or parts[0] in (".", ".."):
-        raise ApiError(400, f"{name!r}: file names may not contain folders or '..' (path traversal)",
+        raise ApiError(400, f"{name!r}: ファイル名にフォルダや '..' は使えません / file names may not contain folders or '..' (path traversal)",
                        code="bad_filename")
     if name.startswith(".") or len(name.encode("utf-8")) > 255:
         raise ApiError(400, f"{name!r}: not an acceptable file name", code="bad_filename")
@@ -40,13 +40,13 @@ def safe_name(raw: str | None) -> str:
 def check_content(name: str, data: bytes) -> None:
     suffix = PurePosixPath(name).suffix.lower()
     if suffix not in ALLOWED:
-        raise ApiError(415, f"{name}: file type '{suffix or '(none)'}' is not accepted; use "
+        raise ApiError(415, f"{name}: この形式は受け付けません / file type '{suffix or '(none)'}' is not accepted; use "
                        + ", ".join(sorted(ALLOWED)), code="unsupported_type")
     if not data:
-        raise ApiError(400, f"{name}: the file is empty", code="empty_file")
+        raise ApiError(400, f"{name}: ファイルが空です / the file is empty", code="empty_file")
     if suffix == ".pdf":
         if not data.startswith(b"%PDF-"):
-            raise ApiError(415, f"{name}: content is not a PDF (no %PDF- header)", code="type_mismatch")
+            raise ApiError(415, f"{name}: 内容が PDF ではありません / content is not a PDF (no %PDF- header)", code="type_mismatch")
         return
     if suffix == ".docx":
         _check_docx(name, data)
@@ -57,7 +57,7 @@ def check_content(name: str, data: bytes) -> None:
 
 def _check_docx(name: str, data: bytes) -> None:
     if not data.startswith(b"PK\x03\x04"):
-        raise ApiError(415, f"{name}: content is not a .docx (not a ZIP container)", code="type_mismatch")
+        raise ApiError(415, f"{name}: 内容が .docx ではありません / content is not a .docx (not a ZIP container)", code="type_mismatch")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = set(archive.namelist())
@@ -73,12 +73,12 @@ def _check_docx(name: str, data: bytes) -> None:
 def _check_text(name: str, suffix: str, data: bytes) -> None:
     head = data[:4096]
     if head.startswith(_BINARY_MAGIC) or (b"\x00" in head and not _utf16(head)):
-        raise ApiError(415, f"{name}: content is binary, not {suffix} text", code="type_mismatch")
+        raise ApiError(415, f"{name}: 内容がテキストではありません / content is binary, not {suffix} text", code="type_mismatch")
     if suffix in (".html", ".htm"):
         sample = head.decode("utf-8", "ignore").lower() if not _utf16(head) else head.decode("utf-16", "ignore").lower()
         if "<" not in sample or not re.search(r"<\s*(!doctype|html|head|body|p|div|h[1-6]|meta|title|table|ul|section)\b",
                                               sample):
-            raise ApiError(415, f"{name}: content is not HTML (no HTML tags near the start)", code="type_mismatch")
+            raise ApiError(415, f"{name}: 内容が HTML ではありません / content is not HTML (no HTML tags near the start)", code="type_mismatch")
 
 
 def _utf16(head: bytes) -> bool:

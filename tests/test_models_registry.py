@@ -67,6 +67,9 @@ def test_kind_specific_settings_are_required():
         open_backend(settings, "gguf")
     with pytest.raises(BackendError, match="'http'.*needs base_url"):
         open_backend(settings, "http")
+    settings.models.backends["http"].base_url = "localhost:8000/v1"
+    with pytest.raises(BackendError, match="'http': base_url 'localhost:8000/v1' must start with http"):
+        open_backend(settings, "http")
 
 
 def test_llamacpp_model_path_is_relative_to_the_config_file(tmp_path):

@@ -76,6 +76,8 @@ class OpenAIBackend:
             raise BackendError(f"backend {name!r}: kind 'openai' needs base_url = \"http://host:port/v1\"")
         if not config.model:
             raise BackendError(f"backend {name!r}: kind 'openai' needs model = \"<model id on the server>\"")
+        if urlsplit(config.base_url).scheme not in ("http", "https"):
+            raise BackendError(f"backend {name!r}: base_url {config.base_url!r} must start with http:// or https://")
         self.name = name
         self.config = config
         self.base = _api_base(config.base_url)

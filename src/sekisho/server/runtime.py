@@ -51,18 +51,41 @@ class _Owned:
         self.executor.submit(_close).result()
 
 
+class Busy(Exception):
+    """The serve thread's queue is full; the caller should answer 503 with Retry-After."""
+
+
 class Runtime:
-    def __init__(self, settings: Settings):
+    # Requests waiting for the serve thread beyond this are refused at once (503 + Retry-After,
+    # which OpenAI SDKs retry with backoff) instead of waiting past every client's timeout.
+    MAX_WAITING = 256
+
+    def __init__(self, settings: Settings, max_waiting: int = MAX_WAITING):
         self.settings = settings
+        self.max_waiting = max_waiting
         self._serve = _Owned("sekisho-serve")
         self._ingest = _Owned("sekisho-ingest")
+        self._waiting = 0
+        self._waiting_lock = threading.Lock()
         self.jobs = IngestJobs()
 
     # --- running work on the owning threads ------------------------------------------------
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await asyncio.wrap_future(self._serve.executor.submit(fn, *args, **kwargs))
+        """Run on the serve thread; raises Busy when too many requests are already waiting."""
+        with self._waiting_lock:
+            if self._waiting >= self.max_waiting:
+                raise Busy(f"サーバーが混み合っています / server busy: {self._waiting} requests waiting")
+            self._waiting += 1
+        future = self._serve.executor.submit(fn, *args, **kwargs)
+        future.add_done_callback(self._done)
+        return await asyncio.wrap_future(future)
+
+    def _done(self, _: Future) -> None:
+        with self._waiting_lock:
+            self._waiting -= 1
 
     def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
+        """Internal work on the serve thread (streams, ingest audit records): never refused."""
         return self._serve.executor.submit(fn, *args, **kwargs)
 
     def submit_ingest(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:

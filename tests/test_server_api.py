@@ -240,3 +240,14 @@ def test_web_pages_follow_the_session_and_the_role(live_server):
         assert forbidden.status_code == 403 and "権限がありません" in forbidden.text
         browser.post("/logout")
         assert browser.get("/chat").status_code == 303
+
+
+def test_openapi_describes_the_api_and_its_bearer_key(live_server):
+    with live_server.client() as anon:
+        spec = anon.get("/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    assert {"/v1/chat/completions", "/v1/models", "/v1/embeddings", "/api/documents", "/api/ask",
+            "/api/reviews/{review_id}/approve", "/api/audit/verify", "/api/provenance/{seq}"} <= set(spec["paths"])
+    assert not [p for p in spec["paths"] if not p.startswith(("/v1/", "/api/"))]  # UI pages stay out
+    upload = spec["paths"]["/api/documents"]["post"]
+    assert "multipart/form-data" in upload["requestBody"]["content"]

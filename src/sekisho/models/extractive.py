@@ -12,6 +12,12 @@ Selection, tuned on the even-numbered JSQuAD articles (bench/answer_jsquad.py re
 3. When the best sentence restates the question but its unmatched part holds no candidate, the
    answer is usually in a neighbouring sentence ("...が承認された。名称は〇〇。"): add the
    neighbour that does.
+4. Passages sharing under a quarter of the question's content terms are not evidence at all; with
+   none left the answer is 「資料に記載がありません」.
+5. A quote that names neither its topic nor the question's is labelled with the passage title
+   (【梅雨】この時期に…), because a sentence lifted out of its document often leans on it.
+Office documents: Markdown headings are never quoted; label lines (【休館日】, ■手数料) are read
+together with the line they label.
 """
 
 from __future__ import annotations

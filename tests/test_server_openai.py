@@ -148,6 +148,10 @@ def test_held_answer_is_released_after_approval(strict_server):
         assert early.status_code == 409
         assert reviewer.post(f"/api/reviews/{extra['review_id']}/approve", json={}).status_code == 200
         assert reviewer.post(f"/api/reviews/{extra['review_id']}/release").status_code == 403  # not theirs
+    with strict_server.client("auditor") as auditor:
+        denial = auditor.get("/api/audit", params={"kind": "access.denied", "limit": 1}).json()["entries"][0]
+    assert denial["record"]["review_id"] == extra["review_id"] and denial["record"]["status"] == 403
+    with strict_server.client("user") as user:
         released = user.post(f"/api/reviews/{extra['review_id']}/release")
     assert released.status_code == 200 and released.json()["text"]
 

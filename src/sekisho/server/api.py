@@ -270,10 +270,14 @@ def review_out(item: Any) -> ReviewItemOut:
                          final_text=item.final_text, reviewer=item.reviewer, note=item.note, decided=item.decided)
 
 
-def review_failure(exc: Exception) -> ApiError:
+async def review_failure(state: AppState, caller: Caller, review_id: int, exc: Exception) -> ApiError:
+    """The HTTP error for a refused review step; a refusal on permission (four eyes, someone
+    else's answer) is audited like every other denial."""
     from sekisho.audit.review import ReviewPermissionError
 
     if isinstance(exc, ReviewPermissionError):
+        await audit_event(state, "access.denied", {"status": 403, "reason": str(exc), "principal": caller.principal.name,
+                                                   "review_id": review_id})
         return ApiError(403, str(exc), code="forbidden")
     if "does not exist" in str(exc):
         return ApiError(404, str(exc), code="not_found")
@@ -307,7 +311,7 @@ async def decide(state: AppState, caller: Caller, review_id: int, action: str, t
     try:
         return review_out(await state.runtime.run(_decide))
     except ReviewError as exc:
-        raise review_failure(exc) from None
+        raise await review_failure(state, caller, review_id, exc) from None
 
 
 @router.get("/reviews/{review_id}", response_model=ReviewItemOut, tags=["review"])
@@ -318,7 +322,7 @@ async def get_review(review_id: ReviewId, request: Request, caller: Caller = req
     try:
         return review_out(await state.runtime.run(lambda: state.runtime.reviews().get(review_id)))
     except ReviewError as exc:
-        raise review_failure(exc) from None
+        raise await review_failure(state, caller, review_id, exc) from None
 
 
 @router.post("/reviews/{review_id}/approve", response_model=ReviewItemOut, tags=["review"],
@@ -353,7 +357,7 @@ async def release_review(review_id: ReviewId, request: Request, caller: Caller =
     try:
         released = await state.runtime.run(lambda: state.runtime.gateway().release(review_id, caller.principal))
     except ReviewError as exc:
-        raise review_failure(exc) from None
+        raise await review_failure(state, caller, review_id, exc) from None
     return ReleaseOut(review_id=review_id, text=released.completion.text, audit_seq=released.audit_seq)
 
 

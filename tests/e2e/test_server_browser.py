@@ -111,6 +111,8 @@ def test_auditor_sees_audit_and_verifies_but_cannot_chat(browser, server):
     auditor.get_by_role("button", name=re.compile("改ざん検証")).click()
     expect(auditor.locator("#verify")).to_contain_text("正常")
     auditor.screenshot(path=str(SHOTS / "audit.png"), full_page=True)
+    # Landing on / sent the auditor to the audit log without recording a denial.
+    assert "access.denied" not in auditor.locator("tbody tr").first.inner_text()
     response = auditor.goto(f"{server.url}/chat")
     assert response.status == 403
     expect(auditor.get_by_role("alert")).to_contain_text("auditor")

@@ -66,7 +66,9 @@ async def _deny(state: AppState, request: Request, status: int, reason: str, who
     return ApiError(status, reason, code=code, headers=headers or None)
 
 
-async def authenticate(request: Request, permission: Permission) -> Caller:
+async def authenticate(request: Request, permission: Permission | None) -> Caller:
+    """The caller behind the key or session; 401/429/403 (each audited) when refused. With
+    permission None only identity is checked (pages that route each role to its own start)."""
     state = state_of(request)
     token = bearer(request)
     key: ApiKey | None = None
@@ -91,7 +93,7 @@ async def authenticate(request: Request, permission: Permission) -> Caller:
     if wait > 0:
         raise await _deny(state, request, 429, f"リクエストが多すぎます / rate limit exceeded for key {key.id}; retry in {wait:.1f} s",
                           principal.name, **{"Retry-After": str(max(1, round(wait)))})
-    if not may(principal, permission):
+    if permission is not None and not may(principal, permission):
         raise await _deny(state, request, 403,
                           f"role '{principal.role.value}' may not use '{permission.value}' (権限がありません)",
                           principal.name)

@@ -19,7 +19,7 @@ from sekisho.server.deps import AppState, audit_event, authenticate, state_of
 from sekisho.server.errors import ApiError
 from sekisho.answer.text import CITATION_RE, citation_numbers
 from sekisho.models.protocol import BackendError
-from sekisho.server.security import SESSION_COOKIE, SESSION_TTL_S, Caller, Permission
+from sekisho.server.security import SESSION_COOKIE, SESSION_TTL_S, Caller, Permission, may
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(include_in_schema=False)
@@ -43,7 +43,7 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
-async def page_caller(request: Request, permission: Permission) -> Caller | Response:
+async def page_caller(request: Request, permission: Permission | None) -> Caller | Response:
     """The caller, or the response to send instead: the login page for no session (htmx follows
     HX-Redirect), an explained 403 for a role without the right."""
     try:
@@ -69,15 +69,15 @@ def _me(caller: Caller) -> dict[str, Any]:
 
 @router.get("/")
 async def home(request: Request) -> Response:
-    caller = await page_caller(request, Permission.CHAT)
-    if isinstance(caller, Caller):
-        return RedirectResponse("/chat", status_code=303)
-    # Auditors cannot chat: send them where they may go.
-    try:
-        await authenticate(request, Permission.AUDIT)
-    except ApiError:
+    """Each role starts where it may work: ask, else review, else the audit log."""
+    caller = await page_caller(request, None)
+    if not isinstance(caller, Caller):
         return caller
-    return RedirectResponse("/audit", status_code=303)
+    for permission, page in ((Permission.CHAT, "/chat"), (Permission.REVIEW, "/reviews"), (Permission.AUDIT, "/audit")):
+        if may(caller.principal, permission):
+            return RedirectResponse(page, status_code=303)
+    return render(request, "error.html", status_code=403, title="権限がありません", heading="権限がありません / Forbidden",
+                  message="このキーで使える画面はありません。/ This key has no pages.")
 
 
 @router.get("/login")

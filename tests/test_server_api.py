@@ -251,3 +251,19 @@ def test_openapi_describes_the_api_and_its_bearer_key(live_server):
     assert not [p for p in spec["paths"] if not p.startswith(("/v1/", "/api/"))]  # UI pages stay out
     upload = spec["paths"]["/api/documents"]["post"]
     assert "multipart/form-data" in upload["requestBody"]["content"]
+
+
+def test_documents_uploaded_and_deleted_while_serving_show_up_in_search(live_server, ingested):
+    query = {"query": "図書館の貸出冊数", "k": 5}
+    with live_server.client("admin") as admin:
+        assert all("図書館" not in h["title"] for h in admin.post("/api/search", json=query).json()["hits"])
+        job = admin.post("/api/documents", files=[("files", ("toshokan.txt", (CITY / "toshokan.txt").read_bytes(),
+                                                              "text/plain"))]).json()
+        doc_id = wait_for_job(admin, job["id"])["files"][0]["document_id"]
+        assert any(h["document_id"] == doc_id for h in admin.post("/api/search", json=query).json()["hits"])
+        assert admin.delete(f"/api/documents/{doc_id}").json() == {"id": doc_id, "deleted": True}
+        assert all(h["document_id"] != doc_id for h in admin.post("/api/search", json=query).json()["hits"])
+        assert admin.delete(f"/api/documents/{doc_id}").status_code == 404
+    with live_server.client("auditor") as auditor:
+        kinds = [e["kind"] for e in auditor.get("/api/audit", params={"limit": 20}).json()["entries"]]
+    assert "document.delete" in kinds and "document.ingest" in kinds

@@ -130,3 +130,21 @@ def test_a_full_serve_queue_refuses_at_once(tmp_path):
 
     asyncio.run(scenario())
     runtime.close()
+
+
+def test_sessions_expire_and_close(monkeypatch):
+    import time as clock
+
+    from sekisho.server import security
+
+    sessions = security.Sessions()
+    sid = sessions.open("key1")
+    assert sessions.key_id(sid) == "key1"
+    sessions.close(sid)
+    assert sessions.key_id(sid) is None
+    old = [sessions.open("key2"), sessions.open("key3")]
+    later = clock.time() + security.SESSION_TTL_S + 1
+    monkeypatch.setattr(security.time, "time", lambda: later)
+    fresh = sessions.open("key4")  # prunes the two expired sessions without anyone asking for them
+    assert len(sessions._sessions) == 1 and sessions.key_id(fresh) == "key4"
+    assert all(sessions.key_id(s) is None for s in old)

@@ -79,8 +79,12 @@ class Sessions:
 
     def open(self, key_id: str) -> str:
         sid = secrets.token_urlsafe(32)
+        now = time.time()
         with self._lock:
-            self._sessions[sid] = (key_id, time.time() + SESSION_TTL_S)
+            # Expired sessions go when new ones come, so the table stays as large as the live ones.
+            for stale in [s for s, (_, expires) in self._sessions.items() if expires < now]:
+                del self._sessions[stale]
+            self._sessions[sid] = (key_id, now + SESSION_TTL_S)
         return sid
 
     def key_id(self, sid: str) -> str | None:

@@ -214,8 +214,9 @@ def _nice_max(v: float) -> float:
     return next(m * exp for m in (1, 2, 2.5, 5, 10) if m * exp >= v)
 
 
-def scatter(points: list[tuple[str, float, float, str]], *, x_label: str, y_label: str) -> str:
-    """Quality (y, 0-1) against a cost (x, from 0); points: (model, x, y, colour)."""
+def scatter(points: list[tuple[str, float, float, str, bool]], *, x_label: str, y_label: str) -> str:
+    """Quality (y, 0-1) against a cost (x, from 0); points: (label, x, y, colour, ran every task).
+    A model that ran only some tasks is drawn hollow: its overall is not comparable."""
     left, bottom, w, h = 56, 40, 330, 220
     xmax = _nice_max(max((p[1] for p in points), default=1.0) * 1.1)
     px = lambda v: left + w * v / xmax  # noqa: E731
@@ -230,8 +231,9 @@ def scatter(points: list[tuple[str, float, float, str]], *, x_label: str, y_labe
                      f'<text x="{left - 6}" y="{py(gy) + 4:.1f}" class="name">{gy:g}</text>')
     parts.append(f'<text x="{left + w / 2}" y="{h + bottom + 12}" class="tick">{_esc(x_label)}</text>')
     parts.append(f'<text x="14" y="{10 + h / 2}" class="tick" transform="rotate(-90 14 {10 + h / 2})">{_esc(y_label)}</text>')
-    for model, xv, yv, colour in points:
-        parts.append(f'<circle cx="{px(xv):.1f}" cy="{py(yv):.1f}" r="6" fill="{colour}"/>'
+    for model, xv, yv, colour, complete in points:
+        fill = f'fill="{colour}"' if complete else f'fill="#fff" stroke="{colour}" stroke-width="2"'
+        parts.append(f'<circle cx="{px(xv):.1f}" cy="{py(yv):.1f}" r="6" {fill}/>'
                      f'<text x="{px(xv) + 9:.1f}" y="{py(yv) + 4:.1f}" class="label">{_esc(model)}</text>')
     parts.append("</svg>")
     return "".join(parts)
@@ -276,7 +278,7 @@ pre{white-space:pre-wrap;word-break:break-all;background:#f6f8fa;padding:6px;mar
 {% endfor %}</table>
 <p class="meta">総合 = 各タスクの主指標（低いほど良い指標は 1−値）の平均。括弧内は 95% ブートストラップ信頼区間。
 <span class="en">Overall = mean of each task's headline metric (1 − value where lower is better); brackets: 95% bootstrap CI.</span></p>
-<p class="meta">エネルギー <span class="en">energy</span>: {% for m, p in s.performance.items() %}<b>{{ m }}</b>: <span class="{{ 'est' if p.energy_is_estimate else '' }}">{{ p.energy_label }}</span>{% if not loop.last %} · {% endif %}{% endfor %}</p>
+<p class="meta">エネルギー <span class="en">energy</span>: {% for label, ms in energy_labels.items() %}<span class="{{ 'est' if '推定' in label else '' }}">{{ label }}</span> ({{ ms|join(", ") }}){% if not loop.last %} · {% endif %}{% endfor %}</p>
 
 <h2>コストと品質 <span class="en">Cost vs quality</span></h2>
 <div class="charts">{{ energy_chart|safe }}{{ latency_chart|safe }}</div>
@@ -350,19 +352,25 @@ def render_html(s: dict[str, Any]) -> str:
             rows.append((m, c["mean"], lo, hi, colours[m]))
         task_charts[t["id"]] = bar_chart(rows, label=label(t["primary"])) if rows else ""
     scored = [o for o in s["overall"] if o["score"] is not None]
-    energy_points = [(o["model"], s["performance"][o["model"]]["energy_per_item_j"] or 0.0, o["score"], colours[o["model"]])
-                     for o in scored]
-    latency_points = [(o["model"], s["performance"][o["model"]]["latency_p50_s"] or 0.0, o["score"], colours[o["model"]])
-                      for o in scored]
+    n_tasks = len(s["tasks"])
+
+    def points(key: str) -> list[tuple[str, float, float, str, bool]]:
+        return [(o["model"] if o["tasks"] == n_tasks else f'{o["model"]} ({o["tasks"]}/{n_tasks})',
+                 s["performance"][o["model"]][key] or 0.0, o["score"], colours[o["model"]], o["tasks"] == n_tasks)
+                for o in scored]
+
+    energy_labels: dict[str, list[str]] = {}
+    for m, p in s["performance"].items():
+        energy_labels.setdefault(p["energy_label"], []).append(m)
     estimate = any(p["energy_is_estimate"] for p in s["performance"].values())
     env = Environment(autoescape=True)
     env.filters["basename"] = _basename
     return env.from_string(_TEMPLATE).render(
         s=s, fmt=_fmt, metric_label=label,
-        energy_chart=scatter(energy_points, x_label="エネルギー J/問 (energy per item)" + (" — 推定 estimate" if estimate else ""),
+        energy_chart=scatter(points("energy_per_item_j"), x_label="エネルギー J/問 (energy per item)" + (" — 推定 estimate" if estimate else ""),
                              y_label="総合 overall"),
-        latency_chart=scatter(latency_points, x_label="遅延 p50 秒 (latency p50, s)", y_label="総合 overall"),
-        task_charts=task_charts, task_metrics=task_metrics,
+        latency_chart=scatter(points("latency_p50_s"), x_label="遅延 p50 秒 (latency p50, s)", y_label="総合 overall"),
+        task_charts=task_charts, task_metrics=task_metrics, energy_labels=energy_labels,
     )
 
 

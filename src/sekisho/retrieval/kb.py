@@ -8,6 +8,7 @@ RRF needs no score calibration between BM25 and cosine, which have incomparable 
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,9 @@ from sekisho.retrieval.tokenize import Analyzer, analyzer, fts_query
 from sekisho.store import Chunk, Document, Hit, Store, open_store
 
 Mode = Literal["hybrid", "lexical", "dense"]
+
+# Shared by all knowledge bases in the process: one dense lookup per concurrent search.
+_search_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sekisho-dense")
 MODES: tuple[str, ...] = ("hybrid", "lexical", "dense")
 
 
@@ -101,14 +105,18 @@ class KnowledgeBase:
         depth = depth or self.fusion.depth
         query = unicodedata.normalize("NFKC", query).strip()
         terms = self.analyzer.tokenize(query) if query else []
+        dense_future = None
+        if mode in ("hybrid", "dense") and query:
+            # Embedding and the matrix product release the GIL: run them beside the BM25 query.
+            dense_future = _search_pool.submit(self._dense, query, depth, tags)
         lexical: list[tuple[str, float]] = []
-        dense: list[tuple[str, float]] = []
         if mode in ("hybrid", "lexical") and terms:
             lexical = self.store.lexical_search(fts_query(terms), depth, tags)
-        if mode in ("hybrid", "dense") and query:
-            vector = self.embedder.embed_queries([query])[0]
-            dense = self.store.vector_search(vector, depth, tags)
+        dense = dense_future.result() if dense_future else []
         return Candidates(terms, lexical, dense)
+
+    def _dense(self, query: str, depth: int, tags: Sequence[str] | None) -> list[tuple[str, float]]:
+        return self.store.vector_search(self.embedder.embed_queries([query])[0], depth, tags)
 
     def search(self, query: str, k: int = 5, tags: Sequence[str] | None = None, mode: Mode = "hybrid") -> list[Hit]:
         """The k best chunks for `query` that a principal with `tags` may see (None: no filter).

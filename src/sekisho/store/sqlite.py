@@ -345,6 +345,16 @@ class SQLiteStore:
         bm25() is lower-is-better; it is negated so the returned score is higher-is-better."""
         if not query.strip() or k <= 0:
             return []
+        if tags is None or "*" in tags:
+            # Rank inside FTS5 first and join only the top k: joining every match before sorting
+            # was 2x slower at 100k chunks (docs/benchmarks.md).
+            sql = (
+                "SELECT chunks.id, -f.score FROM (SELECT rowid, bm25(chunk_fts) AS score FROM chunk_fts "
+                "WHERE chunk_fts MATCH ? ORDER BY score LIMIT ?) f JOIN chunks ON chunks.rowid = f.rowid "
+                "ORDER BY f.score"
+            )
+            rows = self._conn().execute(sql, [query, k]).fetchall()
+            return [(r[0], float(r[1])) for r in rows]
         visible, params = _visible_doc_clause(tags)
         sql = (
             "SELECT chunks.id, -bm25(chunk_fts) AS score FROM chunk_fts "
@@ -415,22 +425,24 @@ class SQLiteStore:
             rowids = np.empty(count, dtype=np.int64)
             doc_index = np.empty(count, dtype=np.int32)
             matrix: np.ndarray | None = None
-            rows = conn.execute(
+            cursor = conn.execute(
                 "SELECT v.rowid, v.vector, c.doc_id FROM chunk_vectors v JOIN chunks c ON c.rowid = v.rowid "
                 "ORDER BY v.rowid"
             )
             n = 0
-            for rowid, blob, doc_id in rows:
-                vec = np.frombuffer(blob, dtype=np.float32)
+            # Batches keep the transient Python bytes small next to the matrix itself.
+            while batch := cursor.fetchmany(4096):
+                block = np.frombuffer(b"".join(r[1] for r in batch), dtype=np.float32).reshape(len(batch), -1)
                 if matrix is None:
-                    matrix = np.empty((count, vec.shape[0]), dtype=np.float32)
-                matrix[n] = vec
-                rowids[n] = rowid
-                if doc_id not in doc_pos:
-                    doc_pos[doc_id] = len(doc_ids)
-                    doc_ids.append(doc_id)
-                doc_index[n] = doc_pos[doc_id]
-                n += 1
+                    matrix = np.empty((count, block.shape[1]), dtype=np.float32)
+                matrix[n:n + len(batch)] = block
+                rowids[n:n + len(batch)] = [r[0] for r in batch]
+                for i, r in enumerate(batch, n):
+                    if r[2] not in doc_pos:
+                        doc_pos[r[2]] = len(doc_ids)
+                        doc_ids.append(r[2])
+                    doc_index[i] = doc_pos[r[2]]
+                n += len(batch)
         finally:
             conn.execute("COMMIT")
         if matrix is None:

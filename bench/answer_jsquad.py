@@ -217,7 +217,8 @@ def main() -> None:
     ap.add_argument("dataset", nargs="?", type=Path, default=DEFAULT)
     ap.add_argument("--backends", default="extractive")
     ap.add_argument("--limit", type=int, default=60, help="questions for LLM backends (a fixed random sample)")
-    ap.add_argument("--extractive-limit", type=int, default=0, help="questions for the extractive backend (0: all)")
+    ap.add_argument("--extractive-limit", type=int, default=0,
+                    help="questions for the extractive backend, a fixed random sample (0: all)")
     ap.add_argument("-k", type=int, default=3, help="passages retrieved in the open-domain setting")
     ap.add_argument("--embedder", default=RetrievalConfig().embedder)
     ap.add_argument("--store", type=Path, help="keep the open-domain index here; re-runs reuse it")
@@ -237,7 +238,8 @@ def main() -> None:
         backend = open_backend(settings, name)
         info = backend.info()
         extractive = info.kind == "extractive"
-        chosen = (items[: args.extractive_limit] if args.extractive_limit else items) if extractive else sample
+        subset = random.Random(1).sample(items, args.extractive_limit) if args.extractive_limit else items
+        chosen = subset if extractive else sample
         style = "grounded" if extractive else "short"
         result: dict = {"kind": info.kind, "model": info.model}
         if not extractive:

@@ -298,7 +298,8 @@ pre{white-space:pre-wrap;word-break:break-all;background:#f6f8fa;padding:6px;mar
 <h2>主な失敗例 <span class="en">Worst failures</span></h2>
 {% for t in s.tasks %}{% if s.failures[t.id] %}
 <h3>{{ t.title_ja }} <span class="en">{{ t.title_en }}</span></h3>
-{% for f in s.failures[t.id] %}<details><summary><b>{{ f.model }}</b> · {{ f.item_id }} · {{ metric_label(f.metric) }} = {{ fmt(f.value) }}{% if f.status != "ok" %} · <span class="badge">{{ f.status }}</span>{% endif %}</summary>
+{% for f in s.failures[t.id] %}<details><summary><b>{{ f.model }}</b> · {{ f.item_id }} · {{ metric_label(f.metric) }} = {{ fmt(f.value) }}{% if f.status != "ok" %} · <span class="badge">{{ f.status }}</span>{% endif %}
+ · <span class="ci">{{ (f.answer or "（空 / empty）")|replace("\n", " ")|truncate(48, true, "…") }}</span></summary>
 <div>質問・プロンプト <span class="en">prompt</span></div><pre>{{ f.prompt }}</pre>
 <div>回答 <span class="en">answer</span></div><pre>{{ f.answer or "（空 / empty）" }}</pre>
 <div>期待 <span class="en">expected</span></div><pre>{{ f.expected }}</pre>

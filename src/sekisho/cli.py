@@ -737,14 +737,6 @@ arena_app = typer.Typer(help="モデル評価アリーナ. Compare models on Jap
 app.add_typer(arena_app, name="arena")
 
 
-def _arena_fail(message: str, code: int = 1) -> typer.Exit:
-    """fail(), but never wrapped: paths in arena errors are long and scripts grep the line."""
-    from rich.markup import escape
-
-    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
-
-
 @arena_app.command("run")
 def arena_run(
     ctx: typer.Context,
@@ -769,10 +761,10 @@ def arena_run(
         summary = run_suite(settings_of(ctx), spec, names, out, limit=limit, data=data, tasks=only,
                             watts_per_core=watts_per_core, console=err)
     except (ArenaError, BackendError) as exc:
-        raise _arena_fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except KeyboardInterrupt:
-        raise _arena_fail(f"中断しました (interrupted): finished items are saved in {out}; run the same command to resume",
-                   130) from None
+        raise fail(f"中断しました (interrupted): finished items are saved in {out}; run the same command to resume",
+               130) from None
     console.print(f"完了 (done): {summary.done} 問を実行、{summary.skipped} 問は前回分を再利用 (resumed) · "
                   f"suite hash {summary.suite_hash}", highlight=False, soft_wrap=True)
     for line in summary.errors[:10]:
@@ -816,5 +808,5 @@ def arena_report(
     try:
         html, js = rebuild_report(run_dir)
     except ArenaError as exc:
-        raise _arena_fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(f"レポート (report): {html}  {js}", highlight=False, soft_wrap=True)

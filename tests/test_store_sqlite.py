@@ -217,3 +217,43 @@ def test_meta_values_persist(store, tmp_path):
     assert s.get_meta("embedder") == "use-m3"
     assert s.get_meta("missing") is None
     s.close()
+
+
+def test_reindex_lexical_rewrites_every_chunk_and_records_the_scheme(store):
+    store.replace_document(*make_doc("d1", ["apple banana", "cherry"], title="果物"))
+    store.replace_document(*make_doc("d2", ["durian"]))
+    generation = store.generation()
+    seen = []
+
+    def lexical_of(document, chunks):
+        seen.append((document.title, [c.id for c in chunks]))
+        return [f"{c.text} new{document.id}" for c in chunks]
+
+    assert store.reindex_lexical(lexical_of, "scheme-2") == 3
+    assert sorted(seen) == [("title", ["d2:0"]), ("果物", ["d1:0", "d1:1"])]
+    assert store.get_meta("lexical_scheme") == "scheme-2"
+    assert store.generation() > generation
+    assert sorted(cid for cid, _ in store.lexical_search('"newd1"', 5)) == ["d1:0", "d1:1"]
+    assert [cid for cid, _ in store.lexical_search('"durian"', 5)] == ["d2:0"]
+
+
+def test_reindex_lexical_failing_half_way_changes_nothing(store):
+    store.replace_document(*make_doc("d1", ["apple"]))
+    store.replace_document(*make_doc("d2", ["banana"]))
+
+    def lexical_of(document, chunks):
+        if document.id == "d2":
+            raise RuntimeError("analyser crashed")
+        return ["rewritten" for _ in chunks]
+
+    with pytest.raises(RuntimeError):
+        store.reindex_lexical(lexical_of, "scheme-2")
+    assert store.get_meta("lexical_scheme") is None
+    assert store.lexical_search('"rewritten"', 5) == []
+    assert [cid for cid, _ in store.lexical_search('"apple"', 5)] == ["d1:0"]
+
+
+def test_document_titles_without_text(store):
+    store.replace_document(*make_doc("d1", ["apple"], title="りんご"))
+    assert store.document_titles(["d1", "missing", "d1"]) == {"d1": "りんご"}
+    assert store.document_titles([]) == {}

@@ -16,7 +16,8 @@ from typing import Literal
 
 from sekisho.config import Settings, resolve_path
 from sekisho.retrieval.embed import Embedder, EmbedderError, load_embedder
-from sekisho.retrieval.tokenize import Analyzer, analyzer, fts_query
+from sekisho.retrieval.rerank import Rescorer, features, rescore
+from sekisho.retrieval.tokenize import Analyzer, analyzer, char_bigrams, fts_query
 from sekisho.store import Chunk, Document, Hit, Store, open_store
 
 Mode = Literal["hybrid", "lexical", "dense"]
@@ -42,6 +43,16 @@ class Fusion:
     depth: int = 100  # candidates taken from each list before fusing
 
 
+# What the BM25 index holds (Analyzer.index_terms). Stores indexed under another scheme are
+# re-tokenised when opened (text only, no re-embedding): see KnowledgeBase._upgrade_lexical_index.
+LEXICAL_SCHEME = "sudachi-B-normalized+cjk-bigrams"
+
+NO_RESCORING = Rescorer(weights=(0.0,) * 8, bias=0.0, depth=0)
+# Fitted per embedder (its cosines have its own scale) by bench/retrieval_jsquad.py on the
+# questions of alternate JSQuAD articles only, with rerank.fit_logistic (label: the candidate is
+# the gold paragraph); measured on the other articles (docs/benchmarks.md, ## Retrieval).
+RESCORERS: dict[str, Rescorer] = {}
+
 A_PRIORI = Fusion(rrf_k=60.0, lexical_weight=1.0, dense_weight=1.0)
 
 
@@ -52,10 +63,10 @@ class Candidates:
     dense: list[tuple[str, float]]  # (chunk id, cosine), best first
 
 
-def _passage_text(document: Document, chunk: Chunk) -> str:
+def _passage_text(title: str, chunk: Chunk) -> str:
     """What gets indexed for a chunk: its text preceded by the document title and heading path,
     so a chunk that never repeats its subject ("the fee is 300 yen") is still found by it."""
-    context = [document.title, *chunk.location.heading]
+    context = [title, *chunk.location.heading]
     prefix = " / ".join(p for p in context if p)
     body = chunk.norm_text
     return f"{unicodedata.normalize('NFKC', prefix)}\n{body}" if prefix else body
@@ -63,14 +74,16 @@ def _passage_text(document: Document, chunk: Chunk) -> str:
 
 class KnowledgeBase:
     def __init__(self, store: Store, embedder_name: str, *, analyzer_: Analyzer | None = None,
-                 fusion: Fusion | None = None):
+                 fusion: Fusion | None = None, rescorer: Rescorer | None = None):
         self.store = store
         self.embedder_name = embedder_name
         self.analyzer = analyzer_ or analyzer()
         self.fusion = fusion or Fusion()
+        self.rescorer = rescorer or RESCORERS.get(embedder_name, NO_RESCORING)
         self._embedder: Embedder | None = None
         self._embedder_lock = threading.Lock()
         self._check_embedder_matches_store()
+        self._upgrade_lexical_index()
 
     def _check_embedder_matches_store(self) -> None:
         stored = self.store.get_meta("embedder")
@@ -79,6 +92,19 @@ class KnowledgeBase:
                 f"the store was indexed with embedder {stored!r} but {self.embedder_name!r} is "
                 "configured; set retrieval.embedder back or re-ingest into a new store"
             )
+
+    def _upgrade_lexical_index(self) -> None:
+        """A store written before the current lexical scheme (e.g. Sudachi terms only) gets its
+        BM25 text rebuilt from the stored chunks in one transaction; a new store just records it."""
+        if self.store.get_meta("lexical_scheme") == LEXICAL_SCHEME:
+            return
+        self.store.reindex_lexical(
+            lambda document, chunks: [self._lexical_text(_passage_text(document.title, c)) for c in chunks],
+            LEXICAL_SCHEME,
+        )
+
+    def _lexical_text(self, passage: str) -> str:
+        return " ".join(self.analyzer.index_terms(passage))
 
     @property
     def embedder(self) -> Embedder:
@@ -93,8 +119,8 @@ class KnowledgeBase:
 
     def index(self, document: Document, chunks: Sequence[Chunk]) -> None:
         """Tokenise and embed the chunks, then replace the document in one store transaction."""
-        texts = [_passage_text(document, c) for c in chunks]
-        lexical = [" ".join(self.analyzer.tokenize(t)) for t in texts]
+        texts = [_passage_text(document.title, c) for c in chunks]
+        lexical = [self._lexical_text(t) for t in texts]
         vectors = self.embedder.embed_passages(texts)
         if self.store.get_meta("embedder") != self.embedder_name:
             self.store.set_meta("embedder", self.embedder_name)
@@ -119,7 +145,7 @@ class KnowledgeBase:
             dense_future = _search_pool.submit(self._dense, query, depth, tags)
         lexical: list[tuple[str, float]] = []
         if mode in ("hybrid", "lexical") and terms:
-            lexical = self.store.lexical_search(fts_query(terms), depth, tags)
+            lexical = self.store.lexical_search(fts_query(terms + char_bigrams(query)), depth, tags)
         dense = dense_future.result() if dense_future else []
         return Candidates(terms, lexical, dense)
 
@@ -138,8 +164,25 @@ class KnowledgeBase:
         elif mode == "dense":
             ranked = found.dense[:k]
         else:
-            ranked = fuse(found.lexical, found.dense, self.fusion)[:k]
+            ranked = self.rescored(query, found, fuse(found.lexical, found.dense, self.fusion))[:k]
         return self._hits(ranked, found.lexical, found.dense, found.terms)
+
+    def rescored(self, query: str, found: Candidates, fused: list[tuple[str, float]],
+                 rescorer: Rescorer | None = None) -> list[tuple[str, float]]:
+        """The fused list with its head re-ordered by the second-stage model (rerank.py)."""
+        rescorer = rescorer or self.rescorer
+        if not rescorer.depth or not fused:
+            return fused
+        head = fused[: rescorer.depth]
+        matrix = features(unicodedata.normalize("NFKC", query), found.terms, head, found.lexical, found.dense,
+                          self.passages([cid for cid, _ in head]))
+        return rescore(rescorer, fused, matrix)
+
+    def passages(self, chunk_ids: Sequence[str]) -> dict[str, str]:
+        """chunk id -> the text indexed for it (title, headings, body)."""
+        chunks = self.store.chunks_by_id(chunk_ids)
+        titles = self.store.document_titles(c.doc_id for c in chunks)
+        return {c.id: _passage_text(titles.get(c.doc_id, ""), c) for c in chunks}
 
     def _hits(self, ranked, lexical, dense, terms: list[str]) -> list[Hit]:
         lexical_rank = {cid: i for i, (cid, _) in enumerate(lexical, 1)}

@@ -6,7 +6,7 @@ several servers can share one database. Nothing outside store/ writes SQL.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -21,6 +21,9 @@ class Store(Protocol):
 
     def documents(self) -> list[Document]: ...
 
+    def document_titles(self, doc_ids: Iterable[str]) -> dict[str, str]:
+        """doc id -> title for the ids that exist, without the documents' text."""
+
     def replace_document(
         self,
         document: Document,
@@ -30,6 +33,10 @@ class Store(Protocol):
     ) -> None:
         """Atomically replace any document with the same id by this one, its chunks, their
         pre-tokenised lexical text and their embeddings: either all of it lands or none does."""
+
+    def reindex_lexical(self, lexical_of: Callable[[Document, list[Chunk]], list[str]], scheme: str) -> int:
+        """Atomically rewrite every chunk's lexical text and record the scheme (meta
+        'lexical_scheme'); returns how many chunks were rewritten."""
 
     def delete_document(self, doc_id: str) -> None: ...
 

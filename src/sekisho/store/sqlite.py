@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -240,6 +240,12 @@ class SQLiteStore:
         row = self._conn().execute(f"SELECT {_DOC_COLUMNS} FROM documents WHERE id = ?", (doc_id,)).fetchone()
         return _document(row) if row else None
 
+    def document_titles(self, doc_ids: Iterable[str]) -> dict[str, str]:
+        """Titles without loading the documents' text (search re-scoring needs only these)."""
+        ids = list(dict.fromkeys(doc_ids))
+        marks = ",".join("?" * len(ids))
+        return dict(self._conn().execute(f"SELECT id, title FROM documents WHERE id IN ({marks})", ids)) if ids else {}
+
     def documents(self) -> list[Document]:
         rows = self._conn().execute(f"SELECT {_DOC_COLUMNS} FROM documents ORDER BY path").fetchall()
         return [_document(r) for r in rows]
@@ -298,6 +304,38 @@ class SQLiteStore:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+
+    def reindex_lexical(self, lexical_of: Callable[[Document, list[Chunk]], list[str]], scheme: str) -> int:
+        """Rewrite every chunk's lexical text with `lexical_of(document, its chunks)` and record
+        `scheme` under the meta key 'lexical_scheme', in one transaction: a store whose index was
+        built by an older analyser moves forward without re-embedding. Returns the chunks rewritten."""
+        with self._write_lock:
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                rewritten = 0
+                docs = [_document(r) for r in conn.execute(f"SELECT {_DOC_COLUMNS} FROM documents").fetchall()]
+                for document in docs:
+                    rows = conn.execute(
+                        f"SELECT rowid, {_CHUNK_COLUMNS} FROM chunks WHERE doc_id = ? ORDER BY ordinal",
+                        (document.id,),
+                    ).fetchall()
+                    texts = lexical_of(document, [_chunk(r[1:]) for r in rows])
+                    conn.executemany("DELETE FROM chunk_fts WHERE rowid = ?", [(r[0],) for r in rows])
+                    conn.executemany("INSERT INTO chunk_fts(rowid, tokens) VALUES (?, ?)",
+                                     [(r[0], t) for r, t in zip(rows, texts, strict=True)])
+                    rewritten += len(rows)
+                conn.execute(
+                    "INSERT INTO meta(key, value) VALUES ('lexical_scheme', ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (scheme,),
+                )
+                self._bump_generation(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return rewritten
 
     def delete_document(self, doc_id: str) -> None:
         with self._write_lock:

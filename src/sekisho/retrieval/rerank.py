@@ -1,0 +1,130 @@
+"""Second stage of hybrid search: re-score the top of the fused list with a few explainable features.
+
+Reciprocal-rank fusion only sees ranks. Looking at the candidates themselves separates a passage
+that contains the question's phrases from one that merely shares a few frequent words: how many of
+the query's terms and character pairs it contains, the longest stretch of the question it contains
+verbatim, and how strong each retriever's own score was relative to its best. A logistic model over
+these features (weights below) orders the top `depth` fused candidates; the rest keep their order
+behind them. Costs a few milliseconds: substring tests over `depth` passages of a few hundred
+characters, no model call.
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from sekisho.retrieval.tokenize import char_bigrams
+
+FEATURES: tuple[str, ...] = (
+    "fused",  # the RRF score the candidate came with
+    "lexical_rr",  # 1 / BM25 rank (0 when BM25 did not return it)
+    "dense_rr",  # 1 / dense rank (0 when absent)
+    "bm25_rel",  # BM25 score / the best BM25 score for this query (0 when absent)
+    "cosine_gap",  # cosine - the best cosine for this query (the worst returned when absent)
+    "term_cover",  # share of the query's distinct analyser terms found in the passage
+    "gram_cover",  # share of the query's distinct character pairs found in the passage
+    "lcs_ratio",  # longest query substring found verbatim in the passage / query length
+)
+
+
+@dataclass(frozen=True)
+class Rescorer:
+    """Logistic weights over FEATURES (same order) and the number of fused candidates re-scored.
+
+    depth=0 turns re-scoring off (plain fusion)."""
+
+    weights: tuple[float, ...]
+    bias: float
+    depth: int = 30
+
+    def __post_init__(self) -> None:
+        if len(self.weights) != len(FEATURES):
+            raise ValueError(f"a Rescorer needs {len(FEATURES)} weights ({', '.join(FEATURES)}), got {len(self.weights)}")
+
+
+def _normal(text: str) -> str:
+    return "".join(unicodedata.normalize("NFKC", text).lower().split())
+
+
+def longest_common_substring(query: str, text: str) -> int:
+    """Length of the longest substring of `query` that occurs in `text`. Grows the best length
+    found so far from each start, so it costs about len(query) substring searches in C."""
+    best = 0
+    for i in range(len(query)):
+        length = best + 1
+        while i + length <= len(query) and query[i:i + length] in text:
+            best = length
+            length += 1
+    return best
+
+
+def features(query: str, terms: Sequence[str], candidates: Sequence[tuple[str, float]],
+             lexical: Sequence[tuple[str, float]], dense: Sequence[tuple[str, float]],
+             passages: dict[str, str]) -> np.ndarray:
+    """(len(candidates), len(FEATURES)) for fused `candidates` (chunk id, RRF score). `passages`
+    maps chunk id to the text that was indexed for it (title, headings, body)."""
+    q = _normal(query)
+    query_terms = {_normal(t) for t in terms if t.strip()}
+    query_grams = set(char_bigrams(q))
+    lexical_rank = {cid: i for i, (cid, _) in enumerate(lexical, 1)}
+    dense_rank = {cid: i for i, (cid, _) in enumerate(dense, 1)}
+    bm25 = dict(lexical)
+    cosine = dict(dense)
+    best_bm25 = max((s for _, s in lexical), default=0.0)
+    best_cos = max((s for _, s in dense), default=0.0)
+    worst_cos = min((s for _, s in dense), default=0.0)
+    out = np.zeros((len(candidates), len(FEATURES)), dtype=np.float64)
+    for row, (cid, fused) in enumerate(candidates):
+        text = _normal(passages.get(cid, ""))
+        grams = set(char_bigrams(text))
+        out[row] = (
+            fused,
+            1.0 / lexical_rank[cid] if cid in lexical_rank else 0.0,
+            1.0 / dense_rank[cid] if cid in dense_rank else 0.0,
+            bm25[cid] / best_bm25 if cid in bm25 and best_bm25 > 0 else 0.0,
+            cosine.get(cid, worst_cos) - best_cos,
+            sum(t in text for t in query_terms) / len(query_terms) if query_terms else 0.0,
+            len(query_grams & grams) / len(query_grams) if query_grams else 0.0,
+            longest_common_substring(q, text) / len(q) if q else 0.0,
+        )
+    return out
+
+
+def rescore(rescorer: Rescorer, candidates: Sequence[tuple[str, float]], matrix: np.ndarray) -> list[tuple[str, float]]:
+    """The first `rescorer.depth` candidates ordered by the model's probability (returned as the
+    score), followed by the rest in their fused order with scores below every re-scored one."""
+    head = list(candidates[: rescorer.depth])
+    if not head:
+        return []
+    logits = matrix[: len(head)] @ np.asarray(rescorer.weights) + rescorer.bias
+    probabilities = 1.0 / (1.0 + np.exp(-np.clip(logits, -50, 50)))
+    order = sorted(range(len(head)), key=lambda i: -probabilities[i])
+    ranked = [(head[i][0], float(probabilities[i])) for i in order]
+    floor = min(p for _, p in ranked)
+    tail = candidates[rescorer.depth:]
+    # Below the last re-scored candidate, in fused order: a score still decreases with rank.
+    ranked += [(cid, floor * math.exp(-(i + 1))) for i, (cid, _) in enumerate(tail)]
+    return ranked
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, iterations: int = 50) -> tuple[np.ndarray, float]:
+    """Weights and bias of an L2-regularised logistic regression by Newton's method (how the
+    shipped weights were fitted; benchmarks call it on their tuning split only)."""
+    design = np.hstack([x, np.ones((x.shape[0], 1))])
+    w = np.zeros(design.shape[1])
+    penalty = l2 * np.eye(design.shape[1])
+    penalty[-1, -1] = 0.0  # the bias is not shrunk
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-np.clip(design @ w, -50, 50)))
+        gradient = design.T @ (p - y) + penalty @ w
+        hessian = (design * (p * (1 - p))[:, None]).T @ design + penalty
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w[:-1], float(w[-1])

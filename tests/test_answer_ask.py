@@ -47,6 +47,18 @@ def test_extractive_answer_quotes_the_document_and_cites_its_file(settings, kb):
     assert answer.hits[citation.n - 1].chunk.id == citation.chunk_id
 
 
+def test_readme_question_gets_every_fee_from_the_fee_table(settings, kb):
+    # The README's quick-start question. The fee lines under "## 手数料" never repeat the words of
+    # the question; the answer must still be that table, whole, not the page's introduction.
+    backend = open_backend(settings, "extractive")
+    answer = ask("住民票の写しの交付手数料はいくらですか？", kb=kb, complete=backend.complete, k=5)
+    for fee in ("窓口（市民課・支所）：1通300円", "コンビニ交付：1通200円", "郵送請求：1通300円"):
+        assert fee in answer.text
+    (citation,) = answer.citations
+    assert citation.path.endswith("juminhyo.md") and "手数料" in citation.location
+    assert answer.faithfulness.faithful
+
+
 def test_question_the_documents_do_not_answer_gets_not_found(kb, settings):
     answer = ask("火星探査機の打ち上げ予定日は？", kb=kb, complete=open_backend(settings, "extractive").complete)
     assert answer.not_found and answer.text == "資料に記載がありません"

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from sekisho.answer import ask, ask_stream, build_request
 from sekisho.cli import app
-from sekisho.config import BackendConfig, RetrievalConfig, Settings, StoreConfig
+from sekisho.audit import AuditLog
+from sekisho.config import BackendConfig, RetrievalConfig, Settings, StoreConfig, load_settings
 from sekisho.ingest import ingest_paths
 from sekisho.models import open_backend
 from sekisho.retrieval import open_knowledge_base
@@ -95,6 +96,13 @@ def test_cli_ask_prints_answer_sources_and_json(settings, tmp_path, monkeypatch)
     result = runner.invoke(app, ["--config", str(config), "ask", "代理人が請求するには何が必要ですか", "--json"])
     data = json.loads(result.output)
     assert data["citations"][0]["path"].endswith("juminhyo.md") and data["faithfulness"]["faithful"] is True
+    # The CLI goes through the governance Gateway: the answer it printed is on the audit chain.
+    audit = AuditLog.from_settings(load_settings(config))
+    entry = audit.get(data["audit_seq"])
+    assert entry.record["status"] == "ok" and entry.record["backend"]["used"] == "extractive"
+    assert [h["chunk_id"] for h in data["passages"]] == entry.record["chunk_ids"]
+    assert audit.verify().ok
+    audit.close()
     result = runner.invoke(app, ["--config", str(config), "ask", "質問", "--model", "nope"])
     assert result.exit_code == 1 and "unknown backend 'nope'" in result.output
 

@@ -179,15 +179,6 @@ def models_command(
     if any(row["ok"] is False for row in rows):
         raise typer.Exit(1)
 
-def _model_call(settings: Settings, name: str | None):
-    """The one place `ask` gets its model call: (backend, stream callable). Routing through the
-    governance Gateway replaces this body, nothing else."""
-    from sekisho.models import open_backend
-
-    backend = open_backend(settings, name)
-    return backend, backend.stream
-
-
 @app.command("ask")
 def ask_command(
     ctx: typer.Context,
@@ -197,13 +188,20 @@ def ask_command(
     tag: Annotated[Optional[list[str]], typer.Option("--tag", help="この閲覧タグの文書だけ (access tags)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON で出力 (one object)")] = False,
 ) -> None:
-    """知識ベースに質問し、出典付きで回答. Ask the knowledge base; answer with sources and support check."""
+    """知識ベースに質問し、出典付きで回答. Ask the knowledge base; answer with sources and support check.
+
+    The question goes through the same governance Gateway as the HTTP API: guards on the question
+    and the retrieved passages, masking or routing per policy, output checks, review holds, audit."""
+    import dataclasses
     import json
     import sys
 
     from rich.markup import escape
 
-    from sekisho.answer import Answer, ask_stream
+    from sekisho.audit import AuditError, SigningKeyError
+    from sekisho.guard.gateway import Gateway
+    from sekisho.guard.policy import PolicyError
+    from sekisho.guard.roles import cli_principal
     from sekisho.models import BackendError
     from sekisho.retrieval import EmbedderError, open_knowledge_base
     from sekisho.store import StoreError
@@ -211,32 +209,45 @@ def ask_command(
     if not question.strip():
         raise fail("質問が空です (the question is empty)")
     settings = settings_of(ctx)
+    principal = cli_principal()
+    if tag:
+        principal = dataclasses.replace(principal, tags=tuple(tag))
+    errors = (BackendError, EmbedderError, StoreError, PolicyError, AuditError, SigningKeyError, OSError)
     try:
-        backend, stream = _model_call(settings, model)
+        gateway = Gateway(settings)
         kb = open_knowledge_base(settings)
-    except (BackendError, EmbedderError, StoreError, OSError) as exc:
+    except errors as exc:
         raise fail(str(exc)) from None
-    answer: Answer | None = None
     try:
-        pieces = ask_stream(question, kb=kb, stream=stream, model=backend.info().name,
-                            count_tokens=backend.count_tokens, k=k, tags=tag or None)
-        for item in pieces:
-            if isinstance(item, Answer):
-                answer = item
-            elif not as_json:
-                sys.stdout.write(item)
+        governed = gateway.ask_stream(question, principal=principal, backend=model or settings.models.default,
+                                      kb=kb, k=k)
+        for piece in governed:
+            if not as_json:
+                sys.stdout.write(piece)
                 sys.stdout.flush()
-        empty = answer is not None and not answer.hits and not kb.store.documents()
-    except (BackendError, EmbedderError, StoreError) as exc:
+        result = governed.result
+        empty = not kb.store.documents()
+    except errors as exc:
         raise fail(str(exc)) from None
     finally:
         kb.close()
-    assert answer is not None  # ask_stream always ends with the Answer
+    if result.status != "ok":
+        if as_json:
+            print(json.dumps({"question": question, "status": result.status, "message": result.message,
+                              "review_id": result.review_id, "audit_seq": result.audit_seq,
+                              "findings": [f.to_json() for f in result.findings]}, ensure_ascii=False, indent=2))
+        else:
+            print()
+            err.print(f"[yellow]{escape(result.message)}[/yellow]", highlight=False, soft_wrap=True)
+        raise typer.Exit(0 if result.status == "held" else 1)
+    answer = result.answer
     report = answer.faithfulness
     if as_json:
-        print(json.dumps(_answer_json(answer), ensure_ascii=False, indent=2))
+        print(json.dumps({**_answer_json(answer), "backend": result.backend, "audit_seq": result.audit_seq,
+                          "guard": [f.to_json() for f in result.findings]}, ensure_ascii=False, indent=2))
         return
     print()
+    console.print(f"[dim]監査記録 (audit record) #{result.audit_seq} · {escape(result.backend)}[/dim]", highlight=False)
     if empty:
         err.print("文書がまだありません (the knowledge base is empty): `sekisho ingest PATH` で追加してください。")
     if answer.citations:

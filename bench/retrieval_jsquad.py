@@ -161,7 +161,7 @@ def main() -> None:
     feats = [features(questions[i].text, found_all[i].terms, heads[i], lexical[i], dense[i], passages)
              for i in everything]
     feature_ms = 1000 * (time.perf_counter() - t) / len(questions)
-    doc_paths([cid for h in heads for cid, _ in h])  # fill path_of for the labels
+    doc_paths([item for h in heads for item in h])  # fill path_of for the labels
     x = np.vstack([feats[i] for i in tune])
     y = np.array([float(path_of[cid] == golds[i]) for i in tune for cid, _ in heads[i]])
     w, b = fit_logistic(x, y)

@@ -32,13 +32,14 @@ class Fusion:
     """Weighted reciprocal-rank fusion parameters.
 
     The textbook RRF (k=60, equal weights; Cormack et al. 2009) let the dense list pull correct
-    BM25 top hits down on JSQuAD: hybrid R@1 0.842 against 0.911 for these values, which were chosen
-    on one half of the JSQuAD articles and measured on the other (docs/benchmarks.md, ## Retrieval).
-    A small k and a double lexical weight keep a BM25 first place unless the dense list agrees on
-    something else, and still let dense results fill the ranks BM25 misses."""
+    BM25 top hits down on JSQuAD: hybrid R@1 0.846 against 0.930 for these values, which were chosen
+    on one half of the JSQuAD articles and measured on the other, with the use-m3 embedder and the
+    Sudachi + character-pair BM25 index (docs/benchmarks.md, ## Retrieval). A small k and a triple
+    lexical weight keep a BM25 first place unless the dense list agrees on something else, and
+    still let dense results fill the ranks BM25 misses."""
 
     rrf_k: float = 1.0
-    lexical_weight: float = 2.0
+    lexical_weight: float = 3.0
     dense_weight: float = 1.0
     depth: int = 100  # candidates taken from each list before fusing
 
@@ -51,7 +52,11 @@ NO_RESCORING = Rescorer(weights=(0.0,) * 8, bias=0.0, depth=0)
 # Fitted per embedder (its cosines have its own scale) by bench/retrieval_jsquad.py on the
 # questions of alternate JSQuAD articles only, with rerank.fit_logistic (label: the candidate is
 # the gold paragraph); measured on the other articles (docs/benchmarks.md, ## Retrieval).
-RESCORERS: dict[str, Rescorer] = {}
+# e5-small has none yet: its full-corpus run did not finish on the shared machine.
+RESCORERS: dict[str, Rescorer] = {
+    # bench/retrieval_jsquad.py --embedder use-m3: 2,731 tuning questions x top 30, Newton, L2 1e-3.
+    "use-m3": Rescorer(weights=(-3.5386, 8.1354, 2.6827, 5.5766, 3.6422, 2.9207, 0.0614, 2.8239), bias=-9.7815),
+}
 
 A_PRIORI = Fusion(rrf_k=60.0, lexical_weight=1.0, dense_weight=1.0)
 
@@ -155,7 +160,8 @@ class KnowledgeBase:
     def search(self, query: str, k: int = 5, tags: Sequence[str] | None = None, mode: Mode = "hybrid") -> list[Hit]:
         """The k best chunks for `query` that a principal with `tags` may see (None: no filter).
 
-        Hit.score is the fused RRF score in hybrid mode, BM25 in lexical mode, cosine in dense."""
+        Hit.score is, in hybrid mode, the second-stage probability for the re-scored head (the
+        fused RRF score when the embedder has no rescorer); BM25 in lexical mode, cosine in dense."""
         if k <= 0:
             return []
         found = self.candidates(query, depth=max(self.fusion.depth, k), tags=tags, mode=mode)

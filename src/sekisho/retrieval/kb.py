@@ -150,7 +150,10 @@ class KnowledgeBase:
             dense_future = _search_pool.submit(self._dense, query, depth, tags)
         lexical: list[tuple[str, float]] = []
         if mode in ("hybrid", "lexical") and terms:
-            lexical = self.store.lexical_search(fts_query(terms + char_bigrams(query)), depth, tags)
+            # Character pairs rank candidates for fusion; an explicit lexical search stays a
+            # whole-word search (水曜日 must not find 月曜日 through their shared 曜日).
+            pairs = char_bigrams(query) if mode == "hybrid" else []
+            lexical = self.store.lexical_search(fts_query(terms + pairs), depth, tags)
         dense = dense_future.result() if dense_future else []
         return Candidates(terms, lexical, dense)
 

@@ -52,8 +52,14 @@ NO_RESCORING = Rescorer(weights=(0.0,) * 8, bias=0.0, depth=0)
 # Fitted per embedder (its cosines have its own scale) by bench/retrieval_jsquad.py on the
 # questions of alternate JSQuAD articles only, with rerank.fit_logistic (label: the candidate is
 # the gold paragraph); measured on the other articles (docs/benchmarks.md, ## Retrieval).
-# e5-small has none yet: its full-corpus run did not finish on the shared machine.
+# The fusion each rescorer was fitted behind (chosen on the same tuning half, same bench run).
+FUSIONS: dict[str, Fusion] = {
+    "e5-small": Fusion(rrf_k=1.0, lexical_weight=1.4),
+    "use-m3": Fusion(rrf_k=1.0, lexical_weight=3.0),
+}
 RESCORERS: dict[str, Rescorer] = {
+    # bench/retrieval_jsquad.py --embedder e5-small: 2,731 tuning questions x top 30, Newton, L2 1e-3.
+    "e5-small": Rescorer(weights=(-7.4733, 7.4295, 5.1802, 4.1615, 54.7351, 1.5185, -0.3275, 3.5133), bias=-7.0585),
     # bench/retrieval_jsquad.py --embedder use-m3: 2,731 tuning questions x top 30, Newton, L2 1e-3.
     "use-m3": Rescorer(weights=(-3.5386, 8.1354, 2.6827, 5.5766, 3.6422, 2.9207, 0.0614, 2.8239), bias=-9.7815),
 }
@@ -83,7 +89,7 @@ class KnowledgeBase:
         self.store = store
         self.embedder_name = embedder_name
         self.analyzer = analyzer_ or analyzer()
-        self.fusion = fusion or Fusion()
+        self.fusion = fusion or FUSIONS.get(embedder_name, Fusion())
         self.rescorer = rescorer or RESCORERS.get(embedder_name, NO_RESCORING)
         self._embedder: Embedder | None = None
         self._embedder_lock = threading.Lock()

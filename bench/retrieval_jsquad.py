@@ -127,7 +127,7 @@ def main() -> None:
         "lexical (Sudachi + FTS5 BM25)": metrics([doc_paths(lexical[i][:30]) for i in everything], golds),
         "dense": metrics([doc_paths(dense[i][:30]) for i in everything], golds),
         "hybrid RRF k=60 1:1 (a priori)": metrics(hybrid(A_PRIORI, everything), golds),
-        "hybrid, product default fusion": metrics(hybrid(Fusion(), everything), golds),
+        "hybrid, product default fusion": metrics(hybrid(kb.fusion, everything), golds),
     }
     for name, m in results.items():
         print(f"{name:34s} {fmt(m)}")

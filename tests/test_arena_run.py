@@ -177,26 +177,28 @@ def test_interrupted_run_resumes_without_redoing_items(tmp_path, monkeypatch):
 def test_killed_subprocess_loses_nothing(tmp_path):
     run_dir = tmp_path / "run"
     command = [SEKISHO, "arena", "run", str(SUITE), "--data", str(FIXTURES),
-               "--tasks", "refusal", "--limit", "8", "--out", str(run_dir)]
+               "--tasks", "refusal", "--limit", "16", "--out", str(run_dir)]
     env = {**os.environ, "SEKISHO_CONFIG": "", "SEKISHO_RETRIEVAL__EMBEDDER": EMBEDDER}
     proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
-            if (run_dir / "results.sqlite").exists() and len(_rows(run_dir)) >= 2:
+            # Kill at the first stored item: an extractive item takes ~15 ms, so polling slower
+            # than that lets a quiet machine finish the whole run before the kill.
+            if (run_dir / "results.sqlite").exists() and _rows(run_dir):
                 break
-            time.sleep(0.1)
+            time.sleep(0.005)
         assert proc.poll() is None, "the run finished before it could be killed"
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait()
     before = _rows(run_dir)
-    assert 2 <= len(before) < 8
+    assert 1 <= len(before) < 16
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert f"{len(before)} 問は前回分を再利用" in done.stdout
     after = _rows(run_dir)
-    assert len(after) == 8
+    assert len(after) == 16
     assert [r for r in after if r in before] == before
 
 

@@ -154,8 +154,8 @@ def _judge(
     units = content_units(sentence)
     if not units:
         return 1.0, ()
-    total = sum(idf(u) for u in units)
-    support = sum(idf(u) for u in units if u in ev.units) / total if total else 1.0
+    total = math.fsum(idf(u) for u in units)
+    support = math.fsum(idf(u) for u in units if u in ev.units) / total if total else 1.0
     missing = [n for n in sorted(numbers(sentence)) if n not in ev.numbers]
     missing += [e for e in sorted(named_entities(sentence)) if e not in ev.text]
     missing += _novel_runs(sentence, ev.units, min_new_term)

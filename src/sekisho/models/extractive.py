@@ -218,11 +218,11 @@ def extract(question: str, passages: Sequence[Passage]) -> Extraction | None:
     n = len(sents)
     df = Counter(g for s in sents for g in s.grams & q_grams)
     idf = {g: math.log((n + 1) / (df[g] + 0.5)) for g in q_grams}
-    total = sum(idf.values())
+    total = math.fsum(idf.values())
     kind = answer_type(question)
 
     def overlap(s: _Sentence) -> float:
-        return sum(idf[g] for g in s.grams & q_grams) / total
+        return math.fsum(idf[g] for g in s.grams & q_grams) / total
 
     scored = []
     for s in sents:

@@ -11,19 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
-import unicodedata
 from pathlib import Path
 
+from sekisho.arena.scorers import normalize_answer
 from sekisho.models.extractive import extract
 from sekisho.models.protocol import Passage
 
 DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "jsquad" / "valid-v1.3.json"
-
-
-def _norm(text: str) -> str:
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
 
 
 def main() -> None:
@@ -39,10 +34,10 @@ def main() -> None:
     started = time.perf_counter()
     for title, body, question, golds in items:
         found = extract(question, [Passage(1, "gold", title, body)])
-        answer = _norm(found.render(question)) if found else ""
+        answer = normalize_answer(found.render(question)) if found else ""
         not_found += found is None
         chars += len(answer)
-        contained += any(_norm(g) in answer for g in golds)
+        contained += any(normalize_answer(g) in answer for g in golds)
     elapsed = time.perf_counter() - started
     result = {"questions": len(items), "contains_gold": round(contained / len(items), 4),
               "avg_chars": round(chars / len(items), 1), "not_found": round(not_found / len(items), 4),

@@ -226,7 +226,8 @@ def ask_command(
                 sys.stdout.write(piece)
                 sys.stdout.flush()
         result = governed.result
-        empty = not kb.store.documents()
+        # Only an answer with no hits needs to know why; listing documents on every ask is waste.
+        empty = result.answer is not None and not result.answer.hits and not kb.store.documents()
     except errors as exc:
         raise fail(str(exc)) from None
     finally:

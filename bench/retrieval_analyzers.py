@@ -25,7 +25,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from retrieval_common import DEFAULT_JSQUAD, bigrams, dedupe, fmt, load_jsquad, metrics  # noqa: E402
 
-from sekisho.retrieval import fts_query  # noqa: E402
 from sekisho.retrieval.tokenize import DROPPED_POS, Analyzer  # noqa: E402
 from sekisho.store import Chunk, Document, Location, open_store  # noqa: E402
 
@@ -76,7 +75,7 @@ def run_fts(name, terms_of, paragraphs, questions, workdir: Path) -> dict:
     rankings, latencies = [], []
     for q in questions:
         t = time.perf_counter()
-        ranked = store.lexical_search(fts_query(terms_of(q.text)), 10)
+        ranked = store.lexical_search(terms_of(q.text), 10)
         latencies.append(time.perf_counter() - t)
         rankings.append(dedupe([cid.rsplit(":", 1)[0] for cid, _ in ranked]))
     store.close()

@@ -39,7 +39,7 @@ from retrieval_common import (  # noqa: E402
 
 from sekisho.config import RetrievalConfig, Settings, StoreConfig  # noqa: E402
 from sekisho.ingest import ingest_text  # noqa: E402
-from sekisho.retrieval import Fusion, fts_query, fuse, open_knowledge_base  # noqa: E402
+from sekisho.retrieval import Fusion, fuse, open_knowledge_base  # noqa: E402
 from sekisho.retrieval.kb import A_PRIORI  # noqa: E402
 from sekisho.retrieval.rerank import FEATURES, Rescorer, features, fit_logistic, rescore  # noqa: E402
 from sekisho.store import Chunk, Document, Location, open_store  # noqa: E402
@@ -57,7 +57,7 @@ def bigram_rankings(paragraphs, questions, workdir: Path) -> list[list[str]]:
         chunk = Chunk(id=p.path + ":0", doc_id=p.path, ordinal=0, text=text, norm_text=text,
                       location=Location(0, len(text)))
         store.replace_document(doc, [chunk], [" ".join(bigrams(text))], np.zeros((1, 1), dtype=np.float32))
-    rankings = [[cid.rsplit(":", 1)[0] for cid, _ in store.lexical_search(fts_query(bigrams(q.text)), 10)]
+    rankings = [[cid.rsplit(":", 1)[0] for cid, _ in store.lexical_search(bigrams(q.text), 10)]
                 for q in questions]
     store.close()
     return rankings

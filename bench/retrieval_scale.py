@@ -5,8 +5,9 @@ What is in the store
   Sudachi terms, real embeddings); its throughput is reported.
 - Filler chunks up to --chunks: each is 2-5 sentences (split at 。) drawn at random (seeded) from
   different JSQuAD paragraphs, titled 合成文書 <n>, 100 chunks per filler document. Their BM25 terms
-  are real: each distinct sentence is analysed once by the product's analyser and the chunk's terms
-  are the concatenation. Their vectors are NOT computed by the model (embedding 100k chunks with
+  are real: each distinct sentence is analysed once by the product's analyser, and the chunk's terms
+  are the title's and its sentences' Sudachi terms plus the character pairs of title and text, as
+  the product indexes them. Their vectors are NOT computed by the model (embedding 100k chunks with
   the shipped model on two shared cores would take hours): a filler vector is the normalised mean
   of the real vectors of the paragraphs its sentences came from, plus Gaussian noise, so filler sits
   in the same region of the space as real passages and competes with them for the top ranks.
@@ -38,6 +39,7 @@ from retrieval_common import DEFAULT_JSQUAD, dedupe, fmt, load_jsquad, max_rss_m
 from sekisho.config import RetrievalConfig, Settings, StoreConfig  # noqa: E402
 from sekisho.ingest import ingest_text  # noqa: E402
 from sekisho.retrieval import open_knowledge_base  # noqa: E402
+from sekisho.retrieval.tokenize import char_bigrams  # noqa: E402
 from sekisho.store import Chunk, Document, Location  # noqa: E402
 
 FILLER_CHUNKS_PER_DOC = 100
@@ -68,6 +70,8 @@ def add_filler(kb, paragraphs, target_chunks: int, rng: random.Random, np_rng) -
         doc_no += 1
         n = min(FILLER_CHUNKS_PER_DOC, target_chunks - kb.store.chunk_count())
         doc_id = f"filler-{doc_no:06d}"
+        title = f"合成文書 {doc_no}"
+        title_terms = " ".join(kb.analyzer.tokenize(title))
         chunks, lexical, vectors, pieces, pos = [], [], [], [], 0
         for i in range(n):
             picked = rng.sample(pool, rng.randint(2, 5))
@@ -75,14 +79,18 @@ def add_filler(kb, paragraphs, target_chunks: int, rng: random.Random, np_rng) -
             for s, _ in picked:
                 if s not in terms_of_sentence:
                     terms_of_sentence[s] = " ".join(kb.analyzer.tokenize(unicodedata.normalize("NFKC", s)))
-            lexical.append(" ".join(terms_of_sentence[s] for s, _ in picked))
+            # What KnowledgeBase.index would store (Analyzer.index_terms of title + text), with
+            # the Sudachi part assembled from per-sentence results to keep filler fast.
+            norm = unicodedata.normalize("NFKC", text)
+            lexical.append(" ".join([title_terms, *(terms_of_sentence[s] for s, _ in picked),
+                                     *char_bigrams(f"{title}\n{norm}")]))
             mean = np.mean([v for _, v in picked], axis=0) + np_rng.normal(scale=0.5 / np.sqrt(dim), size=dim)
             vectors.append(mean / np.linalg.norm(mean))
             chunks.append(Chunk(id=f"{doc_id}:{i}", doc_id=doc_id, ordinal=i, text=text,
                                 norm_text=unicodedata.normalize("NFKC", text), location=Location(pos, pos + len(text))))
             pieces.append(text)
             pos += len(text)
-        document = Document(id=doc_id, path=f"filler/{doc_no:06d}.txt", title=f"合成文書 {doc_no}",
+        document = Document(id=doc_id, path=f"filler/{doc_no:06d}.txt", title=title,
                             content_hash=str(doc_no), media_type="text/plain", encoding=None, text="".join(pieces))
         kb.store.replace_document(document, chunks, lexical, np.asarray(vectors, dtype=np.float32))
         added += n

@@ -8,7 +8,7 @@ import pytest
 
 from sekisho.retrieval.kb import LEXICAL_SCHEME, KnowledgeBase
 from sekisho.retrieval.rerank import FEATURES, Rescorer, features, fit_logistic, longest_common_substring, rescore
-from sekisho.retrieval.tokenize import char_bigrams, fts_query, tokenize
+from sekisho.retrieval.tokenize import char_bigrams, tokenize
 from sekisho.store import Chunk, Document, Location, open_store
 
 
@@ -73,12 +73,12 @@ def test_store_indexed_with_sudachi_terms_only_is_upgraded_on_open(tmp_path):
                    encoding="utf-8", text=text)
     chunk = Chunk(id="d1:0", doc_id="d1", ordinal=0, text=text, norm_text=text, location=Location(0, len(text)))
     store.replace_document(doc, [chunk], [" ".join(tokenize("植物\n" + text))], np.ones((1, 4), dtype=np.float32))
-    pair_query = fts_query(["トリ"])  # a character pair inside a word Sudachi keeps whole
+    pair_query = ["トリ"]  # a character pair inside a word Sudachi keeps whole
     assert store.lexical_search(pair_query, 5) == []
     kb = KnowledgeBase(store, "use-m3")  # the embedder is not loaded: the upgrade is text only
     try:
         assert store.get_meta("lexical_scheme") == LEXICAL_SCHEME
         assert [cid for cid, _ in store.lexical_search(pair_query, 5)] == ["d1:0"]
-        assert [cid for cid, _ in store.lexical_search(fts_query(tokenize("早春")), 5)] == ["d1:0"]
+        assert [cid for cid, _ in store.lexical_search(tokenize("早春"), 5)] == ["d1:0"]
     finally:
         kb.close()

@@ -93,8 +93,8 @@ def test_not_a_database_is_a_clear_error(tmp_path):
 def test_replace_drops_old_chunks_from_both_indexes(store):
     store.replace_document(*make_doc("d1", ["apple banana", "cherry"]))
     store.replace_document(*make_doc("d1", ["durian"]))
-    assert store.lexical_search('"apple"', 5) == []
-    assert [cid for cid, _ in store.lexical_search('"durian"', 5)] == ["d1:0"]
+    assert store.lexical_search(["apple"], 5) == []
+    assert [cid for cid, _ in store.lexical_search(["durian"], 5)] == ["d1:0"]
     assert store.chunk_count() == 1
     assert [cid for cid, _ in store.vector_search(np.ones(DIM), 5)] == ["d1:0"]
 
@@ -108,8 +108,8 @@ def test_failure_mid_replace_leaves_old_document_intact(store):
         store.replace_document(doc, duplicate, lex, vecs)
     assert store.document_by_id("d1") == old[0]
     assert store.chunks_by_id(["d1:0"]) == old[1]
-    assert [cid for cid, _ in store.lexical_search('"apple"', 5)] == ["d1:0"]
-    assert store.lexical_search('"cherry"', 5) == []
+    assert [cid for cid, _ in store.lexical_search(["apple"], 5)] == ["d1:0"]
+    assert store.lexical_search(["cherry"], 5) == []
     assert len(store.vector_search(np.ones(DIM), 5)) == 1
 
 
@@ -124,7 +124,7 @@ def test_same_path_under_new_id_replaces_the_old_document(store):
     store.replace_document(*make_doc("old-id", ["apple"], path="a.txt"))
     store.replace_document(*make_doc("new-id", ["banana"], path="a.txt"))
     assert [d.id for d in store.documents()] == ["new-id"]
-    assert store.lexical_search('"apple"', 5) == []
+    assert store.lexical_search(["apple"], 5) == []
 
 
 def test_delete_removes_document_everywhere(store):
@@ -132,7 +132,7 @@ def test_delete_removes_document_everywhere(store):
     store.replace_document(*make_doc("d2", ["apple pie"]))
     store.delete_document("d1")
     assert store.document_by_id("d1") is None
-    assert [cid for cid, _ in store.lexical_search('"apple"', 5)] == ["d2:0"]
+    assert [cid for cid, _ in store.lexical_search(["apple"], 5)] == ["d2:0"]
     assert [cid for cid, _ in store.vector_search(np.ones(DIM), 5)] == ["d2:0"]
 
 
@@ -152,7 +152,7 @@ def test_tag_filter_applies_to_both_searches(store, tags, visible):
     store.replace_document(*make_doc("hr", ["shared word"], tags=("人事",)))
     store.replace_document(*make_doc("acct", ["shared word"], tags=("経理",)))
     store.replace_document(*make_doc("both", ["shared word"], tags=("人事", "経理")))
-    lexical = {cid.split(":")[0] for cid, _ in store.lexical_search('"shared"', 10, tags)}
+    lexical = {cid.split(":")[0] for cid, _ in store.lexical_search(["shared"], 10, tags)}
     dense = {cid.split(":")[0] for cid, _ in store.vector_search(np.ones(DIM), 10, tags)}
     assert lexical == visible
     assert dense == visible
@@ -233,8 +233,8 @@ def test_reindex_lexical_rewrites_every_chunk_and_records_the_scheme(store):
     assert sorted(seen) == [("title", ["d2:0"]), ("果物", ["d1:0", "d1:1"])]
     assert store.get_meta("lexical_scheme") == "scheme-2"
     assert store.generation() > generation
-    assert sorted(cid for cid, _ in store.lexical_search('"newd1"', 5)) == ["d1:0", "d1:1"]
-    assert [cid for cid, _ in store.lexical_search('"durian"', 5)] == ["d2:0"]
+    assert sorted(cid for cid, _ in store.lexical_search(["newd1"], 5)) == ["d1:0", "d1:1"]
+    assert [cid for cid, _ in store.lexical_search(["durian"], 5)] == ["d2:0"]
 
 
 def test_reindex_lexical_failing_half_way_changes_nothing(store):
@@ -249,11 +249,30 @@ def test_reindex_lexical_failing_half_way_changes_nothing(store):
     with pytest.raises(RuntimeError):
         store.reindex_lexical(lexical_of, "scheme-2")
     assert store.get_meta("lexical_scheme") is None
-    assert store.lexical_search('"rewritten"', 5) == []
-    assert [cid for cid, _ in store.lexical_search('"apple"', 5)] == ["d1:0"]
+    assert store.lexical_search(["rewritten"], 5) == []
+    assert [cid for cid, _ in store.lexical_search(["apple"], 5)] == ["d1:0"]
 
 
 def test_document_titles_without_text(store):
     store.replace_document(*make_doc("d1", ["apple"], title="りんご"))
     assert store.document_titles(["d1", "missing", "d1"]) == {"d1": "りんご"}
     assert store.document_titles([]) == {}
+
+
+def test_terms_in_most_chunks_do_not_rank_and_rare_terms_do(store):
+    # 20 chunks share "common"; "rare" is in one and "medium" in four.
+    texts = [f"common filler{i}" + (" rare" if i == 7 else "") + (" medium" if i % 5 == 0 else "")
+             for i in range(20)]
+    store.replace_document(*make_doc("d1", texts))
+    assert [cid for cid, _ in store.lexical_search(["common", "rare"], 30)] == ["d1:7"]
+    assert {cid for cid, _ in store.lexical_search(["common", "medium"], 30)} == {f"d1:{i}" for i in (0, 5, 10, 15)}
+    # A query made only of common words still finds its chunks: the rarest term is always searched.
+    assert len(store.lexical_search(["common"], 30)) == 20
+
+
+def test_term_counts_follow_writes(store):
+    store.replace_document(*make_doc("d1", ["apple pear", "apple fig"]))
+    assert store.lexical_search(["apple", "fig"], 5)[0][0] == "d1:1"
+    store.replace_document(*make_doc("d2", [f"fig{i}" for i in range(8)] + ["fig"]))
+    store.delete_document("d1")
+    assert [cid for cid, _ in store.lexical_search(["apple", "fig"], 5)] == ["d2:8"]

@@ -4,9 +4,9 @@ fused by reciprocal rank."""
 from sekisho.retrieval.embed import Embedder, EmbedderError, load_embedder
 from sekisho.retrieval.highlight import highlight, matched_spans
 from sekisho.retrieval.kb import MODES, Candidates, Fusion, KnowledgeBase, fuse, open_knowledge_base
-from sekisho.retrieval.tokenize import Analyzer, fts_query, tokenize
+from sekisho.retrieval.tokenize import Analyzer, tokenize
 
 __all__ = [
-    "MODES", "Analyzer", "Candidates", "Embedder", "EmbedderError", "Fusion", "KnowledgeBase", "fts_query", "fuse",
+    "MODES", "Analyzer", "Candidates", "Embedder", "EmbedderError", "Fusion", "KnowledgeBase", "fuse",
     "highlight", "load_embedder", "matched_spans", "open_knowledge_base", "tokenize",
 ]

@@ -17,7 +17,7 @@ from typing import Literal
 from sekisho.config import Settings, resolve_path
 from sekisho.retrieval.embed import Embedder, EmbedderError, load_embedder
 from sekisho.retrieval.rerank import Rescorer, features, rescore
-from sekisho.retrieval.tokenize import Analyzer, analyzer, char_bigrams, fts_query
+from sekisho.retrieval.tokenize import Analyzer, analyzer, char_bigrams
 from sekisho.store import Chunk, Document, Hit, Store, open_store
 
 Mode = Literal["hybrid", "lexical", "dense"]
@@ -159,7 +159,7 @@ class KnowledgeBase:
             # Character pairs rank candidates for fusion; an explicit lexical search stays a
             # whole-word search (水曜日 must not find 月曜日 through their shared 曜日).
             pairs = char_bigrams(query) if mode == "hybrid" else []
-            lexical = self.store.lexical_search(fts_query(terms + pairs), depth, tags)
+            lexical = self.store.lexical_search(terms + pairs, depth, tags)
         dense = dense_future.result() if dense_future else []
         return Candidates(terms, lexical, dense)
 

@@ -153,10 +153,3 @@ def char_bigrams(text: str) -> list[str]:
     for run in _CJK_RUN.findall(unicodedata.normalize("NFKC", text).lower()):
         out += [run[i:i + 2] for i in range(len(run) - 1)]
     return out
-
-
-def fts_query(terms: list[str]) -> str:
-    """An FTS5 MATCH expression that ORs the terms, each quoted as a string literal so user input
-    (quotes, *, -, AND/OR/NOT/NEAR, parentheses, colons) can never be read as query syntax."""
-    unique = dict.fromkeys(t for t in terms if t.strip())
-    return " OR ".join('"' + t.replace('"', '""') + '"' for t in unique)

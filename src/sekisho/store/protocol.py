@@ -42,8 +42,10 @@ class Store(Protocol):
 
     def chunks_by_id(self, ids: Iterable[str]) -> list[Chunk]: ...
 
-    def lexical_search(self, query: str, k: int, tags: Sequence[str] | None = None) -> list[tuple[str, float]]:
-        """BM25 over pre-tokenised text; returns (chunk id, score), best first."""
+    def lexical_search(self, terms: Sequence[str], k: int, tags: Sequence[str] | None = None) -> list[tuple[str, float]]:
+        """BM25 over the pre-tokenised text for chunks holding any of `terms` (each matched as one
+        literal token); returns (chunk id, score), best first. A store may leave out terms too
+        common to change the ranking."""
 
     def vector_search(self, vector: np.ndarray, k: int, tags: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """Nearest chunks by cosine similarity; returns (chunk id, similarity), best first."""

@@ -32,8 +32,6 @@ import numpy as np
 
 from sekisho.store.records import Chunk, Document, Location
 
-SCHEMA_VERSION = 1
-
 # Each entry upgrades the schema from version i to i + 1. Append, never edit a shipped entry.
 MIGRATIONS: list[str] = [
     """
@@ -81,7 +79,17 @@ MIGRATIONS: list[str] = [
     );
     INSERT INTO meta(key, value) VALUES ('generation', '0');
     """,
+    # Per-term document counts, read by lexical_search to leave out terms too common to rank.
+    """
+    CREATE VIRTUAL TABLE chunk_fts_vocab USING fts5vocab(chunk_fts, 'row');
+    """,
 ]
+
+
+# See SQLiteStore._ranking_terms. Chosen by bench/retrieval_scale.py and bench/retrieval_jsquad.py
+# (docs/benchmarks.md, ## Retrieval).
+COMMON_TERM_SHARE = 0.25
+POSTINGS_BUDGET = 40_000
 
 
 class StoreError(Exception):
@@ -135,6 +143,12 @@ def _statements(script: str) -> list[str]:
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
+def _match_expression(terms: Sequence[str]) -> str:
+    """An FTS5 MATCH expression that ORs the terms, each quoted as a string literal so user input
+    (quotes, *, -, AND/OR/NOT/NEAR, parentheses, colons) can never be read as query syntax."""
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+
+
 def _visible_doc_clause(tags: Sequence[str] | None) -> tuple[str, list[str]]:
     """SQL condition on `documents.id` for what a principal with these tags may see.
 
@@ -183,6 +197,10 @@ class SQLiteStore:
         self._write_lock = threading.Lock()
         self._vector_lock = threading.Lock()
         self._vectors: _VectorCache | None = None
+        self._term_lock = threading.Lock()
+        self._term_cache: dict[str, int] = {}
+        self._term_cache_generation = -1
+        self._term_cache_total: int | None = None
         self._closed = False
         try:
             _migrate(self._conn(), self.path)
@@ -377,11 +395,12 @@ class SQLiteStore:
 
     # -- search ----------------------------------------------------------------------------------
 
-    def lexical_search(self, query: str, k: int, tags: Sequence[str] | None = None) -> list[tuple[str, float]]:
-        """`query` is an FTS5 MATCH expression (retrieval/ builds it from escaped tokens).
-
-        bm25() is lower-is-better; it is negated so the returned score is higher-is-better."""
-        if not query.strip() or k <= 0:
+    def lexical_search(self, terms: Sequence[str], k: int, tags: Sequence[str] | None = None) -> list[tuple[str, float]]:
+        """BM25 (FTS5's bm25()) over the chunks' pre-tokenised text for any of `terms`, each matched
+        literally as one token; returns (chunk id, score), best first (bm25() is negated so higher
+        is better). Only the rarer terms are searched: see `_ranking_terms`."""
+        query = _match_expression(self._ranking_terms(terms))
+        if not query or k <= 0:
             return []
         if tags is None or "*" in tags:
             # Rank inside FTS5 first and join only the top k: joining every match before sorting
@@ -402,6 +421,57 @@ class SQLiteStore:
         )
         rows = self._conn().execute(sql, [query, *params, k]).fetchall()
         return [(r[0], float(r[1])) for r in rows]
+
+    def _ranking_terms(self, terms: Sequence[str]) -> list[str]:
+        """The query terms worth a posting-list walk, rarest first.
+
+        FTS5 scores every chunk that matches any term, so one term found in most chunks (a common
+        kana pair such as した) makes a query touch nearly the whole index, while its BM25 weight is
+        close to nothing: idf = ln((N - n + 0.5) / (n + 0.5)) is at most ln 3 = 1.1 once n > N/4,
+        against 7 to 11 for a term in a handful of chunks at N = 100,000. So terms are taken rarest
+        first and a term is left out when it is in more than COMMON_TERM_SHARE of the chunks or
+        would push the postings walked past POSTINGS_BUDGET. The rarest term is always kept. A
+        small store never reaches the budget, so only the near-zero-weight terms change there.
+        A term the vocabulary does not list as given is kept: FTS5 folds case and diacritics when
+        it tokenises the query, so it may still match, and an absent term costs nothing."""
+        unique = list(dict.fromkeys(t for t in terms if t.strip()))
+        if not unique:
+            return []
+        counts, total = self._term_counts(unique)
+        kept: list[str] = []
+        postings = 0
+        for term in sorted(unique, key=lambda t: (counts[t], t)):
+            n = counts[term]
+            if postings and (n > COMMON_TERM_SHARE * total or postings + n > POSTINGS_BUDGET):
+                break
+            kept.append(term)
+            postings += n
+        return kept
+
+    def _term_counts(self, terms: list[str]) -> tuple[dict[str, int], int]:
+        """Chunks containing each term, and all chunks; cached until the next write (a common
+        term's count walks its whole posting list)."""
+        generation = self.generation()
+        with self._term_lock:
+            if self._term_cache_generation != generation or len(self._term_cache) > 200_000:
+                self._term_cache = {}
+                self._term_cache_generation = generation
+                self._term_cache_total = None
+            cache = self._term_cache
+            missing = [t for t in terms if t not in cache]
+            total = self._term_cache_total
+        conn = self._conn()
+        found = {t: 0 for t in missing}
+        for term in missing:
+            row = conn.execute("SELECT doc FROM chunk_fts_vocab WHERE term = ?", (term,)).fetchone()
+            found[term] = row[0] if row else 0
+        if total is None:
+            total = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        with self._term_lock:
+            if self._term_cache_generation == generation:
+                cache.update(found)
+                self._term_cache_total = total
+        return {t: cache.get(t, found.get(t, 0)) for t in terms}, total
 
     def vector_search(self, vector: np.ndarray, k: int, tags: Sequence[str] | None = None) -> list[tuple[str, float]]:
         cache = self._vector_cache()

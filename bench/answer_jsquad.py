@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sekisho.answer import check_faithfulness, passages_from_hits, request_for_passages
+from sekisho.answer import check_faithfulness, confident_hits, passages_from_hits, request_for_passages
 from sekisho.answer.text import CITATION_RE, NOT_FOUND, normalize
 from sekisho.config import BackendConfig, RetrievalConfig, Settings, StoreConfig, load_settings
 from sekisho.ingest import ingest_text
@@ -161,14 +161,14 @@ def build_kb(paragraphs: dict[str, tuple[str, str]], store: Path | None, workdir
     return kb
 
 
-def run(backend: Backend, items: list[Item], mode: str, kb, k: int, style: str) -> dict:
+def run(backend: Backend, items: list[Item], mode: str, kb, k: int, min_relative_score: float, style: str) -> dict:
     rows = []
     for item in items:
         if mode == "rc":
             passages = [Passage(1, item.path, item.title, item.body)]
             recall = 1.0
         else:
-            hits = kb.search(item.question, k=k)
+            hits = confident_hits(kb.search(item.question, k=k), min_relative_score)
             passages = passages_from_hits(hits)
             recall = float(any(h.document.path == item.path for h in hits))
         request = request_for_passages(item.question, passages, style=style, max_tokens=64 if style == "short" else 512)
@@ -220,6 +220,8 @@ def main() -> None:
     ap.add_argument("--extractive-limit", type=int, default=0,
                     help="questions for the extractive backend, a fixed random sample (0: all)")
     ap.add_argument("-k", type=int, default=3, help="passages retrieved in the open-domain setting")
+    ap.add_argument("--min-relative-score", type=float, default=RetrievalConfig().min_relative_score,
+                    help="of the k, keep passages scoring at least this share of the best (0: all k)")
     ap.add_argument("--embedder", default=RetrievalConfig().embedder)
     ap.add_argument("--store", type=Path, help="keep the open-domain index here; re-runs reuse it")
     args = ap.parse_args()
@@ -245,12 +247,12 @@ def main() -> None:
         if not extractive:
             backend.check()
         for mode in ("rc", "open"):
-            result[mode] = run(backend, chosen, mode, kb, args.k, style)
+            result[mode] = run(backend, chosen, mode, kb, args.k, args.min_relative_score, style)
             print(line(name, mode, result[mode]), flush=True)
         if extractive and len(chosen) > len(sample):
             # The LLMs' sample, so every backend is compared on the same questions too.
             for mode in ("rc", "open"):
-                result[f"{mode}_llm_sample"] = run(backend, sample, mode, kb, args.k, style)
+                result[f"{mode}_llm_sample"] = run(backend, sample, mode, kb, args.k, args.min_relative_score, style)
                 print(line(name, mode + "*", result[f"{mode}_llm_sample"]) + "  (* the LLM sample)")
         if info.kind == "llama.cpp":
             bandwidth = bandwidth or copy_bandwidth_gbs()
@@ -266,7 +268,7 @@ def main() -> None:
             result["open_minus_rc_f1"] = round(result["open"]["f1"] - result["rc"]["f1"], 4)
         results[name] = result
     kb.close()
-    print(json.dumps({"bench": "answer_jsquad", "k": args.k, "embedder": args.embedder, "llm_questions": len(sample),
+    print(json.dumps({"bench": "answer_jsquad", "k": args.k, "min_relative_score": args.min_relative_score, "embedder": args.embedder, "llm_questions": len(sample),
                       "backends": results}, ensure_ascii=False))
 
 

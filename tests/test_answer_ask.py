@@ -48,6 +48,17 @@ def test_extractive_answer_quotes_the_document_and_cites_its_file(settings, kb):
     assert answer.hits[citation.n - 1].chunk.id == citation.chunk_id
 
 
+def test_only_passages_near_the_best_reach_the_model(settings, kb):
+    backend = open_backend(settings, "extractive")
+    question = "コンビニ交付は何時から利用できますか"
+    everything = ask(question, kb=kb, complete=backend.complete, k=5)
+    confident = ask(question, kb=kb, complete=backend.complete, k=5, min_relative_score=0.1)
+    assert len(everything.hits) == 5 and everything.hits[0] == confident.hits[0]
+    assert 1 <= len(confident.hits) < 5
+    assert all(h.score >= 0.1 * confident.hits[0].score for h in confident.hits)
+    assert "午前6時30分" in confident.text
+
+
 def test_readme_question_gets_every_fee_from_the_fee_table(settings, kb):
     # The README's quick-start question. The fee lines under "## 手数料" never repeat the words of
     # the question; the answer must still be that table, whole, not the page's introduction.

@@ -1,8 +1,11 @@
-"""Citation markers in every form models write them, resolved or reported as invented."""
+"""Citation markers in every form models write them, resolved or reported as invented; which hits
+reach the prompt."""
 
 from __future__ import annotations
 
-from sekisho.answer import cited_numbers, resolve_citations
+from dataclasses import replace
+
+from sekisho.answer import cited_numbers, confident_hits, resolve_citations
 from sekisho.store.records import Chunk, Document, Hit, Location
 
 
@@ -29,3 +32,13 @@ def test_citations_resolve_to_document_title_and_place_and_invented_numbers_are_
         (2, "docs/jido.pdf", "児童手当", "p.3"),
     ]
     assert invalid == [7]
+
+
+def test_confident_hits_keep_the_best_and_those_near_it():
+    hits = [hit(1, "a.md", "A", Location(0, 2)), hit(2, "b.md", "B", Location(0, 2)),
+            hit(3, "c.md", "C", Location(0, 2))]
+    hits = [replace(h, score=s) for h, s in zip(hits, (0.9, 0.2, 0.05))]
+    assert [h.rank for h in confident_hits(hits, 0.1)] == [1, 2]
+    assert [h.rank for h in confident_hits(hits, 0.5)] == [1]
+    assert confident_hits(hits, 0.0) == hits
+    assert confident_hits([], 0.5) == []

@@ -69,3 +69,15 @@ def test_auditor_gets_no_streamed_answer(world):
     stream = gateway.ask_stream("転入届の期限は", principal=Principal("kansa", Role.AUDITOR), backend="extractive", kb=kb)
     assert "".join(stream) == ""
     assert stream.result.status == "blocked" and stream.result.answer is None
+
+
+@pytest.mark.parametrize(("share", "sources"), [(0.0, 2), (1.0, 1)])
+def test_configured_share_bounds_the_passages_given_to_the_model(world, tmp_path, share, sources):
+    _, kb = world
+    settings = Settings.model_validate({"base_dir": str(tmp_path), "retrieval": {"min_relative_score": share},
+                                        "audit": {"path": "audit.db", "key_path": "signing.key"}})
+    staff = Principal("sato", Role.USER, ("staff",))  # sees both documents
+    result = Gateway(settings).ask("転入届はいつまでに出せばよいですか", principal=staff, backend="extractive",
+                                   kb=kb, k=3)
+    assert result.status == "ok" and "14日以内" in result.answer.text
+    assert len(result.answer.hits) == sources

@@ -32,6 +32,9 @@ class RetrievalConfig(_Section):
     chunk_chars: int = 400
     chunk_overlap: int = 80
     top_k: int = 5
+    # Passages scoring under this share of the best one are not given to the model
+    # (answer.confident_hits; 0 gives it all top_k).
+    min_relative_score: float = Field(default=0.1, ge=0.0, le=1.0)
 
 
 class BackendConfig(_Section):

@@ -7,7 +7,7 @@
 from sekisho.answer.ask import Answer, ask, ask_stream, finish
 from sekisho.answer.citations import Citation, cited_numbers, resolve_citations
 from sekisho.answer.faithfulness import FaithfulnessReport, SentenceSupport, check_faithfulness, is_not_found
-from sekisho.answer.prompt import SYSTEM_PROMPT, build_request, passages_from_hits, request_for_passages
+from sekisho.answer.prompt import SYSTEM_PROMPT, build_request, confident_hits, passages_from_hits, request_for_passages
 from sekisho.answer.text import NOT_FOUND
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "build_request",
     "check_faithfulness",
     "cited_numbers",
+    "confident_hits",
     "finish",
     "is_not_found",
     "passages_from_hits",

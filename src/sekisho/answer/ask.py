@@ -9,7 +9,7 @@ from typing import Protocol
 
 from sekisho.answer.citations import Citation, resolve_citations
 from sekisho.answer.faithfulness import FaithfulnessReport, check_faithfulness, is_not_found
-from sekisho.answer.prompt import build_request
+from sekisho.answer.prompt import build_request, confident_hits
 from sekisho.models.protocol import ChatRequest, Completion
 from sekisho.store.records import Hit
 
@@ -50,10 +50,12 @@ def finish(question: str, hits: list[Hit], request: ChatRequest, completion: Com
     )
 
 
-def ask(question: str, *, kb: Searchable, complete: Complete, k: int = 5, tags: Sequence[str] | None = None) -> Answer:
+def ask(question: str, *, kb: Searchable, complete: Complete, k: int = 5, tags: Sequence[str] | None = None,
+        min_relative_score: float = 0.0) -> Answer:
     """Answer `question` from the knowledge base. `complete` is the (governed) model call, so the
-    same flow serves the CLI, the API and the gateway."""
-    hits = kb.search(question, k=k, tags=tags)
+    same flow serves the CLI, the API and the gateway. Of the k hits, those scoring under
+    `min_relative_score` times the best are left out (confident_hits)."""
+    hits = confident_hits(kb.search(question, k=k, tags=tags), min_relative_score)
     request = build_request(question, hits)
     return finish(question, hits, request, complete(request))
 
@@ -67,10 +69,11 @@ def ask_stream(
     count_tokens: Callable[[str], int],
     k: int = 5,
     tags: Sequence[str] | None = None,
+    min_relative_score: float = 0.0,
 ) -> Iterator[str | Answer]:
     """Like `ask`, but yields the answer's text pieces as the model produces them, then the
     finished `Answer` as the last item."""
-    hits = kb.search(question, k=k, tags=tags)
+    hits = confident_hits(kb.search(question, k=k, tags=tags), min_relative_score)
     request = build_request(question, hits)
     started = time.perf_counter()
     pieces: list[str] = []

@@ -259,11 +259,13 @@ def test_document_titles_without_text(store):
     assert store.document_titles([]) == {}
 
 
-def test_terms_in_most_chunks_do_not_rank_and_rare_terms_do(store):
+def test_rare_terms_are_searched_first_within_the_postings_budget(store):
     # 20 chunks share "common"; "rare" is in one and "medium" in four.
     texts = [f"common filler{i}" + (" rare" if i == 7 else "") + (" medium" if i % 5 == 0 else "")
              for i in range(20)]
     store.replace_document(*make_doc("d1", texts))
+    assert len(store.lexical_search(["common", "rare"], 30)) == 20  # under the budget: every term
+    store.postings_budget = 5  # rare (1) + medium (4) fit; common (20) would not
     assert [cid for cid, _ in store.lexical_search(["common", "rare"], 30)] == ["d1:7"]
     assert {cid for cid, _ in store.lexical_search(["common", "medium"], 30)} == {f"d1:{i}" for i in (0, 5, 10, 15)}
     # A query made only of common words still finds its chunks: the rarest term is always searched.
@@ -271,8 +273,9 @@ def test_terms_in_most_chunks_do_not_rank_and_rare_terms_do(store):
 
 
 def test_term_counts_follow_writes(store):
-    store.replace_document(*make_doc("d1", ["apple pear", "apple fig"]))
-    assert store.lexical_search(["apple", "fig"], 5)[0][0] == "d1:1"
-    store.replace_document(*make_doc("d2", [f"fig{i}" for i in range(8)] + ["fig"]))
-    store.delete_document("d1")
-    assert [cid for cid, _ in store.lexical_search(["apple", "fig"], 5)] == ["d2:8"]
+    store.postings_budget = 3
+    store.replace_document(*make_doc("d1", ["apple pear", "fig plum"]))
+    assert {cid for cid, _ in store.lexical_search(["apple", "fig"], 10)} == {"d1:0", "d1:1"}
+    # fig is now in 6 chunks: with fresh counts it no longer fits the budget beside apple.
+    store.replace_document(*make_doc("d2", ["fig"] * 5))
+    assert [cid for cid, _ in store.lexical_search(["apple", "fig"], 10)] == ["d1:0"]

@@ -88,7 +88,6 @@ MIGRATIONS: list[str] = [
 
 # See SQLiteStore._ranking_terms. Chosen by bench/retrieval_scale.py and bench/retrieval_jsquad.py
 # (docs/benchmarks.md, ## Retrieval).
-COMMON_TERM_SHARE = 0.25
 POSTINGS_BUDGET = 40_000
 
 
@@ -197,10 +196,11 @@ class SQLiteStore:
         self._write_lock = threading.Lock()
         self._vector_lock = threading.Lock()
         self._vectors: _VectorCache | None = None
+        # How much of the index lexical_search may walk per query (see _ranking_terms).
+        self.postings_budget: float = POSTINGS_BUDGET
         self._term_lock = threading.Lock()
         self._term_cache: dict[str, int] = {}
         self._term_cache_generation = -1
-        self._term_cache_total: int | None = None
         self._closed = False
         try:
             _migrate(self._conn(), self.path)
@@ -423,55 +423,49 @@ class SQLiteStore:
         return [(r[0], float(r[1])) for r in rows]
 
     def _ranking_terms(self, terms: Sequence[str]) -> list[str]:
-        """The query terms worth a posting-list walk, rarest first.
+        """The query terms worth a posting-list walk: rarest first, while the postings walked stay
+        within `postings_budget`; the rarest term is always kept.
 
-        FTS5 scores every chunk that matches any term, so one term found in most chunks (a common
-        kana pair such as した) makes a query touch nearly the whole index, while its BM25 weight is
-        close to nothing: idf = ln((N - n + 0.5) / (n + 0.5)) is at most ln 3 = 1.1 once n > N/4,
-        against 7 to 11 for a term in a handful of chunks at N = 100,000. So terms are taken rarest
-        first and a term is left out when it is in more than COMMON_TERM_SHARE of the chunks or
-        would push the postings walked past POSTINGS_BUDGET. The rarest term is always kept. A
-        small store never reaches the budget, so only the near-zero-weight terms change there.
+        FTS5 scores every chunk that matches any OR'ed term, so a term found in most chunks (a
+        common kana pair such as した) makes a query touch nearly the whole index, while its BM25
+        weight is close to nothing: idf = ln((N - n + 0.5) / (n + 0.5)) is at most ln 3 = 1.1 once
+        n > N/4, against 7 to 11 for a term in a handful of chunks at N = 100,000. The terms left
+        out are therefore the cheapest to lose. A store of a few thousand chunks never reaches the
+        budget, so its ranking is exactly FTS5's over every term.
         A term the vocabulary does not list as given is kept: FTS5 folds case and diacritics when
         it tokenises the query, so it may still match, and an absent term costs nothing."""
         unique = list(dict.fromkeys(t for t in terms if t.strip()))
         if not unique:
             return []
-        counts, total = self._term_counts(unique)
+        counts = self._term_counts(unique)
         kept: list[str] = []
         postings = 0
         for term in sorted(unique, key=lambda t: (counts[t], t)):
-            n = counts[term]
-            if postings and (n > COMMON_TERM_SHARE * total or postings + n > POSTINGS_BUDGET):
+            if postings and postings + counts[term] > self.postings_budget:
                 break
             kept.append(term)
-            postings += n
+            postings += counts[term]
         return kept
 
-    def _term_counts(self, terms: list[str]) -> tuple[dict[str, int], int]:
-        """Chunks containing each term, and all chunks; cached until the next write (a common
-        term's count walks its whole posting list)."""
+    def _term_counts(self, terms: list[str]) -> dict[str, int]:
+        """How many chunks contain each term; cached until the next write (counting a common
+        term walks its whole posting list)."""
         generation = self.generation()
         with self._term_lock:
             if self._term_cache_generation != generation or len(self._term_cache) > 200_000:
                 self._term_cache = {}
                 self._term_cache_generation = generation
-                self._term_cache_total = None
             cache = self._term_cache
             missing = [t for t in terms if t not in cache]
-            total = self._term_cache_total
         conn = self._conn()
-        found = {t: 0 for t in missing}
+        found = {}
         for term in missing:
             row = conn.execute("SELECT doc FROM chunk_fts_vocab WHERE term = ?", (term,)).fetchone()
             found[term] = row[0] if row else 0
-        if total is None:
-            total = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
         with self._term_lock:
             if self._term_cache_generation == generation:
                 cache.update(found)
-                self._term_cache_total = total
-        return {t: cache.get(t, found.get(t, 0)) for t in terms}, total
+        return {t: found[t] if t in found else cache[t] for t in terms}
 
     def vector_search(self, vector: np.ndarray, k: int, tags: Sequence[str] | None = None) -> list[tuple[str, float]]:
         cache = self._vector_cache()

@@ -161,7 +161,8 @@ def build_kb(paragraphs: dict[str, tuple[str, str]], store: Path | None, workdir
     return kb
 
 
-def run(backend: Backend, items: list[Item], mode: str, kb, k: int, min_relative_score: float, style: str) -> dict:
+def run(backend: Backend, items: list[Item], mode: str, kb, k: int, min_relative_score: float, style: str,
+        dump=None) -> dict:
     rows = []
     for item in items:
         if mode == "rc":
@@ -183,6 +184,10 @@ def run(backend: Backend, items: list[Item], mode: str, kb, k: int, min_relative
                      "len": len(pred), "latency": completion.latency_s, "tokens": completion.completion_tokens,
                      "sentences": len(report.sentences), "unsupported": len(report.unsupported),
                      "not_found": float(report.not_found), "recall": recall, "half": item.half})
+        if dump is not None:  # one JSON line per answer, to read what went wrong
+            dump.write(json.dumps({"backend": backend.info().model, "mode": mode, "question": item.question,
+                                   "golds": item.golds, "answer": completion.text, "passages": len(passages),
+                                   "gold_retrieved": bool(recall), "f1": rows[-1]["f1"]}, ensure_ascii=False) + "\n")
     return summarise(rows)
 
 
@@ -222,20 +227,24 @@ def main() -> None:
     ap.add_argument("-k", type=int, default=3, help="passages retrieved in the open-domain setting")
     ap.add_argument("--min-relative-score", type=float, default=RetrievalConfig().min_relative_score,
                     help="of the k, keep passages scoring at least this share of the best (0: all k)")
+    ap.add_argument("--modes", default="rc,open", help="rc, open or both (comma-separated)")
     ap.add_argument("--embedder", default=RetrievalConfig().embedder)
+    ap.add_argument("--seed", type=int, default=0, help="which fixed random sample the LLMs answer")
+    ap.add_argument("--dump", type=Path, help="write every answer here as JSON lines")
     ap.add_argument("--store", type=Path, help="keep the open-domain index here; re-runs reuse it")
     args = ap.parse_args()
     if not args.dataset.exists():
         sys.exit(f"error: {args.dataset}: JSQuAD file not found (pass its path)")
     names = [n.strip() for n in args.backends.split(",") if n.strip()]
     items, paragraphs = load(args.dataset)
-    sample = random.Random(0).sample(items, min(args.limit, len(items)))
+    sample = random.Random(args.seed).sample(items, min(args.limit, len(items)))
     settings = settings_with(names)
     workdir = tempfile.TemporaryDirectory()
     kb = build_kb(paragraphs, args.store, Path(workdir.name), args.embedder)
     kb.search("ウォームアップ", k=1)
     bandwidth = None
     results: dict[str, dict] = {}
+    dump = args.dump.open("w", encoding="utf-8") if args.dump else None
     for name in names:
         backend = open_backend(settings, name)
         info = backend.info()
@@ -246,13 +255,14 @@ def main() -> None:
         result: dict = {"kind": info.kind, "model": info.model}
         if not extractive:
             backend.check()
-        for mode in ("rc", "open"):
-            result[mode] = run(backend, chosen, mode, kb, args.k, args.min_relative_score, style)
+        modes = [m.strip() for m in args.modes.split(",") if m.strip() in ("rc", "open")]
+        for mode in modes:
+            result[mode] = run(backend, chosen, mode, kb, args.k, args.min_relative_score, style, dump)
             print(line(name, mode, result[mode]), flush=True)
         if extractive and len(chosen) > len(sample):
             # The LLMs' sample, so every backend is compared on the same questions too.
-            for mode in ("rc", "open"):
-                result[f"{mode}_llm_sample"] = run(backend, sample, mode, kb, args.k, args.min_relative_score, style)
+            for mode in modes:
+                result[f"{mode}_llm_sample"] = run(backend, sample, mode, kb, args.k, args.min_relative_score, style, dump)
                 print(line(name, mode + "*", result[f"{mode}_llm_sample"]) + "  (* the LLM sample)")
         if info.kind == "llama.cpp":
             bandwidth = bandwidth or copy_bandwidth_gbs()
@@ -268,6 +278,8 @@ def main() -> None:
             result["open_minus_rc_f1"] = round(result["open"]["f1"] - result["rc"]["f1"], 4)
         results[name] = result
     kb.close()
+    if dump is not None:
+        dump.close()
     print(json.dumps({"bench": "answer_jsquad", "k": args.k, "min_relative_score": args.min_relative_score, "embedder": args.embedder, "llm_questions": len(sample),
                       "backends": results}, ensure_ascii=False))
 

@@ -102,3 +102,29 @@ def llama_server_url(gguf_qwen05b_path: Path) -> Iterator[str]:
         log.close()
         Path(log.name).unlink(missing_ok=True)
 # ===== end of model fixtures ===============================================================
+
+
+# ===== store fixtures (owner: store/) ======================================================
+# one_chunk_store(text, lexical, title="t"): an open SQLite store in tmp_path holding one document
+#   of one chunk ("d:0") with `text`, indexed under the given BM25 text; closed after the test.
+@pytest.fixture
+def one_chunk_store(tmp_path):
+    import numpy as np
+
+    from sekisho.store import Chunk, Document, Location, open_store
+
+    opened = []
+
+    def make(text: str, lexical: str, title: str = "t"):
+        store = open_store(tmp_path / f"kb{len(opened)}.db")
+        opened.append(store)
+        doc = Document(id="d", path="d.txt", title=title, content_hash="h", media_type="text/plain",
+                       encoding="utf-8", text=text)
+        chunk = Chunk(id="d:0", doc_id="d", ordinal=0, text=text, norm_text=text, location=Location(0, len(text)))
+        store.replace_document(doc, [chunk], [lexical], np.ones((1, 4), dtype=np.float32))
+        return store
+
+    yield make
+    for store in opened:
+        store.close()
+# ===== end of store fixtures ===============================================================

@@ -9,7 +9,6 @@ import pytest
 from sekisho.retrieval.kb import LEXICAL_SCHEME, KnowledgeBase
 from sekisho.retrieval.rerank import FEATURES, Rescorer, features, fit_logistic, longest_common_substring, rescore
 from sekisho.retrieval.tokenize import char_bigrams, tokenize
-from sekisho.store import Chunk, Document, Location, open_store
 
 
 def test_longest_common_substring():
@@ -65,20 +64,16 @@ def test_fit_logistic_finds_the_informative_feature():
     assert w[1] > 0
 
 
-def test_store_indexed_with_sudachi_terms_only_is_upgraded_on_open(tmp_path):
+def test_store_indexed_with_sudachi_terms_only_is_upgraded_on_open(one_chunk_store):
     # A store as the previous release wrote it: Sudachi terms only, no lexical_scheme recorded.
-    store = open_store(tmp_path / "kb.db")
     text = "ヒトリシズカは早春に咲く多年草である。"
-    doc = Document(id="d1", path="plants.txt", title="植物", content_hash="h", media_type="text/plain",
-                   encoding="utf-8", text=text)
-    chunk = Chunk(id="d1:0", doc_id="d1", ordinal=0, text=text, norm_text=text, location=Location(0, len(text)))
-    store.replace_document(doc, [chunk], [" ".join(tokenize("植物\n" + text))], np.ones((1, 4), dtype=np.float32))
+    store = one_chunk_store(text, " ".join(tokenize("植物\n" + text)), title="植物")
     pair_query = ["トリ"]  # a character pair inside a word Sudachi keeps whole
     assert store.lexical_search(pair_query, 5) == []
     kb = KnowledgeBase(store, "use-m3")  # the embedder is not loaded: the upgrade is text only
     try:
         assert store.get_meta("lexical_scheme") == LEXICAL_SCHEME
-        assert [cid for cid, _ in store.lexical_search(pair_query, 5)] == ["d1:0"]
-        assert [cid for cid, _ in store.lexical_search(tokenize("早春"), 5)] == ["d1:0"]
+        assert [cid for cid, _ in store.lexical_search(pair_query, 5)] == ["d:0"]
+        assert [cid for cid, _ in store.lexical_search(tokenize("早春"), 5)] == ["d:0"]
     finally:
         kb.close()

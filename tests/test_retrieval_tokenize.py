@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from sekisho.retrieval import tokenize
 from sekisho.retrieval.tokenize import Analyzer
-from sekisho.store import Chunk, Document, Location, open_store
 
 
 def test_japanese_sentence_keeps_content_words_and_drops_particles():
@@ -58,29 +56,19 @@ def test_very_long_text_is_tokenised_in_pieces():
     ['"', 'say "hello', "a* OR b", "-minus", "NEAR(a b)", "x AND y NOT z", "col:umn", "(paren", "^caret",
      "100%", "C++", "「引用」と『括弧』", "'; DROP TABLE chunks; --"],
 )
-def test_hostile_queries_never_break_fts(tmp_path, query):
-    store = open_store(tmp_path / "kb.db")
+def test_hostile_queries_never_break_fts(one_chunk_store, query):
     text = "hello world minus column paren caret drop table chunks"
-    doc = Document(id="d", path="d.txt", title="t", content_hash="h", media_type="text/plain",
-                   encoding="utf-8", text=text)
-    chunk = Chunk(id="d:0", doc_id="d", ordinal=0, text=text, norm_text=text, location=Location(0, len(text)))
-    store.replace_document(doc, [chunk], [" ".join(tokenize(text))], np.ones((1, 4), dtype=np.float32))
+    store = one_chunk_store(text, " ".join(tokenize(text)))
     results = store.lexical_search(tokenize(query), 5)
     assert all(cid == "d:0" for cid, _ in results)
     assert store.chunk_count() == 1
-    store.close()
 
 
-def test_query_terms_that_look_like_fts_syntax_are_matched_literally(tmp_path):
-    store = open_store(tmp_path / "kb.db")
+def test_query_terms_that_look_like_fts_syntax_are_matched_literally(one_chunk_store):
     text = "near or and not say"
-    doc = Document(id="d", path="d.txt", title="t", content_hash="h", media_type="text/plain",
-                   encoding="utf-8", text=text)
-    chunk = Chunk(id="d:0", doc_id="d", ordinal=0, text=text, norm_text=text, location=Location(0, len(text)))
-    store.replace_document(doc, [chunk], [text], np.ones((1, 4), dtype=np.float32))
+    store = one_chunk_store(text, text)
     # Operators as terms are words to find, not syntax; an unbalanced quote is part of the word.
     assert [cid for cid, _ in store.lexical_search(["NEAR", "OR"], 5)] == ["d:0"]
     assert [cid for cid, _ in store.lexical_search(['say"'], 5)] == ["d:0"]
     assert store.lexical_search(["a*", "(x", "-y"], 5) == []
     assert store.lexical_search([], 5) == []
-    store.close()

@@ -34,7 +34,7 @@ class RetrievalConfig(_Section):
     top_k: int = 5
     # Passages scoring under this share of the best one are not given to the model
     # (answer.confident_hits; 0 gives it all top_k).
-    min_relative_score: float = Field(default=0.1, ge=0.0, le=1.0)
+    min_relative_score: float = Field(default=0.3, ge=0.0, le=1.0)
 
 
 class BackendConfig(_Section):

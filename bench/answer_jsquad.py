@@ -236,6 +236,7 @@ def main() -> None:
     if not args.dataset.exists():
         sys.exit(f"error: {args.dataset}: JSQuAD file not found (pass its path)")
     names = [n.strip() for n in args.backends.split(",") if n.strip()]
+    modes = [m.strip() for m in args.modes.split(",") if m.strip() in ("rc", "open")]
     items, paragraphs = load(args.dataset)
     sample = random.Random(args.seed).sample(items, min(args.limit, len(items)))
     settings = settings_with(names)
@@ -255,7 +256,6 @@ def main() -> None:
         result: dict = {"kind": info.kind, "model": info.model}
         if not extractive:
             backend.check()
-        modes = [m.strip() for m in args.modes.split(",") if m.strip() in ("rc", "open")]
         for mode in modes:
             result[mode] = run(backend, chosen, mode, kb, args.k, args.min_relative_score, style, dump)
             print(line(name, mode, result[mode]), flush=True)

@@ -399,8 +399,10 @@ class SQLiteStore:
         """BM25 (FTS5's bm25()) over the chunks' pre-tokenised text for any of `terms`, each matched
         literally as one token; returns (chunk id, score), best first (bm25() is negated so higher
         is better). Only the rarer terms are searched: see `_ranking_terms`."""
+        if k <= 0:
+            return []
         query = _match_expression(self._ranking_terms(terms))
-        if not query or k <= 0:
+        if not query:
             return []
         if tags is None or "*" in tags:
             # Rank inside FTS5 first and join only the top k: joining every match before sorting

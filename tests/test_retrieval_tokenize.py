@@ -65,9 +65,9 @@ def test_hostile_queries_never_break_fts(one_chunk_store, query):
 
 
 def test_query_terms_that_look_like_fts_syntax_are_matched_literally(one_chunk_store):
-    text = "near or and not say"
+    text = 'near or and not say"'
     store = one_chunk_store(text, text)
-    # Operators as terms are words to find, not syntax; an unbalanced quote is part of the word.
+    # Operators as terms are words to find, not syntax; an unbalanced quote is part of the term.
     assert [cid for cid, _ in store.lexical_search(["NEAR", "OR"], 5)] == ["d:0"]
     assert [cid for cid, _ in store.lexical_search(['say"'], 5)] == ["d:0"]
     assert store.lexical_search(["a*", "(x", "-y"], 5) == []

@@ -11,6 +11,7 @@ import pytest
 
 from sekisho.store import Chunk, Document, Location, StoreError, open_store
 from sekisho.store import sqlite as sqlite_store
+from sekisho.store.sqlite import SQLiteStore
 
 DIM = 8
 
@@ -31,9 +32,17 @@ def make_doc(doc_id: str, texts: list[str], *, tags: tuple[str, ...] = (), path:
     return doc, chunks, texts, vectors  # lexical text = the chunk text: already space-separated words
 
 
+@pytest.fixture(params=["tantivy", "fts5"])
+def store(tmp_path, request):
+    """Every store test runs with the tantivy index answering lexical searches and with FTS5 alone."""
+    s = SQLiteStore(tmp_path / "kb.db", lexical_index=request.param == "tantivy")
+    yield s
+    s.close()
+
+
 @pytest.fixture
-def store(tmp_path):
-    s = open_store(tmp_path / "kb.db")
+def fts5_store(tmp_path):
+    s = SQLiteStore(tmp_path / "kb.db", lexical_index=False)
     yield s
     s.close()
 
@@ -259,7 +268,8 @@ def test_document_titles_without_text(store):
     assert store.document_titles([]) == {}
 
 
-def test_rare_terms_are_searched_first_within_the_postings_budget(store):
+def test_rare_terms_are_searched_first_within_the_postings_budget(fts5_store):
+    store = fts5_store
     # 20 chunks share "common"; "rare" is in one and "medium" in four.
     texts = [f"common filler{i}" + (" rare" if i == 7 else "") + (" medium" if i % 5 == 0 else "")
              for i in range(20)]
@@ -272,7 +282,8 @@ def test_rare_terms_are_searched_first_within_the_postings_budget(store):
     assert len(store.lexical_search(["common"], 30)) == 20
 
 
-def test_term_counts_follow_writes(store):
+def test_term_counts_follow_writes(fts5_store):
+    store = fts5_store
     store.postings_budget = 3
     store.replace_document(*make_doc("d1", ["apple pear", "fig plum"]))
     assert {cid for cid, _ in store.lexical_search(["apple", "fig"], 10)} == {"d1:0", "d1:1"}

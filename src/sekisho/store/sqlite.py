@@ -22,14 +22,17 @@ Connections and threads
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from sekisho.store.lexical_index import IndexBusy, IndexState, LexicalIndexError, TantivyIndex
 from sekisho.store.records import Chunk, Document, Location
 
 # Each entry upgrades the schema from version i to i + 1. Append, never edit a shipped entry.
@@ -83,12 +86,30 @@ MIGRATIONS: list[str] = [
     """
     CREATE VIRTUAL TABLE chunk_fts_vocab USING fts5vocab(chunk_fts, 'row');
     """,
+    # What the tantivy index beside the file needs to catch up (store/lexical_index.py): which
+    # store this is, and the chunk rowids each generation touched. Writes before this migration
+    # were not logged, so an index older than the migration rebuilds.
+    """
+    CREATE TABLE lexical_changes (
+        generation INTEGER NOT NULL,
+        rowid INTEGER NOT NULL
+    );
+    CREATE INDEX lexical_changes_by_generation ON lexical_changes(generation);
+    INSERT INTO meta(key, value) VALUES ('store_id', lower(hex(randomblob(16))));
+    INSERT INTO meta(key, value) SELECT 'lexical_log_floor', value FROM meta WHERE key = 'generation';
+    """,
 ]
 
 
 # See SQLiteStore._ranking_terms. Chosen by bench/retrieval_scale.py and bench/retrieval_jsquad.py
 # (docs/benchmarks.md, ## Retrieval).
 POSTINGS_BUDGET = 40_000
+# How many generations of lexical_changes are kept: a tantivy index further behind than this
+# rebuilds from chunk_fts instead of replaying the log.
+CHANGE_LOG_GENERATIONS = 10_000
+
+
+log = logging.getLogger("sekisho.store")
 
 
 class StoreError(Exception):
@@ -186,7 +207,8 @@ _CHUNK_COLUMNS = "id, doc_id, ordinal, text, norm_text, start, end, page, headin
 class SQLiteStore:
     """The `Store` protocol over one SQLite file. See the module docstring for threading."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, lexical_index: bool = True):
+        """`lexical_index=False` leaves BM25 to FTS5 alone (no tantivy index beside the file)."""
         self.path = Path(path)
         if self.path.parent and not self.path.parent.exists():
             raise StoreError(f"{self.path}: folder {self.path.parent} does not exist")
@@ -207,6 +229,14 @@ class SQLiteStore:
         except sqlite3.DatabaseError as exc:
             self.close()
             raise StoreError(f"{self.path}: cannot open as a sekisho store: {exc}") from None
+        self._store_id = self.get_meta("store_id") or ""
+        self._sync_lock = threading.Lock()
+        self._lexical_index: TantivyIndex | None = None
+        if lexical_index:
+            try:
+                self._lexical_index = TantivyIndex(self.path.with_name(self.path.name + ".lexical"))
+            except LexicalIndexError as exc:
+                log.warning("%s; searching with FTS5 only", exc)
 
     # -- connections -----------------------------------------------------------------------------
 
@@ -229,6 +259,7 @@ class SQLiteStore:
             self._all_connections.clear()
         self._local = threading.local()
         self._vectors = None
+        self._lexical_index = None
 
     def schema_version(self) -> int:
         return self._conn().execute("SELECT version FROM schema_version").fetchone()[0]
@@ -286,99 +317,111 @@ class SQLiteStore:
         if any(c.doc_id != document.id for c in chunks):
             raise StoreError(f"{document.path}: a chunk belongs to another document")
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        with self._write_lock:
-            conn = self._conn()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._delete_rows(conn, document.id)
-                # A different id may already own this path (e.g. the id scheme changed): the path
-                # is the user's handle on a document, so the newcomer replaces it.
-                old = conn.execute("SELECT id FROM documents WHERE path = ?", (document.path,)).fetchone()
-                if old:
-                    self._delete_rows(conn, old[0])
-                conn.execute(
-                    f"INSERT INTO documents({_DOC_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (document.id, document.path, document.title, document.content_hash, document.media_type,
-                     document.encoding, document.text, json.dumps(list(document.tags), ensure_ascii=False),
-                     document.ingested_at),
+        with self._writing() as conn:
+            changed = self._delete_rows(conn, document.id)
+            # A different id may already own this path (e.g. the id scheme changed): the path is
+            # the user's handle on a document, so the newcomer replaces it.
+            old = conn.execute("SELECT id FROM documents WHERE path = ?", (document.path,)).fetchone()
+            if old:
+                changed += self._delete_rows(conn, old[0])
+            conn.execute(
+                f"INSERT INTO documents({_DOC_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (document.id, document.path, document.title, document.content_hash, document.media_type,
+                 document.encoding, document.text, json.dumps(list(document.tags), ensure_ascii=False),
+                 document.ingested_at),
+            )
+            conn.executemany(
+                "INSERT INTO document_tags(doc_id, tag) VALUES (?, ?)",
+                [(document.id, tag) for tag in dict.fromkeys(document.tags)],
+            )
+            for chunk, lexical, vector in zip(chunks, lexical_texts, vectors, strict=True):
+                loc = chunk.location
+                cur = conn.execute(
+                    "INSERT INTO chunks(id, doc_id, ordinal, text, norm_text, start, end, page, heading) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (chunk.id, chunk.doc_id, chunk.ordinal, chunk.text, chunk.norm_text, loc.start,
+                     loc.end, loc.page, json.dumps(list(loc.heading), ensure_ascii=False)),
                 )
-                conn.executemany(
-                    "INSERT INTO document_tags(doc_id, tag) VALUES (?, ?)",
-                    [(document.id, tag) for tag in dict.fromkeys(document.tags)],
-                )
-                for chunk, lexical, vector in zip(chunks, lexical_texts, vectors, strict=True):
-                    loc = chunk.location
-                    cur = conn.execute(
-                        "INSERT INTO chunks(id, doc_id, ordinal, text, norm_text, start, end, page, heading) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (chunk.id, chunk.doc_id, chunk.ordinal, chunk.text, chunk.norm_text, loc.start,
-                         loc.end, loc.page, json.dumps(list(loc.heading), ensure_ascii=False)),
-                    )
-                    rowid = cur.lastrowid
-                    conn.execute("INSERT INTO chunk_fts(rowid, tokens) VALUES (?, ?)", (rowid, lexical))
-                    conn.execute("INSERT INTO chunk_vectors(rowid, vector) VALUES (?, ?)", (rowid, vector.tobytes()))
-                self._bump_generation(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+                rowid = cur.lastrowid
+                conn.execute("INSERT INTO chunk_fts(rowid, tokens) VALUES (?, ?)", (rowid, lexical))
+                conn.execute("INSERT INTO chunk_vectors(rowid, vector) VALUES (?, ?)", (rowid, vector.tobytes()))
+                changed.append(rowid)
+            self._bump_generation(conn, changed)
 
     def reindex_lexical(self, lexical_of: Callable[[Document, list[Chunk]], list[str]], scheme: str) -> int:
         """Rewrite every chunk's lexical text with `lexical_of(document, its chunks)` and record
         `scheme` under the meta key 'lexical_scheme', in one transaction: a store whose index was
         built by an older analyser moves forward without re-embedding. Returns the chunks rewritten."""
-        with self._write_lock:
-            conn = self._conn()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                rewritten = 0
-                docs = [_document(r) for r in conn.execute(f"SELECT {_DOC_COLUMNS} FROM documents").fetchall()]
-                for document in docs:
-                    rows = conn.execute(
-                        f"SELECT rowid, {_CHUNK_COLUMNS} FROM chunks WHERE doc_id = ? ORDER BY ordinal",
-                        (document.id,),
-                    ).fetchall()
-                    texts = lexical_of(document, [_chunk(r[1:]) for r in rows])
-                    conn.executemany("DELETE FROM chunk_fts WHERE rowid = ?", [(r[0],) for r in rows])
-                    conn.executemany("INSERT INTO chunk_fts(rowid, tokens) VALUES (?, ?)",
-                                     [(r[0], t) for r, t in zip(rows, texts, strict=True)])
-                    rewritten += len(rows)
-                conn.execute(
-                    "INSERT INTO meta(key, value) VALUES ('lexical_scheme', ?) "
-                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    (scheme,),
-                )
-                self._bump_generation(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._writing() as conn:
+            rewritten = 0
+            docs = [_document(r) for r in conn.execute(f"SELECT {_DOC_COLUMNS} FROM documents").fetchall()]
+            for document in docs:
+                rows = conn.execute(
+                    f"SELECT rowid, {_CHUNK_COLUMNS} FROM chunks WHERE doc_id = ? ORDER BY ordinal",
+                    (document.id,),
+                ).fetchall()
+                texts = lexical_of(document, [_chunk(r[1:]) for r in rows])
+                conn.executemany("DELETE FROM chunk_fts WHERE rowid = ?", [(r[0],) for r in rows])
+                conn.executemany("INSERT INTO chunk_fts(rowid, tokens) VALUES (?, ?)",
+                                 [(r[0], t) for r, t in zip(rows, texts, strict=True)])
+                rewritten += len(rows)
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES ('lexical_scheme', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (scheme,),
+            )
+            self._bump_generation(conn, lexical_rebuild=True)
         return rewritten
 
     def delete_document(self, doc_id: str) -> None:
+        with self._writing() as conn:
+            self._bump_generation(conn, self._delete_rows(conn, doc_id))
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: serialised in this process by the write lock and against other
+        processes by BEGIN IMMEDIATE; all of it commits or none does. The tantivy index catches
+        up after the commit."""
         with self._write_lock:
             conn = self._conn()
             conn.execute("BEGIN IMMEDIATE")
             try:
-                self._delete_rows(conn, doc_id)
-                self._bump_generation(conn)
+                yield conn
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+        self._sync_lexical_index()
 
     @staticmethod
-    def _delete_rows(conn: sqlite3.Connection, doc_id: str) -> None:
+    def _delete_rows(conn: sqlite3.Connection, doc_id: str) -> list[int]:
+        """Delete a document and everything indexed for it; returns its chunks' rowids."""
         rowids = [r[0] for r in conn.execute("SELECT rowid FROM chunks WHERE doc_id = ?", (doc_id,))]
         conn.executemany("DELETE FROM chunk_fts WHERE rowid = ?", [(r,) for r in rowids])
         conn.executemany("DELETE FROM chunk_vectors WHERE rowid = ?", [(r,) for r in rowids])
         conn.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
         conn.execute("DELETE FROM document_tags WHERE doc_id = ?", (doc_id,))
         conn.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
+        return rowids
 
     @staticmethod
-    def _bump_generation(conn: sqlite3.Connection) -> None:
-        conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+    def _bump_generation(conn: sqlite3.Connection, changed_rowids: Sequence[int] = (), *,
+                         lexical_rebuild: bool = False) -> None:
+        """Move the generation on and log which chunk rowids it touched, so the tantivy index can
+        replay them; `lexical_rebuild` says every chunk's lexical text changed (rebuild instead)."""
+        generation = conn.execute(
+            "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation' "
+            "RETURNING CAST(value AS INTEGER)"
+        ).fetchone()[0]
+        if lexical_rebuild:
+            conn.execute("DELETE FROM lexical_changes")
+            floor = generation
+        else:
+            conn.executemany("INSERT INTO lexical_changes(generation, rowid) VALUES (?, ?)",
+                             [(generation, r) for r in changed_rowids])
+            floor = generation - CHANGE_LOG_GENERATIONS
+            conn.execute("DELETE FROM lexical_changes WHERE generation <= ?", (floor,))
+        conn.execute("UPDATE meta SET value = max(CAST(value AS INTEGER), ?) WHERE key = 'lexical_log_floor'", (floor,))
 
     def chunks_by_id(self, ids: Iterable[str]) -> list[Chunk]:
         ids = list(ids)
@@ -396,14 +439,99 @@ class SQLiteStore:
     # -- search ----------------------------------------------------------------------------------
 
     def lexical_search(self, terms: Sequence[str], k: int, tags: Sequence[str] | None = None) -> list[tuple[str, float]]:
-        """BM25 (FTS5's bm25()) over the chunks' pre-tokenised text for any of `terms`, each matched
-        literally as one token; returns (chunk id, score), best first (bm25() is negated so higher
-        is better). Only the rarer terms are searched: see `_ranking_terms`."""
-        if k <= 0:
+        """BM25 over the chunks' pre-tokenised text for any of `terms`, each matched literally as
+        one token (case-folded); returns (chunk id, score), best first.
+
+        The tantivy index answers when it reflects the store's current generation (catching up
+        first if it can); otherwise FTS5 does, over the rarer terms only (`_ranking_terms`).
+        Both rank by BM25 with k1 1.2 and b 0.75; their idf formulas differ slightly, so scores
+        are comparable within one result list, not across engines."""
+        unique = list(dict.fromkeys(t for t in terms if t.strip()))
+        if k <= 0 or not unique:
             return []
+        found = self._indexed_search(unique, k, tags)
+        return found if found is not None else self._fts5_search(unique, k, tags)
+
+    def lexical_index_current(self) -> bool:
+        """Whether the tantivy index reflects the store as it is now (False: FTS5 would answer)."""
+        index = self._lexical_index
+        return index is not None and index.state() == IndexState(self._store_id, self.generation())
+
+    def _indexed_search(self, terms: list[str], k: int, tags: Sequence[str] | None) -> list[tuple[str, float]] | None:
+        """The tantivy index's answer, or None when it is off, lagging, or failing."""
+        index = self._lexical_index
+        if index is None:
+            return None
+        try:
+            found = index.search(terms, k, tags, IndexState(self._store_id, self.generation()))
+            if found is None and self._sync_lexical_index():
+                found = index.search(terms, k, tags, IndexState(self._store_id, self.generation()))
+        except (ValueError, OSError) as exc:
+            self._give_up_lexical_index(exc)
+            return None
+        if found is None:
+            return None
+        ids = self._chunk_ids_for_rowids([rowid for rowid, _ in found])
+        return [(ids[rowid], score) for rowid, score in found if rowid in ids]
+
+    def _sync_lexical_index(self) -> bool:
+        """Bring the tantivy index up to the store's current generation: replay the logged changes,
+        or rebuild from chunk_fts when the log does not reach back to the index's generation or the
+        index belongs to another store. Returns False when that cannot happen now (no index, or
+        another writer holds it). Never raises: FTS5 answers meanwhile."""
+        index = self._lexical_index
+        if index is None or not self._sync_lock.acquire(blocking=False):
+            return False
+        try:
+            with index.writing() as batch:
+                current = index.state()
+                conn = self._conn()
+                conn.execute("BEGIN")  # one snapshot for the generation, the log and the rows
+                try:
+                    target = IndexState(self._store_id, self.generation())
+                    if current == target:
+                        return True
+                    floor = int(self.get_meta("lexical_log_floor") or target.generation)
+                    if current is None or current.store_id != target.store_id or not (
+                            floor <= current.generation <= target.generation):
+                        batch.clear()
+                        rows = conn.execute("SELECT c.rowid, f.tokens, c.doc_id FROM chunk_fts f "
+                                            "JOIN chunks c ON c.rowid = f.rowid")
+                    else:
+                        changed = [r for (r,) in conn.execute(
+                            "SELECT DISTINCT rowid FROM lexical_changes WHERE generation > ?", (current.generation,))]
+                        batch.delete(changed)
+                        rows = conn.execute(
+                            "SELECT c.rowid, f.tokens, c.doc_id FROM lexical_changes l "
+                            "JOIN chunks c ON c.rowid = l.rowid JOIN chunk_fts f ON f.rowid = l.rowid "
+                            "WHERE l.generation > ? GROUP BY c.rowid", (current.generation,))
+                    tags: dict[str, list[str]] = {}
+                    for doc_id, tag in conn.execute("SELECT doc_id, tag FROM document_tags"):
+                        tags.setdefault(doc_id, []).append(tag)
+                    for rowid, tokens, doc_id in rows:
+                        batch.add(rowid, tokens, tags.get(doc_id, ()))
+                finally:
+                    conn.execute("COMMIT")
+                batch.commit(target)
+            return True
+        except IndexBusy:
+            return False
+        except (LexicalIndexError, ValueError, OSError) as exc:
+            self._give_up_lexical_index(exc)
+            return False
+        finally:
+            self._sync_lock.release()
+
+    def _give_up_lexical_index(self, exc: Exception) -> None:
+        """A failing index (disk full, damaged files) is dropped for this process rather than
+        retried on every query; FTS5 serves the searches, and the next process rebuilds it."""
+        if self._lexical_index is not None:
+            log.warning("%s: lexical index failed (%s); searching with FTS5", self.path, exc)
+        self._lexical_index = None
+
+    def _fts5_search(self, terms: list[str], k: int, tags: Sequence[str] | None) -> list[tuple[str, float]]:
+        """FTS5's bm25() over the rarer terms, negated so higher is better."""
         query = _match_expression(self._ranking_terms(terms))
-        if not query:
-            return []
         if tags is None or "*" in tags:
             # Rank inside FTS5 first and join only the top k: joining every match before sorting
             # was 2x slower at 100k chunks (docs/benchmarks.md).

@@ -42,6 +42,9 @@ class Store(Protocol):
 
     def chunks_by_id(self, ids: Iterable[str]) -> list[Chunk]: ...
 
+    def lexical_texts(self, chunk_ids: Iterable[str]) -> dict[str, str]:
+        """chunk id -> the pre-tokenised text its BM25 index holds (terms separated by spaces)."""
+
     def lexical_search(self, terms: Sequence[str], k: int, tags: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """BM25 over the pre-tokenised text for chunks holding any of `terms` (each matched as one
         literal token); returns (chunk id, score), best first. A store may leave out terms too

@@ -436,6 +436,18 @@ class SQLiteStore:
                 found[row[0]] = _chunk(row)
         return [found[i] for i in ids if i in found]
 
+    def lexical_texts(self, chunk_ids: Iterable[str]) -> dict[str, str]:
+        ids = list(dict.fromkeys(chunk_ids))
+        found: dict[str, str] = {}
+        conn = self._conn()
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            marks = ",".join("?" * len(part))
+            found.update(conn.execute(
+                f"SELECT c.id, f.tokens FROM chunks c JOIN chunk_fts f ON f.rowid = c.rowid WHERE c.id IN ({marks})",
+                part))
+        return found
+
     # -- search ----------------------------------------------------------------------------------
 
     def lexical_search(self, terms: Sequence[str], k: int, tags: Sequence[str] | None = None) -> list[tuple[str, float]]:

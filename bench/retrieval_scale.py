@@ -55,6 +55,8 @@ def sentences_of(text: str) -> list[str]:
 
 def add_filler(kb, paragraphs, target_chunks: int, rng: random.Random, np_rng) -> int:
     """Add filler documents until the store holds target_chunks chunks; returns how many added."""
+    if kb.store.chunk_count() >= target_chunks:
+        return 0
     # Real vectors of the ingested paragraphs (first chunk of each), from the store's loaded matrix.
     cache = kb.store._vector_cache()  # noqa: SLF001 - the bench reuses the loaded matrix
     vector_of_doc = {}

@@ -42,7 +42,7 @@ def clears(monkeypatch) -> list[int]:
     return calls
 
 
-def test_every_write_keeps_the_index_current_and_it_agrees_with_fts5(path):
+def test_the_index_follows_every_write_and_agrees_with_fts5(path):
     store = SQLiteStore(path)
     fts5 = SQLiteStore(path, lexical_index=False)
     writes = [
@@ -53,6 +53,7 @@ def test_every_write_keeps_the_index_current_and_it_agrees_with_fts5(path):
     ]
     for write in writes:
         write()
+        assert ids(store, ["apple"]) == ids(fts5, ["apple"])  # the first search catches up
         assert store.lexical_index_current()
         for terms in QUERIES:
             assert ids(store, terms) == ids(fts5, terms), terms
@@ -66,6 +67,7 @@ def test_tag_visibility_is_enforced_by_the_index(path):
     store.replace_document(*make_doc("open", ["shared word"]))
     store.replace_document(*make_doc("hr", ["shared word"], tags=("人事",)))
     store.replace_document(*make_doc("both", ["shared word"], tags=("人事", "経理")))
+    store.lexical_search(["shared"], 1)
     assert store.lexical_index_current()
     assert ids(store, ["shared"], ()) == {"open:0"}
     assert ids(store, ["shared"], ("経理",)) == {"open:0", "both:0"}
@@ -79,6 +81,7 @@ def test_tag_visibility_is_enforced_by_the_index(path):
 def test_query_terms_are_literal_for_the_index(path):
     store = SQLiteStore(path)
     store.replace_document(*make_doc("d", ['say" AND OR NEAR (x) a*b field:value']))
+    store.lexical_search(["say"], 1)
     assert store.lexical_index_current()
     assert ids(store, ["and"]) == {"d:0"}
     assert ids(store, ['say"']) == {"d:0"}
@@ -91,7 +94,8 @@ def test_query_terms_are_literal_for_the_index(path):
 def test_writes_made_without_the_index_are_replayed_on_the_next_search(path, clears):
     store = SQLiteStore(path)
     store.replace_document(*make_doc("d1", ["apple pear"]))
-    clears.clear()  # the first write built the index
+    store.lexical_search(["apple"], 1)
+    clears.clear()  # that search built the index
     other = SQLiteStore(path, lexical_index=False)  # e.g. an older sekisho, or a read-only index
     other.replace_document(*make_doc("d2", ["apple kiwi"]))
     other.delete_document("d1")
@@ -107,7 +111,8 @@ def test_an_index_older_than_the_change_log_is_rebuilt(path, clears, monkeypatch
     monkeypatch.setattr(sqlite_store, "CHANGE_LOG_GENERATIONS", 2)
     store = SQLiteStore(path)
     store.replace_document(*make_doc("d0", ["apple"]))
-    clears.clear()  # the first write built the index
+    store.lexical_search(["apple"], 1)
+    clears.clear()  # that search built the index
     other = SQLiteStore(path, lexical_index=False)
     for i in range(1, 6):
         other.replace_document(*make_doc(f"d{i}", [f"apple word{i}"]))
@@ -129,9 +134,22 @@ HOLD_WRITER = textwrap.dedent("""
 """)
 
 
+def test_closing_a_store_indexes_what_it_wrote(path):
+    writer = SQLiteStore(path)  # e.g. `sekisho ingest`: writes, never searches
+    writer.replace_document(*make_doc("d1", ["apple pear"]))
+    writer.replace_document(*make_doc("d2", ["apple kiwi"]))
+    assert not writer.lexical_index_current()
+    writer.close()
+    reader = SQLiteStore(path)  # e.g. the server
+    assert reader.lexical_index_current()
+    assert ids(reader, ["apple"]) == {"d1:0", "d2:0"}
+    reader.close()
+
+
 def test_a_writer_in_another_process_leaves_searches_to_fts5_until_it_is_done(path):
     store = SQLiteStore(path)
     store.replace_document(*make_doc("d1", ["apple pear"]))
+    store.lexical_search(["apple"], 1)
     holder = subprocess.Popen([sys.executable, "-c", HOLD_WRITER, str(path) + ".lexical"],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:

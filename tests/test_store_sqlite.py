@@ -186,6 +186,43 @@ def test_vector_search_sees_writes_from_another_store_instance(store, tmp_path):
     assert len(store.vector_search(np.ones(DIM), 5)) == 2
 
 
+def test_vector_matrix_follows_writes_without_reloading(store, tmp_path, monkeypatch):
+    store.replace_document(*make_doc("d1", ["a", "b"]))
+    store.replace_document(*make_doc("d2", ["c"], tags=("人事",)))
+    store.vector_search(np.ones(DIM), 1)  # the one full load
+    loads: list[int] = []
+    original = SQLiteStore._load_vectors
+    monkeypatch.setattr(SQLiteStore, "_load_vectors",
+                        lambda self: (self is store and loads.append(1)) or original(self))
+    other = open_store(tmp_path / "kb.db")  # writes from another instance are replayed too
+    other.replace_document(*make_doc("d1", ["a2", "b2", "c2"]))  # replaced: 2 rows out, 3 in
+    other.delete_document("d2")
+    other.replace_document(*make_doc("d3", ["d"], tags=("経理",)))
+    other.close()
+    store.replace_document(*make_doc("d4", ["e"]))
+    rng = np.random.default_rng(3)
+    fresh = SQLiteStore(tmp_path / "kb.db", lexical_index=False)  # a full load of the same data
+    for _ in range(5):
+        query = rng.normal(size=DIM).astype(np.float32)
+        for tags in (None, (), ("経理",)):
+            got, want = store.vector_search(query, 10, tags), fresh.vector_search(query, 10, tags)
+            assert [cid for cid, _ in got] == [cid for cid, _ in want]
+            assert [score for _, score in got] == pytest.approx([score for _, score in want])
+    assert loads == []
+    assert sorted(cid for cid, _ in store.vector_search(np.ones(DIM), 10)) == ["d1:0", "d1:1", "d1:2", "d3:0", "d4:0"]
+    fresh.close()
+
+
+def test_vector_matrix_reloads_when_the_change_log_is_too_short(store, monkeypatch):
+    monkeypatch.setattr(sqlite_store, "CHANGE_LOG_GENERATIONS", 1)
+    store.replace_document(*make_doc("d1", ["a"]))
+    store.vector_search(np.ones(DIM), 1)
+    for i in range(2, 5):
+        store.replace_document(*make_doc(f"d{i}", ["b"]))
+    store.delete_document("d1")
+    assert sorted(cid for cid, _ in store.vector_search(np.ones(DIM), 10)) == ["d2:0", "d3:0", "d4:0"]
+
+
 def test_readers_are_not_blocked_by_an_open_write(store, tmp_path):
     store.replace_document(*make_doc("d1", ["apple"]))
     writer = sqlite3.connect(tmp_path / "kb.db", isolation_level=None)

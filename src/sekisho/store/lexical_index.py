@@ -10,7 +10,7 @@ SQLite stays the truth; this index is derived data in `<store file>.lexical/`, r
 from the store whenever it lags:
 - Each commit of this index carries a reserved document naming the store (its `store_id`) and the
   store generation it reflects, so a reader knows from the index alone whether it is current.
-- The store logs the chunk rowids every write touches (`lexical_changes`, same transaction as the
+- The store logs the chunk rowids every write touches (`chunk_changes`, same transaction as the
   write). A sync replays the changes since the index's generation, or rebuilds everything when the
   log does not reach back that far, when the index belongs to another store file, or when it cannot
   be read.

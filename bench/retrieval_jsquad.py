@@ -4,7 +4,7 @@ Every distinct paragraph is ingested as a document through `sekisho.ingest.inges
 text before ' [SEP] ', body after; chunked as the product chunks), then every question searches
 the whole corpus. A question scores when its gold paragraph's document appears in the top-k
 distinct documents. Reported: Recall@1/5/10 and MRR@10 for the naive character-bigram BM25
-baseline, lexical (Sudachi + FTS5 BM25), dense, and hybrid (RRF) with the textbook fusion (k=60,
+baseline, lexical (Sudachi BM25), dense, and hybrid (RRF) with the textbook fusion (k=60,
 equal weights) and with the product's default fusion, on all questions; then fusion tuned on one
 half of the articles and reported on the other half (the product default was chosen this way);
 ingest throughput; query latency of the full `kb.search` (p50/p95).
@@ -125,7 +125,7 @@ def main() -> None:
     everything = range(len(questions))
     results = {
         "char-bigram BM25 (baseline)": metrics(baseline, golds),
-        "lexical (Sudachi + FTS5 BM25)": metrics([doc_paths(lexical[i][:30]) for i in everything], golds),
+        "lexical (Sudachi BM25)": metrics([doc_paths(lexical[i][:30]) for i in everything], golds),
         "dense": metrics([doc_paths(dense[i][:30]) for i in everything], golds),
         "hybrid RRF k=60 1:1 (a priori)": metrics(hybrid(A_PRIORI, everything), golds),
         "hybrid, product default fusion": metrics(hybrid(kb.fusion, everything), golds),

@@ -60,15 +60,16 @@ def add_filler(kb, paragraphs, target_chunks: int, rng: random.Random, np_rng) -
     # Real vectors of the ingested paragraphs (first chunk of each), from the store's loaded matrix.
     cache = kb.store._vector_cache()  # noqa: SLF001 - the bench reuses the loaded matrix
     vector_of_doc = {}
+    matrix = np.concatenate(cache.blocks)
     for row, doc_index in enumerate(cache.doc_index):
-        vector_of_doc.setdefault(cache.doc_ids[doc_index], cache.matrix[row])
+        vector_of_doc.setdefault(cache.doc_ids[doc_index], matrix[row])
     pool = []  # (sentence, vector of the paragraph it came from)
     for p in paragraphs:
         doc = kb.store.document_by_path(p.path)
         if doc is not None and doc.id in vector_of_doc:
             pool += [(s, vector_of_doc[doc.id]) for s in sentences_of(p.body)]
     terms_of_sentence: dict[str, str] = {}
-    dim = cache.matrix.shape[1]
+    dim = cache.dim
     added = 0
     doc_no = 0
     while kb.store.chunk_count() < target_chunks:

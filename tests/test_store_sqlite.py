@@ -186,6 +186,14 @@ def test_vector_search_sees_writes_from_another_store_instance(store, tmp_path):
     assert len(store.vector_search(np.ones(DIM), 5)) == 2
 
 
+def assert_ranks_like_a_fresh_load(store, path, query):
+    fresh = SQLiteStore(path, lexical_index=False)
+    got, want = store.vector_search(query, 30), fresh.vector_search(query, 30)
+    fresh.close()
+    assert [cid for cid, _ in got] == [cid for cid, _ in want]
+    assert [score for _, score in got] == pytest.approx([score for _, score in want], abs=1e-5)
+
+
 def test_vector_matrix_follows_writes_without_reloading(store, tmp_path, monkeypatch):
     store.replace_document(*make_doc("d1", ["a", "b"]))
     store.replace_document(*make_doc("d2", ["c"], tags=("人事",)))
@@ -201,16 +209,26 @@ def test_vector_matrix_follows_writes_without_reloading(store, tmp_path, monkeyp
     other.close()
     store.replace_document(*make_doc("d4", ["e"]))
     rng = np.random.default_rng(3)
-    fresh = SQLiteStore(tmp_path / "kb.db", lexical_index=False)  # a full load of the same data
     for _ in range(5):
-        query = rng.normal(size=DIM).astype(np.float32)
-        for tags in (None, (), ("経理",)):
-            got, want = store.vector_search(query, 10, tags), fresh.vector_search(query, 10, tags)
-            assert [cid for cid, _ in got] == [cid for cid, _ in want]
-            assert [score for _, score in got] == pytest.approx([score for _, score in want])
+        assert_ranks_like_a_fresh_load(store, tmp_path / "kb.db", rng.normal(size=DIM).astype(np.float32))
     assert loads == []
     assert sorted(cid for cid, _ in store.vector_search(np.ones(DIM), 10)) == ["d1:0", "d1:1", "d1:2", "d3:0", "d4:0"]
-    fresh.close()
+    # Tag filters see the replayed rows' documents.
+    assert {cid for cid, _ in store.vector_search(np.ones(DIM), 10, ())} == {"d1:0", "d1:1", "d1:2", "d4:0"}
+    assert {cid for cid, _ in store.vector_search(np.ones(DIM), 10, ("経理",))} == {"d1:0", "d1:1", "d1:2", "d3:0", "d4:0"}
+
+
+def test_replayed_blocks_and_their_compaction_rank_like_a_fresh_load(store, tmp_path):
+    store.replace_document(*make_doc("big", [f"w{i}" for i in range(20)]))
+    store.vector_search(np.ones(DIM), 1)
+    query = np.random.default_rng(5).normal(size=DIM).astype(np.float32)
+    for i in range(5):  # appended as blocks beside the first: nothing copied
+        store.replace_document(*make_doc(f"s{i}", ["x"]))
+        assert_ranks_like_a_fresh_load(store, tmp_path / "kb.db", query)
+    assert len(store._vectors.blocks) == 6  # noqa: SLF001 - the path under test
+    store.delete_document("big")  # 20 of 25 rows dead: compacted into one block
+    assert_ranks_like_a_fresh_load(store, tmp_path / "kb.db", query)
+    assert len(store._vectors.blocks) == 1 and store._vectors.rows == 5  # noqa: SLF001
 
 
 def test_vector_matrix_reloads_when_the_change_log_is_too_short(store, monkeypatch):

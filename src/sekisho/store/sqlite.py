@@ -6,10 +6,13 @@ Layout
 - `chunk_fts`: an FTS5 table over pre-tokenised text (tokens joined by spaces). The morphological
   analysis happens in Python (retrieval/tokenize.py); FTS5 only splits on the spaces and ranks with
   its built-in bm25(). Living in the same database means the lexical index commits in the same
-  transaction as the chunks it indexes.
+  transaction as the chunks it indexes. Searches normally run on a tantivy index derived from it
+  (`<file>.lexical/`, store/lexical_index.py); FTS5 answers whenever that index is not current.
 - `chunk_vectors`: one float32 blob per chunk. Dense search is a brute-force dot product over a
-  float32 matrix loaded once and reloaded only when the store's `generation` counter moves
-  (numpy has no fast float16 product: 13x slower than float32 at 100k x 384; docs/benchmarks.md).
+  float32 matrix loaded once per process (numpy has no fast float16 product: 13x slower than
+  float32 at 100k x 384; docs/benchmarks.md).
+- `chunk_changes`: the chunk rowids each write touched, by generation (a counter every write
+  moves). The tantivy index and the vector matrix catch up on it instead of being rebuilt.
 
 Connections and threads
 - SQLite connections are not shared between threads: each thread that touches the store gets its
@@ -117,13 +120,44 @@ class StoreError(Exception):
     """The store file cannot be opened or used; the message names the file and the reason."""
 
 
-@dataclass
+# A matrix caught up by appending blocks and marking rows dead is copied into one block again once
+# dead rows or blocks pile up (a search pays a product per block and computes scores for dead rows).
+_MAX_VECTOR_BLOCKS = 16
+_MAX_DEAD_SHARE = 0.2
+
+
+@dataclass(frozen=True)
 class _VectorCache:
+    """Every stored vector in memory. Rows live in `blocks` (float32, L2-normalised, in order);
+    `alive` marks the rows still in the store once writes have been replayed (None: all). The
+    arrays are never modified: a newer generation is a new _VectorCache sharing the old blocks."""
+
     generation: int
-    rowids: np.ndarray  # int64, aligned with matrix rows
-    matrix: np.ndarray  # float32 (n, dim), rows L2-normalised
+    rowids: np.ndarray  # int64, one per row across the blocks
+    blocks: tuple[np.ndarray, ...]
     doc_index: np.ndarray  # int32 per row: index into doc_ids
     doc_ids: list[str]
+    alive: np.ndarray | None = None
+
+    @property
+    def rows(self) -> int:
+        return self.rowids.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.blocks[0].shape[1] if self.blocks else 0
+
+    def scores(self, query: np.ndarray) -> np.ndarray:
+        scores = np.concatenate([block @ query for block in self.blocks]) if len(self.blocks) > 1 else self.blocks[0] @ query
+        if self.alive is not None:
+            scores[~self.alive] = -np.inf
+        return scores
+
+    def compacted(self) -> _VectorCache:
+        """One block of the live rows: what a full reload would give, without reading SQLite."""
+        keep = self.alive if self.alive is not None else np.ones(self.rows, dtype=bool)
+        matrix = np.concatenate(self.blocks)[keep] if len(self.blocks) > 1 else self.blocks[0][keep]
+        return _VectorCache(self.generation, self.rowids[keep], (matrix,), self.doc_index[keep], self.doc_ids)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -519,10 +553,13 @@ class SQLiteStore:
                         changed = [r for (r,) in conn.execute(
                             "SELECT DISTINCT rowid FROM chunk_changes WHERE generation > ?", (current.generation,))]
                         batch.delete(changed)
+                        # CROSS JOIN fixes the order: left to itself, SQLite scanned all of
+                        # chunk_fts (180 ms at 100k chunks) instead of looking up the changed rows.
                         rows = conn.execute(
-                            "SELECT c.rowid, f.tokens, c.doc_id FROM chunk_changes l "
-                            "JOIN chunks c ON c.rowid = l.rowid JOIN chunk_fts f ON f.rowid = l.rowid "
-                            "WHERE l.generation > ? GROUP BY c.rowid", (current.generation,))
+                            "SELECT c.rowid, f.tokens, c.doc_id FROM "
+                            "(SELECT DISTINCT rowid FROM chunk_changes WHERE generation > ?) l "
+                            "CROSS JOIN chunks c ON c.rowid = l.rowid CROSS JOIN chunk_fts f ON f.rowid = l.rowid",
+                            (current.generation,))
                     tags: dict[str, list[str]] = {}
                     for doc_id, tag in conn.execute("SELECT doc_id, tag FROM document_tags"):
                         tags.setdefault(doc_id, []).append(tag)
@@ -617,15 +654,15 @@ class SQLiteStore:
 
     def vector_search(self, vector: np.ndarray, k: int, tags: Sequence[str] | None = None) -> list[tuple[str, float]]:
         cache = self._vector_cache()
-        if cache.matrix.shape[0] == 0 or k <= 0:
+        if cache.rows == 0 or k <= 0:
             return []
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
-        if query.shape[0] != cache.matrix.shape[1]:
+        if query.shape[0] != cache.dim:
             raise StoreError(
                 f"{self.path}: query vector has {query.shape[0]} dimensions, stored vectors have "
-                f"{cache.matrix.shape[1]} (the embedder changed: re-index)"
+                f"{cache.dim} (the embedder changed: re-index)"
             )
-        scores = cache.matrix @ query
+        scores = cache.scores(query)
         if tags is not None and "*" not in tags:
             allowed = self._visible_doc_ids(tags)
             mask = np.fromiter((d in allowed for d in cache.doc_ids), dtype=bool, count=len(cache.doc_ids))
@@ -662,10 +699,10 @@ class SQLiteStore:
             return cache
 
     def _updated_vectors(self, cache: _VectorCache) -> _VectorCache | None:
-        """`cache` moved forward by the logged changes since its generation (rows of changed chunks
-        dropped, their current vectors appended), or None when the log does not reach back that
-        far. Reading only what changed keeps a write from costing searchers a full reload (0.1-1.4
-        s at 100k chunks)."""
+        """`cache` moved forward by the logged changes since its generation, or None when the log
+        does not reach back that far. Rows of changed chunks are marked dead and their current
+        vectors appended as a new block, so a write costs searchers the rows it touched, not a
+        reload of every vector (0.7 s at 100k chunks) nor a copy of the matrix."""
         conn = self._conn()
         conn.execute("BEGIN")  # one snapshot for the generation, the log and the rows
         try:
@@ -676,32 +713,37 @@ class SQLiteStore:
             changed = np.array([r for (r,) in conn.execute(
                 "SELECT DISTINCT rowid FROM chunk_changes WHERE generation > ?", (cache.generation,))], dtype=np.int64)
             rows = conn.execute(
-                "SELECT v.rowid, v.vector, c.doc_id FROM chunk_changes l JOIN chunk_vectors v ON v.rowid = l.rowid "
-                "JOIN chunks c ON c.rowid = l.rowid WHERE l.generation > ? GROUP BY v.rowid ORDER BY v.rowid",
-                (cache.generation,)).fetchall()
+                "SELECT v.rowid, v.vector, c.doc_id FROM "
+                "(SELECT DISTINCT rowid FROM chunk_changes WHERE generation > ?) l "
+                "CROSS JOIN chunk_vectors v ON v.rowid = l.rowid CROSS JOIN chunks c ON c.rowid = l.rowid "
+                "ORDER BY v.rowid", (cache.generation,)).fetchall()
         finally:
             conn.execute("COMMIT")
-        keep = ~np.isin(cache.rowids, changed)
+        alive = np.ones(cache.rows, dtype=bool) if cache.alive is None else cache.alive.copy()
+        alive &= ~np.isin(cache.rowids, changed)
         doc_ids = list(cache.doc_ids)
         doc_pos = {d: i for i, d in enumerate(doc_ids)}
         for _, _, doc_id in rows:
             if doc_id not in doc_pos:
                 doc_pos[doc_id] = len(doc_ids)
                 doc_ids.append(doc_id)
+        blocks = cache.blocks
         if rows:
             block = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
-            if cache.matrix.shape[0] and block.shape[1] != cache.matrix.shape[1]:
+            if cache.rows and block.shape[1] != cache.dim:
                 return None  # vectors of another dimension: let the full load report it
-            matrix = np.concatenate([cache.matrix[keep], block]) if cache.matrix.shape[0] else block.copy()
-        else:
-            matrix = cache.matrix[keep]
-        return _VectorCache(
+            blocks = (*blocks, block)
+        updated = _VectorCache(
             generation,
-            np.concatenate([cache.rowids[keep], np.array([r[0] for r in rows], dtype=np.int64)]),
-            matrix,
-            np.concatenate([cache.doc_index[keep], np.array([doc_pos[r[2]] for r in rows], dtype=np.int32)]),
+            np.concatenate([cache.rowids, np.array([r[0] for r in rows], dtype=np.int64)]),
+            blocks,
+            np.concatenate([cache.doc_index, np.array([doc_pos[r[2]] for r in rows], dtype=np.int32)]),
             doc_ids,
+            np.concatenate([alive, np.ones(len(rows), dtype=bool)]),
         )
+        if len(updated.blocks) > _MAX_VECTOR_BLOCKS or (~updated.alive).sum() > _MAX_DEAD_SHARE * updated.rows:
+            return updated.compacted()
+        return updated
 
     def _load_vectors(self) -> _VectorCache:
         """Read every vector into one float32 matrix (dim x 4 bytes per chunk: 150 MB at 100k
@@ -737,9 +779,8 @@ class SQLiteStore:
                 n += len(batch)
         finally:
             conn.execute("COMMIT")
-        if matrix is None:
-            matrix = np.empty((0, 0), dtype=np.float32)
-        return _VectorCache(generation, rowids[:n], matrix[:n], doc_index[:n], doc_ids)
+        blocks = (matrix[:n],) if matrix is not None else ()
+        return _VectorCache(generation, rowids[:n], blocks, doc_index[:n], doc_ids)
 
 
 def open_store(path: str | Path) -> SQLiteStore:

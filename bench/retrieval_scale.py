@@ -172,6 +172,7 @@ def main() -> None:
     print(f"tantivy index current: {shipped.lexical_index_current()}")
     for mode in ("hybrid", "lexical", "dense"):
         run(mode, mode)
+    rss = max_rss_mb()  # before the comparison reload below holds a second copy of the vectors
     # A write, then the next search, which catches the vector matrix and the tantivy index up on
     # the change log; against it, what a full reload of the matrix costs.
     t0 = time.perf_counter()
@@ -190,7 +191,6 @@ def main() -> None:
                                             "full_vector_reload_ms": 1000 * full_reload_s}
     print(f"{'first search after a write':26s} p50 {percentile(after_write, 50):.1f} ms  max {max(after_write):.1f} ms"
           f"  (a full reload of the vectors: {1000 * full_reload_s:.0f} ms)")
-    rss = max_rss_mb()  # before the baseline store below loads a second copy of the vectors
     # The baselines: the same file without its tantivy index, FTS5 with the shipped rarest-terms
     # budget and with every query term.
     kb.store = fts5 = SQLiteStore(store_path, lexical_index=False)

@@ -15,6 +15,7 @@ from sekisho.cli import app
 from sekisho.config import RetrievalConfig, Settings, StoreConfig
 from sekisho.ingest import ChunkSize, IngestError, document_id, ingest_bytes, ingest_paths, ingest_text
 from sekisho.retrieval import open_knowledge_base
+from sekisho.store.sqlite import SQLiteStore
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "city"
 EMBEDDER = "use-m3"  # real, and fast enough to index in a unit test
@@ -206,6 +207,9 @@ def test_cli_ingests_and_exits_zero(tmp_path):
     result = run_cli(tmp_path, str(folder), "--tag", "public")
     assert result.exit_code == 0, result.output
     assert "追加 2" in result.stdout and "失敗 0" in result.stdout
+    store = SQLiteStore(tmp_path / "kb.db")
+    assert store.lexical_index_current()  # the ingest left the BM25 index beside the store current
+    store.close()
     again = run_cli(tmp_path, str(folder), "--tag", "public")
     assert again.exit_code == 0 and "変更なし 2" in again.stdout
 

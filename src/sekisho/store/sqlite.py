@@ -288,7 +288,10 @@ class SQLiteStore:
 
     def close(self) -> None:
         if not self._closed:
-            self._sync_lexical_index()  # what this process wrote is indexed before it goes
+            try:
+                self._sync_lexical_index()  # what this process wrote is indexed before it goes
+            except sqlite3.Error as exc:  # the next search catches up instead; closing must not fail
+                log.warning("%s: lexical index not caught up at close (%s)", self.path, exc)
         self._closed = True
         with self._connections_lock:
             for conn in self._all_connections:

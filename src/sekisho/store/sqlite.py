@@ -543,18 +543,16 @@ class SQLiteStore:
                 conn = self._conn()
                 conn.execute("BEGIN")  # one snapshot for the generation, the log and the rows
                 try:
-                    target = IndexState(self._store_id, self.generation())
+                    ours = current is not None and current.store_id == self._store_id
+                    generation, changed = self._changes_since(conn, current.generation if ours else None)
+                    target = IndexState(self._store_id, generation)
                     if current == target:
                         return True
-                    floor = int(self.get_meta("changes_floor") or target.generation)
-                    if current is None or current.store_id != target.store_id or not (
-                            floor <= current.generation <= target.generation):
+                    if changed is None:
                         batch.clear()
                         rows = conn.execute("SELECT c.rowid, f.tokens, c.doc_id FROM chunk_fts f "
                                             "JOIN chunks c ON c.rowid = f.rowid")
                     else:
-                        changed = [r for (r,) in conn.execute(
-                            "SELECT DISTINCT rowid FROM chunk_changes WHERE generation > ?", (current.generation,))]
                         batch.delete(changed)
                         # CROSS JOIN fixes the order: left to itself, SQLite scanned all of
                         # chunk_fts (180 ms at 100k chunks) instead of looking up the changed rows.
@@ -579,6 +577,18 @@ class SQLiteStore:
             return False
         finally:
             self._sync_lock.release()
+
+    @staticmethod
+    def _changes_since(conn: sqlite3.Connection, since: int | None) -> tuple[int, list[int] | None]:
+        """Inside the caller's read transaction: the store's generation now, and the rowids of the
+        chunks written after generation `since`; None instead of the rowids when the change log no
+        longer reaches back that far (or `since` is None), so the caller must rebuild."""
+        generation = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+        floor = int(conn.execute("SELECT value FROM meta WHERE key = 'changes_floor'").fetchone()[0])
+        if since is None or not floor <= since <= generation:
+            return generation, None
+        return generation, [r for (r,) in conn.execute(
+            "SELECT DISTINCT rowid FROM chunk_changes WHERE generation > ?", (since,))]
 
     def _give_up_lexical_index(self, exc: Exception) -> None:
         """A failing index (disk full, damaged files) is dropped for this process rather than
@@ -621,14 +631,12 @@ class SQLiteStore:
         out are therefore the cheapest to lose. A store of a few thousand chunks never reaches the
         budget, so its ranking is exactly FTS5's over every term.
         A term the vocabulary does not list as given is kept: FTS5 folds case and diacritics when
-        it tokenises the query, so it may still match, and an absent term costs nothing."""
-        unique = list(dict.fromkeys(t for t in terms if t.strip()))
-        if not unique:
-            return []
-        counts = self._term_counts(unique)
+        it tokenises the query, so it may still match, and an absent term costs nothing.
+        `terms` are distinct and non-blank (lexical_search made them so)."""
+        counts = self._term_counts(list(terms))
         kept: list[str] = []
         postings = 0
-        for term in sorted(unique, key=lambda t: (counts[t], t)):
+        for term in sorted(terms, key=lambda t: (counts[t], t)):
             if postings and postings + counts[term] > self.postings_budget:
                 break
             kept.append(term)
@@ -709,12 +717,9 @@ class SQLiteStore:
         conn = self._conn()
         conn.execute("BEGIN")  # one snapshot for the generation, the log and the rows
         try:
-            generation = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
-            floor = int(conn.execute("SELECT value FROM meta WHERE key = 'changes_floor'").fetchone()[0])
-            if not floor <= cache.generation <= generation:
+            generation, changed = self._changes_since(conn, cache.generation)
+            if changed is None:
                 return None
-            changed = np.array([r for (r,) in conn.execute(
-                "SELECT DISTINCT rowid FROM chunk_changes WHERE generation > ?", (cache.generation,))], dtype=np.int64)
             rows = conn.execute(
                 "SELECT v.rowid, v.vector, c.doc_id FROM "
                 "(SELECT DISTINCT rowid FROM chunk_changes WHERE generation > ?) l "
@@ -723,7 +728,7 @@ class SQLiteStore:
         finally:
             conn.execute("COMMIT")
         alive = np.ones(cache.rows, dtype=bool) if cache.alive is None else cache.alive.copy()
-        alive &= ~np.isin(cache.rowids, changed)
+        alive &= ~np.isin(cache.rowids, np.array(changed, dtype=np.int64))
         doc_ids = list(cache.doc_ids)
         doc_pos = {d: i for i, d in enumerate(doc_ids)}
         for _, _, doc_id in rows:

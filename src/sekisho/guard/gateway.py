@@ -150,7 +150,7 @@ class Gateway:
 
     def ask(self, question: str, *, principal: Principal, backend: str, kb: Any, k: int = 5,
             purpose: str = "answer") -> GovernedAnswer:
-        request, hits = self._retrieve(question, principal, kb, k, self.settings.retrieval.min_relative_score)
+        request, hits = self._retrieve(question, principal, kb, k)
         turn = self._prepare(request, backend, principal, purpose, kind="ask", question=question, hits=hits)
         if turn.blocked:
             return self._blocked(turn)
@@ -161,7 +161,7 @@ class Gateway:
                    purpose: str = "answer") -> GovernedStream:
         """Like `ask`, streamed: iterate for the text (each sentence released once it passed the
         output checks, including support by the sources), then `.result` is the GovernedAnswer."""
-        request, hits = self._retrieve(question, principal, kb, k, self.settings.retrieval.min_relative_score)
+        request, hits = self._retrieve(question, principal, kb, k)
         return GovernedStream(self, request, backend, principal, purpose, question=question, hits=hits)
 
     def stream(self, request: ChatRequest, *, backend: str, principal: Principal,
@@ -193,12 +193,10 @@ class Gateway:
 
     # --- pipeline -----------------------------------------------------------------------------
 
-    @staticmethod
-    def _retrieve(question: str, principal: Principal, kb: Any, k: int,
-                  min_relative_score: float) -> tuple[ChatRequest, list[Any]]:
+    def _retrieve(self, question: str, principal: Principal, kb: Any, k: int) -> tuple[ChatRequest, list[Any]]:
         from sekisho.answer import build_request, confident_hits
 
-        hits = confident_hits(kb.search(question, k=k, tags=principal.tags), min_relative_score)
+        hits = confident_hits(kb.search(question, k=k, tags=principal.tags), self.settings.retrieval.min_relative_score)
         return build_request(question, hits), hits
 
     def _prepare(self, request: ChatRequest, backend: str, principal: Principal, purpose: str, kind: str,

@@ -177,6 +177,19 @@ def test_vector_search_orders_by_cosine(store):
     assert ranked[0][1] == pytest.approx(0.9, abs=1e-2)
 
 
+@pytest.mark.parametrize("rows", [7, 40_000])  # one einsum inline; row slices on the product threads
+def test_dense_scores_equal_the_matrix_product(rows):
+    rng = np.random.default_rng(rows)
+    matrix = rng.standard_normal((rows, 16)).astype(np.float32)
+    query = rng.standard_normal(16).astype(np.float32)
+    expected = matrix.astype(np.float64) @ query.astype(np.float64)
+    np.testing.assert_allclose(sqlite_store.dense_scores(matrix, query), expected, rtol=1e-4, atol=1e-4)
+    out = np.full(rows + 3, np.nan, dtype=np.float32)
+    sqlite_store.dense_scores(matrix, query, out=out[2:rows + 2])  # writes into a slice of a larger array
+    np.testing.assert_allclose(out[2:rows + 2], expected, rtol=1e-4, atol=1e-4)
+    assert np.isnan(out[:2]).all() and np.isnan(out[rows + 2:]).all()
+
+
 def test_vector_search_sees_writes_from_another_store_instance(store, tmp_path):
     store.replace_document(*make_doc("d1", ["a"]))
     assert len(store.vector_search(np.ones(DIM), 5)) == 1  # loads the matrix

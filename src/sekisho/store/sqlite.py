@@ -10,7 +10,7 @@ Layout
   (`<file>.lexical/`, store/lexical_index.py); FTS5 answers whenever that index is not current.
 - `chunk_vectors`: one float32 blob per chunk. Dense search is a brute-force dot product over a
   float32 matrix loaded once per process (numpy has no fast float16 product: 13x slower than
-  float32 at 100k x 384; docs/benchmarks.md).
+  float32 at 100k x 384; docs/benchmarks.md), computed without BLAS (see `dense_scores`).
 - `chunk_changes`: the chunk rowids each write touched, by generation (a counter every write
   moves). The tantivy index and the vector matrix catch up on it instead of being rebuilt.
 
@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,6 +127,32 @@ class StoreError(Exception):
 _MAX_VECTOR_BLOCKS = 16
 _MAX_DEAD_SHARE = 0.2
 
+# The dense product is memory-bound: row slices on a few threads read the matrix about as fast as
+# BLAS does. Slices smaller than this cost more in hand-offs than they save.
+_PRODUCT_THREADS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+_PRODUCT_SLICE_ROWS = 16_384
+_product_pool = ThreadPoolExecutor(max_workers=_PRODUCT_THREADS, thread_name_prefix="sekisho-dense")
+
+
+def dense_scores(matrix: np.ndarray, query: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """matrix @ query, computed by einsum's own loops instead of numpy's BLAS.
+
+    OpenBLAS worker threads busy-wait for a while after every call; on a small machine they take
+    the cores the embedder's OpenMP threads need for the next query (e5 query embedding p50 16 ->
+    39 ms right after a BLAS product at 100k x 384: bench/dense_product.py)."""
+    rows = matrix.shape[0]
+    out = np.empty(rows, dtype=np.float32) if out is None else out
+    parts = min(_PRODUCT_THREADS, rows // _PRODUCT_SLICE_ROWS)
+    if parts <= 1:
+        return np.einsum("ij,j->i", matrix, query, out=out)
+    bounds = np.linspace(0, rows, parts + 1).astype(int)
+
+    def part(i: int) -> None:
+        np.einsum("ij,j->i", matrix[bounds[i]:bounds[i + 1]], query, out=out[bounds[i]:bounds[i + 1]])
+
+    list(_product_pool.map(part, range(parts)))
+    return out
+
 
 @dataclass(frozen=True)
 class _VectorCache:
@@ -148,7 +176,11 @@ class _VectorCache:
         return self.blocks[0].shape[1] if self.blocks else 0
 
     def scores(self, query: np.ndarray) -> np.ndarray:
-        scores = np.concatenate([block @ query for block in self.blocks]) if len(self.blocks) > 1 else self.blocks[0] @ query
+        scores = np.empty(self.rows, dtype=np.float32)
+        start = 0
+        for block in self.blocks:
+            dense_scores(block, query, out=scores[start:start + block.shape[0]])
+            start += block.shape[0]
         if self.alive is not None:
             scores[~self.alive] = -np.inf
         return scores

@@ -41,3 +41,15 @@ def test_embedder_works_offline(name, dim):
 def test_unknown_embedder_is_a_clear_error():
     with pytest.raises(EmbedderError, match="unknown embedder 'bge-m3'; choose one of e5-small, use-m3"):
         load_embedder("bge-m3")
+
+
+def test_library_environment_is_scoped_and_never_overrides_the_user(monkeypatch):
+    from sekisho.retrieval.embed import _environment
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setenv("GOMP_SPINCOUNT", "1000")
+    with _environment(OMP_WAIT_POLICY="PASSIVE", GOMP_SPINCOUNT="0"):
+        assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+        assert os.environ["GOMP_SPINCOUNT"] == "1000"  # the user's own setting wins
+    assert "OMP_WAIT_POLICY" not in os.environ
+    assert os.environ["GOMP_SPINCOUNT"] == "1000"

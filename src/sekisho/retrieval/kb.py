@@ -8,7 +8,6 @@ RRF needs no score calibration between BM25 and cosine, which have incomparable 
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,8 +21,6 @@ from sekisho.store import Chunk, Document, Hit, Store, open_store
 
 Mode = Literal["hybrid", "lexical", "dense"]
 
-# Shared by all knowledge bases in the process: one dense lookup per concurrent search.
-_search_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sekisho-dense")
 MODES: tuple[str, ...] = ("hybrid", "lexical", "dense")
 
 
@@ -150,17 +147,16 @@ class KnowledgeBase:
         depth = depth or self.fusion.depth
         query = unicodedata.normalize("NFKC", query).strip()
         terms = self.analyzer.tokenize(query) if query else []
-        dense_future = None
-        if mode in ("hybrid", "dense") and query:
-            # Embedding and the matrix product release the GIL: run them beside the BM25 query.
-            dense_future = _search_pool.submit(self._dense, query, depth, tags)
+        # One list after the other: the query embedding and the dense product each keep every core
+        # busy already, and a BM25 thread beside them stalls the embedder's OpenMP barriers
+        # (hybrid p50 37 -> 34 ms at 100k chunks, docs/benchmarks.md).
         lexical: list[tuple[str, float]] = []
         if mode in ("hybrid", "lexical") and terms:
             # Character pairs rank candidates for fusion; an explicit lexical search stays a
             # whole-word search (水曜日 must not find 月曜日 through their shared 曜日).
             pairs = char_bigrams(query) if mode == "hybrid" else []
             lexical = self.store.lexical_search(terms + pairs, depth, tags)
-        dense = dense_future.result() if dense_future else []
+        dense = self._dense(query, depth, tags) if mode in ("hybrid", "dense") and query else []
         return Candidates(terms, lexical, dense)
 
     def _dense(self, query: str, depth: int, tags: Sequence[str] | None) -> list[tuple[str, float]]:

@@ -81,7 +81,6 @@ def features(query: str, terms: Sequence[str], candidates: Sequence[tuple[str, f
     out = np.zeros((len(candidates), len(FEATURES)), dtype=np.float64)
     for row, (cid, fused) in enumerate(candidates):
         text = _normal(passages.get(cid, ""))
-        grams = set(char_bigrams(text))
         out[row] = (
             fused,
             1.0 / lexical_rank[cid] if cid in lexical_rank else 0.0,
@@ -89,7 +88,9 @@ def features(query: str, terms: Sequence[str], candidates: Sequence[tuple[str, f
             bm25[cid] / best_bm25 if cid in bm25 and best_bm25 > 0 else 0.0,
             cosine.get(cid, worst_cos) - best_cos,
             sum(t in text for t in query_terms) / len(query_terms) if query_terms else 0.0,
-            len(query_grams & grams) / len(query_grams) if query_grams else 0.0,
+            # A pair of letters from a non-ASCII run is in the text only inside such a run, so a
+            # substring test equals membership in the text's own pairs, without listing them.
+            sum(g in text for g in query_grams) / len(query_grams) if query_grams else 0.0,
             longest_common_substring(q, text) / len(q) if q else 0.0,
         )
     return out

@@ -1,8 +1,8 @@
 """The knowledge base: a store plus the analyser and embedder that index into it and search it.
 
-Hybrid search runs BM25 (FTS5 over Sudachi terms) and dense cosine search independently, then
-fuses the two ranked lists by reciprocal-rank fusion: score(c) = sum_i w_i / (RRF_K + rank_i(c)).
-RRF needs no score calibration between BM25 and cosine, which have incomparable scales.
+Hybrid search runs BM25 (over Sudachi terms and character pairs: the store's tantivy index, FTS5
+when that is not current) and dense cosine search independently, then fuses the two ranked lists
+by reciprocal-rank fusion: score(c) = sum_i w_i / (RRF_K + rank_i(c)). RRF needs no score calibration between BM25 and cosine, which have incomparable scales.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Hybrid search runs BM25 (over Sudachi terms and character pairs: the store's tantivy index, FTS5
 when that is not current) and dense cosine search independently, then fuses the two ranked lists
-by reciprocal-rank fusion: score(c) = sum_i w_i / (RRF_K + rank_i(c)). RRF needs no score calibration between BM25 and cosine, which have incomparable scales.
+by reciprocal-rank fusion: score(c) = sum_i w_i / (RRF_K + rank_i(c)). RRF needs no score
+calibration between BM25 and cosine, which have incomparable scales.
 """
 
 from __future__ import annotations

@@ -51,6 +51,7 @@ def test_the_index_follows_every_write_and_agrees_with_fts5(path):
         lambda: store.replace_document(*make_doc("d1", ["apple pear", "fig plum"])),
         lambda: store.replace_document(*make_doc("d2", ["apple kiwi", "kiwi"], tags=("人事",))),
         lambda: store.replace_document(*make_doc("d1", ["plum only"])),
+        lambda: store.replace_document(*make_doc("d1", ["plum apple"], tags=("経理",))),  # re-tagged
         lambda: store.delete_document("d2"),
     ]
     for write in writes:
@@ -60,6 +61,7 @@ def test_the_index_follows_every_write_and_agrees_with_fts5(path):
         for terms in QUERIES:
             assert ids(store, terms) == ids(fts5, terms), terms
             assert ids(store, terms, ()) == ids(fts5, terms, ()), terms
+            assert ids(store, terms, ("経理",)) == ids(fts5, terms, ("経理",)), terms
     store.close()
     fts5.close()
 

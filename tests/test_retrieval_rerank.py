@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from sekisho.retrieval.kb import LEXICAL_SCHEME, KnowledgeBase
-from sekisho.retrieval.rerank import FEATURES, Rescorer, features, fit_logistic, longest_common_substring, rescore
+from sekisho.retrieval.rerank import (FEATURES, Rescorer, features, fit_listwise, fit_logistic,
+                                      longest_common_substring, rescore)
 from sekisho.retrieval.tokenize import char_bigrams, tokenize
 
 
@@ -62,6 +63,43 @@ def test_fit_logistic_finds_the_informative_feature():
     w, _ = fit_logistic(x, y)
     assert abs(w[1]) > 5 * max(abs(w[0]), abs(w[2]))
     assert w[1] > 0
+
+
+def ranking_groups(rng, queries: int, candidates: int = 10):
+    """Per query: column 0 is shared by all its candidates (a query-level scale, no use for
+    ranking), column 1 is higher for the right candidate, column 2 is noise."""
+    groups = []
+    for _ in range(queries):
+        y = np.zeros(candidates)
+        y[rng.integers(candidates)] = 1.0
+        x = np.column_stack([np.full(candidates, rng.normal(scale=3.0)),
+                             rng.normal(size=candidates) + 1.5 * y,
+                             rng.normal(size=candidates)])
+        groups.append((x, y))
+    return groups
+
+
+def test_fit_listwise_ranks_the_right_candidate_first_with_calibrated_scores():
+    rng = np.random.default_rng(1)
+    train, held_out = ranking_groups(rng, 400), ranking_groups(rng, 400)
+    train.append((rng.normal(size=(10, 3)), np.zeros(10)))  # a query whose answer was not retrieved
+    w, b = fit_listwise(train)
+    assert w[1] > 5 * max(abs(w[0]), abs(w[2]))
+
+    def first_is_right(score) -> float:
+        return float(np.mean([y[np.argmax(score(x))] for x, y in held_out]))
+
+    # As good at picking the right candidate as knowing which column carries the signal.
+    assert first_is_right(lambda x: x @ w) >= first_is_right(lambda x: x[:, 1]) - 0.02
+    probabilities = np.concatenate([1 / (1 + np.exp(-(x @ w + b))) for x, _ in held_out])
+    labels = np.concatenate([y for _, y in held_out])
+    assert abs(probabilities.mean() - labels.mean()) < 0.02  # one right candidate in ten
+    assert probabilities[labels == 1].mean() > 2 * probabilities[labels == 0].mean()
+
+
+def test_fit_listwise_needs_a_right_candidate_somewhere():
+    with pytest.raises(ValueError, match="at least one group with a right candidate"):
+        fit_listwise([(np.ones((3, 2)), np.zeros(3))])
 
 
 def test_store_indexed_with_sudachi_terms_only_is_upgraded_on_open(one_chunk_store):

@@ -85,3 +85,11 @@ def test_a_label_line_is_read_with_the_line_it_labels_and_headings_are_not_answe
                         "【開館時間】\n午前9時から午後7時まで\n")]
     answer = ask("図書館の休館日はいつですか", passages)
     assert answer == "【休館日】\n毎週月曜日（祝日の場合は翌日）、年末年始 [1]"
+
+
+def test_a_list_line_chosen_beside_the_best_sentence_brings_its_whole_list():
+    fees = Passage(1, "j:0", "住民票の写しの交付", "## 手数料\n\n- 窓口：1通300円\n- コンビニ交付：1通200円\n"
+                   "- 郵送請求：1通300円\n\n手数料は現金で支払います。")
+    answer = ask("手数料はいくらですか", [fees])
+    for line in ("窓口：1通300円", "コンビニ交付：1通200円", "郵送請求：1通300円"):
+        assert line in answer

@@ -242,6 +242,10 @@ def extract(question: str, passages: Sequence[Passage]) -> Extraction | None:
     chosen.sort(key=lambda s: s.index)
     if _LIST_ITEM.match(best.text):
         chosen = _list_run(best, sents)
+    elif len(chosen) > 1 and _LIST_ITEM.match((listed := chosen[0] if chosen[0] is not best else chosen[-1]).text):
+        # The neighbour that holds the answer is one line of a list ("手数料は現金で…" after the
+        # fee table): quote the whole list with it, as when the best sentence is a list item.
+        chosen = sorted({s.index: s for s in [best, *_list_run(listed, sents)]}.values(), key=lambda s: s.index)
     # One contiguous quote, line breaks as in the source (list items stay on their own lines).
     quote = best.passage.text[chosen[0].start : chosen[-1].end]
     return Extraction(best.passage, quote, relevance[best.passage.n])

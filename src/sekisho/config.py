@@ -33,8 +33,9 @@ class RetrievalConfig(_Section):
     chunk_overlap: int = 80
     top_k: int = 5
     # Passages scoring under this share of the best one are not given to the model
-    # (answer.confident_hits; 0 gives it all top_k).
-    min_relative_score: float = Field(default=0.3, ge=0.0, le=1.0)
+    # (answer.confident_hits; 0 gives it all top_k). 0.5 keeps JSQuAD at ~1.1 passages per
+    # question, the operating point the answer benchmarks chose (docs/benchmarks.md, ## Answers).
+    min_relative_score: float = Field(default=0.5, ge=0.0, le=1.0)
 
 
 class BackendConfig(_Section):

@@ -81,3 +81,18 @@ def test_configured_share_bounds_the_passages_given_to_the_model(world, tmp_path
                                    kb=kb, k=3)
     assert result.status == "ok" and "14日以内" in result.answer.text
     assert len(result.answer.hits) == sources
+
+
+def test_a_backend_can_be_limited_to_fewer_passages(world, tmp_path):
+    _, kb = world
+    settings = Settings.model_validate({
+        "base_dir": str(tmp_path), "retrieval": {"min_relative_score": 0.0},
+        "models": {"backends": {"extractive": {"kind": "extractive", "local": True},
+                                "small": {"kind": "extractive", "local": True, "max_passages": 1}}},
+        "audit": {"path": "audit.db", "key_path": "signing.key"}})
+    staff = Principal("sato", Role.USER, ("staff",))
+    gateway = Gateway(settings)
+    everything = gateway.ask("転入届はいつまでに出せばよいですか", principal=staff, backend="extractive", kb=kb, k=3)
+    limited = gateway.ask("転入届はいつまでに出せばよいですか", principal=staff, backend="small", kb=kb, k=3)
+    assert len(everything.answer.hits) == 2
+    assert limited.answer.hits == everything.answer.hits[:1] and "14日以内" in limited.answer.text

@@ -46,6 +46,10 @@ class BackendConfig(_Section):
     local: bool | None = None  # override: is this backend on the organisation's premises?
     context_tokens: int = 4096
     timeout_s: float = 120.0
+    # At most this many passages reach this model (None: all that retrieval keeps). A 0.5B model
+    # given a second passage lost 0.18-0.37 F1 on JSQuAD questions it answered from one
+    # (docs/benchmarks.md, ## Answers); small models are best given 1.
+    max_passages: int | None = Field(default=None, ge=1)
     options: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -150,7 +150,7 @@ class Gateway:
 
     def ask(self, question: str, *, principal: Principal, backend: str, kb: Any, k: int = 5,
             purpose: str = "answer") -> GovernedAnswer:
-        request, hits = self._retrieve(question, principal, kb, k)
+        request, hits = self._retrieve(question, principal, kb, k, backend)
         turn = self._prepare(request, backend, principal, purpose, kind="ask", question=question, hits=hits)
         if turn.blocked:
             return self._blocked(turn)
@@ -161,7 +161,7 @@ class Gateway:
                    purpose: str = "answer") -> GovernedStream:
         """Like `ask`, streamed: iterate for the text (each sentence released once it passed the
         output checks, including support by the sources), then `.result` is the GovernedAnswer."""
-        request, hits = self._retrieve(question, principal, kb, k)
+        request, hits = self._retrieve(question, principal, kb, k, backend)
         return GovernedStream(self, request, backend, principal, purpose, question=question, hits=hits)
 
     def stream(self, request: ChatRequest, *, backend: str, principal: Principal,
@@ -193,10 +193,14 @@ class Gateway:
 
     # --- pipeline -----------------------------------------------------------------------------
 
-    def _retrieve(self, question: str, principal: Principal, kb: Any, k: int) -> tuple[ChatRequest, list[Any]]:
+    def _retrieve(self, question: str, principal: Principal, kb: Any, k: int,
+                  backend: str) -> tuple[ChatRequest, list[Any]]:
         from sekisho.answer import build_request, confident_hits
 
         hits = confident_hits(kb.search(question, k=k, tags=principal.tags), self.settings.retrieval.min_relative_score)
+        configured = self.settings.models.backends.get(backend)
+        if configured is not None and configured.max_passages is not None:
+            hits = hits[:configured.max_passages]
         return build_request(question, hits), hits
 
     def _prepare(self, request: ChatRequest, backend: str, principal: Principal, purpose: str, kind: str,

@@ -234,18 +234,15 @@ def extract(question: str, passages: Sequence[Passage]) -> Extraction | None:
     if not scored:
         return None
     best_score, best_base, best_typed, best = max(scored, key=lambda x: x[0])
-    chosen = [best]
-    if not best_typed:
-        neighbour = _answering_neighbour(question, best, sents, q_grams, kind)
-        if neighbour is not None:
-            chosen.append(neighbour)
-    chosen.sort(key=lambda s: s.index)
+    neighbour = None if best_typed else _answering_neighbour(question, best, sents, q_grams, kind)
     if _LIST_ITEM.match(best.text):
         chosen = _list_run(best, sents)
-    elif len(chosen) > 1 and _LIST_ITEM.match((listed := chosen[0] if chosen[0] is not best else chosen[-1]).text):
+    elif neighbour is not None and _LIST_ITEM.match(neighbour.text):
         # The neighbour that holds the answer is one line of a list ("手数料は現金で…" after the
         # fee table): quote the whole list with it, as when the best sentence is a list item.
-        chosen = sorted({s.index: s for s in [best, *_list_run(listed, sents)]}.values(), key=lambda s: s.index)
+        chosen = sorted([best, *_list_run(neighbour, sents)], key=lambda s: s.index)
+    else:
+        chosen = sorted([best] if neighbour is None else [best, neighbour], key=lambda s: s.index)
     # One contiguous quote, line breaks as in the source (list items stay on their own lines).
     quote = best.passage.text[chosen[0].start : chosen[-1].end]
     return Extraction(best.passage, quote, relevance[best.passage.n])

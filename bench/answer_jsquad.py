@@ -174,7 +174,7 @@ def run(backend: Backend, items: list[Item], mode: str, kb, k: int, min_relative
             passages = [Passage(1, item.path, item.title, item.body)]
             recall = 1.0
         else:
-            hits = confident_hits(kb.search(item.question, k=k), min_relative_score)[:max_passages]
+            hits = confident_hits(kb.search(item.question, k=k), min_relative_score, max_passages)
             passages = passages_from_hits(hits)
             recall = float(any(h.document.path == item.path for h in hits))
         request = request_for_passages(item.question, passages, style=style, max_tokens=64 if style == "short" else 512)

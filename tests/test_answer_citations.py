@@ -42,3 +42,5 @@ def test_confident_hits_keep_the_best_and_those_near_it():
     assert [h.rank for h in confident_hits(hits, 0.5)] == [1]
     assert confident_hits(hits, 0.0) == hits
     assert confident_hits([], 0.5) == []
+    assert [h.rank for h in confident_hits(hits, 0.1, limit=1)] == [1]  # a backend's max_passages
+    assert [h.rank for h in confident_hits(hits, 0.0, limit=2)] == [1, 2]

@@ -32,17 +32,19 @@ SHORT_SYSTEM_PROMPT = (
 Style = Literal["grounded", "short"]
 
 
-def confident_hits(hits: Sequence[Hit], min_relative_score: float) -> list[Hit]:
+def confident_hits(hits: Sequence[Hit], min_relative_score: float, limit: int | None = None) -> list[Hit]:
     """The hits worth showing the model: the best one, and the others that scored at least
-    `min_relative_score` times as well (hybrid scores are the re-scorer's probabilities).
+    `min_relative_score` times as well (hybrid scores are the re-scorer's probabilities), at most
+    `limit` of them (a backend's `max_passages`; None: no limit).
 
     A passage that is probably not the source only distracts a small model: on JSQuAD the 1.5B model's
     open-domain F1 fell far below its reading-comprehension F1 with three passages, mostly because
-    it answered from the wrong one (docs/benchmarks.md, ## Answers). 0 keeps every hit."""
+    it answered from the wrong one, and a 0.5B model loses to any second passage
+    (docs/benchmarks.md, ## Answers). 0 keeps every hit."""
     if not hits or min_relative_score <= 0:
-        return list(hits)
+        return list(hits[:limit])
     floor = hits[0].score * min_relative_score
-    return [hits[0], *(h for h in hits[1:] if h.score >= floor)]
+    return [hits[0], *(h for h in hits[1:] if h.score >= floor)][:limit]
 
 
 def passages_from_hits(hits: Sequence[Hit]) -> list[Passage]:

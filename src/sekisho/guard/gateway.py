@@ -197,10 +197,9 @@ class Gateway:
                   backend: str) -> tuple[ChatRequest, list[Any]]:
         from sekisho.answer import build_request, confident_hits
 
-        hits = confident_hits(kb.search(question, k=k, tags=principal.tags), self.settings.retrieval.min_relative_score)
         configured = self.settings.models.backends.get(backend)
-        if configured is not None and configured.max_passages is not None:
-            hits = hits[:configured.max_passages]
+        hits = confident_hits(kb.search(question, k=k, tags=principal.tags), self.settings.retrieval.min_relative_score,
+                              configured.max_passages if configured is not None else None)
         return build_request(question, hits), hits
 
     def _prepare(self, request: ChatRequest, backend: str, principal: Principal, purpose: str, kind: str,

@@ -358,3 +358,21 @@ def test_term_counts_follow_writes(fts5_store):
     # fig is now in 6 chunks: with fresh counts it no longer fits the budget beside apple.
     store.replace_document(*make_doc("d2", ["fig"] * 5))
     assert [cid for cid, _ in store.lexical_search(["apple", "fig"], 10)] == ["d1:0"]
+
+
+def test_lookups_by_many_ids_cross_sqlite_parameter_batches(store):
+    # More ids than one IN list binds (500 per statement): every one is found, in the order asked.
+    texts = [f"word{i} common" for i in range(1203)]
+    store.replace_document(*make_doc("big", texts))
+    ids = [f"big:{i}" for i in reversed(range(1203))] + ["big:missing"]
+    assert [c.id for c in store.chunks_by_id(ids)] == ids[:-1]
+    assert store.lexical_texts(ids) == {f"big:{i}": texts[i] for i in range(1203)}
+
+
+def test_tags_of_many_documents_written_at_once_reach_the_index(store):
+    store.lexical_search(["common"], 1)  # the index is current before the writes it must replay
+    for i in range(601):
+        store.replace_document(*make_doc(f"hr{i}", [f"common item{i}"], tags=("人事",)))
+    store.replace_document(*make_doc("open", ["common open"]))
+    assert {cid for cid, _ in store.lexical_search(["common"], 1000, ())} == {"open:0"}
+    assert len(store.lexical_search(["common"], 1000, ("人事",))) == 602

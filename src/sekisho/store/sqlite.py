@@ -113,6 +113,8 @@ POSTINGS_BUDGET = 40_000
 # How many generations of chunk_changes are kept: whatever is derived from an older generation
 # is rebuilt instead of caught up.
 CHANGE_LOG_GENERATIONS = 10_000
+# The chunk rowids written after a generation (bound to ?): what both derived indexes replay.
+_CHANGED_SINCE = "SELECT DISTINCT rowid FROM chunk_changes WHERE generation > ?"
 
 
 log = logging.getLogger("sekisho.store")
@@ -195,20 +197,22 @@ class _VectorCache:
         return _VectorCache(self.generation, self.rowids[keep], (matrix,), self.doc_index[keep], self.doc_ids)
 
 
+def _rows_for_ids(conn: sqlite3.Connection, query: str, ids: Sequence[object]) -> Iterator[tuple]:
+    """The rows of `query` for all `ids`, bound to its `{marks}` IN list in batches that stay
+    under SQLite's bound-parameter limit."""
+    for start in range(0, len(ids), 500):
+        part = ids[start:start + 500]
+        yield from conn.execute(query.format(marks=",".join("?" * len(part))), part)
+
+
 def _tags_by_document(conn: sqlite3.Connection, doc_ids: set[str] | None) -> dict[str, list[str]]:
     """doc id -> its access tags, for `doc_ids` only (None: every document). A catch-up after a
     small write reads the tags of the documents it touched, not the whole table."""
-    if doc_ids is None:
-        batches: Iterable[list[str]] = [[]]
-        query = "SELECT doc_id, tag FROM document_tags"
-    else:
-        ids = sorted(doc_ids)
-        batches = (ids[i:i + 500] for i in range(0, len(ids), 500))  # under SQLite's parameter limit
-        query = "SELECT doc_id, tag FROM document_tags WHERE doc_id IN ({})"
+    rows = (conn.execute("SELECT doc_id, tag FROM document_tags") if doc_ids is None else
+            _rows_for_ids(conn, "SELECT doc_id, tag FROM document_tags WHERE doc_id IN ({marks})", sorted(doc_ids)))
     tags: dict[str, list[str]] = {}
-    for batch in batches:
-        for doc_id, tag in conn.execute(query.format(",".join("?" * len(batch))), batch):
-            tags.setdefault(doc_id, []).append(tag)
+    for doc_id, tag in rows:
+        tags.setdefault(doc_id, []).append(tag)
     return tags
 
 
@@ -522,26 +526,14 @@ class SQLiteStore:
         ids = list(ids)
         if not ids:
             return []
-        found: dict[str, Chunk] = {}
-        conn = self._conn()
-        for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
-            part = ids[start:start + 500]
-            marks = ",".join("?" * len(part))
-            for row in conn.execute(f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE id IN ({marks})", part):
-                found[row[0]] = _chunk(row)
+        found = {row[0]: _chunk(row) for row in _rows_for_ids(
+            self._conn(), f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE id IN ({{marks}})", ids)}
         return [found[i] for i in ids if i in found]
 
     def lexical_texts(self, chunk_ids: Iterable[str]) -> dict[str, str]:
-        ids = list(dict.fromkeys(chunk_ids))
-        found: dict[str, str] = {}
-        conn = self._conn()
-        for start in range(0, len(ids), 500):
-            part = ids[start:start + 500]
-            marks = ",".join("?" * len(part))
-            found.update(conn.execute(
-                f"SELECT c.id, f.tokens FROM chunks c JOIN chunk_fts f ON f.rowid = c.rowid WHERE c.id IN ({marks})",
-                part))
-        return found
+        return dict(_rows_for_ids(
+            self._conn(), "SELECT c.id, f.tokens FROM chunks c JOIN chunk_fts f ON f.rowid = c.rowid "
+            "WHERE c.id IN ({marks})", list(dict.fromkeys(chunk_ids))))
 
     # -- search ----------------------------------------------------------------------------------
 
@@ -609,8 +601,7 @@ class SQLiteStore:
                         # CROSS JOIN fixes the order: left to itself, SQLite scanned all of
                         # chunk_fts (180 ms at 100k chunks) instead of looking up the changed rows.
                         rows = conn.execute(
-                            "SELECT c.rowid, f.tokens, c.doc_id FROM "
-                            "(SELECT DISTINCT rowid FROM chunk_changes WHERE generation > ?) l "
+                            f"SELECT c.rowid, f.tokens, c.doc_id FROM ({_CHANGED_SINCE}) l "
                             "CROSS JOIN chunks c ON c.rowid = l.rowid CROSS JOIN chunk_fts f ON f.rowid = l.rowid",
                             (current.generation,))
                     rows = rows.fetchall()
@@ -638,8 +629,7 @@ class SQLiteStore:
         floor = int(conn.execute("SELECT value FROM meta WHERE key = 'changes_floor'").fetchone()[0])
         if since is None or not floor <= since <= generation:
             return generation, None
-        return generation, [r for (r,) in conn.execute(
-            "SELECT DISTINCT rowid FROM chunk_changes WHERE generation > ?", (since,))]
+        return generation, [r for (r,) in conn.execute(_CHANGED_SINCE, (since,))]
 
     def _give_up_lexical_index(self, exc: Exception) -> None:
         """A failing index (disk full, damaged files) is dropped for this process rather than
@@ -772,8 +762,7 @@ class SQLiteStore:
             if changed is None:
                 return None
             rows = conn.execute(
-                "SELECT v.rowid, v.vector, c.doc_id FROM "
-                "(SELECT DISTINCT rowid FROM chunk_changes WHERE generation > ?) l "
+                f"SELECT v.rowid, v.vector, c.doc_id FROM ({_CHANGED_SINCE}) l "
                 "CROSS JOIN chunk_vectors v ON v.rowid = l.rowid CROSS JOIN chunks c ON c.rowid = l.rowid "
                 "ORDER BY v.rowid", (cache.generation,)).fetchall()
         finally:

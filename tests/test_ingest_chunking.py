@@ -123,25 +123,6 @@ def test_chunks_never_cross_sections_and_carry_heading_and_page():
     assert chunks[1].location.label() == "p.2 / 住民票 > 受付時間"
 
 
-def test_hard_wrapped_pdf_lines_do_not_end_sentences():
-    page = (
-        "児童手当は、年6回、偶数月の10日に、前月までの2か月分を支\n"
-        "給します。10日が土曜日の場合は、その直前の平日に支給します\n"
-        "。支給額は子どもの年齢によって変わり、3歳未満は月額\n"
-        "15,000円です。\n"
-        "■申請の方法\n"
-        "1. 認定請求書を提出してください。"
-    )
-    spans = sentence_spans(page, hard_wrapped=True)
-    assert [page[a:b] for a, b in spans] == [
-        "児童手当は、年6回、偶数月の10日に、前月までの2か月分を支\n給します。",
-        "10日が土曜日の場合は、その直前の平日に支給します\n。",
-        "支給額は子どもの年齢によって変わり、3歳未満は月額\n15,000円です。",
-        "■申請の方法",
-        "1. 認定請求書を提出してください。",
-    ]
-
-
 def test_norm_text_is_nfkc_for_indexing_while_text_stays_original():
     text = "ＡＢＣ１２３のｶﾀｶﾅと①、住民\n票の写し。"
     (c,) = chunk(text, doc_id="d")

@@ -13,6 +13,7 @@ from fpdf import FPDF
 from pypdf import PdfReader, PdfWriter
 
 from sekisho.ingest import IngestError, chunk, extract
+from sekisho.ingest.extract import reflow_wrapped_lines
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "city"
 
@@ -57,8 +58,44 @@ def test_pdf_sample_has_japanese_text_on_the_right_pages():
     assert [s.page for s in doc.sections] == [1, 2]
     assert chunk_of(doc, "3歳未満：15,000円").location.page == 1
     assert chunk_of(doc, "偶数月").location.page == 2
-    # Lines the layout wrapped mid-word are one sentence, and indexing sees the word whole.
-    assert "15日を過ぎると、過ぎた月の分は支給できません。" in chunk_of(doc, "過ぎた月").norm_text
+    # Lines the layout wrapped mid-word are rejoined: the text a user is quoted and shown reads
+    # as the document does, and the analyser sees 所得 and 支給 whole.
+    assert "前月までの2か月分を支給します。10日が土曜日" in doc.text
+    assert "所得制限がなくなりました。" in doc.text
+    assert "15日を過ぎると、過ぎた月の分は支給できません。" in chunk_of(doc, "過ぎた月").text
+    # ...while the lines that really are separate stay separate.
+    assert "■支給日\n児童手当は" in doc.text
+    assert "3歳未満：15,000円\n3歳から高校生年代まで：10,000円\n" in doc.text
+    assert "・請求者名義の預金通帳またはキャッシュカード（振込先の確認のため）\n・請求者と配偶者" in doc.text
+
+
+def test_reflow_joins_only_lines_the_layout_wrapped():
+    page = (
+        "児童手当は、年6回、偶数月の10日に、前月までの2か月分を支\n"
+        "給します。10日が土曜日の場合は、その直前の平日に支給します\n"
+        "。支給額は子どもの年齢によって変わり、3歳未満は月額\n"
+        "15,000円です。\n"
+        "■申請の方法\n"
+        "1. 認定請求書を提出してください。ここまでで一行を使い切っていま\n"
+        "・必要なもの"
+    )
+    assert reflow_wrapped_lines(page).split("\n") == [
+        "児童手当は、年6回、偶数月の10日に、前月までの2か月分を支給します。10日が土曜日の場合は、"
+        "その直前の平日に支給します。支給額は子どもの年齢によって変わり、3歳未満は月額15,000円です。",
+        "■申請の方法",  # short: a heading, not a wrapped line
+        "1. 認定請求書を提出してください。ここまでで一行を使い切っていま",  # the next line is an item
+        "・必要なもの",
+    ]
+
+
+def test_reflow_measures_width_not_characters_and_keeps_english_words_apart():
+    # 30 half-width digits are as wide as 15 kanji: the second line, 19 characters against the
+    # first's 38, is full width.
+    page = "受付番号は123456789012345678901234567890です。\n認定請求書を提出してください本日中まで\nに。"
+    assert reflow_wrapped_lines(page) == "受付番号は123456789012345678901234567890です。\n認定請求書を提出してください本日中までに。"
+    english = "The fee for a copy of the certificate is 300 yen\nat the counter and 200 yen at stores.\nNext line"
+    assert reflow_wrapped_lines(english) == (
+        "The fee for a copy of the certificate is 300 yen at the counter and 200 yen at stores.\nNext line")
 
 
 def test_html_sample_drops_scripts_styles_and_navigation():

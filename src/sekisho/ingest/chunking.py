@@ -25,9 +25,6 @@ _SIGNIFICANT = re.compile("[" + re.escape("".join(sorted(_ENDERS | _OPENERS | _C
 # Where an over-long sentence may be cut when it must be: after a comma or a space.
 _SOFT_BREAKS = frozenset("、，,；;：: \u3000")
 _WHITESPACE = " \t\r\n\u3000\f\v"
-# A line starting like this begins a new item even when the line before ran to full width.
-# (A bare digit does not: "前月までの\n2か月分" is one sentence wrapped before a number.)
-_ITEM_START = re.compile(r"[・●○■□◆◇※\-*•]|[0-9０-９]+[.)）．]|[（(][0-9０-９]+[)）]|[①-⑳]")
 
 
 @dataclass(frozen=True)
@@ -39,9 +36,6 @@ class Section:
     end: int
     heading: tuple[str, ...] = ()
     page: int | None = None
-    # PDF text breaks lines where the layout ran out of width, mid-sentence; a line break there
-    # is not a sentence boundary.
-    hard_wrapped: bool = False
 
 
 def _trimmed(text: str, start: int, end: int) -> tuple[int, int] | None:
@@ -52,30 +46,7 @@ def _trimmed(text: str, start: int, end: int) -> tuple[int, int] | None:
     return (start, end) if start < end else None
 
 
-def _wrapped_line_breaks(text: str, start: int, end: int) -> set[int]:
-    """Offsets of newlines inside [start, end) that continue a sentence onto the next line:
-    the line ran (nearly) to the page's full width and did not end a sentence."""
-    lines: list[tuple[int, int]] = []
-    pos = start
-    while pos < end:
-        nl = text.find("\n", pos, end)
-        stop = end if nl < 0 else nl
-        lines.append((pos, stop))
-        pos = stop + 1
-    widths = [len(text[a:b].strip()) for a, b in lines]
-    full = max(widths, default=0)
-    joins: set[int] = set()
-    for (a, b), width, (na, nb) in zip(lines, widths, lines[1:]):
-        line, following = text[a:b].rstrip(), text[na:nb].lstrip()
-        if not line or not following or width < 0.8 * full:
-            continue
-        if line[-1] in _ENDERS or line[-1] in _CLOSERS or _ITEM_START.match(following):
-            continue
-        joins.add(b)
-    return joins
-
-
-def sentence_spans(text: str, start: int = 0, end: int | None = None, *, hard_wrapped: bool = False) -> list[tuple[int, int]]:
+def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
     """(start, end) of each sentence in text[start:end], whitespace trimmed.
 
     A sentence ends at 。！？!?． (a '.' only before whitespace and not after a digit), taking any
@@ -84,7 +55,6 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None, *, hard_wr
     end the sentence unless the brackets close right after it.
     """
     end = len(text) if end is None else end
-    joins = _wrapped_line_breaks(text, start, end) if hard_wrapped else set()
     spans: list[tuple[int, int]] = []
     seg = start
     depth = 0
@@ -105,9 +75,8 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None, *, hard_wr
         i = found.start()
         ch = text[i]
         if ch == "\n":
-            if i not in joins:
-                close(i)
-                depth = 0
+            close(i)
+            depth = 0
             i += 1
             continue
         if ch in _OPENERS:
@@ -194,7 +163,7 @@ def chunk(
     chunks: list[Chunk] = []
     for section in sections if sections is not None else (Section(0, len(text)),):
         sentences: list[tuple[int, int]] = []
-        for span in sentence_spans(text, section.start, section.end, hard_wrapped=section.hard_wrapped):
+        for span in sentence_spans(text, section.start, section.end):
             sentences.extend(_split_long(text, span, max_chars) if span[1] - span[0] > max_chars else [span])
         for start, end in _pack(sentences, max_chars, overlap):
             original = text[start:end]

@@ -10,6 +10,7 @@ import io
 import logging
 import os
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -355,7 +356,7 @@ def _pdf(data: bytes, label: str, stem: str) -> Extracted:
         if reader.is_encrypted and not reader.decrypt(""):
             # An owner password alone (empty user password) opens; a user password does not.
             raise IngestError(label, "パスワードで暗号化されたPDFです / encrypted PDF (password required)")
-        pages = [(page.extract_text() or "").strip() for page in reader.pages]
+        pages = [reflow_wrapped_lines((page.extract_text() or "").strip()) for page in reader.pages]
         meta_title = (reader.metadata.title or "").strip() if reader.metadata else ""
     except IngestError:
         raise
@@ -377,10 +378,51 @@ def _pdf(data: bytes, label: str, stem: str) -> Extracted:
             parts.append("\n\n")
             offset += 2
         parts.append(page_text)
-        sections.append(Section(offset, offset + len(page_text), (), number, hard_wrapped=True))
+        sections.append(Section(offset, offset + len(page_text), (), number))
         offset += len(page_text)
     text = "".join(parts)
     return Extracted(text, _short_title(meta_title or _first_line(text) or stem), "application/pdf", None, tuple(sections))
+
+
+# A line starting like this begins a new item even when the line before ran to full width.
+# (A bare digit does not: "前月までの\n2か月分" is one sentence wrapped before a number.)
+_ITEM_START = re.compile(r"[・●○■□◆◇※\-*•|]|[0-9０-９]+[.)）．]|[（(][0-9０-９]+[)）]|[①-⑳]")
+_SENTENCE_END = frozenset("。！？!?.．｡」』）)】〕〉》］]｝}”’\"'：:")
+
+
+def _display_width(line: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in line)
+
+
+def _is_wide(ch: str) -> bool:
+    return unicodedata.east_asian_width(ch) in "WF"
+
+
+def reflow_wrapped_lines(page: str) -> str:
+    """A PDF page's text with the line breaks the layout made mid-sentence removed.
+
+    A PDF stores where glyphs sit, not where sentences run, so extracted text breaks every line at
+    the column edge: "前月までの2か月分を支\n給します". Left in, the break splits words for the
+    analyser, cuts sentences for chunking and for the extractive answerer's quotes, and shows up
+    in every snippet. A break is layout when its line ran (nearly) to the page's widest line,
+    measured in display width (a kanji is two half-width digits wide), did not end a sentence,
+    and the next line does not start an item (・, ■, 1., ①...). Japanese on either side joins
+    with nothing, Latin text with a space."""
+    lines = page.split("\n")
+    widths = [_display_width(line.strip()) for line in lines]
+    full = max(widths, default=0)
+    out = [lines[0]] if lines else []
+    for line, width, following in zip(lines, widths, lines[1:]):
+        stripped, next_stripped = line.rstrip(), following.lstrip()
+        if (
+            stripped and next_stripped and width >= 0.8 * full
+            and stripped[-1] not in _SENTENCE_END and not _ITEM_START.match(next_stripped)
+        ):
+            glue = "" if _is_wide(stripped[-1]) or _is_wide(next_stripped[0]) else " "
+            out[-1] = out[-1].rstrip() + glue + next_stripped
+        else:
+            out.append(following)
+    return "\n".join(out)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -166,15 +166,15 @@ def build_kb(paragraphs: dict[str, tuple[str, str]], store: Path | None, workdir
     return kb
 
 
-def run(backend: Backend, items: list[Item], mode: str, kb, k: int, min_relative_score: float, style: str,
-        dump=None, max_passages: int | None = None) -> dict:
+def run(backend: Backend, items: list[Item], mode: str, kb, k: int, min_relative_score: float, min_score: float,
+        style: str, dump=None, max_passages: int | None = None) -> dict:
     rows = []
     for item in items:
         if mode == "rc":
             passages = [Passage(1, item.path, item.title, item.body)]
             recall = 1.0
         else:
-            hits = confident_hits(kb.search(item.question, k=k), min_relative_score, max_passages)
+            hits = confident_hits(kb.search(item.question, k=k), min_relative_score, max_passages, min_score)
             passages = passages_from_hits(hits)
             recall = float(any(h.document.path == item.path for h in hits))
         request = request_for_passages(item.question, passages, style=style, max_tokens=64 if style == "short" else 512)
@@ -232,6 +232,8 @@ def main() -> None:
     ap.add_argument("-k", type=int, default=3, help="passages retrieved in the open-domain setting")
     ap.add_argument("--min-relative-score", type=float, default=RetrievalConfig().min_relative_score,
                     help="of the k, keep passages scoring at least this share of the best (0: all k)")
+    ap.add_argument("--min-score", type=float, default=RetrievalConfig().min_score,
+                    help="no passage at all when the best hit's probability is under this (0: off)")
     ap.add_argument("--modes", default="rc,open", help="rc, open or both (comma-separated)")
     ap.add_argument("--embedder", default=RetrievalConfig().embedder)
     ap.add_argument("--seed", type=int, default=0, help="which fixed random sample the LLMs answer")
@@ -248,6 +250,7 @@ def main() -> None:
     workdir = tempfile.TemporaryDirectory()
     kb = build_kb(paragraphs, args.store, Path(workdir.name), args.embedder)
     kb.search("ウォームアップ", k=1)
+    min_score = args.min_score if kb.scores_are_probabilities else 0.0  # as the Gateway applies it
     bandwidth = None
     results: dict[str, dict] = {}
     dump = args.dump.open("w", encoding="utf-8") if args.dump else None
@@ -262,13 +265,14 @@ def main() -> None:
         if not extractive:
             backend.check()
         for mode in modes:
-            result[mode] = run(backend, chosen, mode, kb, args.k, args.min_relative_score, style, dump,
+            result[mode] = run(backend, chosen, mode, kb, args.k, args.min_relative_score, min_score, style, dump,
                                settings.models.backends[name].max_passages)
             print(line(name, mode, result[mode]), flush=True)
         if extractive and len(chosen) > len(sample):
             # The LLMs' sample, so every backend is compared on the same questions too.
             for mode in modes:
-                result[f"{mode}_llm_sample"] = run(backend, sample, mode, kb, args.k, args.min_relative_score, style, dump)
+                result[f"{mode}_llm_sample"] = run(backend, sample, mode, kb, args.k, args.min_relative_score, min_score,
+                                                   style, dump)
                 print(line(name, mode + "*", result[f"{mode}_llm_sample"]) + "  (* the LLM sample)")
         if info.kind == "llama.cpp":
             bandwidth = bandwidth or copy_bandwidth_gbs()
@@ -286,7 +290,7 @@ def main() -> None:
     kb.close()
     if dump is not None:
         dump.close()
-    print(json.dumps({"bench": "answer_jsquad", "k": args.k, "min_relative_score": args.min_relative_score, "embedder": args.embedder, "llm_questions": len(sample),
+    print(json.dumps({"bench": "answer_jsquad", "k": args.k, "min_relative_score": args.min_relative_score, "min_score": min_score, "embedder": args.embedder, "llm_questions": len(sample),
                       "backends": results}, ensure_ascii=False))
 
 

@@ -18,7 +18,7 @@ from sekisho.models import open_backend
 from sekisho.retrieval import open_knowledge_base
 
 CITY = Path(__file__).resolve().parents[1] / "samples" / "city"
-DOCUMENTS = ["juminhyo.md", "sodai-gomi.txt", "inkan-toroku.html"]
+DOCUMENTS = ["juminhyo.md", "sodai-gomi.txt", "inkan-toroku.html", "jido-teate.pdf"]
 
 
 @pytest.fixture(scope="module")
@@ -71,10 +71,25 @@ def test_readme_question_gets_every_fee_from_the_fee_table(settings, kb):
     assert answer.faithfulness.faithful
 
 
+def test_answer_from_a_pdf_quotes_whole_sentences_across_layout_line_breaks(settings, kb):
+    answer = ask("児童手当の支給日はいつですか", kb=kb, complete=open_backend(settings, "extractive").complete, k=5)
+    assert "前月までの2か月分を支給します。" in answer.text
+    (citation,) = answer.citations
+    assert citation.path.endswith("jido-teate.pdf") and citation.location == "p.2"
+    assert answer.faithfulness.faithful
+
+
 def test_question_the_documents_do_not_answer_gets_not_found(kb, settings):
-    answer = ask("火星探査機の打ち上げ予定日は？", kb=kb, complete=open_backend(settings, "extractive").complete)
-    assert answer.not_found and answer.text == "資料に記載がありません"
-    assert answer.citations == [] and answer.faithfulness.faithful
+    # 予定日 (児童手当: 転出予定日) and 首都 share words or nothing with the corpus; the re-scorer's
+    # probability for the best passage is what says the documents do not answer.
+    backend = open_backend(settings, "extractive")
+    assert kb.scores_are_probabilities
+    for question in ("火星探査機の打ち上げ予定日は？", "日本の首都はどこですか"):
+        answer = ask(question, kb=kb, complete=backend.complete, min_score=settings.retrieval.min_score)
+        assert answer.not_found and answer.text == "資料に記載がありません"
+        assert answer.hits == [] and answer.citations == [] and answer.faithfulness.faithful
+    ungated = ask("火星探査機の打ち上げ予定日は？", kb=kb, complete=backend.complete)
+    assert ungated.hits  # without the floor the model is handed passages that merely share a word
 
 
 def test_stream_variant_yields_text_then_the_same_answer(kb, settings):
@@ -130,3 +145,23 @@ def test_llamacpp_backend_answers_from_the_retrieved_passage(kb, gguf_qwen05b_pa
     # Whatever the model wrote was checked sentence by sentence against the passage it was given.
     assert answer.faithfulness.sentences and answer.faithfulness.sentences[0].text in answer.text
     assert all(c.path.endswith(".md") or c.path.endswith(".html") for c in answer.citations)
+
+
+def test_readme_examples_through_the_gateway_with_default_settings(tmp_path):
+    # What `sekisho ask` does after the quick start: every sample document, the default embedder,
+    # the default passage policy, the governed path. 転入届はいつまでに… is the README's own example;
+    # the 転出届 section's deadline shares いつまでに's "までに" with it, which is no evidence.
+    from sekisho.guard.gateway import Gateway
+    from sekisho.guard.roles import Principal, Role
+
+    settings = Settings.model_validate({"base_dir": str(tmp_path), "store": {"path": "kb.db"},
+                                        "audit": {"path": "audit.db", "key_path": "signing.key"}})
+    with open_knowledge_base(settings) as kb:
+        assert not ingest_paths(kb, [CITY], progress=False).failed
+        gateway, alice = Gateway(settings), Principal("alice", Role.USER)
+        deadline = gateway.ask("転入届はいつまでに出せばよいですか？", principal=alice, backend="extractive", kb=kb).answer
+        outside = gateway.ask("火星探査機の打ち上げ予定日は？", principal=alice, backend="extractive", kb=kb).answer
+    assert "引っ越した日から14日以内に届け出てください" in deadline.text and "14日前から" not in deadline.text
+    (citation,) = deadline.citations
+    assert citation.path.endswith("tennyu-tenshutsu.docx") and "転入届（市外から" in citation.location
+    assert outside.not_found and outside.hits == []

@@ -44,3 +44,10 @@ def test_confident_hits_keep_the_best_and_those_near_it():
     assert confident_hits([], 0.5) == []
     assert [h.rank for h in confident_hits(hits, 0.1, limit=1)] == [1]  # a backend's max_passages
     assert [h.rank for h in confident_hits(hits, 0.0, limit=2)] == [1, 2]
+
+
+def test_confident_hits_give_nothing_when_even_the_best_is_improbable():
+    hits = [replace(hit(n, f"{n}.md", "T", Location(0, 2)), score=s) for n, s in ((1, 0.015), (2, 0.01))]
+    assert confident_hits(hits, 0.5, min_score=0.02) == []
+    assert [h.rank for h in confident_hits(hits, 0.5, min_score=0.01)] == [1, 2]  # the floor is on the best only
+    assert [h.rank for h in confident_hits(hits, 0.5)] == [1, 2]  # no floor by default

@@ -71,6 +71,19 @@ def test_auditor_gets_no_streamed_answer(world):
     assert stream.result.status == "blocked" and stream.result.answer is None
 
 
+def test_question_outside_the_documents_reaches_the_model_without_passages(world, tmp_path):
+    gateway, kb = world
+    result = gateway.ask("火星探査機の打ち上げ予定日は？", principal=Principal("alice", Role.USER),
+                         backend="extractive", kb=kb, k=3)
+    assert result.status == "ok" and result.answer.text == "資料に記載がありません"
+    assert result.answer.hits == [] and gateway.audit.get(result.audit_seq).record["sources"] == []
+    ungated = Settings.model_validate({"base_dir": str(tmp_path), "retrieval": {"min_score": 0.0},
+                                       "audit": {"path": "audit.db", "key_path": "signing.key"}})
+    result = Gateway(ungated).ask("火星探査機の打ち上げ予定日は？", principal=Principal("alice", Role.USER),
+                                  backend="extractive", kb=kb, k=3)
+    assert result.answer.hits  # the floor, not an empty index, kept the passages back
+
+
 @pytest.mark.parametrize(("share", "sources"), [(0.0, 2), (1.0, 1)])
 def test_configured_share_bounds_the_passages_given_to_the_model(world, tmp_path, share, sources):
     _, kb = world

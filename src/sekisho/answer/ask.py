@@ -51,11 +51,12 @@ def finish(question: str, hits: list[Hit], request: ChatRequest, completion: Com
 
 
 def ask(question: str, *, kb: Searchable, complete: Complete, k: int = 5, tags: Sequence[str] | None = None,
-        min_relative_score: float = 0.0) -> Answer:
+        min_relative_score: float = 0.0, min_score: float = 0.0) -> Answer:
     """Answer `question` from the knowledge base. `complete` is the (governed) model call, so the
     same flow serves the CLI, the API and the gateway. Of the k hits, those scoring under
-    `min_relative_score` times the best are left out (confident_hits)."""
-    hits = confident_hits(kb.search(question, k=k, tags=tags), min_relative_score)
+    `min_relative_score` times the best are left out, and all of them when the best scores under
+    `min_score` (confident_hits)."""
+    hits = confident_hits(kb.search(question, k=k, tags=tags), min_relative_score, min_score=min_score)
     request = build_request(question, hits)
     return finish(question, hits, request, complete(request))
 
@@ -70,10 +71,11 @@ def ask_stream(
     k: int = 5,
     tags: Sequence[str] | None = None,
     min_relative_score: float = 0.0,
+    min_score: float = 0.0,
 ) -> Iterator[str | Answer]:
     """Like `ask`, but yields the answer's text pieces as the model produces them, then the
     finished `Answer` as the last item."""
-    hits = confident_hits(kb.search(question, k=k, tags=tags), min_relative_score)
+    hits = confident_hits(kb.search(question, k=k, tags=tags), min_relative_score, min_score=min_score)
     request = build_request(question, hits)
     started = time.perf_counter()
     pieces: list[str] = []

@@ -32,7 +32,8 @@ SHORT_SYSTEM_PROMPT = (
 Style = Literal["grounded", "short"]
 
 
-def confident_hits(hits: Sequence[Hit], min_relative_score: float, limit: int | None = None) -> list[Hit]:
+def confident_hits(hits: Sequence[Hit], min_relative_score: float, limit: int | None = None,
+                   min_score: float = 0.0) -> list[Hit]:
     """The hits worth showing the model: the best one, and the others that scored at least
     `min_relative_score` times as well (hybrid scores are the re-scorer's probabilities), at most
     `limit` of them (a backend's `max_passages`; None: no limit).
@@ -40,7 +41,14 @@ def confident_hits(hits: Sequence[Hit], min_relative_score: float, limit: int | 
     A passage that is probably not the source only distracts a small model: on JSQuAD the 1.5B model's
     open-domain F1 fell far below its reading-comprehension F1 with three passages, mostly because
     it answered from the wrong one, and a 0.5B model loses to any second passage
-    (docs/benchmarks.md, ## Answers). 0 keeps every hit."""
+    (docs/benchmarks.md, ## Answers). 0 keeps every hit.
+
+    None at all when even the best hit scores under `min_score`: then the documents do not answer
+    the question, and a passage that merely shares a word (予定日 for a question about a space
+    probe's launch date) would lead a model to answer anyway. Pass a `min_score` only for scores
+    that are probabilities (`KnowledgeBase.scores_are_probabilities`)."""
+    if hits and hits[0].score < min_score:
+        return []
     if not hits or min_relative_score <= 0:
         return list(hits[:limit])
     floor = hits[0].score * min_relative_score

@@ -198,8 +198,10 @@ class Gateway:
         from sekisho.answer import build_request, confident_hits
 
         configured = self.settings.models.backends.get(backend)
-        hits = confident_hits(kb.search(question, k=k, tags=principal.tags), self.settings.retrieval.min_relative_score,
-                              configured.max_passages if configured is not None else None)
+        retrieval = self.settings.retrieval
+        hits = confident_hits(kb.search(question, k=k, tags=principal.tags), retrieval.min_relative_score,
+                              configured.max_passages if configured is not None else None,
+                              retrieval.min_score if kb.scores_are_probabilities else 0.0)
         return build_request(question, hits), hits
 
     def _prepare(self, request: ChatRequest, backend: str, principal: Principal, purpose: str, kind: str,

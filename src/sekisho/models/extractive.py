@@ -41,8 +41,10 @@ NO_DOCUMENTS = (
 )
 
 # Interrogatives and question endings carry no evidence; removing them keeps them from matching.
+# The particles of いつまでに / どこから belong to the question word: left in, 「…までに届け出て」 in
+# another section outscored the sentence that answers (the README's 転入届 example).
 _INTERROGATIVE = re.compile(
-    r"何|なに|なん|どこ|何処|どの|どれ|どちら|どんな|どう|どのよう|どのくらい|どれくらい|誰|だれ|いつ|"
+    r"いつまでに|いつまで|いつから|どこまで|どこから|何|なに|なん|どこ|何処|どの|どれ|どちら|どんな|どう|どのよう|どのくらい|どれくらい|誰|だれ|いつ|"
     r"いくつ|いくら|ですか|ますか|でしょうか|でしたか|だろうか|のか|か[?？]|[?？!！。、,．.]|"
     r"(?i:\b(?:what|who|whom|whose|when|where|which|why|how|is|are|was|were|does|do|did|the|a|an|of)\b)"
 )

@@ -94,6 +94,12 @@ class KnowledgeBase:
         self._check_embedder_matches_store()
         self._upgrade_lexical_index()
 
+    @property
+    def scores_are_probabilities(self) -> bool:
+        """Whether hybrid Hit.score is the re-scorer's calibrated probability that the passage is
+        the one sought (comparable across queries), rather than a fused rank score."""
+        return self.rescorer.depth > 0
+
     def _check_embedder_matches_store(self) -> None:
         stored = self.store.get_meta("embedder")
         if stored and stored != self.embedder_name and self.store.documents():

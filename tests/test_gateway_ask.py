@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from sekisho.config import Settings
-from sekisho.guard.gateway import Gateway
+from sekisho.guard.gateway import NO_PASSAGES, Gateway
+from sekisho.models import BackendError
 from sekisho.guard.roles import Principal, Role
 from sekisho.ingest import ingest_text
 from sekisho.retrieval import open_knowledge_base
@@ -82,6 +83,27 @@ def test_question_outside_the_documents_reaches_the_model_without_passages(world
     result = Gateway(ungated).ask("火星探査機の打ち上げ予定日は？", principal=Principal("alice", Role.USER),
                                   backend="extractive", kb=kb, k=3)
     assert result.answer.hits  # the floor, not an empty index, kept the passages back
+
+
+def test_no_model_is_asked_a_question_no_passage_supports(world, tmp_path):
+    # The configured model is an endpoint nobody listens on: calling it would raise. With no passage
+    # to answer from, the built-in answerer says so instead, and the audit record says who answered.
+    _, kb = world
+    settings = Settings.model_validate({
+        "base_dir": str(tmp_path), "audit": {"path": "audit.db", "key_path": "signing.key"},
+        "models": {"backends": {"extractive": {"kind": "extractive"},
+                                "vendor": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m",
+                                           "timeout_s": 2.0}}}})
+    gateway = Gateway(settings)
+    result = gateway.ask("火星探査機の打ち上げ予定日は？", principal=Principal("alice", Role.USER), backend="vendor", kb=kb)
+    assert result.status == "ok" and result.answer.text == "資料に記載がありません" and result.answer.not_found
+    backend = gateway.audit.get(result.audit_seq).record["backend"]
+    assert backend["requested"] == "vendor" and backend["used"] == NO_PASSAGES and backend["kind"] == "extractive"
+    streamed = gateway.ask_stream("火星探査機の打ち上げ予定日は？", principal=Principal("alice", Role.USER),
+                                  backend="vendor", kb=kb)
+    assert "".join(streamed) == "資料に記載がありません" and streamed.result.status == "ok"
+    with pytest.raises(BackendError):  # the same endpoint, given passages, is really called
+        gateway.ask("転入届の期限は", principal=Principal("alice", Role.USER), backend="vendor", kb=kb)
 
 
 @pytest.mark.parametrize(("share", "sources"), [(0.0, 2), (1.0, 1)])

@@ -10,6 +10,7 @@ from typing import Protocol
 from sekisho.answer.citations import Citation, resolve_citations
 from sekisho.answer.faithfulness import FaithfulnessReport, check_faithfulness, is_not_found
 from sekisho.answer.prompt import build_request, confident_hits
+from sekisho.answer.text import NOT_FOUND
 from sekisho.models.protocol import ChatRequest, Completion
 from sekisho.store.records import Hit
 
@@ -58,7 +59,13 @@ def ask(question: str, *, kb: Searchable, complete: Complete, k: int = 5, tags: 
     `min_score` (confident_hits)."""
     hits = confident_hits(kb.search(question, k=k, tags=tags), min_relative_score, min_score=min_score)
     request = build_request(question, hits)
-    return finish(question, hits, request, complete(request))
+    return finish(question, hits, request, complete(request) if hits else _no_passages())
+
+
+def _no_passages() -> Completion:
+    """The answer to a question retrieval found nothing for, without asking a model: with no passage
+    whatever it said would come from somewhere other than the documents (Gateway.NO_PASSAGES)."""
+    return Completion(text=NOT_FOUND, model="", prompt_tokens=0, completion_tokens=0)
 
 
 def ask_stream(
@@ -79,7 +86,7 @@ def ask_stream(
     request = build_request(question, hits)
     started = time.perf_counter()
     pieces: list[str] = []
-    for piece in stream(request):
+    for piece in stream(request) if hits else iter([NOT_FOUND]):
         pieces.append(piece)
         yield piece
     text = "".join(pieces)

@@ -33,7 +33,9 @@ from sekisho.guard.masking import MaskSession, contains_placeholder
 from sekisho.guard.policy import BUILT_IN, Action, Policy, PolicyError, policy_from_settings
 from sekisho.guard.roles import Principal
 from sekisho.guard.scan import scan
+from sekisho.config import BackendConfig
 from sekisho.models import Backend, BackendError, ChatRequest, Completion, Message, ModelInfo, open_backend
+from sekisho.models.extractive import ExtractiveBackend
 
 COPYRIGHT_PROMPT_ENTITY = "COPYRIGHT_STYLE"
 COPYRIGHT_OUTPUT_ENTITY = "COPYRIGHT_SIMILAR"
@@ -122,6 +124,13 @@ class _Turn:
     reason: str = ""
 
 
+# Who answers a question retrieval found no passage for: the built-in extractive answerer, which
+# then says 資料に記載がありません. A model asked with no passage answers from its own knowledge:
+# Qwen2.5-Coder-1.5B did for 13% of questions about things the documents do not cover
+# (bench/answer_unanswerable.py, docs/benchmarks.md ## Answers). The audit record names it as used.
+NO_PASSAGES = "資料なし (no passages)"
+
+
 class Gateway:
     def __init__(self, settings: Settings, *, audit: AuditLog | None = None, review: ReviewQueue | None = None,
                  policy: Policy | None = None) -> None:
@@ -134,7 +143,8 @@ class Gateway:
         self._route_target = route if route in settings.models.backends else _first_local(settings)
         self.audit = audit or AuditLog.from_settings(settings)
         self.review = review or ReviewQueue(self.audit)
-        self._backends: dict[str, Backend] = {}
+        self._backends: dict[str, Backend] = {
+            NO_PASSAGES: ExtractiveBackend(BackendConfig(kind="extractive", local=True), name=NO_PASSAGES)}
         self._registry = self._copyright_registry()
         self._held_sessions: OrderedDict[int, MaskSession] = OrderedDict()
 
@@ -260,6 +270,8 @@ class Gateway:
             turn.review_reasons.append(f"role:{principal.role}")
         if purpose in self.policy.review.purposes:
             turn.review_reasons.append(f"purpose:{purpose}")
+        if kind == "ask" and request.passages == [] and not turn.blocked:
+            turn.backend_name, turn.info = NO_PASSAGES, self.backend(NO_PASSAGES).info()
         return turn
 
     def _decide(self, scanned: dict[str, list[Finding]], local: bool,

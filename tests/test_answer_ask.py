@@ -18,7 +18,7 @@ from sekisho.models import open_backend
 from sekisho.retrieval import open_knowledge_base
 
 CITY = Path(__file__).resolve().parents[1] / "samples" / "city"
-DOCUMENTS = ["juminhyo.md", "sodai-gomi.txt", "inkan-toroku.html", "jido-teate.pdf"]
+DOCUMENTS = ["juminhyo.md", "sodai-gomi.txt", "inkan-toroku.html", "jido-teate.pdf", "foreign-residents.md"]
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +77,17 @@ def test_answer_from_a_pdf_quotes_whole_sentences_across_layout_line_breaks(sett
     (citation,) = answer.citations
     assert citation.path.endswith("jido-teate.pdf") and citation.location == "p.2"
     assert answer.faithfulness.faithful
+
+
+def test_english_question_gets_the_whole_english_sentence(settings, kb):
+    # The English guide wraps its lines and writes "8:30 a.m. to 5:15 p.m.": neither a wrap nor an
+    # abbreviation may end the quoted sentence.
+    backend = open_backend(settings, "extractive")
+    fee = ask("How much is a certificate of residence at a convenience store?", kb=kb, complete=backend.complete)
+    assert "200 yen per copy at a convenience store with your My Number Card." in fee.text
+    assert fee.citations[0].path.endswith("foreign-residents.md")
+    hours = ask("When is City Hall open on weekdays?", kb=kb, complete=backend.complete)
+    assert "from 8:30 a.m. to 5:15 p.m." in hours.text
 
 
 def test_question_the_documents_do_not_answer_gets_not_found(kb, settings):

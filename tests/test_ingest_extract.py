@@ -121,6 +121,20 @@ def test_english_sample():
     doc = sample("foreign-residents.md")
     assert doc.title == "Guide for Foreign Residents of Minato City"
     assert chunk_of(doc, "300 yen per copy").location.heading[-1] == "Certificates"
+    # The file wraps its paragraphs at 100 columns; a sentence reads whole across the wrap.
+    assert "costs 300 yen per copy at the counter and 200 yen per copy at a convenience store" in doc.text
+
+
+def test_markdown_soft_wraps_of_latin_text_become_spaces_and_nothing_else_moves():
+    text = ("# Fees\n\nA copy costs 300 yen at the counter and 200 yen\nat a convenience store.\n"
+            "Line with a hard break  \nstays.\n- item one\n- item two\n\n```\ncode line\nmore code\n```\n"
+            "住民票の写しは\n窓口で交付します。\n")
+    doc = extract(text.encode(), name="fees.md")
+    assert len(doc.text) == len(text)  # offsets into the file still hold
+    assert "200 yen at a convenience store." in doc.text
+    assert "hard break  \nstays." in doc.text  # two trailing spaces: a Markdown line break
+    assert "- item one\n- item two\n" in doc.text and "code line\nmore code\n" in doc.text
+    assert "住民票の写しは\n窓口で交付します。" in doc.text  # Japanese lines are the writer's
 
 
 # --- format details on files built here ----------------------------------------------------

@@ -16,6 +16,7 @@ CITATION_RE = re.compile(r"[\[［【]\s*([0-9０-９]+(?:\s*[,，、・]\s*[0-9�
 _OPEN = "「『（(【［[〈《"
 _CLOSE = "」』）)】］]〉》"
 _ENDERS = "。！？!?"
+_LOWER_NEXT = re.compile(r"[ \t]+[a-z]")
 # A bracket left open longer than this is a stray bracket, not a quotation: stop protecting it.
 _MAX_QUOTE = 200
 
@@ -41,8 +42,9 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
             depth -= 1
         if depth and i - opened_at > _MAX_QUOTE:
             depth = 0
-        # A full stop ends an English sentence only before a space, so 3.14 and e.g. stay whole.
-        english_stop = ch == "." and i + 1 < len(text) and text[i + 1].isspace()
+        # A full stop ends an English sentence only before a space, so 3.14 stays whole, and not
+        # when a lower-case word follows: "from 8:30 a.m. to 5:15 p.m." and "e.g. the" go on.
+        english_stop = ch == "." and i + 1 < len(text) and text[i + 1].isspace() and not _LOWER_NEXT.match(text, i + 1)
         if ch == "\n" or ((ch in _ENDERS or english_stop) and depth == 0):
             # Keep runs of closing punctuation ("。」", "！？") with the sentence they end.
             end = i + 1

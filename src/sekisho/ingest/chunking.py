@@ -22,6 +22,7 @@ _OPENERS = frozenset("「『（(【〔〈《［[｛{“")
 _CLOSERS = frozenset("」』）)】〕〉》］]｝}”’\"'")
 _QUOTATIVE = frozenset("とっ")
 _SIGNIFICANT = re.compile("[" + re.escape("".join(sorted(_ENDERS | _OPENERS | _CLOSERS | {".", "\n"}))) + "]")
+_LOWER_NEXT = re.compile(r"[ \t]+[a-z]")
 # Where an over-long sentence may be cut when it must be: after a comma or a space.
 _SOFT_BREAKS = frozenset("、，,；;：: \u3000")
 _WHITESPACE = " \t\r\n\u3000\f\v"
@@ -103,9 +104,11 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
 
 
 def _ends_latin_sentence(text: str, i: int, end: int) -> bool:
+    """A '.' before whitespace, not after a digit (3.14) and not before a lower-case word
+    ("8:30 a.m. to", "e.g. the"): abbreviations do not end sentences."""
     before = text[i - 1] if i > 0 else ""
     after = text[i + 1] if i + 1 < end else " "
-    return after in _WHITESPACE and not before.isdigit()
+    return after in _WHITESPACE and not before.isdigit() and not _LOWER_NEXT.match(text, i + 1, end)
 
 
 def _split_long(text: str, span: tuple[int, int], max_chars: int) -> list[tuple[int, int]]:

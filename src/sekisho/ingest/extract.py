@@ -233,7 +233,35 @@ def _markdown(text: str, stem: str, encoding: str) -> Extracted:
     else:
         title = headings[0].title if headings else stem
     sections = _sections(text, headings, start=body_start)
+    text = _join_soft_wraps(text, body_start)
     return Extracted(text, _short_title(_strip_inline_markdown(title)), "text/markdown", encoding, sections)
+
+
+_BLOCK_START = re.compile(r" {0,3}(?:[-*+>|#]|\d+[.)]|```|~~~|=+[ \t]*$|-+[ \t]*$)| {4}|\t")
+
+
+def _join_soft_wraps(text: str, start: int) -> str:
+    """Markdown lines wrapped inside a paragraph of Latin text, joined with a space: in Markdown a
+    single line break inside a paragraph is a space ("...at the counter and 200 yen per\ncopy at a
+    convenience store" is one sentence), and left in, it cuts quotes and sentences there. The
+    newline becomes a space, so every offset stays as it was. Japanese lines are left alone:
+    Japanese writers break lines where they mean it, and the indexer joins them anyway."""
+    chars = list(text)
+    lines = text[start:].split("\n")
+    offset = start
+    fence = False
+    for line, following in zip(lines, lines[1:]):
+        offset += len(line)  # the newline after `line`
+        if _FENCE.match(line):
+            fence = not fence
+        body, nxt = line.rstrip(), following.strip()
+        if (
+            not fence and body and nxt and not _BLOCK_START.match(line) and not _BLOCK_START.match(following)
+            and not line.endswith(("  ", "\\")) and not _is_wide(body[-1]) and not _is_wide(nxt[0])
+        ):
+            chars[offset] = " "
+        offset += 1
+    return "".join(chars)
 
 
 def _strip_inline_markdown(title: str) -> str:

@@ -42,7 +42,7 @@ from sekisho.answer import check_faithfulness, confident_hits, passages_from_hit
 from sekisho.answer.text import CITATION_RE, NOT_FOUND, normalize
 from sekisho.config import BackendConfig, RetrievalConfig, Settings, StoreConfig, load_settings
 from sekisho.ingest import ingest_text
-from sekisho.models import Backend, BackendError, ChatRequest, Message, Passage, open_backend
+from sekisho.models import Backend, BackendError, ChatRequest, Completion, Message, Passage, open_backend
 from sekisho.retrieval import open_knowledge_base
 
 REPO = Path(__file__).resolve().parents[1]
@@ -179,7 +179,8 @@ def run(backend: Backend, items: list[Item], mode: str, kb, k: int, min_relative
             recall = float(any(h.document.path == item.path for h in hits))
         request = request_for_passages(item.question, passages, style=style, max_tokens=64 if style == "short" else 512)
         try:
-            completion = backend.complete(request)
+            # As the Gateway does: with no passage left, no model is asked (Gateway.NO_PASSAGES).
+            completion = backend.complete(request) if passages else Completion(NOT_FOUND, "", 0, 0)
         except BackendError as exc:
             print(f"  {item.question[:30]}: {exc}", file=sys.stderr)
             continue

@@ -27,13 +27,12 @@ from sekisho import __version__
 from sekisho.audit.log import AuditLog
 from sekisho.audit.review import ReviewQueue
 from sekisho.audit.signing import sha256_hex
-from sekisho.config import Settings, resolve_path
+from sekisho.config import BackendConfig, Settings, resolve_path
 from sekisho.guard.findings import Finding, entity_label
 from sekisho.guard.masking import MaskSession, contains_placeholder
 from sekisho.guard.policy import BUILT_IN, Action, Policy, PolicyError, policy_from_settings
 from sekisho.guard.roles import Principal
 from sekisho.guard.scan import scan
-from sekisho.config import BackendConfig
 from sekisho.models import Backend, BackendError, ChatRequest, Completion, Message, ModelInfo, open_backend
 from sekisho.models.extractive import ExtractiveBackend
 

@@ -418,12 +418,12 @@ _ITEM_START = re.compile(r"[・●○■□◆◇※\-*•|]|[0-9０-９]+[.)）
 _SENTENCE_END = frozenset("。！？!?.．｡」』）)】〕〉》］]｝}”’\"'：:")
 
 
-def _display_width(line: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in line)
-
-
 def _is_wide(ch: str) -> bool:
     return unicodedata.east_asian_width(ch) in "WF"
+
+
+def _display_width(line: str) -> int:
+    return sum(2 if _is_wide(ch) else 1 for ch in line)
 
 
 def reflow_wrapped_lines(page: str) -> str:

@@ -156,6 +156,40 @@ def test_chunk_size_is_honoured(kb, tmp_path):
     assert report.chunks > 5 and all(len(c.text) <= 100 for c in chunks)
 
 
+def test_a_new_chunk_size_rechunks_files_whose_bytes_did_not_change(kb, tmp_path):
+    path = tmp_path / "long.txt"
+    path.write_text("住民票の写しは市民課で交付します。" * 30, encoding="utf-8")
+    first = ingest_paths(kb, [path], progress=False)
+    again = ingest_paths(kb, [path], progress=False)
+    smaller = ingest_paths(kb, [path], progress=False, chunk_size=ChunkSize(chars=100, overlap=20))
+    assert (first.added, again.unchanged, smaller.updated) == ([str(path)], [str(path)], [str(path)])
+    assert smaller.chunks > first.chunks == 2 and kb.store.chunk_count() == smaller.chunks
+
+
+def test_files_ingested_by_an_older_extractor_are_read_again(tmp_path, monkeypatch):
+    # A store from before recipes (the last migration not yet applied) holds a PDF extracted the old
+    # way. Upgrading sekisho must not leave it so: the next ingest re-reads the unchanged file.
+    import sekisho.store.sqlite as sqlite_store
+
+    pdf = tmp_path / "jido-teate.pdf"
+    shutil.copy(SAMPLES / "jido-teate.pdf", pdf)
+    monkeypatch.setattr(sqlite_store, "MIGRATIONS", sqlite_store.MIGRATIONS[:-1])
+    old = SQLiteStore(tmp_path / "kb.db")
+    old._conn().execute(
+        "INSERT INTO documents(id, path, title, content_hash, media_type, encoding, text, tags, ingested_at) "
+        "VALUES (?, ?, '児童手当のご案内', ?, 'application/pdf', NULL, '前月までの2か月分を支\n給します。', '[]', 0)",
+        (document_id(str(pdf.resolve())), str(pdf.resolve()), hashlib.sha256(pdf.read_bytes()).hexdigest()))
+    old.close()
+    monkeypatch.undo()
+    with open_knowledge_base(Settings(store=StoreConfig(path=str(tmp_path / "kb.db")),
+                                      retrieval=RetrievalConfig(embedder=EMBEDDER))) as kb:
+        assert kb.store.documents()[0].recipe == ""
+        report = ingest_paths(kb, [pdf], progress=False)
+        (document,) = kb.store.documents()
+    assert report.updated == [str(pdf)] and report.unchanged == []
+    assert "前月までの2か月分を支給します。" in document.text and document.recipe == ChunkSize().recipe
+
+
 def test_upload_is_ingested_under_its_name_and_deduplicated(kb):
     data = "<html><head><title>ごみカレンダー</title></head><body><p>燃やすごみは月曜日です。</p></body></html>"
     first = ingest_bytes(kb, "gomi.html", data.encode("cp932"), tags=["public"])

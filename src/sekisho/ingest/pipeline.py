@@ -42,6 +42,17 @@ class ChunkSize:
     def from_settings(cls, settings) -> ChunkSize:  # noqa: ANN001 (sekisho.config.Settings)
         return cls(settings.retrieval.chunk_chars, settings.retrieval.chunk_overlap)
 
+    @property
+    def recipe(self) -> str:
+        """Document.recipe for files extracted now and chunked at this size."""
+        return f"extract-{EXTRACTOR_VERSION}/chunk-{self.chars}-{self.overlap}"
+
+
+# Raised whenever extraction or chunking turns the same bytes into different text or chunks, so
+# that stores filled by an older sekisho re-read their files on the next ingest instead of
+# skipping them as unchanged. 2: PDF line wraps and Markdown soft wraps joined (session 5).
+EXTRACTOR_VERSION = 2
+
 
 @dataclass(frozen=True)
 class IngestOutcome:
@@ -82,6 +93,12 @@ def _same_tags(a: Iterable[str], b: Iterable[str]) -> bool:
     return sorted(set(a)) == sorted(set(b))
 
 
+def _unchanged(existing: Document | None, digest: str, tags: tuple[str, ...], size: ChunkSize) -> bool:
+    """Same bytes, same tags, made the same way: nothing to do."""
+    return (existing is not None and existing.content_hash == digest and _same_tags(existing.tags, tags)
+            and existing.recipe == size.recipe)
+
+
 def _clean_tags(tags: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t.strip() for t in tags if t.strip()))
 
@@ -108,6 +125,7 @@ def _prepare(data: bytes, *, key: str, label: str, digest: str, tags: tuple[str,
         text=extracted.text,
         tags=tags,
         ingested_at=time.time(),
+        recipe=size.recipe,
     )
     return document, chunks
 
@@ -115,7 +133,7 @@ def _prepare(data: bytes, *, key: str, label: str, digest: str, tags: tuple[str,
 def _ingest_data(kb: KnowledgeBase, data: bytes, *, key: str, label: str, tags: tuple[str, ...], size: ChunkSize) -> IngestOutcome:
     digest = hashlib.sha256(data).hexdigest()
     existing = kb.store.document_by_path(key)
-    if existing is not None and existing.content_hash == digest and _same_tags(existing.tags, tags):
+    if _unchanged(existing, digest, tags, size):
         return IngestOutcome(existing, "unchanged", 0)
     document, chunks = _prepare(data, key=key, label=label, digest=digest, tags=tags, size=size)
     kb.index(document, chunks)
@@ -261,7 +279,7 @@ def ingest_text(
     tag_tuple = _clean_tags(tags)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     existing = kb.store.document_by_path(path)
-    if existing is not None and existing.content_hash == digest and _same_tags(existing.tags, tag_tuple):
+    if _unchanged(existing, digest, tag_tuple, chunk_size):
         return existing
     doc_id = document_id(path)
     chunks = chunk(text, doc_id=doc_id, max_chars=chunk_size.chars, overlap=chunk_size.overlap)
@@ -269,7 +287,7 @@ def ingest_text(
         raise IngestError(path, "テキストが空です / empty text")
     document = Document(
         id=doc_id, path=path, title=title, content_hash=digest, media_type=media_type,
-        encoding=None, text=text, tags=tag_tuple, ingested_at=time.time(),
+        encoding=None, text=text, tags=tag_tuple, ingested_at=time.time(), recipe=chunk_size.recipe,
     )
     kb.index(document, chunks)
     return document

@@ -37,6 +37,9 @@ class Document:
     text: str  # the original extracted text, kept for display and citation
     tags: tuple[str, ...] = ()  # access tags; a principal retrieves only what its role may see
     ingested_at: float = 0.0
+    # How text and chunks were made from the bytes (extractor version, chunk size): the same file
+    # under another recipe is processed again, not skipped as unchanged ("" before recipes).
+    recipe: str = ""
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,11 @@ MIGRATIONS: list[str] = [
     INSERT INTO meta(key, value) VALUES ('store_id', lower(hex(randomblob(16))));
     INSERT INTO meta(key, value) SELECT 'changes_floor', value FROM meta WHERE key = 'generation';
     """,
+    # Documents ingested before this remember no recipe: their files are processed again on the
+    # next ingest, with whatever extraction and chunking sekisho has by then.
+    """
+    ALTER TABLE documents ADD COLUMN recipe TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 
@@ -276,10 +281,10 @@ def _visible_doc_clause(tags: Sequence[str] | None) -> tuple[str, list[str]]:
 
 
 def _document(row: sqlite3.Row | tuple) -> Document:
-    id_, path, title, content_hash, media_type, encoding, text, tags, ingested_at = row
+    id_, path, title, content_hash, media_type, encoding, text, tags, ingested_at, recipe = row
     return Document(
         id=id_, path=path, title=title, content_hash=content_hash, media_type=media_type,
-        encoding=encoding, text=text, tags=tuple(json.loads(tags)), ingested_at=ingested_at,
+        encoding=encoding, text=text, tags=tuple(json.loads(tags)), ingested_at=ingested_at, recipe=recipe,
     )
 
 
@@ -291,7 +296,7 @@ def _chunk(row: tuple) -> Chunk:
     )
 
 
-_DOC_COLUMNS = "id, path, title, content_hash, media_type, encoding, text, tags, ingested_at"
+_DOC_COLUMNS = "id, path, title, content_hash, media_type, encoding, text, tags, ingested_at, recipe"
 _CHUNK_COLUMNS = "id, doc_id, ordinal, text, norm_text, start, end, page, heading"
 
 
@@ -421,10 +426,10 @@ class SQLiteStore:
             if old:
                 changed += self._delete_rows(conn, old[0])
             conn.execute(
-                f"INSERT INTO documents({_DOC_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO documents({_DOC_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (document.id, document.path, document.title, document.content_hash, document.media_type,
                  document.encoding, document.text, json.dumps(list(document.tags), ensure_ascii=False),
-                 document.ingested_at),
+                 document.ingested_at, document.recipe),
             )
             conn.executemany(
                 "INSERT INTO document_tags(doc_id, tag) VALUES (?, ?)",

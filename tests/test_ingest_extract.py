@@ -88,6 +88,18 @@ def test_reflow_joins_only_lines_the_layout_wrapped():
     ]
 
 
+def test_plain_text_wrapped_at_a_fixed_width_reads_as_sentences_and_keeps_its_offsets():
+    text = ("Notice of office hours\n\nThe Citizen Services Division is open on weekdays from 8:30 a.m. to\n"
+            "5:15 p.m. Certificates are also issued on the 2nd and 4th Saturday of\neach month, from 9:00 a.m. "
+            "to noon.\nPhone: 0123-45-6701\nFax: 0123-45-6709\n")
+    doc = extract(text.encode(), name="hours.txt")
+    assert len(doc.text) == len(text) and doc.title == "Notice of office hours"
+    assert "from 8:30 a.m. to 5:15 p.m. Certificates are also issued on the 2nd and 4th Saturday of each month" in doc.text
+    assert "to noon.\nPhone: 0123-45-6701\nFax:" in doc.text  # short lines and sentence ends stay lines
+    source = (SAMPLES / "sodai-gomi.txt").read_bytes().decode("cp932").replace("\r\n", "\n")
+    assert sample("sodai-gomi.txt").text.count("\n") == source.count("\n")  # Japanese notices keep every line
+
+
 def test_reflow_measures_width_not_characters_and_keeps_english_words_apart():
     # 30 half-width digits are as wide as 15 kanji: the second line, 19 characters against the
     # first's 38, is full width.

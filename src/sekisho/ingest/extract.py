@@ -183,6 +183,7 @@ def _plain(text: str, stem: str, encoding: str) -> Extracted:
     first = _first_line(text)
     has_body = len(text.strip()) > len(first)
     title = first if first and has_body and len(first) <= 60 and first[-1] not in "。．.!?！？" else stem
+    text = _join_latin_layout_wraps(text)
     return Extracted(text, _short_title(title), "text/plain", encoding, (Section(0, len(text)),))
 
 
@@ -437,20 +438,48 @@ def reflow_wrapped_lines(page: str) -> str:
     and the next line does not start an item (・, ■, 1., ①...). Japanese on either side joins
     with nothing, Latin text with a space."""
     lines = page.split("\n")
-    widths = [_display_width(line.strip()) for line in lines]
-    full = max(widths, default=0)
+    wraps = _layout_wraps(lines)
     out = [lines[0]] if lines else []
-    for line, width, following in zip(lines, widths, lines[1:]):
-        stripped, next_stripped = line.rstrip(), following.lstrip()
-        if (
-            stripped and next_stripped and width >= 0.8 * full
-            and stripped[-1] not in _SENTENCE_END and not _ITEM_START.match(next_stripped)
-        ):
+    for i, following in enumerate(lines[1:]):
+        if i in wraps:
+            stripped, next_stripped = lines[i].rstrip(), following.lstrip()
             glue = "" if _is_wide(stripped[-1]) or _is_wide(next_stripped[0]) else " "
             out[-1] = out[-1].rstrip() + glue + next_stripped
         else:
             out.append(following)
     return "\n".join(out)
+
+
+def _layout_wraps(lines: Sequence[str]) -> set[int]:
+    """Indexes of the lines whose line break is layout: the line ran (nearly) to the widest line's
+    display width, did not end a sentence, and the next line does not start an item."""
+    widths = [_display_width(line.strip()) for line in lines]
+    full = max(widths, default=0)
+    wraps = set()
+    for i, (line, width, following) in enumerate(zip(lines, widths, lines[1:])):
+        stripped, next_stripped = line.rstrip(), following.lstrip()
+        if (
+            stripped and next_stripped and width >= 0.8 * full
+            and stripped[-1] not in _SENTENCE_END and not _ITEM_START.match(next_stripped)
+        ):
+            wraps.add(i)
+    return wraps
+
+
+def _join_latin_layout_wraps(text: str) -> str:
+    """Plain text wrapped at a fixed width (mail, RFC-style notices): the breaks inside a sentence of
+    Latin text become spaces, by the same test as a PDF page's, so every offset stays as it was.
+    Japanese plain text keeps its line breaks: in office notices they separate items."""
+    lines = text.split("\n")
+    chars = list(text)
+    offset = 0
+    wraps = _layout_wraps(lines)
+    for i, line in enumerate(lines[:-1]):
+        offset += len(line)
+        if i in wraps and not _is_wide(line.rstrip()[-1]) and not _is_wide(lines[i + 1].lstrip()[0]):
+            chars[offset] = " "
+        offset += 1
+    return "".join(chars)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -50,7 +50,8 @@ class ChunkSize:
 
 # Raised whenever extraction or chunking turns the same bytes into different text or chunks, so
 # that stores filled by an older sekisho re-read their files on the next ingest instead of
-# skipping them as unchanged. 2: PDF line wraps and Markdown soft wraps joined (session 5).
+# skipping them as unchanged. 2: PDF line wraps, Markdown soft wraps and fixed-width wraps of
+# Latin plain text joined (session 5).
 EXTRACTOR_VERSION = 2
 
 

@@ -11,7 +11,7 @@ import logging
 import os
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
@@ -183,7 +183,7 @@ def _plain(text: str, stem: str, encoding: str) -> Extracted:
     first = _first_line(text)
     has_body = len(text.strip()) > len(first)
     title = first if first and has_body and len(first) <= 60 and first[-1] not in "。．.!?！？" else stem
-    text = _join_latin_layout_wraps(text)
+    text = _latin_breaks_to_spaces(text, 0, _layout_wraps)
     return Extracted(text, _short_title(title), "text/plain", encoding, (Section(0, len(text)),))
 
 
@@ -234,35 +234,29 @@ def _markdown(text: str, stem: str, encoding: str) -> Extracted:
     else:
         title = headings[0].title if headings else stem
     sections = _sections(text, headings, start=body_start)
-    text = _join_soft_wraps(text, body_start)
+    text = _latin_breaks_to_spaces(text, body_start, _soft_wraps)
     return Extracted(text, _short_title(_strip_inline_markdown(title)), "text/markdown", encoding, sections)
 
 
 _BLOCK_START = re.compile(r" {0,3}(?:[-*+>|#]|\d+[.)]|```|~~~|=+[ \t]*$|-+[ \t]*$)| {4}|\t")
 
 
-def _join_soft_wraps(text: str, start: int) -> str:
-    """Markdown lines wrapped inside a paragraph of Latin text, joined with a space: in Markdown a
-    single line break inside a paragraph is a space ("...at the counter and 200 yen per\ncopy at a
-    convenience store" is one sentence), and left in, it cuts quotes and sentences there. The
-    newline becomes a space, so every offset stays as it was. Japanese lines are left alone:
-    Japanese writers break lines where they mean it, and the indexer joins them anyway."""
-    chars = list(text)
-    lines = text[start:].split("\n")
-    offset = start
+def _soft_wraps(lines: Sequence[str]) -> set[int]:
+    """Indexes of the Markdown lines whose line break falls inside a paragraph: in Markdown a single
+    line break there is a space ("...at the counter and 200 yen per\ncopy at a convenience store"
+    is one sentence). Not in code, not next to a block (heading, list, quote, table, fence), not
+    after a hard break (two spaces or a backslash)."""
+    wraps = set()
     fence = False
-    for line, following in zip(lines, lines[1:]):
-        offset += len(line)  # the newline after `line`
+    for i, (line, following) in enumerate(zip(lines, lines[1:])):
         if _FENCE.match(line):
             fence = not fence
-        body, nxt = line.rstrip(), following.strip()
         if (
-            not fence and body and nxt and not _BLOCK_START.match(line) and not _BLOCK_START.match(following)
-            and not line.endswith(("  ", "\\")) and not _is_wide(body[-1]) and not _is_wide(nxt[0])
+            not fence and line.strip() and following.strip() and not _BLOCK_START.match(line)
+            and not _BLOCK_START.match(following) and not line.endswith(("  ", "\\"))
         ):
-            chars[offset] = " "
-        offset += 1
-    return "".join(chars)
+            wraps.add(i)
+    return wraps
 
 
 def _strip_inline_markdown(title: str) -> str:
@@ -466,17 +460,20 @@ def _layout_wraps(lines: Sequence[str]) -> set[int]:
     return wraps
 
 
-def _join_latin_layout_wraps(text: str) -> str:
-    """Plain text wrapped at a fixed width (mail, RFC-style notices): the breaks inside a sentence of
-    Latin text become spaces, by the same test as a PDF page's, so every offset stays as it was.
-    Japanese plain text keeps its line breaks: in office notices they separate items."""
-    lines = text.split("\n")
+def _latin_breaks_to_spaces(text: str, start: int, breaks: Callable[[Sequence[str]], set[int]]) -> str:
+    """`text` with the line breaks that `breaks` picks among the lines of text[start:] turned into
+    spaces where Latin text meets Latin text: Markdown soft wraps (_soft_wraps), plain text wrapped
+    at a fixed width such as mail and RFC-style notices (_layout_wraps, the PDF page test). Left
+    in, such a break cuts sentences, quotes and snippets. A space for a newline keeps every offset
+    as it was. Japanese lines stay the writer's: in office notices a line break separates items,
+    and the indexer joins Japanese lines anyway."""
+    lines = text[start:].split("\n")
+    chosen = breaks(lines)
     chars = list(text)
-    offset = 0
-    wraps = _layout_wraps(lines)
-    for i, line in enumerate(lines[:-1]):
-        offset += len(line)
-        if i in wraps and not _is_wide(line.rstrip()[-1]) and not _is_wide(lines[i + 1].lstrip()[0]):
+    offset = start
+    for i, (line, following) in enumerate(zip(lines, lines[1:])):
+        offset += len(line)  # the newline after `line`
+        if i in chosen and not _is_wide(line.rstrip()[-1]) and not _is_wide(following.lstrip()[0]):
             chars[offset] = " "
         offset += 1
     return "".join(chars)

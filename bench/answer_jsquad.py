@@ -38,11 +38,12 @@ from pathlib import Path
 
 import numpy as np
 
-from sekisho.answer import check_faithfulness, confident_hits, passages_from_hits, request_for_passages
+from sekisho.answer import (check_faithfulness, confident_hits, no_passage_completion, passages_from_hits,
+                            request_for_passages)
 from sekisho.answer.text import CITATION_RE, NOT_FOUND, normalize
 from sekisho.config import BackendConfig, RetrievalConfig, Settings, StoreConfig, load_settings
 from sekisho.ingest import ingest_text
-from sekisho.models import Backend, BackendError, ChatRequest, Completion, Message, Passage, open_backend
+from sekisho.models import Backend, BackendError, ChatRequest, Message, Passage, open_backend
 from sekisho.retrieval import open_knowledge_base
 
 REPO = Path(__file__).resolve().parents[1]
@@ -180,7 +181,7 @@ def run(backend: Backend, items: list[Item], mode: str, kb, k: int, min_relative
         request = request_for_passages(item.question, passages, style=style, max_tokens=64 if style == "short" else 512)
         try:
             # As the Gateway does: with no passage left, no model is asked (Gateway.NO_PASSAGES).
-            completion = backend.complete(request) if passages else Completion(NOT_FOUND, "", 0, 0)
+            completion = backend.complete(request) if passages else no_passage_completion()
         except BackendError as exc:
             print(f"  {item.question[:30]}: {exc}", file=sys.stderr)
             continue

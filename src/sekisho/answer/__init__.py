@@ -4,7 +4,7 @@
     answer.text, answer.citations, answer.faithfulness.unsupported
 """
 
-from sekisho.answer.ask import Answer, ask, ask_stream, finish
+from sekisho.answer.ask import Answer, ask, ask_stream, finish, no_passage_completion
 from sekisho.answer.citations import Citation, cited_numbers, resolve_citations
 from sekisho.answer.faithfulness import FaithfulnessReport, SentenceSupport, check_faithfulness, is_not_found
 from sekisho.answer.prompt import SYSTEM_PROMPT, build_request, confident_hits, passages_from_hits, request_for_passages
@@ -25,6 +25,7 @@ __all__ = [
     "confident_hits",
     "finish",
     "is_not_found",
+    "no_passage_completion",
     "passages_from_hits",
     "request_for_passages",
     "resolve_citations",

@@ -59,10 +59,10 @@ def ask(question: str, *, kb: Searchable, complete: Complete, k: int = 5, tags: 
     `min_score` (confident_hits)."""
     hits = confident_hits(kb.search(question, k=k, tags=tags), min_relative_score, min_score=min_score)
     request = build_request(question, hits)
-    return finish(question, hits, request, complete(request) if hits else _no_passages())
+    return finish(question, hits, request, complete(request) if hits else no_passage_completion())
 
 
-def _no_passages() -> Completion:
+def no_passage_completion() -> Completion:
     """The answer to a question retrieval found nothing for, without asking a model: with no passage
     whatever it said would come from somewhere other than the documents (Gateway.NO_PASSAGES)."""
     return Completion(text=NOT_FOUND, model="", prompt_tokens=0, completion_tokens=0)
@@ -86,7 +86,7 @@ def ask_stream(
     request = build_request(question, hits)
     started = time.perf_counter()
     pieces: list[str] = []
-    for piece in stream(request) if hits else iter([NOT_FOUND]):
+    for piece in stream(request) if hits else iter([no_passage_completion().text]):
         pieces.append(piece)
         yield piece
     text = "".join(pieces)

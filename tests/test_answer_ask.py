@@ -175,7 +175,16 @@ def test_readme_examples_through_the_gateway_with_default_settings(tmp_path):
         gateway, alice = Gateway(settings), Principal("alice", Role.USER)
         deadline = gateway.ask("転入届はいつまでに出せばよいですか？", principal=alice, backend="extractive", kb=kb).answer
         outside = gateway.ask("火星探査機の打ち上げ予定日は？", principal=alice, backend="extractive", kb=kb).answer
+        # Questions that name only the document's topic: the kind of answer picks the lines.
+        amount = gateway.ask("児童手当はいくらもらえますか", principal=alice, backend="extractive", kb=kb).answer
+        hours = gateway.ask("図書館の開館時間は？", principal=alice, backend="extractive", kb=kb).answer
     assert "引っ越した日から14日以内に届け出てください" in deadline.text and "14日前から" not in deadline.text
     (citation,) = deadline.citations
     assert citation.path.endswith("tennyu-tenshutsu.docx") and "転入届（市外から" in citation.location
     assert outside.not_found and outside.hits == []
+    # The whole amount table of the PDF, not its introduction, and not the 支給日 block after it.
+    assert all(fee in amount.text for fee in ("15,000円", "10,000円", "30,000円")) and "偶数月" not in amount.text
+    assert [c.path.rsplit("/", 1)[-1] for c in amount.citations] == ["jido-teate.pdf"]
+    # The hours themselves, not 「開館時間外は…返却ポストに」 which only repeats the words (an EUC-JP file).
+    assert "午前9時から午後8時まで" in hours.text and "午前9時から午後5時まで" in hours.text
+    assert "返却ポスト" not in hours.text

@@ -39,6 +39,9 @@ def test_answer_type_from_the_interrogative():
     assert answer_type("この法律を作ったのは誰か").kind == "person"
     assert answer_type("本社はどこにありますか").kind == "place"
     assert answer_type("梅雨とは何か").kind == "any"
+    assert answer_type("図書館の開館時間は？").kind == "time"
+    assert answer_type("What are the library's opening hours?").kind == "time"
+    assert answer_type("日照時間の特徴とは").kind == "any"  # 時間 alone is not a question of hours
 
 
 def test_unrelated_passages_give_the_not_found_answer():
@@ -93,3 +96,21 @@ def test_a_list_line_chosen_beside_the_best_sentence_brings_its_whole_list():
     answer = ask("手数料はいくらですか", [fees])
     for line in ("窓口：1通300円", "コンビニ交付：1通200円", "郵送請求：1通300円"):
         assert line in answer
+
+
+def test_a_question_naming_only_the_topic_is_answered_by_the_kind_of_answer_it_asks_for():
+    # Every term of 「児童手当はいくら…」 is in the title, so the introduction (which repeats 児童手当は)
+    # and the amount table match it alike; only the amount table holds an amount.
+    doc = Passage(1, "p:0", "児童手当のご案内", "児童手当は、子どもを養育している人に支給される手当です。\n\n"
+                  "■支給額（月額）\n3歳未満：15,000円\n3歳から高校生年代まで：10,000円\n第3子以降：30,000円\n\n"
+                  "■支給日\n2月：前月までの2か月分\n6月：前月までの2か月分\n")
+    answer = ask("児童手当はいくらもらえますか", [doc])
+    assert "■支給額（月額）\n3歳未満：15,000円" in answer and answer.endswith("30,000円 [1]")
+    assert "支給日" not in answer  # a table run ends where the next labelled block begins
+
+
+def test_hours_questions_quote_the_hours_not_the_sentence_repeating_the_words():
+    doc = Passage(1, "l:0", "図書館", "【返却】\n開館時間外は、返却ポストに返してください。\n\n"
+                  "【開館時間】\n平日：午前9時から午後8時まで\n土日：午前9時から午後5時まで\n")
+    answer = ask("図書館の開館時間は？", [doc])
+    assert "午前9時から午後8時まで\n土日：午前9時から午後5時まで" in answer and "返却" not in answer

@@ -6,9 +6,11 @@ Selection, tuned on the even-numbered JSQuAD articles (bench/answer_jsquad.py re
 1. Score each sentence by the IDF-weighted character bigrams it shares with the question (the
    interrogative words removed); IDF is over the sentences of all given passages, so words every
    sentence repeats (the topic) count little.
-2. Guess the expected answer type from the interrogative (いつ/何年 -> date, 何人/何位 -> a number
-   with that counter, 誰 -> person, どこ -> place) and prefer sentences whose *unmatched* part (the
-   characters the question did not already say) holds a candidate of that type.
+2. Guess the expected answer type from the interrogative (いつ/何年 -> date, 開館時間 -> clock
+   times, 何人/何位 -> a number with that counter, いくら -> an amount, 誰 -> person, どこ -> place)
+   and prefer sentences whose *unmatched* part (the characters the question did not already say)
+   holds a candidate of that type. When the question names nothing but the document's topic
+   (「児童手当はいくら…」 of 『児童手当のご案内』), the type decides alone.
 3. When the best sentence restates the question but its unmatched part holds no candidate, the
    answer is usually in a neighbouring sentence ("...が承認された。名称は〇〇。"): add the
    neighbour that does.
@@ -17,7 +19,8 @@ Selection, tuned on the even-numbered JSQuAD articles (bench/answer_jsquad.py re
 5. A quote that names neither its topic nor the question's is labelled with the passage title
    (【梅雨】この時期に…), because a sentence lifted out of its document often leans on it.
 Office documents: Markdown headings are never quoted; label lines (【休館日】, ■手数料) are read
-together with the line they label.
+together with the line they label; a chosen list item or table row brings the rest of its list
+or table (within its labelled block).
 """
 
 from __future__ import annotations
@@ -55,12 +58,14 @@ _NUMBER = re.compile(r"\d|[一二三四五六七八九十百千万億]+(?=[^\s]?
 
 @dataclass(frozen=True)
 class AnswerType:
-    kind: str  # "date" | "count" | "person" | "place" | "any"
+    kind: str  # "date" | "time" | "count" | "person" | "place" | "any"
     counter: str = ""  # for "count": pattern of the counter the number must precede (位, 人, 円|ドル)
 
 
 def answer_type(question: str) -> AnswerType:
     q = normalize(question)
+    if _HOURS.search(q):
+        return AnswerType("time")
     english = _english_type(q.lower())
     if english:
         return english
@@ -80,6 +85,13 @@ def answer_type(question: str) -> AnswerType:
     return AnswerType("any")
 
 
+# Hours of service, the commonest question an office document answers: 「開館時間は？」 wants
+# 午前9時から午後8時, not the sentence that merely repeats 開館時間 (「開館時間外は…返却ポストに」).
+_HOURS = re.compile(r"(?:開館|閉館|受付|営業|診療|開庁|窓口|利用|取扱|取り扱い)時間|何時から|何時まで|何時に|"
+                    r"(?i:openinghours|businesshours|officehours|whattime|openuntil)")  # normalize() drops spaces
+_CLOCK = re.compile(r"\d+\s*時|午前|午後|正午|\d{1,2}:\d{2}|(?i:\b[ap]\.?m\b\.?)")
+
+
 def _english_type(q: str) -> AnswerType | None:
     if q.startswith(("when", "whatyear", "whichyear")):
         return AnswerType("date")
@@ -97,6 +109,8 @@ def _has_candidate(text: str, kind: AnswerType) -> bool:
         return False
     if kind.kind == "date":
         return bool(_DATE.search(text) or re.search(r"\b1\d{3}\b|\b20\d{2}\b", text))
+    if kind.kind == "time":
+        return bool(_CLOCK.search(text))
     if kind.kind == "count":
         digits = r"[\d一二三四五六七八九十百千万億数]"
         if kind.counter:
@@ -118,28 +132,40 @@ class _Sentence:
     start: int  # character offsets into passage.text
     end: int
     grams: frozenset[str]  # the sentence's own units and those of the heading it stands under
+    heading: str
+    labelled: bool  # opens with a label line (【休館日】, ■支給額): the start of a labelled block
 
     @property
     def text(self) -> str:
         return self.passage.text[self.start : self.end]
 
 
-def _relevance(question: str, passage: Passage) -> float:
+def _question_content(question: str) -> set[str]:
     # Content units skip hiragana (の人, 口は): particles match any passage and prove nothing.
-    content = content_units(_INTERROGATIVE.sub(" ", unicodedata.normalize("NFKC", question)))
+    return content_units(_INTERROGATIVE.sub(" ", unicodedata.normalize("NFKC", question)))
+
+
+def _relevance(content: set[str], passage: Passage) -> float:
     if not content:
         return 1.0  # a question of kana alone: let the sentence scores decide
     return len(content & content_units(passage.title + "\n" + passage.text)) / len(content)
 
 
+def _names_only_topic(content: set[str], passage: Passage) -> bool:
+    """「児童手当はいくらもらえますか」 asked of 『児童手当のご案内』: every term of the question is in
+    the title, so every sentence of the document matches it alike (its words weigh nothing) and only
+    the kind of answer asked for, an amount, tells the sentences apart."""
+    return bool(content) and content <= content_units(passage.title)
+
+
 _HEADING = re.compile(r"#{1,6}\s")
 
 
-def _candidate_spans(text: str) -> list[tuple[int, int, str]]:
+def _candidate_spans(text: str) -> list[tuple[int, int, str, bool]]:
     """Sentences with the heading they stand under, each label line joined to the sentence after it
     ("【休館日】" + "毎週月曜日…"): the label or heading says what the line is about, the line says
     it. A fee table under "## 手数料" answers "手数料はいくら" without repeating the word."""
-    spans: list[tuple[int, int, str]] = []
+    spans: list[tuple[int, int, str, bool]] = []
     label_start: int | None = None
     heading = ""
     for s, e in split_sentences(text):
@@ -150,7 +176,7 @@ def _candidate_spans(text: str) -> list[tuple[int, int, str]]:
         if _is_label(text, s, e):
             label_start = s if label_start is None else label_start
             continue
-        spans.append((s if label_start is None else label_start, e, heading))
+        spans.append((s if label_start is None else label_start, e, heading, label_start is not None))
         label_start = None
     return spans
 
@@ -213,8 +239,8 @@ def extract(question: str, passages: Sequence[Passage]) -> Extraction | None:
     q_grams = match_units(_INTERROGATIVE.sub(" ", unicodedata.normalize("NFKC", question)))
     if not q_grams:
         return None
-    sents = [_Sentence(p, i, s, e, frozenset(match_units(p.text[s:e]) | _context_units(p, heading)))
-             for p in passages for i, (s, e, heading) in enumerate(_candidate_spans(p.text))]
+    sents = [_Sentence(p, i, s, e, frozenset(match_units(p.text[s:e]) | _context_units(p, heading)), heading, labelled)
+             for p in passages for i, (s, e, heading, labelled) in enumerate(_candidate_spans(p.text))]
     if not sents:
         return None
     n = len(sents)
@@ -231,15 +257,17 @@ def extract(question: str, passages: Sequence[Passage]) -> Extraction | None:
         base = overlap(s)
         typed = kind.kind != "any" and _has_candidate(_unmatched(s.text, q_grams), kind)
         scored.append((base + (TYPE_BONUS * base if typed else 0.0), base, typed, s))
-    relevance = {p.n: _relevance(question, p) for p in passages}
+    content = _question_content(question)
+    relevance = {p.n: _relevance(content, p) for p in passages}
+    topical = {p.n for p in passages if _names_only_topic(content, p)}
     scored = [x for x in scored if relevance[x[3].passage.n] >= MIN_RELEVANCE]
     if not scored:
         return None
-    best_score, best_base, best_typed, best = max(scored, key=lambda x: x[0])
+    best_score, best_base, best_typed, best = max(scored, key=lambda x: (x[2] and x[3].passage.n in topical, x[0]))
     neighbour = None if best_typed else _answering_neighbour(question, best, sents, q_grams, kind)
-    if _LIST_ITEM.match(best.text):
+    if _is_row(best):
         chosen = _list_run(best, sents)
-    elif neighbour is not None and _LIST_ITEM.match(neighbour.text):
+    elif neighbour is not None and _is_row(neighbour):
         # The neighbour that holds the answer is one line of a list ("手数料は現金で…" after the
         # fee table): quote the whole list with it, as when the best sentence is a list item.
         chosen = sorted([best, *_list_run(neighbour, sents)], key=lambda s: s.index)
@@ -258,19 +286,35 @@ def _context_units(passage: Passage, heading: str) -> set[str]:
 
 
 _LIST_ITEM = re.compile(r"\s*(?:[-*+・•]|\d+[.)．]|[①-⑳])\s*")
+_ROW_CHARS = 40
 _LIST_QUOTE_CHARS = 400
 
 
+def _is_row(s: _Sentence) -> bool:
+    """A list item, or a table row: a short line of its own without a sentence end
+    ("3歳未満：15,000円", "印鑑登録証明書（窓口） 1通300円")."""
+    line = s.text.rsplit("\n", 1)[-1]
+    if _LIST_ITEM.match(line):
+        return True
+    text = s.passage.text
+    own_line = text[s.end : s.end + 1] in ("\n", "") and (s.start == 0 or text[s.start - 1] == "\n")
+    return own_line and 0 < len(line.strip()) <= _ROW_CHARS and line.strip()[-1] not in "。．.!?！？"
+
+
 def _list_run(best: _Sentence, sents: list[_Sentence]) -> list[_Sentence]:
-    """The whole list a chosen list item belongs to: one line of a fee table (窓口300円) is a partial
-    answer when its neighbours say コンビニ200円 and 郵送300円. Bounded, so a long list stays a quote."""
+    """The whole list or table a chosen row belongs to: one line of a fee table (窓口300円) is a
+    partial answer when its neighbours say コンビニ200円 and 郵送300円. The run stays under one
+    heading and inside one labelled block (■支給額 and its rows, not the ■支給日 after them), and is
+    bounded, so a long list stays a quote."""
     same = {s.index: s for s in sents if s.passage is best.passage}
     run = [best]
     for step in (-1, 1):
-        i = best.index + step
-        while i in same and _LIST_ITEM.match(same[i].text):
+        edge, i = best, best.index + step
+        while i in same and _is_row(same[i]) and same[i].heading == best.heading:
+            if (same[i] if step == 1 else edge).labelled:
+                break  # forwards, a new block begins; backwards, this block began at the edge
             run.append(same[i])
-            i += step
+            edge, i = same[i], i + step
     run.sort(key=lambda s: s.index)
     while run[-1].end - run[0].start > _LIST_QUOTE_CHARS and len(run) > 1:
         run.remove(run[0] if run[0] is not best else run[-1])

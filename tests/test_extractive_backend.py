@@ -114,3 +114,17 @@ def test_hours_questions_quote_the_hours_not_the_sentence_repeating_the_words():
                   "【開館時間】\n平日：午前9時から午後8時まで\n土日：午前9時から午後5時まで\n")
     answer = ask("図書館の開館時間は？", [doc])
     assert "午前9時から午後8時まで\n土日：午前9時から午後5時まで" in answer and "返却" not in answer
+
+
+def test_a_label_naming_what_is_asked_beats_a_sentence_repeating_the_question():
+    # The introduction repeats 「支給される」 word for word; the ■支給日 block is the answer.
+    doc = Passage(1, "p:0", "児童手当のご案内", "児童手当は、子どもを養育している人に支給される手当です。"
+                  "令和6年10月分から制度が変わりました。\n\n■支給日\n児童手当は、偶数月の10日に支給します。\n")
+    assert ask("児童手当はいつ支給されますか", [doc]) == "【児童手当のご案内】■支給日\n児童手当は、偶数月の10日に支給します。 [1]"
+
+
+def test_the_answer_further_down_a_labelled_block_is_quoted_with_the_sentence_that_matched():
+    doc = Passage(1, "g:0", "粗大ごみの出し方", "■自分で持ち込む場合\nクリーンセンターに直接持ち込むこともできます。\n"
+                  "受付は午前9時から午後4時まで。10キログラムごとに200円です。\n\n■手数料\n1点400円です。\n")
+    answer = ask("クリーンセンターに持ち込む場合の料金は？", [doc])
+    assert answer.startswith("【粗大ごみの出し方】■自分で持ち込む場合") and answer.endswith("10キログラムごとに200円です。 [1]")

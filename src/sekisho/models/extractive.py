@@ -19,8 +19,9 @@ Selection, tuned on the even-numbered JSQuAD articles (bench/answer_jsquad.py re
 5. A quote that names neither its topic nor the question's is labelled with the passage title
    (【梅雨】この時期に…), because a sentence lifted out of its document often leans on it.
 Office documents: Markdown headings are never quoted; label lines (【休館日】, ■手数料) are read
-together with the line they label; a chosen list item or table row brings the rest of its list
-or table (within its labelled block).
+together with the line they label; a block whose label names what is asked (■支給日 for いつ支給,
+■手数料 for いくら) comes first; an answer of the asked type further down the chosen block is quoted
+with it; a chosen list item or table row brings the rest of its list or table.
 """
 
 from __future__ import annotations
@@ -191,6 +192,27 @@ def _is_label(text: str, start: int, end: int) -> bool:
 
 _LABEL = re.compile(r"【[^】]+】|[■□◆◇●○▼▽][^。]*|[^。：:]+[：:]")
 
+# Office documents are built of labelled blocks, and a label often names the answer itself:
+# ■支給日 answers 「いつ支給されますか」 even when the introduction repeats 「支給される」 word for
+# word. A block answers by its label when the label names the kind of thing asked for and shares
+# a term with the question (■受付窓口 alone answers no どこ question about 粗大ごみ).
+_ANSWERING_LABELS = (
+    (re.compile(r"いつ|何日|何月|時期|期限|期間"), re.compile(r"日|期限|期間|時期")),
+    (_HOURS, re.compile(r"時間")),
+    (re.compile(r"いくら|金額|料金|費用|手数料"), re.compile(r"額|料|金|費")),
+    (re.compile(r"どこ|場所"), re.compile(r"場所|窓口|先")),
+    (re.compile(r"どうやって|どのように|どうすれば|方法|やり方|手順|手続"), re.compile(r"方法|方|手続|手順|流れ")),
+    (re.compile(r"必要なもの|何が必要|持ち物"), re.compile(r"必要なもの|持ってくるもの|持ち物|書類")),
+)
+
+
+def _answers_by_label(question: str, content: set[str], s: _Sentence) -> bool:
+    label = (s.text.split("\n", 1)[0] if s.labelled else s.heading).strip("#■□◆◇●○▼▽【】：: ")
+    if not label or not content & content_units(label):
+        return False
+    q = normalize(question)
+    return any(asks.search(q) and names.search(label) for asks, names in _ANSWERING_LABELS)
+
 
 def _unmatched(text: str, question_grams: set[str]) -> str:
     """The sentence with every character the question's bigrams cover blanked out: where the answer is."""
@@ -263,7 +285,10 @@ def extract(question: str, passages: Sequence[Passage]) -> Extraction | None:
     scored = [x for x in scored if relevance[x[3].passage.n] >= MIN_RELEVANCE]
     if not scored:
         return None
-    best_score, best_base, best_typed, best = max(scored, key=lambda x: (x[2] and x[3].passage.n in topical, x[0]))
+    def pinned(typed: bool, s: _Sentence) -> bool:
+        return typed and s.passage.n in topical or _answers_by_label(question, content, s)
+
+    best_score, best_base, best_typed, best = max(scored, key=lambda x: (pinned(x[2], x[3]), x[0]))
     neighbour = None if best_typed else _answering_neighbour(question, best, sents, q_grams, kind)
     if _is_row(best):
         chosen = _list_run(best, sents)
@@ -339,9 +364,29 @@ def _answering_neighbour(
         return follow[0] if follow and _NAMING.search(normalize(question)) else None
     if kind.kind != "any":
         around = [s for s in around if _has_candidate(s.text, kind)]
+        if not around:
+            # Further down the same labelled block: 「■自分で持ち込む場合\n…持ち込むこともできます。
+            # 受付は…まで。10キログラムごとに200円です。」 answers 「持ち込む場合の料金は？」.
+            around = [s for s in _rest_of_block(best, sents)
+                      if _has_candidate(s.text, kind) and s.end - best.start <= _LIST_QUOTE_CHARS][:1]
     # The following sentence usually continues the thought ("名称は〇〇。"); prefer it.
     around.sort(key=lambda s: (s.index < best.index, ))
     return around[0] if around else None
+
+
+def _rest_of_block(best: _Sentence, sents: list[_Sentence]) -> list[_Sentence]:
+    """The sentences after `best` in the labelled block it belongs to (none in unlabelled prose)."""
+    same = [s for s in sents if s.passage is best.passage and s.heading == best.heading]
+    before = [s for s in same if s.index <= best.index]
+    if not any(s.labelled for s in before):
+        return []
+    rest = []
+    for s in same:
+        if s.index > best.index:
+            if s.labelled:
+                break
+            rest.append(s)
+    return rest
 
 
 def approx_tokens(text: str) -> int:

@@ -2,7 +2,9 @@
 
 Out of the documents: JSQuAD questions (Wikipedia topics) asked of the bundled city sample corpus
 (samples/city), which answers none of them. In the documents: JSQuAD questions asked of an index
-of their own 1,145 paragraphs. For each, the best hit's re-scorer probability, which
+of their own 1,145 paragraphs. Paraphrased: hand-written questions about the city corpus in other
+words than its documents use (bench/city_paraphrases.tsv, Japanese and English), the case the
+floor can wrongly stop. For each, the best hit's re-scorer probability, which
 `retrieval.min_score` compares against; then, for each backend, the share of out-of-documents
 questions it answers instead of saying 資料に記載がありません, with the floor off and on.
 
@@ -31,6 +33,7 @@ from sekisho.models import open_backend
 from sekisho.retrieval import open_knowledge_base
 
 FLOORS = (0.005, 0.01, 0.02, 0.03, 0.05)
+PARAPHRASES = Path(__file__).with_name("city_paraphrases.tsv")
 
 
 def main() -> None:
@@ -64,17 +67,27 @@ def main() -> None:
     if report.failed:
         sys.exit(f"error: sample corpus: {report.failed}")
     p_outside = np.array([kb.search(q, k=1)[0].score for q in outside])
+    paraphrases = [line.split("\t") for line in PARAPHRASES.read_text(encoding="utf-8").splitlines()
+                   if line.strip() and not line.startswith("#")]
+    best_city = [kb.search(question, k=1)[0] for question, _ in paraphrases]
+    p_paraphrased = np.array([hit.score for hit in best_city])
+    right_city = np.array([Path(hit.document.path).name == name for hit, (_, name) in zip(best_city, paraphrases)])
 
     floors = []
-    print(f"best-hit probability, {args.questions} questions each side ({args.embedder}):")
+    print(f"best-hit probability, {args.questions} questions each side ({args.embedder}); paraphrased: the right "
+          f"document first for {int(right_city.sum())} of {len(paraphrases)}:")
     for floor in FLOORS:
         row = {"floor": floor, "inside_below": float(np.mean(p_inside < floor)),
                "inside_below_right_first": int(np.sum((p_inside < floor) & right)),
-               "outside_at_or_above": float(np.mean(p_outside >= floor))}
+               "outside_at_or_above": float(np.mean(p_outside >= floor)),
+               "paraphrased_below": int(np.sum(p_paraphrased < floor)),
+               "paraphrased_below_right_first": int(np.sum((p_paraphrased < floor) & right_city))}
         floors.append(row)
         print(f"  floor {floor:<5}  in the documents, stopped {row['inside_below']:.3f} "
               f"({row['inside_below_right_first']} of them with the right passage first)  "
-              f"out of the documents, let through {row['outside_at_or_above']:.3f}")
+              f"out of the documents, let through {row['outside_at_or_above']:.3f}  paraphrased, stopped "
+              f"{row['paraphrased_below']} of {len(paraphrases)} ({row['paraphrased_below_right_first']} with the "
+              f"right document first)")
 
     names = [n.strip() for n in args.backends.split(",") if n.strip()]
     settings = settings_with(names)
@@ -92,6 +105,7 @@ def main() -> None:
                   f"answer ({count / len(questions):.3f})", flush=True)
     kb.close()
     print(json.dumps({"bench": "answer_unanswerable", "embedder": args.embedder, "questions": args.questions,
+                      "paraphrased": len(paraphrases), "paraphrased_right_first": int(right_city.sum()),
                       "floors": floors, "answered_out_of_documents": answered}, ensure_ascii=False))
 
 

@@ -131,3 +131,31 @@ def test_a_backend_can_be_limited_to_fewer_passages(world, tmp_path):
     limited = gateway.ask("転入届はいつまでに出せばよいですか", principal=staff, backend="small", kb=kb, k=3)
     assert len(everything.answer.hits) == 2
     assert limited.answer.hits == everything.answer.hits[:1] and "14日以内" in limited.answer.text
+
+
+def test_a_turn_routed_to_a_local_backend_gets_that_backends_passage_limit(tmp_path):
+    # The passages are chosen for the backend asked for; when a confidential passage reroutes the
+    # turn to the on-premises one, that backend's own limit applies to what it is given.
+    (tmp_path / "policy.toml").write_text('route_local_backend = "small"\n[external]\nCONFIDENTIAL = "route_local"\n',
+                                          encoding="utf-8")
+    settings = Settings.model_validate({
+        "base_dir": str(tmp_path), "store": {"path": "kb.db"}, "retrieval": {"min_relative_score": 0.0},
+        "guard": {"policy": "policy.toml"},
+        "models": {"backends": {"vendor": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m",
+                                           "local": False},
+                                "small": {"kind": "extractive", "local": True, "max_passages": 1}}},
+        "audit": {"path": "audit.db", "key_path": "signing.key"}})
+    with open_knowledge_base(settings) as kb:
+        ingest_text(kb, path="internal/plan.md", title="窓口体制",
+                    text="【部外秘】来年度の窓口の人員配置は12名とする。")
+        ingest_text(kb, path="notices/tennyu.md", title="転入届のご案内", text=NOTICE)
+        gateway = Gateway(settings)
+        result = gateway.ask("来年度の窓口の人員配置は何名ですか", principal=Principal("sato", Role.USER),
+                             backend="vendor", kb=kb, k=3)
+        everything = kb.search("来年度の窓口の人員配置は何名ですか", k=3)
+    assert len(everything) == 2  # both documents would have gone to the vendor
+    assert result.status == "ok" and result.backend == "small" and "12名" in result.answer.text
+    record = gateway.audit.get(result.audit_seq).record
+    assert record["chunk_ids"] == [everything[0].chunk.id] and len(result.answer.hits) == 1
+    assert [s["path"] for s in record["sources"]] == ["internal/plan.md"]
+    assert "転入届" not in "".join(m["content"] for m in record["prompt"])  # never reached the model

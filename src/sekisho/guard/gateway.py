@@ -206,24 +206,22 @@ class Gateway:
                   backend: str) -> tuple[ChatRequest, list[Any]]:
         from sekisho.answer import build_request, confident_hits
 
-        configured = self.settings.models.backends.get(backend)
         retrieval = self.settings.retrieval
         hits = confident_hits(kb.search(question, k=k, tags=principal.tags), retrieval.min_relative_score,
-                              configured.max_passages if configured is not None else None,
+                              self._max_passages(backend),
                               retrieval.min_score if kb.scores_are_probabilities else 0.0)
         return build_request(question, hits), hits
+
+    def _max_passages(self, backend: str) -> int | None:
+        configured = self.settings.models.backends.get(backend)
+        return configured.max_passages if configured is not None else None
 
     def _prepare(self, request: ChatRequest, backend: str, principal: Principal, purpose: str, kind: str,
                  question: str | None = None, hits: list[Any] | None = None) -> _Turn:
         turn = _Turn(principal=principal, purpose=purpose, kind=kind, requested=backend,
                      session=MaskSession(principal), backend_name=backend, request=request,
                      question=question, hits=hits or [])
-        texts = self._texts(request)
-        scanned = _scan_all(texts)
-        if self._registry is not None:
-            for where, text in texts.items():
-                if where.startswith(("message", "question")):
-                    scanned[where] = scanned[where] + list(self._check_prompt(text))
+        texts, scanned = self._scan(request)
         turn.info = self.backend(backend).info()
         actions = self._decide(scanned, turn.info.local, principal)
         if not self.policy.may_generate(principal.role):
@@ -246,6 +244,15 @@ class Gateway:
                 turn.reason = "blocked:no_local_backend"
             else:
                 turn.backend_name, turn.info = local, local_info
+                limit = self._max_passages(local)
+                if kind == "ask" and limit is not None and len(turn.hits) > limit:
+                    # The passages were chosen for the requested backend; the one answering may
+                    # take fewer (a small local model confused by a second passage).
+                    from sekisho.answer import build_request
+
+                    turn.hits = turn.hits[:limit]
+                    request = turn.request = build_request(question or "", turn.hits)
+                    texts, scanned = self._scan(request)
                 actions = self._decide(scanned, True, principal)
         to_mask: dict[str, list[Finding]] = {}
         for finding, where, action in actions:
@@ -272,6 +279,17 @@ class Gateway:
         if kind == "ask" and request.passages == [] and not turn.blocked:
             turn.backend_name, turn.info = NO_PASSAGES, self.backend(NO_PASSAGES).info()
         return turn
+
+    def _scan(self, request: ChatRequest) -> tuple[dict[str, str], dict[str, list[Finding]]]:
+        """Every text of `request` by place, and what the recognisers (and, for the prompt, the
+        copyright registry) found in each."""
+        texts = self._texts(request)
+        scanned = _scan_all(texts)
+        if self._registry is not None:
+            for where, text in texts.items():
+                if where.startswith(("message", "question")):
+                    scanned[where] = scanned[where] + list(self._check_prompt(text))
+        return texts, scanned
 
     def _decide(self, scanned: dict[str, list[Finding]], local: bool,
                 principal: Principal) -> list[tuple[Finding, str, Action]]:

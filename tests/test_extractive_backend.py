@@ -42,6 +42,7 @@ def test_answer_type_from_the_interrogative():
     assert answer_type("図書館の開館時間は？").kind == "time"
     assert answer_type("What are the library's opening hours?").kind == "time"
     assert answer_type("日照時間の特徴とは").kind == "any"  # 時間 alone is not a question of hours
+    assert answer_type("粗大ごみの申し込みの電話番号は？").kind == "phone"
 
 
 def test_unrelated_passages_give_the_not_found_answer():
@@ -128,3 +129,9 @@ def test_the_answer_further_down_a_labelled_block_is_quoted_with_the_sentence_th
                   "受付は午前9時から午後4時まで。10キログラムごとに200円です。\n\n■手数料\n1点400円です。\n")
     answer = ask("クリーンセンターに持ち込む場合の料金は？", [doc])
     assert answer.startswith("【粗大ごみの出し方】■自分で持ち込む場合") and answer.endswith("10キログラムごとに200円です。 [1]")
+
+
+def test_a_phone_number_question_quotes_the_line_with_the_number():
+    doc = Passage(1, "g:0", "粗大ごみの出し方", "■申し込み方法\n粗大ごみ受付センターに電話またはインターネットで申し込んでください。\n"
+                  "電話：0120-530-153（平日の午前8時30分から午後5時まで）\n")
+    assert "0120-530-153" in ask("粗大ごみの申し込みの電話番号は？", [doc])

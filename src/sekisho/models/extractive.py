@@ -7,7 +7,7 @@ Selection, tuned on the even-numbered JSQuAD articles (bench/answer_jsquad.py re
    interrogative words removed); IDF is over the sentences of all given passages, so words every
    sentence repeats (the topic) count little.
 2. Guess the expected answer type from the interrogative (いつ/何年 -> date, 開館時間 -> clock
-   times, 何人/何位 -> a number with that counter, いくら -> an amount, 誰 -> person, どこ -> place)
+   times, 電話番号 -> a phone number, 何人/何位 -> a number with that counter, いくら -> an amount, 誰 -> person, どこ -> place)
    and prefer sentences whose *unmatched* part (the characters the question did not already say)
    holds a candidate of that type. When the question names nothing but the document's topic
    (「児童手当はいくら…」 of 『児童手当のご案内』), the type decides alone.
@@ -59,7 +59,7 @@ _NUMBER = re.compile(r"\d|[一二三四五六七八九十百千万億]+(?=[^\s]?
 
 @dataclass(frozen=True)
 class AnswerType:
-    kind: str  # "date" | "time" | "count" | "person" | "place" | "any"
+    kind: str  # "date" | "time" | "phone" | "count" | "person" | "place" | "any"
     counter: str = ""  # for "count": pattern of the counter the number must precede (位, 人, 円|ドル)
 
 
@@ -67,6 +67,8 @@ def answer_type(question: str) -> AnswerType:
     q = normalize(question)
     if _HOURS.search(q):
         return AnswerType("time")
+    if re.search(r"電話番号|連絡先|問い合わせ先|問合せ先|(?i:phonenumber|whomdoicall|whodoicall)", q):
+        return AnswerType("phone")
     english = _english_type(q.lower())
     if english:
         return english
@@ -90,6 +92,7 @@ def answer_type(question: str) -> AnswerType:
 # 午前9時から午後8時, not the sentence that merely repeats 開館時間 (「開館時間外は…返却ポストに」).
 _HOURS = re.compile(r"(?:開館|閉館|受付|営業|診療|開庁|窓口|利用|取扱|取り扱い)時間|何時から|何時まで|何時に|"
                     r"(?i:openinghours|businesshours|officehours|whattime|openuntil)")  # normalize() drops spaces
+_PHONE = re.compile(r"\d{2,5}-\d{1,4}-\d{3,4}|\d{10,11}")
 _CLOCK = re.compile(r"\d+\s*時|午前|午後|正午|\d{1,2}:\d{2}|(?i:\b[ap]\.?m\b\.?)")
 
 
@@ -112,6 +115,8 @@ def _has_candidate(text: str, kind: AnswerType) -> bool:
         return bool(_DATE.search(text) or re.search(r"\b1\d{3}\b|\b20\d{2}\b", text))
     if kind.kind == "time":
         return bool(_CLOCK.search(text))
+    if kind.kind == "phone":
+        return bool(_PHONE.search(text))
     if kind.kind == "count":
         digits = r"[\d一二三四五六七八九十百千万億数]"
         if kind.counter:

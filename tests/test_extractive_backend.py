@@ -135,3 +135,12 @@ def test_a_phone_number_question_quotes_the_line_with_the_number():
     doc = Passage(1, "g:0", "粗大ごみの出し方", "■申し込み方法\n粗大ごみ受付センターに電話またはインターネットで申し込んでください。\n"
                   "電話：0120-530-153（平日の午前8時30分から午後5時まで）\n")
     assert "0120-530-153" in ask("粗大ごみの申し込みの電話番号は？", [doc])
+
+
+def test_a_repeated_inflection_is_weaker_evidence_than_the_answer():
+    # 「支給される」 in the introduction repeats the question's inflection (給さ, され, rare in the
+    # document, so of high idf); the sentence with the age says 「支給します」.
+    doc = Passage(1, "p:0", "児童手当のご案内", "児童手当は、子どもを養育している人に支給される手当です。所得制限はありません。\n\n"
+                  "■支給対象\n高校生年代まで（18歳到達後の最初の3月31日まで）の子どもを養育している人に支給します。\n"
+                  "公務員の人は、勤務先から支給されます。\n\n■支給日\n偶数月の10日に、前月までの2か月分を支給します。\n")
+    assert "18歳到達後" in ask("児童手当は何歳まで支給されますか", [doc])

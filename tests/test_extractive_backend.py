@@ -144,3 +144,13 @@ def test_a_repeated_inflection_is_weaker_evidence_than_the_answer():
                   "■支給対象\n高校生年代まで（18歳到達後の最初の3月31日まで）の子どもを養育している人に支給します。\n"
                   "公務員の人は、勤務先から支給されます。\n\n■支給日\n偶数月の10日に、前月までの2か月分を支給します。\n")
     assert "18歳到達後" in ask("児童手当は何歳まで支給されますか", [doc])
+
+
+def test_html_and_docx_headings_are_not_quoted_as_answers():
+    # By the time a passage reaches the answerer an <h2> is a plain line; the chunk's heading path
+    # says which lines are headings.
+    text = "登録の手続き\n本人が来庁する場合\n登録する印鑑と本人確認書類を持って、市民課にお越しください。"
+    headings = ("印鑑登録", "登録の手続き", "本人が来庁する場合")
+    answer = ask("印鑑登録の手続きの場合は", [Passage(1, "h:3", "印鑑登録", text, headings)])
+    assert answer == "登録する印鑑と本人確認書類を持って、市民課にお越しください。 [1]"
+    assert "登録の手続き" in ask("印鑑登録の手続きの場合は", [Passage(1, "h:3", "印鑑登録", text)])  # unmarked: a sentence

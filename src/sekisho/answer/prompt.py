@@ -56,7 +56,8 @@ def confident_hits(hits: Sequence[Hit], min_relative_score: float, limit: int | 
 
 
 def passages_from_hits(hits: Sequence[Hit]) -> list[Passage]:
-    return [Passage(n=i, chunk_id=h.chunk.id, title=h.document.title, text=h.chunk.text) for i, h in enumerate(hits, 1)]
+    return [Passage(n=i, chunk_id=h.chunk.id, title=h.document.title, text=h.chunk.text,
+                    headings=h.chunk.location.heading) for i, h in enumerate(hits, 1)]
 
 
 def request_for_passages(

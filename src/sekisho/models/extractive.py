@@ -167,15 +167,18 @@ def _names_only_topic(content: set[str], passage: Passage) -> bool:
 _HEADING = re.compile(r"#{1,6}\s")
 
 
-def _candidate_spans(text: str) -> list[tuple[int, int, str, bool]]:
+def _candidate_spans(text: str, headings: Sequence[str] = ()) -> list[tuple[int, int, str, bool]]:
     """Sentences with the heading they stand under, each label line joined to the sentence after it
     ("【休館日】" + "毎週月曜日…"): the label or heading says what the line is about, the line says
-    it. A fee table under "## 手数料" answers "手数料はいくら" without repeating the word."""
+    it. A fee table under "## 手数料" answers "手数料はいくら" without repeating the word. Headings
+    are Markdown's "#" lines and the lines that are one of the passage's `headings` (an HTML <h2>
+    or a DOCX heading style is plain text by then)."""
     spans: list[tuple[int, int, str, bool]] = []
     label_start: int | None = None
     heading = ""
+    named = {h.strip() for h in headings if h.strip()}
     for s, e in split_sentences(text):
-        if _HEADING.match(text, s):
+        if _HEADING.match(text, s) or text[s:e].strip() in named and _own_line(text, s, e):
             heading = text[s:e]
             label_start = None
             continue
@@ -273,7 +276,7 @@ def extract(question: str, passages: Sequence[Passage]) -> Extraction | None:
     if not q_grams:
         return None
     sents = [_Sentence(p, i, s, e, frozenset(match_units(p.text[s:e]) | _context_units(p, heading)), heading, labelled)
-             for p in passages for i, (s, e, heading, labelled) in enumerate(_candidate_spans(p.text))]
+             for p in passages for i, (s, e, heading, labelled) in enumerate(_candidate_spans(p.text, p.headings))]
     if not sents:
         return None
     n = len(sents)
@@ -332,9 +335,12 @@ def _is_row(s: _Sentence) -> bool:
     line = s.text.rsplit("\n", 1)[-1]
     if _LIST_ITEM.match(line):
         return True
-    text = s.passage.text
-    own_line = text[s.end : s.end + 1] in ("\n", "") and (s.start == 0 or text[s.start - 1] == "\n")
-    return own_line and 0 < len(line.strip()) <= _ROW_CHARS and line.strip()[-1] not in "。．.!?！？"
+    return (_own_line(s.passage.text, s.start, s.end) and 0 < len(line.strip()) <= _ROW_CHARS
+            and line.strip()[-1] not in "。．.!?！？")
+
+
+def _own_line(text: str, start: int, end: int) -> bool:
+    return text[end : end + 1] in ("\n", "") and (start == 0 or text[start - 1] == "\n")
 
 
 def _list_run(best: _Sentence, sents: list[_Sentence]) -> list[_Sentence]:

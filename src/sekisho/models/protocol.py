@@ -26,6 +26,9 @@ class Passage:
     chunk_id: str
     title: str
     text: str
+    # The heading path the passage stands under (HTML, DOCX and Markdown sections). Its headings
+    # are lines of `text` like any other; this says which lines are headings, not sentences.
+    headings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ Selection, tuned on the even-numbered JSQuAD articles (bench/answer_jsquad.py re
    interrogative words removed); IDF is over the sentences of all given passages, so words every
    sentence repeats (the topic) count little.
 2. Guess the expected answer type from the interrogative (いつ/何年 -> date, 開館時間 -> clock
-   times, 電話番号 -> a phone number, 何人/何位 -> a number with that counter, いくら -> an amount, 誰 -> person, どこ -> place)
-   and prefer sentences whose *unmatched* part (the characters the question did not already say)
-   holds a candidate of that type. When the question names nothing but the document's topic
+   times, 電話番号 -> a phone number, 何人/何位 -> a number with that counter, いくら -> an amount,
+   誰 -> person, どこ -> place) and prefer sentences whose *unmatched* part (the characters the
+   question did not already say) holds a candidate of that type. When the question names nothing but the document's topic
    (「児童手当はいくら…」 of 『児童手当のご案内』), the type decides alone.
 3. When the best sentence restates the question but its unmatched part holds no candidate, the
    answer is usually in a neighbouring sentence ("...が承認された。名称は〇〇。"): add the
@@ -67,7 +67,7 @@ def answer_type(question: str) -> AnswerType:
     q = normalize(question)
     if _HOURS.search(q):
         return AnswerType("time")
-    if re.search(r"電話番号|連絡先|問い合わせ先|問合せ先|(?i:phonenumber|whomdoicall|whodoicall)", q):
+    if _PHONE_QUESTION.search(q):
         return AnswerType("phone")
     english = _english_type(q.lower())
     if english:
@@ -92,6 +92,7 @@ def answer_type(question: str) -> AnswerType:
 # 午前9時から午後8時, not the sentence that merely repeats 開館時間 (「開館時間外は…返却ポストに」).
 _HOURS = re.compile(r"(?:開館|閉館|受付|営業|診療|開庁|窓口|利用|取扱|取り扱い)時間|何時から|何時まで|何時に|"
                     r"(?i:openinghours|businesshours|officehours|whattime|openuntil)")  # normalize() drops spaces
+_PHONE_QUESTION = re.compile(r"電話番号|連絡先|問い合わせ先|問合せ先|(?i:phonenumber|whomdoicall|whodoicall)")
 _PHONE = re.compile(r"\d{2,5}-\d{1,4}-\d{3,4}|\d{10,11}")
 _CLOCK = re.compile(r"\d+\s*時|午前|午後|正午|\d{1,2}:\d{2}|(?i:\b[ap]\.?m\b\.?)")
 
@@ -299,10 +300,10 @@ def extract(question: str, passages: Sequence[Passage]) -> Extraction | None:
     scored = [x for x in scored if relevance[x[3].passage.n] >= MIN_RELEVANCE]
     if not scored:
         return None
-    def pinned(typed: bool, s: _Sentence) -> bool:
-        return typed and s.passage.n in topical or _answers_by_label(question, content, s)
-
-    best_score, best_base, best_typed, best = max(scored, key=lambda x: (pinned(x[2], x[3]), x[0]))
+    # Sentences the question's kind of answer settles come first: typed ones of a document the
+    # question names only by its topic, and blocks whose label names what is asked.
+    best_score, best_base, best_typed, best = max(scored, key=lambda x: (
+        x[2] and x[3].passage.n in topical or _answers_by_label(question, content, x[3]), x[0]))
     neighbour = None if best_typed else _answering_neighbour(question, best, sents, q_grams, kind)
     if _is_row(best):
         chosen = _list_run(best, sents)

@@ -40,6 +40,7 @@ import numpy as np
 
 from sekisho.answer import (check_faithfulness, confident_hits, no_passage_completion, passages_from_hits,
                             request_for_passages)
+from sekisho.answer.reading import best_reading, combined_completion, passage_policy, read_each
 from sekisho.answer.text import CITATION_RE, NOT_FOUND, normalize
 from sekisho.config import BackendConfig, RetrievalConfig, Settings, StoreConfig, load_settings
 from sekisho.ingest import ingest_text
@@ -113,7 +114,9 @@ def _gguf_module():
 SMALL_MODEL_PASSAGES = {"qwen05b": 1, "gemma270m": 1}
 
 
-def settings_with(names: list[str]) -> Settings:
+def settings_with(names: list[str], read_passages: str | None = None) -> Settings:
+    """Settings with every named preset configured (GGUF assembled from its PyPI parts);
+    `read_passages` overrides how the presets read their passages."""
     settings = load_settings()
     gguf = None
     for name in names:
@@ -124,7 +127,9 @@ def settings_with(names: list[str]) -> Settings:
             sys.exit(f"error: backend {name!r} is neither configured nor one of {', '.join(gguf.ALIASES)}")
         settings.models.backends[name] = BackendConfig(
             kind="llama.cpp", model=str(gguf.assemble(gguf.ALIASES.get(name, name))), local=True,
-            context_tokens=4096, options={"n_threads": 2}, max_passages=SMALL_MODEL_PASSAGES.get(name))
+            context_tokens=4096, options={"n_threads": 2}, read_passages=read_passages or "together",
+            # A limit guards a model that reads its passages together; read apart, none is needed.
+            max_passages=None if read_passages == "each" else SMALL_MODEL_PASSAGES.get(name))
     return settings
 
 
@@ -168,20 +173,31 @@ def build_kb(paragraphs: dict[str, tuple[str, str]], store: Path | None, workdir
 
 
 def run(backend: Backend, items: list[Item], mode: str, kb, k: int, min_relative_score: float, min_score: float,
-        style: str, dump=None, max_passages: int | None = None) -> dict:
+        style: str, dump=None, config: BackendConfig | None = None) -> dict:
+    share, limit = passage_policy(config, min_relative_score)  # as the Gateway chooses them
+    apart = config is not None and config.read_passages == "each"
     rows = []
     for item in items:
         if mode == "rc":
             passages = [Passage(1, item.path, item.title, item.body)]
             recall = 1.0
         else:
-            hits = confident_hits(kb.search(item.question, k=k), min_relative_score, max_passages, min_score)
+            hits = confident_hits(kb.search(item.question, k=k), share, limit, min_score)
             passages = passages_from_hits(hits)
             recall = float(any(h.document.path == item.path for h in hits))
-        request = request_for_passages(item.question, passages, style=style, max_tokens=64 if style == "short" else 512)
+        max_tokens = 64 if style == "short" else 512
+        request = request_for_passages(item.question, passages, style=style, max_tokens=max_tokens)
         try:
-            # As the Gateway does: with no passage left, no model is asked (Gateway.NO_PASSAGES).
-            completion = backend.complete(request) if passages else no_passage_completion()
+            if apart and len(passages) > 1:  # as the Gateway does for read_passages = "each"
+                started = time.perf_counter()
+                readings = read_each(item.question, passages, [h.score for h in hits], backend,
+                                     max_tokens=max_tokens, style=style)
+                kept = best_reading(readings)
+                completion = combined_completion(readings, kept, started)
+                passages = readings[kept].request.passages
+            else:
+                # As the Gateway does: with no passage left, no model is asked (Gateway.NO_PASSAGES).
+                completion = backend.complete(request) if passages else no_passage_completion()
         except BackendError as exc:
             print(f"  {item.question[:30]}: {exc}", file=sys.stderr)
             continue
@@ -241,6 +257,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="which fixed random sample the LLMs answer")
     ap.add_argument("--dump", type=Path, help="write every answer here as JSON lines")
     ap.add_argument("--store", type=Path, help="keep the open-domain index here; re-runs reuse it")
+    ap.add_argument("--read-passages", choices=("together", "each"),
+                    help="how the GGUF presets read their passages (default: together)")
     args = ap.parse_args()
     if not args.dataset.exists():
         sys.exit(f"error: {args.dataset}: JSQuAD file not found (pass its path)")
@@ -248,7 +266,7 @@ def main() -> None:
     modes = [m.strip() for m in args.modes.split(",") if m.strip() in ("rc", "open")]
     items, paragraphs = load(args.dataset)
     sample = random.Random(args.seed).sample(items, min(args.limit, len(items)))
-    settings = settings_with(names)
+    settings = settings_with(names, args.read_passages)
     workdir = tempfile.TemporaryDirectory()
     kb = build_kb(paragraphs, args.store, Path(workdir.name), args.embedder)
     kb.search("ウォームアップ", k=1)
@@ -268,7 +286,7 @@ def main() -> None:
             backend.check()
         for mode in modes:
             result[mode] = run(backend, chosen, mode, kb, args.k, args.min_relative_score, min_score, style, dump,
-                               settings.models.backends[name].max_passages)
+                               settings.models.backends[name])
             print(line(name, mode, result[mode]), flush=True)
         if extractive and len(chosen) > len(sample):
             # The LLMs' sample, so every backend is compared on the same questions too.

@@ -121,6 +121,7 @@ class _Turn:
     audit_prompt: list[dict[str, str]] = field(default_factory=list)
     blocked: str = ""  # user-facing message when blocked
     reason: str = ""
+    readings: list[dict[str, Any]] = field(default_factory=list)  # read_passages = "each"
 
 
 # Who answers a question retrieval found no passage for: the built-in extractive answerer, which
@@ -204,17 +205,24 @@ class Gateway:
 
     def _retrieve(self, question: str, principal: Principal, kb: Any, k: int,
                   backend: str) -> tuple[ChatRequest, list[Any]]:
-        from sekisho.answer import build_request, confident_hits
+        from sekisho.answer import build_request
 
-        retrieval = self.settings.retrieval
-        hits = confident_hits(kb.search(question, k=k, tags=principal.tags), retrieval.min_relative_score,
-                              self._max_passages(backend),
-                              retrieval.min_score if kb.scores_are_probabilities else 0.0)
+        floor = self.settings.retrieval.min_score if kb.scores_are_probabilities else 0.0
+        hits = self._passages_for(backend, kb.search(question, k=k, tags=principal.tags), floor)
         return build_request(question, hits), hits
 
-    def _max_passages(self, backend: str) -> int | None:
+    def _passages_for(self, backend: str, hits: list[Any], floor: float = 0.0) -> list[Any]:
+        """Of `hits` (best first), those `backend` is given (answer.reading.passage_policy)."""
+        from sekisho.answer import confident_hits
+        from sekisho.answer.reading import passage_policy
+
+        share, limit = passage_policy(self.settings.models.backends.get(backend),
+                                      self.settings.retrieval.min_relative_score)
+        return confident_hits(hits, share, limit, floor)
+
+    def _reads_each(self, backend: str) -> bool:
         configured = self.settings.models.backends.get(backend)
-        return configured.max_passages if configured is not None else None
+        return configured is not None and configured.read_passages == "each"
 
     def _prepare(self, request: ChatRequest, backend: str, principal: Principal, purpose: str, kind: str,
                  question: str | None = None, hits: list[Any] | None = None) -> _Turn:
@@ -244,13 +252,13 @@ class Gateway:
                 turn.reason = "blocked:no_local_backend"
             else:
                 turn.backend_name, turn.info = local, local_info
-                limit = self._max_passages(local)
-                if kind == "ask" and limit is not None and len(turn.hits) > limit:
+                hits = self._passages_for(local, turn.hits) if kind == "ask" else turn.hits
+                if len(hits) < len(turn.hits):
                     # The passages were chosen for the requested backend; the one answering may
                     # take fewer (a small local model confused by a second passage).
                     from sekisho.answer import build_request
 
-                    turn.hits = turn.hits[:limit]
+                    turn.hits = hits
                     request = turn.request = build_request(question or "", turn.hits)
                     texts, scanned = self._scan(request)
                 actions = self._decide(scanned, True, principal)
@@ -314,10 +322,41 @@ class Gateway:
 
     def _call(self, turn: _Turn) -> Completion:
         try:
+            if self._reads_apart(turn):
+                return self._read_each(turn)
             return self.backend(turn.backend_name).complete(turn.outbound)
         except BackendError as exc:
             self._append(turn, status="error", extra={"error": str(exc)})
             raise
+
+    def _reads_apart(self, turn: _Turn) -> bool:
+        return (turn.kind == "ask" and self._reads_each(turn.backend_name)
+                and len(turn.outbound.passages or []) > 1)
+
+    def _read_each(self, turn: _Turn) -> Completion:
+        """One request per passage (each already masked as the policy says); the turn is narrowed
+        to the reading kept, so its citation [1] resolves to that passage, and every reading is
+        recorded for the audit."""
+        from sekisho.answer import build_request
+        from sekisho.answer.reading import best_reading, combined_completion, read_each
+
+        started = time.perf_counter()
+        outbound = turn.outbound
+        readings = read_each(outbound.question or "", outbound.passages, [h.score for h in turn.hits],
+                             self.backend(turn.backend_name), max_tokens=outbound.max_tokens)
+        kept = best_reading(readings)
+        turn.readings = [{"chunk_id": p.chunk_id, "probability": round(r.probability, 6),
+                          "answer": turn.session.mask_known(r.completion.text),
+                          "answer_logprob": round(r.answer_logprob, 4),
+                          "not_found_logprob": round(r.not_found_logprob, 4),
+                          "score": round(r.score, 4), "kept": i == kept}
+                         for i, (p, r) in enumerate(zip(outbound.passages, readings))]
+        turn.hits = [turn.hits[kept]]
+        turn.request = build_request(turn.question or "", turn.hits)
+        turn.outbound = readings[kept].request
+        turn.audit_prompt = [{"role": m.role, "content": turn.session.mask_known(m.content)}
+                             for m in turn.outbound.messages]
+        return combined_completion(readings, kept, started)
 
     def _guard_output(self, turn: _Turn, text: str) -> None:
         turn.output_findings = scan(text)
@@ -398,6 +437,8 @@ class Gateway:
         }
         if turn.reason:
             record["reason"] = turn.reason
+        if turn.readings:
+            record["readings"] = turn.readings
         record.update(extra)
         return record
 
@@ -459,9 +500,13 @@ class GovernedStream:
         if turn.blocked:
             self.result = gw._blocked(turn)
             return
-        if turn.review_reasons:
+        if turn.review_reasons or gw._reads_apart(turn):
+            # Held answers are never shown in part; passages read apart are answered once the
+            # readings are compared, then released whole if the checks pass.
             raw = gw._call(turn)
             self.result = gw._conclude(turn, replace(raw, text=turn.session.restore(raw.text, principal)))
+            if self.result.status == "ok":
+                yield self.result.answer.text if kind == "ask" else self.result.completion.text
             return
         backend = gw.backend(turn.backend_name)
         started = time.perf_counter()

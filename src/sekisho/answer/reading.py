@@ -1,0 +1,100 @@
+"""Reading each passage on its own, for models that a second passage confuses.
+
+Given three passages at once, Qwen2.5-Coder-1.5B lost 0.09 character F1 on JSQuAD questions it
+answered from the right one alone; given only the best-scored passage, it loses whatever retrieval
+ranked second. Reading each candidate passage in its own request and keeping the answer the model
+and the retriever jointly believe in recovers most of both (docs/benchmarks.md, ## Answers):
+
+    score = log P(passage | retrieval) + READER_WEIGHT * (log P(answer | passage) - log P(資料に記載がありません | passage))
+
+The reader term is how much more the model believes its answer than a refusal, given that passage
+alone: a passage that does not hold the answer leaves the model unsure of what it said. An answer
+that is itself the refusal is kept only when every reading refused.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from sekisho.answer.prompt import Style, request_for_passages
+from sekisho.answer.text import NOT_FOUND
+from sekisho.config import BackendConfig
+from sekisho.models.protocol import ChatRequest, Completion, Passage
+
+# Candidates: passages scoring at least this share of the best, at most EACH_LIMIT of them. On 120
+# JSQuAD questions (k=3) this read 1.5 passages per question and left the right one out for 1.
+EACH_SHARE = 0.05
+EACH_LIMIT = 3
+# Chosen on the first 60 of those questions (plateau from 1.5 to 3), reported on the other 60.
+READER_WEIGHT = 2.0
+
+
+def passage_policy(backend: BackendConfig | None, min_relative_score: float) -> tuple[float, int | None]:
+    """(share of the best score a passage needs, most passages) for what `backend` is given: its
+    own limit, and a low share when it reads each passage alone (a weak second passage cannot
+    confuse it there)."""
+    limit = backend.max_passages if backend is not None else None
+    if backend is not None and backend.read_passages == "each":
+        return EACH_SHARE, limit or EACH_LIMIT
+    return min_relative_score, limit
+
+
+class ScoringBackend(Protocol):
+    """A backend that can say how likely a given reply is (llama.cpp's choice_logprobs)."""
+
+    def complete(self, request: ChatRequest) -> Completion: ...
+
+    def choice_logprobs(self, request: ChatRequest, choices: list[str]) -> list[float]: ...
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One passage read alone: the model's answer and how much it believes it."""
+
+    request: ChatRequest  # the passage as [1], the question
+    completion: Completion
+    probability: float  # the passage's retrieval score
+    answer_logprob: float
+    not_found_logprob: float
+
+    @property
+    def refused(self) -> bool:
+        return NOT_FOUND in self.completion.text
+
+    @property
+    def score(self) -> float:
+        reader = self.answer_logprob - self.not_found_logprob
+        return math.log(max(self.probability, 1e-12)) + READER_WEIGHT * reader
+
+
+def read_each(question: str, passages: Sequence[Passage], probabilities: Sequence[float],
+              backend: ScoringBackend, *, max_tokens: int = 512, style: Style = "grounded") -> list[Reading]:
+    """Ask `backend` once per passage (each numbered [1] in its own request)."""
+    readings = []
+    for passage, probability in zip(passages, probabilities):
+        request = request_for_passages(question, [replace(passage, n=1)], style=style, max_tokens=max_tokens)
+        completion = backend.complete(request)
+        reply = completion.text.strip() or NOT_FOUND
+        answer_lp, not_found_lp = backend.choice_logprobs(request, [reply, NOT_FOUND])
+        readings.append(Reading(request, completion, probability, answer_lp, not_found_lp))
+    return readings
+
+
+def best_reading(readings: Sequence[Reading]) -> int:
+    """Index of the reading to keep: the best score among answers, else the best-retrieved refusal."""
+    answered = [i for i, r in enumerate(readings) if not r.refused]
+    if not answered:
+        return 0
+    return max(answered, key=lambda i: readings[i].score)
+
+
+def combined_completion(readings: Sequence[Reading], chosen: int, started: float) -> Completion:
+    """The kept reading's answer, with the tokens and time of every reading (what the turn cost)."""
+    kept = readings[chosen].completion
+    return replace(kept, prompt_tokens=sum(r.completion.prompt_tokens for r in readings),
+                   completion_tokens=sum(r.completion.completion_tokens for r in readings),
+                   latency_s=time.perf_counter() - started)

@@ -257,6 +257,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="which fixed random sample the LLMs answer")
     ap.add_argument("--dump", type=Path, help="write every answer here as JSON lines")
     ap.add_argument("--store", type=Path, help="keep the open-domain index here; re-runs reuse it")
+    ap.add_argument("--style", choices=("short", "grounded"), default="short",
+                    help="the LLMs' prompt: short answers (scored here) or the grounded one `sekisho ask` sends")
     ap.add_argument("--read-passages", choices=("together", "each"),
                     help="how the GGUF presets read their passages (default: together)")
     args = ap.parse_args()
@@ -280,7 +282,7 @@ def main() -> None:
         extractive = info.kind == "extractive"
         subset = random.Random(1).sample(items, args.extractive_limit) if args.extractive_limit else items
         chosen = subset if extractive else sample
-        style = "grounded" if extractive else "short"
+        style = "grounded" if extractive else args.style
         result: dict = {"kind": info.kind, "model": info.model}
         if not extractive:
             backend.check()

@@ -215,12 +215,19 @@ _ANSWERING_LABELS = (
 )
 
 
-def _answers_by_label(question: str, content: set[str], s: _Sentence) -> bool:
+def _label_words_asked(question: str) -> list[re.Pattern[str]]:
+    """What a label must name to answer `question` (one pattern per kind of thing it asks for)."""
+    q = normalize(question)
+    return [names for asks, names in _ANSWERING_LABELS if asks.search(q)]
+
+
+def _answers_by_label(asked: list[re.Pattern[str]], content: set[str], s: _Sentence) -> bool:
+    if not asked:
+        return False
     label = (s.text.split("\n", 1)[0] if s.labelled else s.heading).strip("#■□◆◇●○▼▽【】：: ")
     if not label or not content & content_units(label):
         return False
-    q = normalize(question)
-    return any(asks.search(q) and names.search(label) for asks, names in _ANSWERING_LABELS)
+    return any(names.search(label) for names in asked)
 
 
 def _unmatched(text: str, question_grams: set[str]) -> str:
@@ -302,8 +309,9 @@ def extract(question: str, passages: Sequence[Passage]) -> Extraction | None:
         return None
     # Sentences the question's kind of answer settles come first: typed ones of a document the
     # question names only by its topic, and blocks whose label names what is asked.
+    asked = _label_words_asked(question)
     best_score, best_base, best_typed, best = max(scored, key=lambda x: (
-        x[2] and x[3].passage.n in topical or _answers_by_label(question, content, x[3]), x[0]))
+        x[2] and x[3].passage.n in topical or _answers_by_label(asked, content, x[3]), x[0]))
     neighbour = None if best_typed else _answering_neighbour(question, best, sents, q_grams, kind)
     if _is_row(best):
         chosen = _list_run(best, sents)

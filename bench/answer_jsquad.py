@@ -40,7 +40,7 @@ import numpy as np
 
 from sekisho.answer import (check_faithfulness, confident_hits, no_passage_completion, passages_from_hits,
                             request_for_passages)
-from sekisho.answer.reading import best_reading, combined_completion, passage_policy, read_each
+from sekisho.answer.reading import best_reading, combined_completion, passage_policy, read_each, reads_apart
 from sekisho.answer.text import CITATION_RE, NOT_FOUND, normalize
 from sekisho.config import BackendConfig, RetrievalConfig, Settings, StoreConfig, load_settings
 from sekisho.ingest import ingest_text
@@ -175,7 +175,7 @@ def build_kb(paragraphs: dict[str, tuple[str, str]], store: Path | None, workdir
 def run(backend: Backend, items: list[Item], mode: str, kb, k: int, min_relative_score: float, min_score: float,
         style: str, dump=None, config: BackendConfig | None = None) -> dict:
     share, limit = passage_policy(config, min_relative_score)  # as the Gateway chooses them
-    apart = config is not None and config.read_passages == "each"
+    apart = reads_apart(config)
     rows = []
     for item in items:
         if mode == "rc":

@@ -34,12 +34,17 @@ EACH_LIMIT = 3
 READER_WEIGHT = 2.0
 
 
+def reads_apart(backend: BackendConfig | None) -> bool:
+    """Whether `backend` is configured to read each passage in a request of its own."""
+    return backend is not None and backend.read_passages == "each"
+
+
 def passage_policy(backend: BackendConfig | None, min_relative_score: float) -> tuple[float, int | None]:
     """(share of the best score a passage needs, most passages) for what `backend` is given: its
     own limit, and a low share when it reads each passage alone (a weak second passage cannot
     confuse it there)."""
     limit = backend.max_passages if backend is not None else None
-    if backend is not None and backend.read_passages == "each":
+    if reads_apart(backend):
         return EACH_SHARE, limit or EACH_LIMIT
     return min_relative_score, limit
 

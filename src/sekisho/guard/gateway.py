@@ -221,8 +221,9 @@ class Gateway:
         return confident_hits(hits, share, limit, floor)
 
     def _reads_each(self, backend: str) -> bool:
-        configured = self.settings.models.backends.get(backend)
-        return configured is not None and configured.read_passages == "each"
+        from sekisho.answer.reading import reads_apart
+
+        return reads_apart(self.settings.models.backends.get(backend))
 
     def _prepare(self, request: ChatRequest, backend: str, principal: Principal, purpose: str, kind: str,
                  question: str | None = None, hits: list[Any] | None = None) -> _Turn:

@@ -154,3 +154,14 @@ def test_html_and_docx_headings_are_not_quoted_as_answers():
     answer = ask("印鑑登録の手続きの場合は", [Passage(1, "h:3", "印鑑登録", text, headings)])
     assert answer == "登録する印鑑と本人確認書類を持って、市民課にお越しください。 [1]"
     assert "登録の手続き" in ask("印鑑登録の手続きの場合は", [Passage(1, "h:3", "印鑑登録", text)])  # unmarked: a sentence
+
+
+def test_english_inflections_meet_their_stem():
+    # "move" and "moved" are one word: the sentence that merely says "move" must not outweigh the
+    # one that says what to "bring".
+    text = ("When you move to Minato City, submit a moving-in notification within 14 days of the day you move.\n"
+            "Bring your residence card and your passport. If you moved from another city, also bring the "
+            "moving-out certificate.\n")
+    answer = ask("What should I bring when I move in?", [Passage(1, "e:0", "Moving in", text)])
+    assert "Bring your residence card" in answer and "notification" not in answer and answer.endswith("[1]")
+

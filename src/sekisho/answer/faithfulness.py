@@ -29,9 +29,9 @@ from sekisho.answer.text import (
     numbers,
     sentences,
     split_sentences,
-    stem,
     western_years,
 )
+from sekisho.ingest.normalize import english_stem
 from sekisho.models.protocol import Passage
 
 # Chosen on the dev split of bench/faithfulness_jsquad.py (see docs/benchmarks.md): dev F1 is flat
@@ -159,7 +159,7 @@ def _judge(
     missing = [n for n in sorted(numbers(sentence)) if n not in ev.numbers]
     missing += [e for e in sorted(named_entities(sentence)) if e not in ev.text]
     missing += _novel_runs(sentence, ev.units, min_new_term)
-    missing += [w for w in LATIN_WORD.findall(sentence) if w[0].isupper() and stem(w.lower()) not in ev.units]
+    missing += [w for w in LATIN_WORD.findall(sentence) if w[0].isupper() and english_stem(w.lower()) not in ev.units]
     return support, tuple(dict.fromkeys(missing))
 
 

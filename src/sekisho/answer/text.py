@@ -7,6 +7,11 @@ import re
 import unicodedata
 from functools import lru_cache
 
+# Retrieval's stemmer (move, moved, moving -> move): a cruder suffix stripper split "moved" (mov)
+# from "move", and "What should I bring when I move in?" quoted the sentence that said "move"
+# rather than the two that say "bring".
+from sekisho.ingest.normalize import english_stem
+
 NOT_FOUND = "資料に記載がありません"
 
 # [1], [1][2], [1,2], [1、2], ［１］ and 【1】: NFKC folds the full-width forms before matching, but
@@ -83,20 +88,12 @@ def char_ngrams(text: str, n: int) -> set[str]:
 LATIN_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'\-]*")
 
 
-def stem(word: str) -> str:
-    """Crude English suffix stripping (hosted, hosts -> host): enough for overlap, no dictionary."""
-    for suffix in ("ing", "ed", "es", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
-
-
 def match_units(text: str) -> set[str]:
     """What two texts are compared by: character bigrams of Japanese (no tokeniser needed, robust
     to compounds and spelling variants) and whole lower-cased words of Latin script (letter
     bigrams of English would match nearly anything)."""
     t = unicodedata.normalize("NFKC", text)
-    units = {stem(w.lower()) for w in LATIN_WORD.findall(t)}
+    units = {english_stem(w.lower()) for w in LATIN_WORD.findall(t)}
     for run in LATIN_WORD.sub(" ", t).split():
         run = "".join(ch for ch in run if ch.isalnum() or ch in "々〆ー・")
         units |= {run[i : i + 2] for i in range(len(run) - 1)} if len(run) > 1 else ({run} if run else set())
@@ -114,7 +111,7 @@ def content_runs(text: str) -> list[str]:
 def content_units(text: str) -> set[str]:
     """Like match_units, but Japanese bigrams only within runs of kanji, katakana and digits:
     hiragana are mostly endings and particles, which a faithful paraphrase is free to change."""
-    units = {stem(w.lower()) for w in LATIN_WORD.findall(unicodedata.normalize("NFKC", text))}
+    units = {english_stem(w.lower()) for w in LATIN_WORD.findall(unicodedata.normalize("NFKC", text))}
     for run in content_runs(text):
         units |= {run[i : i + 2] for i in range(len(run) - 1)} if len(run) > 1 else {run}
     return units

@@ -34,8 +34,9 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from sekisho.answer.text import LATIN_WORD, NOT_FOUND, content_units, match_units, morphemes, normalize, split_sentences, stem
+from sekisho.answer.text import LATIN_WORD, NOT_FOUND, content_units, match_units, morphemes, normalize, split_sentences
 from sekisho.config import BackendConfig
+from sekisho.ingest.normalize import english_stem
 from sekisho.models.protocol import ChatRequest, Completion, ModelInfo, Passage
 
 NO_DOCUMENTS = (
@@ -238,7 +239,7 @@ def _unmatched(text: str, question_grams: set[str]) -> str:
         if t[i : i + 2] in question_grams:
             covered[i] = covered[i + 1] = True
     for m in LATIN_WORD.finditer(t):
-        if stem(m.group().lower()) in question_grams:
+        if english_stem(m.group().lower()) in question_grams:
             covered[m.start() : m.end()] = [True] * (m.end() - m.start())
     return "".join(" " if c else ch for ch, c in zip(t, covered))
 

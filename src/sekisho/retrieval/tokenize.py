@@ -16,8 +16,9 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-import snowballstemmer
 from sudachipy import Dictionary, SplitMode
+
+from sekisho.ingest.normalize import english_stem
 
 # Part-of-speech (first level, as Sudachi names them) whose words never decide relevance.
 DROPPED_POS = frozenset({"助詞", "助動詞", "補助記号", "記号", "空白"})
@@ -65,14 +66,6 @@ class Analyzer:
             self._local.tokenizer = tok
         return tok
 
-    def _stem(self, word: str) -> str:
-        # Snowball (Porter2) English: closes/closed/close meet, as do renewal/renewed.
-        stemmer = getattr(self._local, "stemmer", None)
-        if stemmer is None:
-            stemmer = snowballstemmer.stemmer("english")
-            self._local.stemmer = stemmer
-        return stemmer.stemWord(word)
-
     def terms(self, text: str) -> list[Term]:
         """Index terms with their offsets in `text` (offsets refer to `text` as given, which
         highlighting relies on; Sudachi folds width and case internally)."""
@@ -97,7 +90,7 @@ class Analyzer:
             # English as English so English queries meet English text.
             if surface in ENGLISH_STOPWORDS:
                 return None
-            return self._stem(surface)
+            return english_stem(surface)
         if self.form == "normalized":
             term = m.normalized_form()
         elif self.form == "dictionary":

@@ -165,3 +165,17 @@ def test_english_inflections_meet_their_stem():
     answer = ask("What should I bring when I move in?", [Passage(1, "e:0", "Moving in", text)])
     assert "Bring your residence card" in answer and "notification" not in answer and answer.endswith("[1]")
 
+
+def test_a_procedure_named_as_the_occasion_does_not_pick_the_block_titled_with_it():
+    # 「手続きには何を持っていけば」 asks what to bring; the block headed 代理人が手続きする場合 names
+    # 手続き but says what a proxy needs.
+    text = ("登録の手続き\n本人が来庁する場合\n登録する印鑑と本人確認書類を持って、市民課にお越しください。"
+            "その日のうちに登録し、印鑑登録証をお渡しします。\n代理人が手続きする場合\n本人が書いた代理人選任届が"
+            "必要です。回答書を代理人が窓口に持参した時点で登録します。\n")
+    headings = ("印鑑登録", "登録の手続き", "本人が来庁する場合", "代理人が手続きする場合")
+    answer = ask("印鑑登録の手続きには何を持っていけばいいですか", [Passage(1, "h:2", "印鑑登録", text, headings)])
+    assert answer.startswith("登録する印鑑と本人確認書類を持って")
+    flow = ("申請の流れ\n窓口で申請書を書き、番号札を取ってお待ちください。\n"
+            "必要なもの\n本人確認書類を持ってきてください。\n")
+    # Asked as the thing wanted, a procedure still picks the block that names it.
+    assert "番号札" in ask("申請の手続きの流れは？", [Passage(1, "f:0", "申請", flow, ("申請の流れ", "必要なもの"))])

@@ -211,8 +211,11 @@ _ANSWERING_LABELS = (
     (_HOURS, re.compile(r"時間")),
     (re.compile(r"いくら|金額|料金|費用|手数料"), re.compile(r"額|料|金|費")),
     (re.compile(r"どこ|場所"), re.compile(r"場所|窓口|先")),
-    (re.compile(r"どうやって|どのように|どうすれば|方法|やり方|手順|手続"), re.compile(r"方法|方|手続|手順|流れ")),
-    (re.compile(r"必要なもの|何が必要|持ち物"), re.compile(r"必要なもの|持ってくるもの|持ち物|書類")),
+    # 手続 asks for a procedure only as the thing asked (「手続きの流れは」), not as the occasion
+    # (「手続きには何を持っていけば」 wants what to bring, not the block ■代理人が手続きする場合).
+    (re.compile(r"どうやって|どのように|どうすれば|方法|やり方|手順|手続き?(?:は|を教え|の(?:方法|流れ|仕方))"),
+     re.compile(r"方法|方|手続|手順|流れ")),
+    (re.compile(r"必要なもの|何が必要|持ち物|何を持って|持参"), re.compile(r"必要なもの|持ってくるもの|持ち物|書類")),
 )
 
 

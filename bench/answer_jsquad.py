@@ -187,6 +187,7 @@ def run(backend: Backend, items: list[Item], mode: str, kb, k: int, min_relative
             recall = float(any(h.document.path == item.path for h in hits))
         max_tokens = 64 if style == "short" else 512
         request = request_for_passages(item.question, passages, style=style, max_tokens=max_tokens)
+        readings: list = []
         try:
             if apart and len(passages) > 1:  # as the Gateway does for read_passages = "each"
                 started = time.perf_counter()
@@ -210,7 +211,12 @@ def run(backend: Backend, items: list[Item], mode: str, kb, k: int, min_relative
         if dump is not None:  # one JSON line per answer, to read what went wrong
             dump.write(json.dumps({"backend": backend.info().model, "mode": mode, "question": item.question,
                                    "golds": item.golds, "answer": completion.text, "passages": len(passages),
-                                   "gold_retrieved": bool(recall), "f1": rows[-1]["f1"]}, ensure_ascii=False) + "\n")
+                                   "gold_retrieved": bool(recall), "f1": rows[-1]["f1"],
+                                   # read apart: every reading, to try another selection rule offline
+                                   "readings": [{"gold": h.document.path == item.path, "probability": r.probability,
+                                                 "answer": r.completion.text, "answer_logprob": r.answer_logprob,
+                                                 "not_found_logprob": r.not_found_logprob} for r, h in zip(readings, hits)]},
+                                  ensure_ascii=False) + "\n")
     return summarise(rows)
 
 

@@ -186,7 +186,6 @@ def run(backend: Backend, items: list[Item], mode: str, kb, k: int, min_relative
             passages = passages_from_hits(hits)
             recall = float(any(h.document.path == item.path for h in hits))
         max_tokens = 64 if style == "short" else 512
-        request = request_for_passages(item.question, passages, style=style, max_tokens=max_tokens)
         readings: list = []
         try:
             if apart and len(passages) > 1:  # as the Gateway does for read_passages = "each"
@@ -198,6 +197,7 @@ def run(backend: Backend, items: list[Item], mode: str, kb, k: int, min_relative
                 passages = readings[kept].request.passages
             else:
                 # As the Gateway does: with no passage left, no model is asked (Gateway.NO_PASSAGES).
+                request = request_for_passages(item.question, passages, style=style, max_tokens=max_tokens)
                 completion = backend.complete(request) if passages else no_passage_completion()
         except BackendError as exc:
             print(f"  {item.question[:30]}: {exc}", file=sys.stderr)

@@ -215,7 +215,8 @@ def run(backend: Backend, items: list[Item], mode: str, kb, k: int, min_relative
                                    # read apart: every reading, to try another selection rule offline
                                    "readings": [{"gold": h.document.path == item.path, "probability": r.probability,
                                                  "answer": r.completion.text, "answer_logprob": r.answer_logprob,
-                                                 "not_found_logprob": r.not_found_logprob} for r, h in zip(readings, hits)]},
+                                                 "not_found_logprob": r.not_found_logprob, "context": r.context}
+                                                for r, h in zip(readings, hits)]},
                                   ensure_ascii=False) + "\n")
     return summarise(rows)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from sekisho.answer.reading import EACH_LIMIT, EACH_SHARE, Reading, best_reading, passage_policy, read_each
+from sekisho.answer.text import answer_context
 from sekisho.config import BackendConfig, ConfigError, GuardConfig, Settings, load_settings
 from sekisho.guard.gateway import Gateway
 from sekisho.guard.roles import Principal, Role
@@ -15,9 +16,9 @@ from sekisho.models import ChatRequest, Completion, Message, Passage, open_backe
 from sekisho.retrieval import open_knowledge_base
 
 
-def _reading(text: str, probability: float, answer_lp: float, not_found_lp: float) -> Reading:
+def _reading(text: str, probability: float, answer_lp: float, not_found_lp: float, context: float = 0.0) -> Reading:
     request = ChatRequest([Message("user", "q")])
-    return Reading(request, Completion(text, "m", 1, 1), probability, answer_lp, not_found_lp)
+    return Reading(request, Completion(text, "m", 1, 1), probability, answer_lp, not_found_lp, context)
 
 
 def test_the_reading_kept_weighs_retrieval_against_how_much_the_model_believes_its_answer():
@@ -27,6 +28,21 @@ def test_the_reading_kept_weighs_retrieval_against_how_much_the_model_believes_i
     assert best_reading([doubted, believed]) == 1
     # Equal belief: retrieval decides.
     assert best_reading([_reading("a", 0.6, -1.0, -5.0), _reading("b", 0.3, -1.0, -5.0)]) == 0
+
+
+def test_an_answer_from_a_sentence_about_the_question_beats_an_equally_believed_one():
+    question = "第1回国会はいつ？"
+    history = "1970年7月の第11回大会で、革新統一戦線の結成を呼びかけた。"
+    diet = "1947年の第1回国会以降、2016年まで国会開会式を欠席した。"
+    assert answer_context(question, "1947年 [1]", diet) == 1.0
+    assert answer_context(question, "1970年7月 [1]", history) < 0.5
+    assert answer_context(question, "1945年 [1]", diet) == 0.0  # not in the passage as written
+    # The model is a little surer of the wrong date and its passage ranked higher; the sentence it
+    # came from is about something else.
+    wrong = _reading("1970年7月 [1]", 0.5, -0.1, -6.0, answer_context(question, "1970年7月", history))
+    right = _reading("1947年 [1]", 0.4, -0.4, -5.9, answer_context(question, "1947年", diet))
+    assert best_reading([wrong, right]) == 1
+    assert best_reading([_reading("1970年7月 [1]", 0.5, -0.1, -6.0), _reading("1947年 [1]", 0.4, -0.4, -5.9)]) == 0
 
 
 def test_a_refusal_is_kept_only_when_every_reading_refused():

@@ -5,11 +5,16 @@ answered from the right one alone; given only the best-scored passage, it loses 
 ranked second. Reading each candidate passage in its own request and keeping the answer the model
 and the retriever jointly believe in recovers most of both (docs/benchmarks.md, ## Answers):
 
-    score = log P(passage | retrieval) + READER_WEIGHT * (log P(answer | passage) - log P(資料に記載がありません | passage))
+    score = log P(passage | retrieval)
+            + READER_WEIGHT * (log P(answer | passage) - log P(資料に記載がありません | passage))
+            + CONTEXT_WEIGHT * (share of the question's terms in the passage sentence holding the answer)
 
 The reader term is how much more the model believes its answer than a refusal, given that passage
-alone: a passage that does not hold the answer leaves the model unsure of what it said. An answer
-that is itself the refusal is kept only when every reading refused.
+alone: a passage that does not hold the answer leaves the model unsure of what it said. The context
+term catches the confident answer of the wrong kind: asked 「第1回国会はいつ？」 of a party's
+history, the model reads 「1970年7月の第11回大会で…」 and is as sure of 1970年7月 as it is of
+1947年 from 「1947年の第1回国会以降…」; only the second sentence is about 第1回国会. An answer that
+is itself the refusal is kept only when every reading refused.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from sekisho.answer.prompt import Style, request_for_passages
-from sekisho.answer.text import NOT_FOUND
+from sekisho.answer.text import NOT_FOUND, answer_context
 from sekisho.config import BackendConfig
 from sekisho.models.protocol import ChatRequest, Completion, Passage
 
@@ -32,6 +37,9 @@ EACH_SHARE = 0.05
 EACH_LIMIT = 3
 # Chosen on the first 60 of those questions (plateau from 1.5 to 3), reported on the other 60.
 READER_WEIGHT = 2.0
+# Chosen on those 120 questions (plateau from 1 to 3), reported on 300 others (docs/benchmarks.md,
+# ## Answers, session 7).
+CONTEXT_WEIGHT = 2.0
 
 
 def reads_apart(backend: BackendConfig | None) -> bool:
@@ -66,6 +74,7 @@ class Reading:
     probability: float  # the passage's retrieval score
     answer_logprob: float
     not_found_logprob: float
+    context: float = 0.0  # answer_context(): how much the sentence the answer comes from is about the question
 
     @property
     def refused(self) -> bool:
@@ -74,7 +83,7 @@ class Reading:
     @property
     def score(self) -> float:
         reader = self.answer_logprob - self.not_found_logprob
-        return math.log(max(self.probability, 1e-12)) + READER_WEIGHT * reader
+        return math.log(max(self.probability, 1e-12)) + READER_WEIGHT * reader + CONTEXT_WEIGHT * self.context
 
 
 def read_each(question: str, passages: Sequence[Passage], probabilities: Sequence[float],
@@ -86,7 +95,8 @@ def read_each(question: str, passages: Sequence[Passage], probabilities: Sequenc
         completion = backend.complete(request)
         reply = completion.text.strip() or NOT_FOUND
         answer_lp, not_found_lp = backend.choice_logprobs(request, [reply, NOT_FOUND])
-        readings.append(Reading(request, completion, probability, answer_lp, not_found_lp))
+        context = answer_context(question, reply, passage.text)
+        readings.append(Reading(request, completion, probability, answer_lp, not_found_lp, context))
     return readings
 
 

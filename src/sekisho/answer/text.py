@@ -202,3 +202,33 @@ def named_entities(text: str) -> set[str]:
     if current:
         out.add("".join(current).strip("・"))
     return {normalize(e) for e in out if e}
+
+
+# Interrogatives and question endings carry no evidence; removing them keeps them from matching.
+# The particles of いつまでに / どこから belong to the question word: left in, 「…までに届け出て」 in
+# another section outscored the sentence that answers (the README's 転入届 example).
+INTERROGATIVE = re.compile(
+    r"いつまでに|いつまで|いつから|どこまで|どこから|何|なに|なん|どこ|何処|どの|どれ|どちら|どんな|どう|どのよう|どのくらい|どれくらい|誰|だれ|いつ|"
+    r"いくつ|いくら|ですか|ますか|でしょうか|でしたか|だろうか|のか|か[?？]|[?？!！。、,．.]|"
+    r"(?i:\b(?:what|who|whom|whose|when|where|which|why|how|is|are|was|were|does|do|did|the|a|an|of)\b)"
+)
+
+
+def question_content(question: str) -> set[str]:
+    """The terms a question asks about: its content units without the interrogatives. Content
+    units skip hiragana (の人, 口は): particles match any passage and prove nothing."""
+    return content_units(INTERROGATIVE.sub(" ", unicodedata.normalize("NFKC", question)))
+
+
+def answer_context(question: str, answer: str, passage_text: str) -> float:
+    """How much of what `question` asks about stands in the passage sentence that holds `answer`:
+    the best share of the question's content units over the sentences quoting the answer, 0 when
+    the passage does not contain the answer as written. 「1947年」 from 「1947年の第1回国会以降…」
+    answers 「第1回国会はいつ？」 (1.0); 「1970年7月」 from 「1970年7月の第11回大会で…」 does not (0.25)."""
+    said = normalize(strip_citations(answer))
+    asked = question_content(question)
+    if not said or not asked:
+        return 0.0
+    shares = [len(asked & content_units(passage_text[s:e])) / len(asked)
+              for s, e in split_sentences(passage_text) if said in normalize(passage_text[s:e])]
+    return max(shares, default=0.0)

@@ -34,7 +34,8 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from sekisho.answer.text import LATIN_WORD, NOT_FOUND, content_units, match_units, morphemes, normalize, split_sentences
+from sekisho.answer.text import (INTERROGATIVE, LATIN_WORD, NOT_FOUND, content_units, match_units, morphemes, normalize,
+                                 question_content, split_sentences)
 from sekisho.config import BackendConfig
 from sekisho.ingest.normalize import english_stem
 from sekisho.models.protocol import ChatRequest, Completion, ModelInfo, Passage
@@ -43,15 +44,6 @@ NO_DOCUMENTS = (
     "この抽出型バックエンドは文書から回答を抜き出す方式のため、資料を伴わない質問にはお答えできません。"
     "`sekisho ask` で知識ベースに質問してください。"
     " (The extractive backend only answers from documents; ask through the knowledge base.)"
-)
-
-# Interrogatives and question endings carry no evidence; removing them keeps them from matching.
-# The particles of いつまでに / どこから belong to the question word: left in, 「…までに届け出て」 in
-# another section outscored the sentence that answers (the README's 転入届 example).
-_INTERROGATIVE = re.compile(
-    r"いつまでに|いつまで|いつから|どこまで|どこから|何|なに|なん|どこ|何処|どの|どれ|どちら|どんな|どう|どのよう|どのくらい|どれくらい|誰|だれ|いつ|"
-    r"いくつ|いくら|ですか|ますか|でしょうか|でしたか|だろうか|のか|か[?？]|[?？!！。、,．.]|"
-    r"(?i:\b(?:what|who|whom|whose|when|where|which|why|how|is|are|was|were|does|do|did|the|a|an|of)\b)"
 )
 
 _DATE = re.compile(r"\d+\s*(年|月|日|世紀)|(令和|平成|昭和|大正|明治|元禄|江戸|鎌倉|室町)|[一二三四五六七八九十]+世紀")
@@ -146,11 +138,6 @@ class _Sentence:
     @property
     def text(self) -> str:
         return self.passage.text[self.start : self.end]
-
-
-def _question_content(question: str) -> set[str]:
-    # Content units skip hiragana (の人, 口は): particles match any passage and prove nothing.
-    return content_units(_INTERROGATIVE.sub(" ", unicodedata.normalize("NFKC", question)))
 
 
 def _relevance(content: set[str], passage: Passage) -> float:
@@ -284,7 +271,7 @@ TYPE_BONUS = 1.0
 
 
 def extract(question: str, passages: Sequence[Passage]) -> Extraction | None:
-    q_grams = match_units(_INTERROGATIVE.sub(" ", unicodedata.normalize("NFKC", question)))
+    q_grams = match_units(INTERROGATIVE.sub(" ", unicodedata.normalize("NFKC", question)))
     if not q_grams:
         return None
     sents = [_Sentence(p, i, s, e, frozenset(match_units(p.text[s:e]) | _context_units(p, heading)), heading, labelled)
@@ -305,7 +292,7 @@ def extract(question: str, passages: Sequence[Passage]) -> Extraction | None:
         base = overlap(s)
         typed = kind.kind != "any" and _has_candidate(_unmatched(s.text, q_grams), kind)
         scored.append((base + (TYPE_BONUS * base if typed else 0.0), base, typed, s))
-    content = _question_content(question)
+    content = question_content(question)
     relevance = {p.n: _relevance(content, p) for p in passages}
     topical = {p.n for p in passages if _names_only_topic(content, p)}
     scored = [x for x in scored if relevance[x[3].passage.n] >= MIN_RELEVANCE]

@@ -180,6 +180,7 @@ def run(backend: Backend, items: list[Item], mode: str, kb, k: int, min_relative
     for item in items:
         if mode == "rc":
             passages = [Passage(1, item.path, item.title, item.body)]
+            hits = []
             recall = 1.0
         else:
             hits = confident_hits(kb.search(item.question, k=k), share, limit, min_score)

@@ -207,17 +207,22 @@ def named_entities(text: str) -> set[str]:
 # Interrogatives and question endings carry no evidence; removing them keeps them from matching.
 # The particles of いつまでに / どこから belong to the question word: left in, 「…までに届け出て」 in
 # another section outscored the sentence that answers (the README's 転入届 example).
-INTERROGATIVE = re.compile(
+_INTERROGATIVE = re.compile(
     r"いつまでに|いつまで|いつから|どこまで|どこから|何|なに|なん|どこ|何処|どの|どれ|どちら|どんな|どう|どのよう|どのくらい|どれくらい|誰|だれ|いつ|"
     r"いくつ|いくら|ですか|ますか|でしょうか|でしたか|だろうか|のか|か[?？]|[?？!！。、,．.]|"
     r"(?i:\b(?:what|who|whom|whose|when|where|which|why|how|is|are|was|were|does|do|did|the|a|an|of)\b)"
 )
 
 
+def without_interrogatives(question: str) -> str:
+    """`question` (NFKC) with its interrogatives and question endings blanked out."""
+    return _INTERROGATIVE.sub(" ", unicodedata.normalize("NFKC", question))
+
+
 def question_content(question: str) -> set[str]:
     """The terms a question asks about: its content units without the interrogatives. Content
     units skip hiragana (の人, 口は): particles match any passage and prove nothing."""
-    return content_units(INTERROGATIVE.sub(" ", unicodedata.normalize("NFKC", question)))
+    return content_units(without_interrogatives(question))
 
 
 def answer_context(question: str, answer: str, passage_text: str) -> float:

@@ -220,11 +220,6 @@ class Gateway:
                                       self.settings.retrieval.min_relative_score)
         return confident_hits(hits, share, limit, floor)
 
-    def _reads_each(self, backend: str) -> bool:
-        from sekisho.answer.reading import reads_apart
-
-        return reads_apart(self.settings.models.backends.get(backend))
-
     def _prepare(self, request: ChatRequest, backend: str, principal: Principal, purpose: str, kind: str,
                  question: str | None = None, hits: list[Any] | None = None) -> _Turn:
         turn = _Turn(principal=principal, purpose=purpose, kind=kind, requested=backend,
@@ -331,7 +326,9 @@ class Gateway:
             raise
 
     def _reads_apart(self, turn: _Turn) -> bool:
-        return (turn.kind == "ask" and self._reads_each(turn.backend_name)
+        from sekisho.answer.reading import reads_apart
+
+        return (turn.kind == "ask" and reads_apart(self.settings.models.backends.get(turn.backend_name))
                 and len(turn.outbound.passages or []) > 1)
 
     def _read_each(self, turn: _Turn) -> Completion:

@@ -29,13 +29,12 @@ from __future__ import annotations
 import math
 import re
 import time
-import unicodedata
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from sekisho.answer.text import (INTERROGATIVE, LATIN_WORD, NOT_FOUND, content_units, match_units, morphemes, normalize,
-                                 question_content, split_sentences)
+from sekisho.answer.text import (LATIN_WORD, NOT_FOUND, content_units, match_units, morphemes, normalize, question_content,
+                                 split_sentences, without_interrogatives)
 from sekisho.config import BackendConfig
 from sekisho.ingest.normalize import english_stem
 from sekisho.models.protocol import ChatRequest, Completion, ModelInfo, Passage
@@ -271,7 +270,7 @@ TYPE_BONUS = 1.0
 
 
 def extract(question: str, passages: Sequence[Passage]) -> Extraction | None:
-    q_grams = match_units(INTERROGATIVE.sub(" ", unicodedata.normalize("NFKC", question)))
+    q_grams = match_units(without_interrogatives(question))
     if not q_grams:
         return None
     sents = [_Sentence(p, i, s, e, frozenset(match_units(p.text[s:e]) | _context_units(p, heading)), heading, labelled)

@@ -11,6 +11,7 @@ import httpx
 
 from sekisho.arena import run_suite
 from sekisho.arena.suite import parse_suite
+from sekisho.audit.log import AuditLog
 from sekisho.config import BackendConfig, GuardConfig, ModelsConfig, RetrievalConfig, Settings
 
 FIXTURES = Path(__file__).parent / "arena_fixtures"
@@ -78,4 +79,9 @@ def test_gguf_backend_scores_choices_by_log_likelihood(tmp_path, gguf_qwen05b_pa
     report = json.loads((tmp_path / "run" / "report.json").read_text(encoding="utf-8"))
     assert report["choice_methods"]["qwen05b"]["choice"] == "logprob"
     assert report["scores"]["qwen05b"]["choice"]["accuracy"]["n"] == 4
+    # Scored, not generated, and still through the Gateway: each item is in the run's audit log
+    # with every choice's log-likelihood.
+    audit = AuditLog(tmp_path / "run" / "audit.db", key_path=tmp_path / "run" / "audit-signing.key")
+    entries = audit.query(kind="choice")
+    assert len(entries) == 4 and all(len(e.record["choice_logprobs"]) == len(e.record["choices"]) for e in entries)
     assert report["models"]["qwen05b"]["kind"] == "llama.cpp" and report["models"]["qwen05b"]["version"]

@@ -13,7 +13,7 @@ from conftest import LLAMA_SERVER_MODEL
 
 from sekisho.answer import request_for_passages
 from sekisho.audit.review import ReviewError, ReviewPermissionError
-from sekisho.config import Settings
+from sekisho.config import BackendConfig, Settings
 from sekisho.guard.gateway import Gateway
 from sekisho.guard.roles import Principal, Role
 from sekisho.models import BackendError, ChatRequest, Message, Passage
@@ -150,6 +150,39 @@ def test_backend_failure_is_audited_then_raised(tmp_path):
         gateway.complete(_chat("こんにちは", 4), backend="vendor", principal=ALICE)
     [entry] = gateway.audit.query(kind="chat")
     assert entry.record["status"] == "error" and entry.record["error"]
+
+
+def _with_local_scorer(tmp_path, gguf_path) -> Settings:
+    settings = _settings(tmp_path)
+    backends = {**settings.models.backends, "q": BackendConfig(kind="llama.cpp", model=str(gguf_path),
+                                                                context_tokens=512, options={"n_threads": 2})}
+    return settings.model_copy(update={"models": settings.models.model_copy(update={"backends": backends})})
+
+
+def test_choices_are_scored_through_the_gateway_and_audited_with_personal_data_masked(tmp_path, gguf_qwen05b_path):
+    gateway = Gateway(_with_local_scorer(tmp_path, gguf_qwen05b_path))
+    choices = ["東京", "大阪", f"マイナンバー{MY_NUMBER}"]
+    result = gateway.choose(_chat("日本の首都はどこですか。\n答え:"), choices, backend="q", principal=ALICE)
+    assert result.status == "ok" and result.backend == "q"
+    record = gateway.audit.get(result.audit_seq).record
+    scores = record["choice_logprobs"]
+    assert len(scores) == 3 and result.text == choices[scores.index(max(scores))]
+    assert record["output"] == result.text and record["prompt"][-1]["content"].startswith("日本の首都")
+    # The audit keeps every choice, each finding replaced, as it does for prompts.
+    assert record["choices"][:2] == ["東京", "大阪"] and MY_NUMBER not in record["choices"][2]
+    assert [f["where"] for f in record["findings"]] == ["choice[2]"]
+    assert MY_NUMBER.encode() not in _audit_bytes(tmp_path)
+
+
+def test_choosing_needs_a_backend_that_scores_replies_and_a_role_that_may_generate(tmp_path):
+    gateway = Gateway(_settings(tmp_path))
+    with pytest.raises(BackendError, match="cannot score choices"):
+        gateway.choose(_chat("日本の首都は"), ["東京", "大阪"], backend="extractive", principal=ALICE)
+    [entry] = gateway.audit.query(kind="choice")
+    assert entry.record["status"] == "error" and entry.record["choices"] == ["東京", "大阪"]
+    blocked = gateway.choose(_chat("日本の首都は"), ["東京", "大阪"], backend="extractive",
+                             principal=Principal("kansa", Role.AUDITOR))
+    assert blocked.status == "blocked" and blocked.completion is None
 
 
 def test_stream_yields_restored_text_and_audits_once(tmp_path):

@@ -19,7 +19,6 @@ from sekisho.arena.results import ItemResult
 from sekisho.arena.suite import Task
 from sekisho.guard.gateway import Gateway
 from sekisho.guard.roles import Principal, Role
-from sekisho.guard.scan import scan
 from sekisho.models.protocol import Backend, ChatRequest, Completion, Message, Passage
 
 ARENA_PRINCIPAL = Principal(name="arena", role=Role.USER)
@@ -134,20 +133,16 @@ def _reading(task: Task, item: Item, ctx: Context) -> ItemResult:
 
 
 def _choice(task: Task, item: Item, ctx: Context) -> ItemResult:
-    """Log-likelihood of each choice where the backend can score them, a generated number
-    otherwise. The Gateway has no likelihood door, so that path is taken only for a local backend
-    and a prompt in which the guard's own scanner finds nothing to protect; anything else is
-    generated through Gateway.complete like any request."""
-    backend = ctx.gateway.backend(ctx.backend)
-    logprob_prompt = str(task.options.get("logprob_prompt", DEFAULT_LOGPROB_PROMPT)).format(question=item.question)
-    clean = not any(scan(text) for text in (logprob_prompt, *item.choices))
-    if hasattr(backend, "choice_logprobs") and backend.info().local and clean:
-        request = _request(task, item, logprob_prompt, None)
-        scores = backend.choice_logprobs(request, list(item.choices))
-        picked: int | None = max(range(len(scores)), key=scores.__getitem__)
-        prompt, answer, method = logprob_prompt, item.choices[picked], "logprob"
-        tokens = (backend.count_tokens(logprob_prompt) + sum(backend.count_tokens(c) for c in item.choices), 0)
-        governed = None
+    """Log-likelihood of each choice where the backend can score them (Gateway.choose), a
+    generated number otherwise; both through the Gateway, governed and audited."""
+    if hasattr(ctx.gateway.backend(ctx.backend), "choice_logprobs"):
+        prompt = str(task.options.get("logprob_prompt", DEFAULT_LOGPROB_PROMPT)).format(question=item.question)
+        governed = ctx.gateway.choose(_request(task, item, prompt, None), item.choices, backend=ctx.backend,
+                                      principal=ARENA_PRINCIPAL)
+        answer = _output(ctx, governed)[0]  # a held choice is scored on what the reviewer sees
+        picked = item.choices.index(answer) if answer in item.choices else None
+        tokens = (governed.completion.prompt_tokens, 0) if governed.completion is not None else (0, 0)
+        method = "logprob"
     else:
         prompt = _template(task).format(question=item.question, choices=_numbered_choices(item.choices), context="",
                                         title="")
@@ -234,9 +229,8 @@ def _result(task: Task, item: Item, governed: Any, metrics: dict[str, float], pr
             tokens: tuple[int, int] = (0, 0)) -> ItemResult:
     return ItemResult(
         task=task.id, model="", item_id=item.id, metrics=metrics, prompt=prompt, answer=answer, expected=expected,
-        sources=sources or [], status=governed.status if governed is not None else "ok", method=method,
-        prompt_tokens=tokens[0], completion_tokens=tokens[1],
-        findings=len(governed.findings) if governed is not None else 0,
+        sources=sources or [], status=governed.status, method=method,
+        prompt_tokens=tokens[0], completion_tokens=tokens[1], findings=len(governed.findings),
     )
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
@@ -48,7 +48,7 @@ class GuardAction:
     never the value."""
 
     entity: str
-    where: str  # "message[1]", "passage[3]", "question", "output"
+    where: str  # "message[1]", "passage[3]", "question", "choice[0]", "output"
     start: int
     end: int
     action: str  # an Action value; "flag" for output findings
@@ -122,6 +122,8 @@ class _Turn:
     blocked: str = ""  # user-facing message when blocked
     reason: str = ""
     readings: list[dict[str, Any]] = field(default_factory=list)  # read_passages = "each"
+    choices: list[str] = field(default_factory=list)  # choose(): as audited
+    choice_logprobs: list[float] = field(default_factory=list)
 
 
 # Who answers a question retrieval found no passage for: the built-in extractive answerer, which
@@ -157,6 +159,45 @@ class Gateway:
             return self._blocked(turn)
         raw = self._call(turn)
         return self._conclude(turn, replace(raw, text=turn.session.restore(raw.text, principal)))
+
+    def choose(self, request: ChatRequest, choices: Sequence[str], *, backend: str, principal: Principal,
+               purpose: str = "choice") -> GovernedCompletion:
+        """The choice `backend` finds likeliest as the reply to `request`, scored without generating
+        (multiple-choice questions). Governed as `complete` is: the choices are scanned with the
+        prompt, and the audit record keeps every choice's log-likelihood. The completion's text is
+        the chosen choice as the caller gave it."""
+        if not choices or any(not c for c in choices):
+            raise ValueError("choose needs non-empty choices")
+        asked = len(request.messages)
+        # Each choice travels as a candidate reply so that one scan, one mask and one audit copy
+        # cover it; the backend and the audit record get them back apart.
+        with_choices = replace(request, messages=[*request.messages, *(Message("assistant", c) for c in choices)])
+        turn = self._prepare(with_choices, backend, principal, purpose, kind="choice")
+        turn.choices = [m["content"] for m in turn.audit_prompt[asked:asked + len(choices)]]
+        del turn.audit_prompt[asked:asked + len(choices)]
+        where = {f"message[{asked + j}]": f"choice[{j}]" for j in range(len(choices))}
+        turn.findings = [replace(f, where=where.get(f.where, f.where)) for f in turn.findings]
+        if turn.blocked:
+            return self._blocked(turn)
+        scorer = self.backend(turn.backend_name)
+        if not hasattr(scorer, "choice_logprobs"):
+            error = BackendError(f"backend {turn.backend_name!r} ({turn.info.kind}) cannot score choices")
+            self._append(turn, status="error", extra={"error": str(error)})
+            raise error
+        outbound = turn.outbound
+        started = time.perf_counter()
+        try:
+            scores = scorer.choice_logprobs(replace(outbound, messages=outbound.messages[:asked]),
+                                            [m.content for m in outbound.messages[asked:]])
+        except BackendError as exc:
+            self._append(turn, status="error", extra={"error": str(exc)})
+            raise
+        picked = max(range(len(scores)), key=scores.__getitem__)
+        prompt_tokens = sum(scorer.count_tokens(m.content) for m in outbound.messages)
+        completion = Completion(choices[picked], turn.info.model, prompt_tokens, 0,
+                                latency_s=time.perf_counter() - started)
+        turn.choice_logprobs = [round(x, 4) for x in scores]
+        return self._finish(turn, completion, extra={})
 
     def ask(self, question: str, *, principal: Principal, backend: str, kb: Any, k: int = 5,
             purpose: str = "answer") -> GovernedAnswer:
@@ -437,6 +478,10 @@ class Gateway:
             record["reason"] = turn.reason
         if turn.readings:
             record["readings"] = turn.readings
+        if turn.choices:
+            record["choices"] = turn.choices
+            if turn.choice_logprobs:
+                record["choice_logprobs"] = turn.choice_logprobs
         record.update(extra)
         return record
 

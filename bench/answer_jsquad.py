@@ -216,7 +216,8 @@ def run(backend: Backend, items: list[Item], mode: str, kb, k: int, min_relative
                                    # read apart: every reading, to try another selection rule offline
                                    "readings": [{"gold": h.document.path == item.path, "probability": r.probability,
                                                  "answer": r.completion.text, "answer_logprob": r.answer_logprob,
-                                                 "not_found_logprob": r.not_found_logprob, "context": r.context}
+                                                 "not_found_logprob": r.not_found_logprob, "context": r.context,
+                                                 "together": r.together}
                                                 for r, h in zip(readings, hits)]},
                                   ensure_ascii=False) + "\n")
     return summarise(rows)

@@ -4,6 +4,8 @@ model, audited reading by reading."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from sekisho.answer.reading import EACH_LIMIT, EACH_SHARE, Reading, best_reading, passage_policy, read_each
@@ -43,6 +45,13 @@ def test_an_answer_from_a_sentence_about_the_question_beats_an_equally_believed_
     right = _reading("1947年 [1]", 0.4, -0.4, -5.9, answer_context(question, "1947年", diet))
     assert best_reading([wrong, right]) == 1
     assert best_reading([_reading("1970年7月 [1]", 0.5, -0.1, -6.0), _reading("1947年 [1]", 0.4, -0.4, -5.9)]) == 0
+
+
+def test_the_answer_more_likely_with_every_passage_in_view_wins_between_equals():
+    # Each passage alone makes its own answer look right; shown both, the model prefers one.
+    first, second = _reading("都道府県委員会総会 [1]", 0.9, -0.5, -8.0), _reading("地区委員会総会 [1]", 0.9, -0.5, -8.0)
+    assert best_reading([replace(first, together=-6.0), replace(second, together=-1.0)]) == 1
+    assert best_reading([replace(first, together=-1.0), replace(second, together=-6.0)]) == 0
 
 
 def test_a_refusal_is_kept_only_when_every_reading_refused():
@@ -88,6 +97,22 @@ def test_a_better_retrieved_passage_without_the_answer_loses_to_the_one_that_has
     assert [r.request.passages[0].chunk_id for r in readings] == ["a:0", "b:0"]
     assert all(r.request.passages[0].n == 1 for r in readings)  # each read as [1] of its own request
     assert best_reading(readings) == 1 and "月曜日" in readings[1].completion.text
+
+
+def test_differing_answers_are_weighed_with_every_passage_in_view(gguf_qwen05b_path):
+    backend = open_backend(_qwen05b(gguf_qwen05b_path), "q")
+    passages = [Passage(1, "north:0", "北部図書館の利用案内", "休館日は毎週火曜日です。年末年始も休館します。"),
+                Passage(2, "central:0", "中央図書館の利用案内", "休館日は毎週月曜日です。年末年始も休館します。")]
+    readings = read_each("中央図書館の休館日は何曜日ですか", passages, [0.5, 0.5], backend, max_tokens=48, style="short")
+    # Alone, the north library's page answers for the central library (its title is all that
+    # differs); both in view, the model believes the central library's day more.
+    assert "火曜日" in readings[0].completion.text and "月曜日" in readings[1].completion.text
+    assert readings[1].together > readings[0].together
+    assert best_reading(readings) == 1
+    # Readings that agree are not weighed again: nothing to choose between.
+    same = read_each("中央図書館の休館日は何曜日ですか", passages[1:] * 2, [0.5, 0.5], backend, max_tokens=48,
+                     style="short")
+    assert [r.together for r in same] == [0.0, 0.0]
 
 
 def test_gateway_reads_each_passage_and_audits_every_reading(tmp_path, gguf_qwen05b_path):

@@ -8,13 +8,17 @@ and the retriever jointly believe in recovers most of both (docs/benchmarks.md, 
     score = log P(passage | retrieval)
             + READER_WEIGHT * (log P(answer | passage) - log P(資料に記載がありません | passage))
             + CONTEXT_WEIGHT * (share of the question's terms in the passage sentence holding the answer)
+            + TOGETHER_WEIGHT * log P(answer [n] | every candidate passage, numbered)
 
 The reader term is how much more the model believes its answer than a refusal, given that passage
 alone: a passage that does not hold the answer leaves the model unsure of what it said. The context
 term catches the confident answer of the wrong kind: asked 「第1回国会はいつ？」 of a party's
 history, the model reads 「1970年7月の第11回大会で…」 and is as sure of 1970年7月 as it is of
-1947年 from 「1947年の第1回国会以降…」; only the second sentence is about 第1回国会. An answer that
-is itself the refusal is kept only when every reading refused.
+1947年 from 「1947年の第1回国会以降…」; only the second sentence is about 第1回国会. The last term
+lets the model compare: when the readings' answers differ, each answer (citing its own passage) is
+scored as the reply to one request showing every candidate passage. Only those answers are scored,
+nothing is generated from that request, so the confusion that reading them together causes does
+not arise. An answer that is itself the refusal is kept only when every reading refused.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from sekisho.answer.prompt import Style, request_for_passages
-from sekisho.answer.text import NOT_FOUND, answer_context
+from sekisho.answer.text import NOT_FOUND, answer_context, strip_citations
 from sekisho.config import BackendConfig
 from sekisho.models.protocol import ChatRequest, Completion, Passage
 
@@ -40,6 +44,9 @@ READER_WEIGHT = 2.0
 # Chosen on those 120 questions (plateau from 1 to 3), reported on 300 others (docs/benchmarks.md,
 # ## Answers, session 7).
 CONTEXT_WEIGHT = 2.0
+# Chosen on those 420 questions (plateau from 1.5 to 2 on both samples), reported on 300 others
+# (docs/benchmarks.md, ## Answers, session 8).
+TOGETHER_WEIGHT = 2.0
 
 
 def reads_apart(backend: BackendConfig | None) -> bool:
@@ -75,6 +82,9 @@ class Reading:
     answer_logprob: float
     not_found_logprob: float
     context: float = 0.0  # answer_context(): how much the sentence the answer comes from is about the question
+    # log P(this answer citing its passage | every candidate passage at once): 0 when the readings
+    # agree, for then there is nothing to compare
+    together: float = 0.0
 
     @property
     def refused(self) -> bool:
@@ -83,12 +93,14 @@ class Reading:
     @property
     def score(self) -> float:
         reader = self.answer_logprob - self.not_found_logprob
-        return math.log(max(self.probability, 1e-12)) + READER_WEIGHT * reader + CONTEXT_WEIGHT * self.context
+        return (math.log(max(self.probability, 1e-12)) + READER_WEIGHT * reader + CONTEXT_WEIGHT * self.context
+                + TOGETHER_WEIGHT * self.together)
 
 
 def read_each(question: str, passages: Sequence[Passage], probabilities: Sequence[float],
               backend: ScoringBackend, *, max_tokens: int = 512, style: Style = "grounded") -> list[Reading]:
-    """Ask `backend` once per passage (each numbered [1] in its own request)."""
+    """Ask `backend` once per passage (each numbered [1] in its own request), then, when the
+    answers differ, how likely each is with every passage in view."""
     readings = []
     for passage, probability in zip(passages, probabilities):
         request = request_for_passages(question, [replace(passage, n=1)], style=style, max_tokens=max_tokens)
@@ -97,7 +109,22 @@ def read_each(question: str, passages: Sequence[Passage], probabilities: Sequenc
         answer_lp, not_found_lp = backend.choice_logprobs(request, [reply, NOT_FOUND])
         context = answer_context(question, reply, passage.text)
         readings.append(Reading(request, completion, probability, answer_lp, not_found_lp, context))
-    return readings
+    return _weighed_together(question, passages, readings, backend, style)
+
+
+def _weighed_together(question: str, passages: Sequence[Passage], readings: list[Reading],
+                      backend: ScoringBackend, style: Style) -> list[Reading]:
+    """The readings with `together` set, when their answers differ (the module docstring says why)."""
+    answered = [i for i, r in enumerate(readings) if not r.refused]
+    answers = [strip_citations(readings[i].completion.text) or NOT_FOUND for i in answered]
+    if len(set(answers)) < 2:
+        return readings
+    request = request_for_passages(question, passages, style=style)
+    logprobs = backend.choice_logprobs(request, [f"{a} [{passages[i].n}]" for a, i in zip(answers, answered)])
+    weighed = list(readings)
+    for i, logprob in zip(answered, logprobs):
+        weighed[i] = replace(readings[i], together=logprob)
+    return weighed
 
 
 def best_reading(readings: Sequence[Reading]) -> int:

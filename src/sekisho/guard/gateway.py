@@ -388,7 +388,8 @@ class Gateway:
                           "answer": turn.session.mask_known(r.completion.text),
                           "answer_logprob": round(r.answer_logprob, 4),
                           "not_found_logprob": round(r.not_found_logprob, 4),
-                          "context": round(r.context, 4), "score": round(r.score, 4), "kept": i == kept}
+                          "context": round(r.context, 4), "together": round(r.together, 4),
+                          "score": round(r.score, 4), "kept": i == kept}
                          for i, (p, r) in enumerate(zip(outbound.passages, readings))]
         turn.hits = [turn.hits[kept]]
         turn.request = build_request(turn.question or "", turn.hits)

@@ -58,9 +58,10 @@ class BackendConfig(_Section):
     # (docs/benchmarks.md, ## Answers); small models are best given 1.
     max_passages: int | None = Field(default=None, ge=1)
     # "each": every candidate passage is read in a request of its own and the answer the model and
-    # the retriever jointly believe in is kept (answer/reading.py). Qwen2.5-Coder-1.5B on 120 JSQuAD
-    # questions: open-domain F1 0.057 below reading comprehension together, 0.028 each (0.036 on
-    # 300 held-out ones), for 1.7x the calls.
+    # the retriever jointly believe in is kept (answer/reading.py). Qwen2.5-Coder-1.5B on JSQuAD:
+    # open-domain F1 0.057 below reading comprehension reading together (120 questions), 0.008
+    # below reading apart (300 held-out ones; docs/benchmarks.md, ## Answers, session 8), for 1.7x
+    # the generations plus a scoring pass per reading and one more when the answers differ.
     # Needs a backend that can score a reply: llama.cpp.
     read_passages: Literal["together", "each"] = "together"
     options: dict[str, Any] = Field(default_factory=dict)

@@ -116,6 +116,7 @@ def _weighed_together(question: str, passages: Sequence[Passage], readings: list
                       backend: ScoringBackend, style: Style) -> list[Reading]:
     """The readings with `together` set, when their answers differ (the module docstring says why)."""
     answered = [i for i, r in enumerate(readings) if not r.refused]
+    # A bare citation ("[1]", which small models write) amounts to a refusal and is scored as one.
     answers = [strip_citations(readings[i].completion.text) or NOT_FOUND for i in answered]
     if len(set(answers)) < 2:
         return readings

@@ -123,7 +123,6 @@ class _Turn:
     reason: str = ""
     readings: list[dict[str, Any]] = field(default_factory=list)  # read_passages = "each"
     choices: list[str] = field(default_factory=list)  # choose(): as audited
-    choice_logprobs: list[float] = field(default_factory=list)
 
 
 # Who answers a question retrieval found no passage for: the built-in extractive answerer, which
@@ -179,14 +178,11 @@ class Gateway:
         turn.findings = [replace(f, where=where.get(f.where, f.where)) for f in turn.findings]
         if turn.blocked:
             return self._blocked(turn)
-        scorer = self.backend(turn.backend_name)
-        if not hasattr(scorer, "choice_logprobs"):
-            error = BackendError(f"backend {turn.backend_name!r} ({turn.info.kind}) cannot score choices")
-            self._append(turn, status="error", extra={"error": str(error)})
-            raise error
-        outbound = turn.outbound
+        scorer, outbound = self.backend(turn.backend_name), turn.outbound
         started = time.perf_counter()
         try:
+            if not hasattr(scorer, "choice_logprobs"):
+                raise BackendError(f"backend {turn.backend_name!r} ({turn.info.kind}) cannot score choices")
             scores = scorer.choice_logprobs(replace(outbound, messages=outbound.messages[:asked]),
                                             [m.content for m in outbound.messages[asked:]])
         except BackendError as exc:
@@ -196,8 +192,7 @@ class Gateway:
         prompt_tokens = sum(scorer.count_tokens(m.content) for m in outbound.messages)
         completion = Completion(choices[picked], turn.info.model, prompt_tokens, 0,
                                 latency_s=time.perf_counter() - started)
-        turn.choice_logprobs = [round(x, 4) for x in scores]
-        return self._finish(turn, completion, extra={})
+        return self._finish(turn, completion, extra={"choice_logprobs": [round(x, 4) for x in scores]})
 
     def ask(self, question: str, *, principal: Principal, backend: str, kb: Any, k: int = 5,
             purpose: str = "answer") -> GovernedAnswer:
@@ -481,8 +476,6 @@ class Gateway:
             record["readings"] = turn.readings
         if turn.choices:
             record["choices"] = turn.choices
-            if turn.choice_logprobs:
-                record["choice_logprobs"] = turn.choice_logprobs
         record.update(extra)
         return record
 

@@ -38,14 +38,19 @@ from pathlib import Path
 
 import numpy as np
 
-from sekisho.answer import (check_faithfulness, confident_hits, no_passage_completion, passages_from_hits,
-                            request_for_passages)
+from sekisho.answer import (
+    check_faithfulness,
+    confident_hits,
+    no_passage_completion,
+    passages_from_hits,
+    request_for_passages,
+)
 from sekisho.answer.reading import best_reading, combined_completion, passage_policy, read_each, reads_apart
-from sekisho.answer.text import CITATION_RE, NOT_FOUND, normalize
 from sekisho.config import BackendConfig, RetrievalConfig, Settings, StoreConfig, load_settings
 from sekisho.ingest import ingest_text
 from sekisho.models import Backend, BackendError, ChatRequest, Message, Passage, open_backend
 from sekisho.retrieval import open_knowledge_base
+from sekisho.text import CITATION_RE, NOT_FOUND, compact
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = REPO.parent / "shared" / "data" / "jsquad" / "valid-v1.3.json"
@@ -77,18 +82,18 @@ def load(path: Path) -> tuple[list[Item], dict[str, tuple[str, str]]]:
 
 def clean(answer: str) -> str:
     text = CITATION_RE.sub("", answer).strip()
-    return "" if normalize(text).rstrip("。.") == NOT_FOUND else re.sub(r"(です)?[。.]?$", "", text).strip()
+    return "" if compact(text).rstrip("。.") == NOT_FOUND else re.sub(r"(です)?[。.]?$", "", text).strip()
 
 
 def em(pred: str, golds) -> float:
-    return float(any(normalize(pred) == normalize(g) for g in golds))
+    return float(any(compact(pred) == compact(g) for g in golds))
 
 
 def f1(pred: str, golds) -> float:
-    p = normalize(pred)
+    p = compact(pred)
     best = 0.0
     for g in golds:
-        g = normalize(g)
+        g = compact(g)
         common = sum((Counter(p) & Counter(g)).values())
         if common:
             precision, recall = common / len(p), common / len(g)
@@ -97,8 +102,8 @@ def f1(pred: str, golds) -> float:
 
 
 def contains(pred: str, golds) -> float:
-    p = normalize(pred)
-    return float(bool(p) and any(normalize(g) in p for g in golds))
+    p = compact(pred)
+    return float(bool(p) and any(compact(g) in p for g in golds))
 
 
 def _gguf_module():

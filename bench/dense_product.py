@@ -24,7 +24,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from retrieval_common import DEFAULT_JSQUAD, load_jsquad, percentile  # noqa: E402
-
 from sekisho.retrieval.embed import load_embedder  # noqa: E402
 from sekisho.store.sqlite import dense_scores  # noqa: E402
 

@@ -27,8 +27,8 @@ from pathlib import Path
 
 from sekisho.answer import check_faithfulness
 from sekisho.answer.faithfulness import MIN_NEW_TERM, SUPPORT_THRESHOLD
-from sekisho.answer.text import normalize, sentences
 from sekisho.models import Passage
+from sekisho.text import compact, sentences
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "jsquad" / "valid-v1.3.json"
 
@@ -82,7 +82,7 @@ def build(path: Path, limit: int | None, seed: int = 0) -> list[dict]:
     items = []
     for q in questions[:limit]:
         same = [g for a, g in pool[kind(q["gold"])]
-                if a != q["article"] and normalize(g) not in normalize(q["body"])
+                if a != q["article"] and compact(g) not in compact(q["body"])
                 and abs(len(g) - len(q["gold"])) <= max(2, len(q["gold"]) // 2)]
         if not same:
             continue

@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from guard_dataset import ENTITIES, generate, handset  # noqa: E402
-
 from sekisho.guard import scan  # noqa: E402
 
 # Presidio entity -> ours, for the entities Presidio can produce at all.

@@ -18,11 +18,11 @@ import unicodedata
 from pathlib import Path
 
 from retrieval_common import DEFAULT_JSQUAD, REPO, load_jsquad
-
 from sekisho.config import RetrievalConfig, Settings, StoreConfig
-from sekisho.ingest import chunk, extract, ingest_text, normalize
+from sekisho.ingest import chunk, extract, ingest_text
 from sekisho.ingest.decode import decode_text
 from sekisho.retrieval import open_knowledge_base
+from sekisho.text import clean
 
 
 def best_of(repeats: int, fn) -> float:
@@ -99,7 +99,7 @@ def main() -> None:
         "paragraphs": len(bodies), "chars": chars, "chunks": n_chunks,
         "chunk_chars_per_s": round(chars / t_chunk), "nfkc_chars_per_s": round(chars / t_nfkc),
         "chunk_vs_nfkc": round(t_chunk / t_nfkc, 2),
-        "normalize_chars_per_s": round(chars / best_of(args.repeats, lambda: [normalize(b) for b in bodies])),
+        "normalize_chars_per_s": round(chars / best_of(args.repeats, lambda: [clean(b) for b in bodies])),
         "decode": {k: {kk: round(vv, 2) for kk, vv in v.items()} for k, v in decode.items()},
         "extract_ms": extraction,
         "ingest_text": {k: (round(v, 3) if isinstance(v, float) else v) for k, v in indexed.items()},

@@ -31,7 +31,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from retrieval_common import DEFAULT_JSQUAD, load_jsquad, percentile  # noqa: E402
-
 from sekisho.retrieval.tokenize import analyzer, char_bigrams  # noqa: E402
 from sekisho.store import Chunk, Document, Location  # noqa: E402
 from sekisho.store.lexical_index import TantivyIndex  # noqa: E402

@@ -24,7 +24,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from retrieval_common import DEFAULT_JSQUAD, bigrams, dedupe, fmt, load_jsquad, metrics  # noqa: E402
-
 from sekisho.retrieval.tokenize import DROPPED_POS, Analyzer  # noqa: E402
 from sekisho.store import Chunk, Document, Location, open_store  # noqa: E402
 

@@ -20,7 +20,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from retrieval_common import DEFAULT_JSQUAD, fmt, load_jsquad, metrics, percentile  # noqa: E402
-
 from sekisho.retrieval.embed import EMBEDDERS, load_embedder  # noqa: E402
 
 

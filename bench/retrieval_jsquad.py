@@ -36,7 +36,6 @@ from retrieval_common import (  # noqa: E402
     metrics,
     percentile,
 )
-
 from sekisho.config import RetrievalConfig, Settings, StoreConfig  # noqa: E402
 from sekisho.ingest import ingest_text  # noqa: E402
 from sekisho.retrieval import Fusion, fuse, open_knowledge_base  # noqa: E402

@@ -37,7 +37,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from retrieval_common import DEFAULT_JSQUAD, dedupe, fmt, load_jsquad, max_rss_mb, metrics, percentile  # noqa: E402
-
 from sekisho.config import RetrievalConfig, Settings, StoreConfig  # noqa: E402
 from sekisho.ingest import ingest_text  # noqa: E402
 from sekisho.retrieval import open_knowledge_base  # noqa: E402

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from sekisho.answer import ask, ask_stream, build_request
-from sekisho.cli import app
 from sekisho.audit import AuditLog
+from sekisho.cli import app
 from sekisho.config import BackendConfig, RetrievalConfig, Settings, StoreConfig, load_settings
 from sekisho.ingest import ingest_paths
 from sekisho.models import open_backend

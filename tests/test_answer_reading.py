@@ -9,13 +9,13 @@ from dataclasses import replace
 import pytest
 
 from sekisho.answer.reading import EACH_LIMIT, EACH_SHARE, Reading, best_reading, passage_policy, read_each
-from sekisho.answer.text import answer_context
 from sekisho.config import BackendConfig, ConfigError, GuardConfig, Settings, load_settings
 from sekisho.guard.gateway import Gateway
 from sekisho.guard.roles import Principal, Role
 from sekisho.ingest import ingest_text
 from sekisho.models import ChatRequest, Completion, Message, Passage, open_backend
 from sekisho.retrieval import open_knowledge_base
+from sekisho.text import answer_context
 
 
 def _reading(text: str, probability: float, answer_lp: float, not_found_lp: float, context: float = 0.0) -> Reading:

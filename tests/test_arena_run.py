@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sekisho.arena import ArenaError, load_suite, rebuild_report, run_suite
-from sekisho.arena import energy, tasks
+from sekisho.arena import ArenaError, energy, load_suite, rebuild_report, run_suite, tasks
 from sekisho.config import RetrievalConfig, Settings
 
 FIXTURES = Path(__file__).parent / "arena_fixtures"

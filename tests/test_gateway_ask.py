@@ -8,9 +8,9 @@ import pytest
 
 from sekisho.config import Settings
 from sekisho.guard.gateway import NO_PASSAGES, Gateway
-from sekisho.models import BackendError
 from sekisho.guard.roles import Principal, Role
 from sekisho.ingest import ingest_text
+from sekisho.models import BackendError
 from sekisho.retrieval import open_knowledge_base
 
 NOTICE = ("転入届は、引っ越してから14日以内に市民課へ提出してください。"

@@ -9,8 +9,8 @@ from __future__ import annotations
 import socket
 
 import pytest
-from conftest import LLAMA_SERVER_MODEL
 
+from conftest import LLAMA_SERVER_MODEL
 from sekisho.answer import request_for_passages
 from sekisho.audit.review import ReviewError, ReviewPermissionError
 from sekisho.config import BackendConfig, Settings

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sekisho.ingest import Section, chunk, normalize, sentence_spans
+from sekisho.ingest import Section, chunk
+from sekisho.text import clean, sentence_spans
 
 # Sentences written out one by one, so the boundaries a chunk may use are known independently of
 # the splitter under test.
@@ -128,8 +129,8 @@ def test_norm_text_is_nfkc_for_indexing_while_text_stays_original():
     (c,) = chunk(text, doc_id="d")
     assert c.text == text
     assert c.norm_text == "ABC123のカタカナと1、住民票の写し。"
-    assert normalize("  全角　スペース\t\tと\n改行 ") == "全角 スペース と改行"
-    assert normalize("Minato\nCity  Hall") == "Minato City Hall"
+    assert clean("  全角　スペース\t\tと\n改行 ") == "全角 スペース と改行"
+    assert clean("Minato\nCity  Hall") == "Minato City Hall"
 
 
 def test_whitespace_only_text_yields_no_chunks():

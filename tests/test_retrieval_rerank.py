@@ -7,8 +7,15 @@ import numpy as np
 import pytest
 
 from sekisho.retrieval.kb import LEXICAL_SCHEME, KnowledgeBase
-from sekisho.retrieval.rerank import (FEATURES, Rescorer, features, fit_listwise, fit_logistic,
-                                      longest_common_substring, rescore)
+from sekisho.retrieval.rerank import (
+    FEATURES,
+    Rescorer,
+    features,
+    fit_listwise,
+    fit_logistic,
+    longest_common_substring,
+    rescore,
+)
 from sekisho.retrieval.tokenize import char_bigrams, tokenize
 
 

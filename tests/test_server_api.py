@@ -8,10 +8,10 @@ import json
 import zipfile
 
 import pytest
-from server_fixtures.support import CITY, live_server, make_settings, run_server, wait_for_job  # noqa: F401
 
 from sekisho.audit.log import AuditLog
 from sekisho.audit.review import ReviewQueue
+from server_fixtures.support import CITY, live_server, make_settings, run_server, wait_for_job  # noqa: F401
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import json
 import httpx
 import openai
 import pytest
+
 from server_fixtures.support import (  # noqa: F401
     CITY,
     MY_NUMBER,

@@ -12,12 +12,12 @@ from pathlib import Path
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
-from server_fixtures.support import CITY, make_settings
 
 from sekisho.guard.roles import Role
 from sekisho.ingest import ingest_bytes
 from sekisho.retrieval import open_knowledge_base
 from sekisho.server.app import create_app
+from server_fixtures.support import CITY, make_settings
 
 # Schemathesis parametrizes at collection time, so the app is built at import, in a folder of its own.
 _FOLDER = Path(tempfile.mkdtemp(prefix="sekisho-schema-"))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+
 from server_fixtures.support import CITY, REPO, make_settings, run_server
 
 CHROMIUM = "/usr/bin/chromium"

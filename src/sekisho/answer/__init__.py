@@ -8,7 +8,7 @@ from sekisho.answer.ask import Answer, ask, ask_stream, finish, no_passage_compl
 from sekisho.answer.citations import Citation, cited_numbers, resolve_citations
 from sekisho.answer.faithfulness import FaithfulnessReport, SentenceSupport, check_faithfulness, is_not_found
 from sekisho.answer.prompt import SYSTEM_PROMPT, build_request, confident_hits, passages_from_hits, request_for_passages
-from sekisho.answer.text import NOT_FOUND
+from sekisho.text import NOT_FOUND
 
 __all__ = [
     "NOT_FOUND",

@@ -10,9 +10,9 @@ from typing import Protocol
 from sekisho.answer.citations import Citation, resolve_citations
 from sekisho.answer.faithfulness import FaithfulnessReport, check_faithfulness, is_not_found
 from sekisho.answer.prompt import build_request, confident_hits
-from sekisho.answer.text import NOT_FOUND
 from sekisho.models.protocol import ChatRequest, Completion
 from sekisho.store.records import Hit
+from sekisho.text import NOT_FOUND
 
 
 class Searchable(Protocol):

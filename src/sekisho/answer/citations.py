@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sekisho.answer.text import CITATION_RE, citation_numbers
 from sekisho.store.records import Hit
+from sekisho.text import CITATION_RE, citation_numbers
 
 
 @dataclass(frozen=True)

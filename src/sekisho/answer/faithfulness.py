@@ -16,23 +16,23 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sekisho.answer.text import (
+from sekisho.models.protocol import Passage
+from sekisho.text import (
     CITATION_RE,
     LATIN_WORD,
     NOT_FOUND,
     citation_numbers,
+    compact,
     content_runs,
     content_units,
+    english_stem,
     match_units,
     named_entities,
-    normalize,
     numbers,
     sentences,
     split_sentences,
     western_years,
 )
-from sekisho.ingest.normalize import english_stem
-from sekisho.models.protocol import Passage
 
 # Chosen on the dev split of bench/faithfulness_jsquad.py (see docs/benchmarks.md): dev F1 is flat
 # from 0.3 to 0.6 because the hard rules (numbers, names, new terms) catch most wrong answers; of
@@ -83,7 +83,7 @@ class _Evidence:
 
 
 def is_not_found(answer_text: str) -> bool:
-    return normalize(CITATION_RE.sub("", answer_text)).rstrip("。.") == NOT_FOUND
+    return compact(CITATION_RE.sub("", answer_text)).rstrip("。.") == NOT_FOUND
 
 
 def answer_sentences(answer_text: str) -> list[tuple[str, tuple[int, ...]]]:
@@ -94,7 +94,7 @@ def answer_sentences(answer_text: str) -> list[tuple[str, tuple[int, ...]]]:
         raw = answer_text[s:e]
         cited = [n for m in CITATION_RE.finditer(raw) for n in citation_numbers(m.group(1))]
         text = CITATION_RE.sub("", raw).strip()
-        if not normalize(text).strip("。.、,") and out:
+        if not compact(text).strip("。.、,") and out:
             out[-1][1].extend(cited)
         elif text:
             out.append((text, cited))
@@ -137,14 +137,14 @@ def check_faithfulness(
         supported = support >= threshold and not missing
         bad = tuple(n for n in valid_cited if judged[n][0] < threshold or judged[n][1]) if supported else ()
         results.append(SentenceSupport(text, cited, round(support, 3), supported, best, tuple(missing), bad))
-    weights = [len(normalize(r.text)) for r in results]
+    weights = [len(compact(r.text)) for r in results]
     score = sum(w * (r.support if r.supported else 0.0) for w, r in zip(weights, results)) / max(1, sum(weights))
     return FaithfulnessReport(tuple(results), round(score, 3), tuple(invalid))
 
 
 def _evidence(p: Passage) -> _Evidence:
     whole = western_years(f"{p.title}\n{p.text}")
-    return _Evidence(p, normalize(whole), content_units(whole) | match_units(whole), numbers(whole))
+    return _Evidence(p, compact(whole), content_units(whole) | match_units(whole), numbers(whole))
 
 
 def _judge(

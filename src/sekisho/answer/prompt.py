@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from sekisho.answer.text import NOT_FOUND
 from sekisho.models.protocol import ChatRequest, Message, Passage
 from sekisho.store.records import Hit
+from sekisho.text import NOT_FOUND
 
 SYSTEM_PROMPT = (
     "あなたは組織の文書だけを根拠に答えるアシスタントです。\n"

@@ -30,9 +30,9 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from sekisho.answer.prompt import Style, request_for_passages
-from sekisho.answer.text import NOT_FOUND, answer_context, strip_citations
 from sekisho.config import BackendConfig
 from sekisho.models.protocol import ChatRequest, Completion, Passage
+from sekisho.text import NOT_FOUND, answer_context, strip_citations
 
 # Candidates: passages scoring at least this share of the best, at most EACH_LIMIT of them. On 120
 # JSQuAD questions (k=3) this read 1.7 passages per question; the right one was among them for

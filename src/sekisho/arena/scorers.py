@@ -8,11 +8,10 @@ report never guesses whether lower is better.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 
-from sekisho.answer import NOT_FOUND
+from sekisho.text import NOT_FOUND, compact, nfkc
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,7 @@ _SPACE = re.compile(r"\s+")
 
 def normalize_answer(text: str) -> str:
     """The JSQuAD scoring normalisation: NFKC (full-width -> half-width), whitespace removed."""
-    return _SPACE.sub("", unicodedata.normalize("NFKC", text))
+    return compact(text)
 
 
 def exact_match(prediction: str, golds: list[str] | tuple[str, ...]) -> float:
@@ -111,7 +110,7 @@ _CHOICE_LETTER = re.compile(r"(?<![A-Za-z])([A-Ea-e])(?![A-Za-z])")
 def parse_choice(text: str, choices: list[str] | tuple[str, ...], *, base: int = 0) -> int | None:
     """Which choice a generated answer names: a number (as numbered in the prompt, from `base`),
     a letter A-E, or the choice's own text. None when it names none or several."""
-    norm = unicodedata.normalize("NFKC", text).strip()
+    norm = nfkc(text).strip()
     m = _CHOICE_DIGIT.search(norm)
     if m and 0 <= int(m.group(1)) - base < len(choices):
         return int(m.group(1)) - base

@@ -19,7 +19,6 @@ import json
 import os
 import sqlite3
 import threading
-import unicodedata
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -31,7 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sekisho.audit.signing import canonical_json, load_or_create_key, public_key_b64, sha256_hex, sign, signature_valid
-from sekisho.guard.recognizers.dates import DATE_RE, parse_date
+from sekisho.text import nfkc, parse_day
 
 GENESIS = "0" * 64
 CHECKPOINT = "checkpoint"
@@ -103,13 +102,12 @@ def utc_now() -> str:
 def _timestamp(value: datetime | str) -> str:
     """A cut-off in the log's own timestamp form, so that string comparison is time order."""
     if isinstance(value, str):
-        text = unicodedata.normalize("NFKC", value).strip()
+        text = nfkc(value).strip()
         try:
             value = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
             # Japanese forms too: 令和8年4月1日, R8.4.1, 2026年4月1日 (midnight UTC of that day).
-            match = DATE_RE.fullmatch(text)
-            day = parse_date(match) if match else None
+            day = parse_day(text)
             if day is None:
                 raise AuditError(f"{value!r}: not a date (e.g. 2026-04-01, 令和8年4月1日, 2026-04-01T09:00:00Z)") from None
             value = datetime(day.year, day.month, day.day, tzinfo=UTC)

@@ -9,13 +9,13 @@ the caller wants, keyed hashes of the masked values).
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from sekisho.guard.findings import Finding, entity_label
 from sekisho.guard.roles import Principal
+from sekisho.text import nfkc
 
 # Models copy placeholders imperfectly: full-width brackets, a full-width underscore or digits,
 # spaces inside. Restoration accepts those variants.
@@ -25,7 +25,7 @@ _LONGEST_PLACEHOLDER = 32  # characters a stream may hold back while a placehold
 
 def _value_key(entity: str, value: str) -> tuple[str, str]:
     """The same value written differently (全角/半角, spaces, hyphens) is the same value."""
-    normal = unicodedata.normalize("NFKC", value)
+    normal = nfkc(value)
     return entity, re.sub(r"[\s\-‐－ー−]", "", normal) if any(c.isdigit() for c in normal) else normal.strip()
 
 
@@ -105,7 +105,7 @@ class MaskSession:
             return text
 
         def value_of(match: re.Match[str]) -> str:
-            number = unicodedata.normalize("NFKC", match.group(2))
+            number = nfkc(match.group(2))
             return self._values.get(f"<{match.group(1)}_{int(number)}>", match.group(0))
 
         return _PLACEHOLDER.sub(value_of, text)

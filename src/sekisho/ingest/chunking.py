@@ -7,25 +7,17 @@ characters the reader will find in the source.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sekisho.ingest.normalize import normalize
 from sekisho.store.records import Chunk, Location
+from sekisho.text import clean, sentence_spans, trim_span
 
 DEFAULT_CHUNK_CHARS = 400
 DEFAULT_CHUNK_OVERLAP = 80
 
-_ENDERS = frozenset("。！？!?．｡")
-_OPENERS = frozenset("「『（(【〔〈《［[｛{“")
-_CLOSERS = frozenset("」』）)】〕〉》］]｝}”’\"'")
-_QUOTATIVE = frozenset("とっ")
-_SIGNIFICANT = re.compile("[" + re.escape("".join(sorted(_ENDERS | _OPENERS | _CLOSERS | {".", "\n"}))) + "]")
-_LOWER_NEXT = re.compile(r"[ \t]+[a-z]")
 # Where an over-long sentence may be cut when it must be: after a comma or a space.
 _SOFT_BREAKS = frozenset("、，,；;：: \u3000")
-_WHITESPACE = " \t\r\n\u3000\f\v"
 
 
 @dataclass(frozen=True)
@@ -39,78 +31,6 @@ class Section:
     page: int | None = None
 
 
-def _trimmed(text: str, start: int, end: int) -> tuple[int, int] | None:
-    while start < end and text[start] in _WHITESPACE:
-        start += 1
-    while end > start and text[end - 1] in _WHITESPACE:
-        end -= 1
-    return (start, end) if start < end else None
-
-
-def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
-    """(start, end) of each sentence in text[start:end], whitespace trimmed.
-
-    A sentence ends at 。！？!?． (a '.' only before whitespace and not after a digit), taking any
-    closing brackets with it (「…です。」 stays whole), or at a line break: lists, headings and
-    table rows in official documents end without punctuation. An ender inside brackets does not
-    end the sentence unless the brackets close right after it.
-    """
-    end = len(text) if end is None else end
-    spans: list[tuple[int, int]] = []
-    seg = start
-    depth = 0
-    i = start
-
-    def close(at: int) -> None:
-        nonlocal seg
-        span = _trimmed(text, seg, at)
-        if span:
-            spans.append(span)
-        seg = at
-
-    while i < end:
-        # Jump over ordinary characters; only these can change the bracket depth or end a sentence.
-        found = _SIGNIFICANT.search(text, i, end)
-        if found is None:
-            break
-        i = found.start()
-        ch = text[i]
-        if ch == "\n":
-            close(i)
-            depth = 0
-            i += 1
-            continue
-        if ch in _OPENERS:
-            depth += 1
-        elif ch in _CLOSERS:
-            depth = max(0, depth - 1)
-        elif ch in _ENDERS or (ch == "." and _ends_latin_sentence(text, i, end)):
-            j = i + 1
-            closed = False
-            while j < end and (text[j] in _ENDERS or text[j] in _CLOSERS):
-                if text[j] in _CLOSERS:
-                    depth = max(0, depth - 1)
-                    closed = True
-                j += 1
-            # 「…です。」と言った: a quotative particle after the quote continues the sentence.
-            quoted_on = closed and j < end and text[j] in _QUOTATIVE
-            if depth == 0 and not quoted_on:
-                close(j)
-            i = j
-            continue
-        i += 1
-    close(end)
-    return spans
-
-
-def _ends_latin_sentence(text: str, i: int, end: int) -> bool:
-    """A '.' before whitespace, not after a digit (3.14) and not before a lower-case word
-    ("8:30 a.m. to", "e.g. the"): abbreviations do not end sentences."""
-    before = text[i - 1] if i > 0 else ""
-    after = text[i + 1] if i + 1 < end else " "
-    return after in _WHITESPACE and not before.isdigit() and not _LOWER_NEXT.match(text, i + 1, end)
-
-
 def _split_long(text: str, span: tuple[int, int], max_chars: int) -> list[tuple[int, int]]:
     """Cut one sentence longer than max_chars into pieces, after a comma or space when one lies
     in the second half of the window, otherwise at the bound."""
@@ -119,11 +39,11 @@ def _split_long(text: str, span: tuple[int, int], max_chars: int) -> list[tuple[
     while end - start > max_chars:
         limit = start + max_chars
         cut = next((k + 1 for k in range(limit - 1, start + max_chars // 2, -1) if text[k] in _SOFT_BREAKS), limit)
-        piece = _trimmed(text, start, cut)
+        piece = trim_span(text, start, cut)
         if piece:
             pieces.append(piece)
         start = cut
-    rest = _trimmed(text, start, end)
+    rest = trim_span(text, start, end)
     if rest:
         pieces.append(rest)
     return pieces
@@ -176,7 +96,7 @@ def chunk(
                     doc_id=doc_id,
                     ordinal=len(chunks),
                     text=original,
-                    norm_text=normalize(original),
+                    norm_text=clean(original),
                     location=Location(start=start, end=end, page=section.page, heading=section.heading),
                 )
             )

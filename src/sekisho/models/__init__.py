@@ -18,15 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sekisho.config import BackendConfig, Settings, resolve_path
-from sekisho.models.protocol import (
-    Backend,
-    BackendError,
-    ChatRequest,
-    Completion,
-    Message,
-    ModelInfo,
-    Passage,
-)
+from sekisho.models.protocol import Backend, BackendError, ChatRequest, Completion, Message, ModelInfo, Passage
 
 __all__ = [
     "BACKEND_KINDS",

@@ -33,11 +33,20 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from sekisho.answer.text import (LATIN_WORD, NOT_FOUND, content_units, match_units, morphemes, normalize, question_content,
-                                 split_sentences, without_interrogatives)
 from sekisho.config import BackendConfig
-from sekisho.ingest.normalize import english_stem
 from sekisho.models.protocol import ChatRequest, Completion, ModelInfo, Passage
+from sekisho.text import (
+    LATIN_WORD,
+    NOT_FOUND,
+    compact,
+    content_units,
+    english_stem,
+    match_units,
+    morphemes,
+    question_content,
+    split_sentences,
+    without_interrogatives,
+)
 
 NO_DOCUMENTS = (
     "この抽出型バックエンドは文書から回答を抜き出す方式のため、資料を伴わない質問にはお答えできません。"
@@ -56,7 +65,7 @@ class AnswerType:
 
 
 def answer_type(question: str) -> AnswerType:
-    q = normalize(question)
+    q = compact(question)
     if _HOURS.search(q):
         return AnswerType("time")
     if _PHONE_QUESTION.search(q):
@@ -83,7 +92,7 @@ def answer_type(question: str) -> AnswerType:
 # Hours of service, the commonest question an office document answers: 「開館時間は？」 wants
 # 午前9時から午後8時, not the sentence that merely repeats 開館時間 (「開館時間外は…返却ポストに」).
 _HOURS = re.compile(r"(?:開館|閉館|受付|営業|診療|開庁|窓口|利用|取扱|取り扱い)時間|何時から|何時まで|何時に|"
-                    r"(?i:openinghours|businesshours|officehours|whattime|openuntil)")  # normalize() drops spaces
+                    r"(?i:openinghours|businesshours|officehours|whattime|openuntil)")  # compact() drops spaces
 _PHONE_QUESTION = re.compile(r"電話番号|連絡先|問い合わせ先|問合せ先|(?i:phonenumber|whomdoicall|whodoicall)")
 _PHONE = re.compile(r"\d{2,5}-\d{1,4}-\d{3,4}|\d{10,11}")
 _CLOCK = re.compile(r"\d+\s*時|午前|午後|正午|\d{1,2}:\d{2}|(?i:\b[ap]\.?m\b\.?)")
@@ -207,7 +216,7 @@ _ANSWERING_LABELS = (
 
 def _label_words_asked(question: str) -> list[re.Pattern[str]]:
     """What a label must name to answer `question` (one pattern per kind of thing it asks for)."""
-    q = normalize(question)
+    q = compact(question)
     return [names for asks, names in _ANSWERING_LABELS if asks.search(q)]
 
 
@@ -222,7 +231,7 @@ def _answers_by_label(asked: list[re.Pattern[str]], content: set[str], s: _Sente
 
 def _unmatched(text: str, question_grams: set[str]) -> str:
     """The sentence with every character the question's bigrams cover blanked out: where the answer is."""
-    t = normalize(text)
+    t = compact(text)
     covered = [False] * len(t)
     for i in range(len(t) - 1):
         if t[i : i + 2] in question_grams:
@@ -243,10 +252,10 @@ class Extraction:
 
     def render(self, question: str) -> str:
         body = self.quote.strip()
-        title = normalize(self.passage.title)
+        title = compact(self.passage.title)
         # A sentence lifted out of its document often leans on the document's topic ("この時期に…");
         # when neither the question nor the sentence names that topic, label the quote with it.
-        if title and title not in normalize(question) and title not in normalize(body):
+        if title and title not in compact(question) and title not in compact(body):
             body = f"【{self.passage.title.strip()}】{body}"
         return f"{body} [{self.passage.n}]"
 
@@ -373,11 +382,11 @@ def _answering_neighbour(
     leads up to, or None when the best sentence itself says something the question did not."""
     novel = _unmatched(best.text, q_grams).replace(" ", "")
     around = [s for s in sents if s.passage is best.passage and abs(s.index - best.index) == 1]
-    follow = [s for s in around if s.index > best.index and _ANAPHOR.match(normalize(s.text))]
-    restates = len(novel) < 0.5 * len(normalize(best.text)) or kind.kind != "any"
+    follow = [s for s in around if s.index > best.index and _ANAPHOR.match(compact(s.text))]
+    restates = len(novel) < 0.5 * len(compact(best.text)) or kind.kind != "any"
     if not restates:
         # "...方法を探究している。これを検索エンジン最適化と呼ぶ。": the next sentence names what this one describes.
-        return follow[0] if follow and _NAMING.search(normalize(question)) else None
+        return follow[0] if follow and _NAMING.search(compact(question)) else None
     if kind.kind != "any":
         around = [s for s in around if _has_candidate(s.text, kind)]
         if not around:

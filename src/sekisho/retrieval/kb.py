@@ -9,7 +9,6 @@ calibration between BM25 and cosine, which have incomparable scales.
 from __future__ import annotations
 
 import threading
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -19,6 +18,7 @@ from sekisho.retrieval.embed import Embedder, EmbedderError, load_embedder
 from sekisho.retrieval.rerank import Rescorer, features, rescore
 from sekisho.retrieval.tokenize import Analyzer, analyzer, char_bigrams
 from sekisho.store import Chunk, Document, Hit, Store, open_store
+from sekisho.text import nfkc
 
 Mode = Literal["hybrid", "lexical", "dense"]
 
@@ -78,7 +78,7 @@ def _passage_text(title: str, chunk: Chunk) -> str:
     context = [title, *chunk.location.heading]
     prefix = " / ".join(p for p in context if p)
     body = chunk.norm_text
-    return f"{unicodedata.normalize('NFKC', prefix)}\n{body}" if prefix else body
+    return f"{nfkc(prefix)}\n{body}" if prefix else body
 
 
 class KnowledgeBase:
@@ -152,7 +152,7 @@ class KnowledgeBase:
         if mode not in MODES:
             raise ValueError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
         depth = depth or self.fusion.depth
-        query = unicodedata.normalize("NFKC", query).strip()
+        query = nfkc(query).strip()
         terms = self.analyzer.tokenize(query) if query else []
         # One list after the other: the query embedding and the dense product each keep every core
         # busy already, and a BM25 thread beside them stalls the embedder's OpenMP barriers
@@ -192,7 +192,7 @@ class KnowledgeBase:
         if not rescorer.depth or not fused:
             return fused
         head = fused[: rescorer.depth]
-        matrix = features(unicodedata.normalize("NFKC", query), found.terms, head, found.lexical, found.dense,
+        matrix = features(nfkc(query), found.terms, head, found.lexical, found.dense,
                           self.passages([cid for cid, _ in head]))
         return rescore(rescorer, fused, matrix)
 

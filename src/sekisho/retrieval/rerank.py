@@ -12,13 +12,13 @@ characters, no model call.
 from __future__ import annotations
 
 import math
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from sekisho.retrieval.tokenize import char_bigrams
+from sekisho.text import nfkc
 
 FEATURES: tuple[str, ...] = (
     "fused",  # the RRF score the candidate came with
@@ -48,7 +48,7 @@ class Rescorer:
 
 
 def _normal(text: str) -> str:
-    return "".join(unicodedata.normalize("NFKC", text).lower().split())
+    return "".join(nfkc(text).lower().split())
 
 
 def longest_common_substring(query: str, text: str) -> int:

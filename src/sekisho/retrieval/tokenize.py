@@ -11,14 +11,10 @@ form were chosen by measurement on JSQuAD (docs/benchmarks.md, ## Retrieval).
 from __future__ import annotations
 
 import re
-import threading
-import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-from sudachipy import Dictionary, SplitMode
-
-from sekisho.ingest.normalize import english_stem
+from sekisho.text import SPLIT_MODES, english_stem, nfkc, tokenizer
 
 # Part-of-speech (first level, as Sudachi names them) whose words never decide relevance.
 DROPPED_POS = frozenset({"助詞", "助動詞", "補助記号", "記号", "空白"})
@@ -32,7 +28,6 @@ ENGLISH_STOPWORDS = frozenset(
 _ASCII_WORD = re.compile(r"[0-9a-z]+(?:['.][0-9a-z]+)*")
 # A run of letters/digits outside ASCII (kanji, kana, hangul...): where character pairs are cut.
 _CJK_RUN = re.compile(r"[^\W\x00-\x7f_]+")
-_MODES = {"A": SplitMode.A, "B": SplitMode.B, "C": SplitMode.C}
 # Sudachi rejects inputs over 49,149 bytes; 12,000 characters stay under it even at 4 bytes each.
 _MAX_CHARS = 12_000
 
@@ -45,34 +40,25 @@ class Term:
 
 
 class Analyzer:
-    """SudachiPy with a fixed split mode and term form. Thread-safe: a Sudachi tokenizer is not,
-    so each thread gets its own (the dictionary underneath is shared)."""
+    """SudachiPy with a fixed split mode and term form. Thread-safe: each thread analyses with its
+    own tokenizer over the one shared dictionary (sekisho.text.tokenizer)."""
 
     def __init__(self, mode: str = "B", form: str = "normalized", dropped_pos: frozenset[str] = DROPPED_POS):
-        if mode not in _MODES:
+        if mode not in SPLIT_MODES:
             raise ValueError(f"unknown Sudachi split mode {mode!r} (A, B or C)")
         if form not in ("normalized", "surface", "dictionary"):
             raise ValueError(f"unknown term form {form!r} (normalized, surface or dictionary)")
         self.mode = mode
         self.form = form
         self.dropped_pos = dropped_pos
-        self._dictionary = Dictionary(dict="core")
-        self._local = threading.local()
-
-    def _tokenizer(self):
-        tok = getattr(self._local, "tokenizer", None)
-        if tok is None:
-            tok = self._dictionary.tokenizer(mode=_MODES[self.mode])
-            self._local.tokenizer = tok
-        return tok
 
     def terms(self, text: str) -> list[Term]:
         """Index terms with their offsets in `text` (offsets refer to `text` as given, which
         highlighting relies on; Sudachi folds width and case internally)."""
         out: list[Term] = []
-        tokenizer = self._tokenizer()
+        analyse = tokenizer(self.mode).tokenize
         for base, piece in _pieces(text):
-            for m in tokenizer.tokenize(piece):
+            for m in analyse(piece):
                 pos = m.part_of_speech()[0]
                 if pos in self.dropped_pos:
                     continue
@@ -82,7 +68,7 @@ class Analyzer:
         return out
 
     def _term(self, m) -> str | None:
-        surface = unicodedata.normalize("NFKC", m.surface()).lower().strip()
+        surface = nfkc(m.surface()).lower().strip()
         if not surface:
             return None
         if _ASCII_WORD.fullmatch(surface):
@@ -97,7 +83,7 @@ class Analyzer:
             term = m.dictionary_form()
         else:
             term = surface
-        return unicodedata.normalize("NFKC", term).lower().strip() or None
+        return nfkc(term).lower().strip() or None
 
     def tokenize(self, text: str) -> list[str]:
         return [t.term for t in self.terms(text)]
@@ -143,6 +129,6 @@ def char_bigrams(text: str) -> list[str]:
     shares its pairs. Added to the Sudachi terms they raised BM25 R@1 on JSQuAD from 0.900 to 0.916
     (docs/benchmarks.md). ASCII is left to the English path: pairs of Latin letters are noise."""
     out: list[str] = []
-    for run in _CJK_RUN.findall(unicodedata.normalize("NFKC", text).lower()):
+    for run in _CJK_RUN.findall(nfkc(text).lower()):
         out += [run[i:i + 2] for i in range(len(run) - 1)]
     return out

@@ -14,12 +14,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
+from sekisho.models.protocol import BackendError
 from sekisho.server import api
 from sekisho.server.deps import AppState, audit_event, authenticate, state_of
 from sekisho.server.errors import ApiError
-from sekisho.answer.text import CITATION_RE, citation_numbers
-from sekisho.models.protocol import BackendError
 from sekisho.server.security import SESSION_COOKIE, SESSION_TTL_S, Caller, Permission, may
+from sekisho.text import CITATION_RE, citation_numbers
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(include_in_schema=False)

@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import re
 
-from sekisho.guard.recognizers.base import (
-    CODE_CONTEXT,
-    LEAD,
-    NUM_RIGHT,
-    SEP_OR_SPACE,
-    PatternRecognizer,
-    digits_of,
-)
+from sekisho.guard.recognizers.base import CODE_CONTEXT, LEAD, NUM_RIGHT, SEP_OR_SPACE, PatternRecognizer, digits_of
 from sekisho.guard.recognizers.checkdigits import (
     ean13_valid,
     is_valid_card_number,

@@ -114,7 +114,7 @@ def _gguf_module():
     return module
 
 
-# Sub-billion models are misled by a second passage (docs/benchmarks.md, ## Answers, session 4):
+# Sub-billion models are misled by a second passage (docs/benchmarks-history.md, ## Answers, session 4):
 # configured as a user should configure them.
 SMALL_MODEL_PASSAGES = {"qwen05b": 1, "gemma270m": 1}
 

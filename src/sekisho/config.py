@@ -60,7 +60,7 @@ class BackendConfig(_Section):
     # "each": every candidate passage is read in a request of its own and the answer the model and
     # the retriever jointly believe in is kept (answer/reading.py). Qwen2.5-Coder-1.5B on JSQuAD:
     # open-domain F1 0.057 below reading comprehension reading together (120 questions), 0.008
-    # below reading apart (300 held-out ones; docs/benchmarks.md, ## Answers, session 8), for 1.7x
+    # below reading apart (300 held-out ones; docs/benchmarks-history.md, ## Answers, session 8), for 1.7x
     # the generations plus a scoring pass per reading and one more when the answers differ.
     # Needs a backend that can score a reply: llama.cpp.
     read_passages: Literal["together", "each"] = "together"

@@ -41,11 +41,11 @@ EACH_SHARE = 0.05
 EACH_LIMIT = 3
 # Chosen on the first 60 of those questions (plateau from 1.5 to 3), reported on the other 60.
 READER_WEIGHT = 2.0
-# Chosen on those 120 questions (plateau from 1 to 3), reported on 300 others (docs/benchmarks.md,
+# Chosen on those 120 questions (plateau from 1 to 3), reported on 300 others (docs/benchmarks-history.md,
 # ## Answers, session 7).
 CONTEXT_WEIGHT = 2.0
 # Chosen on those 420 questions (plateau from 1.5 to 2 on both samples), reported on 300 others
-# (docs/benchmarks.md, ## Answers, session 8).
+# (docs/benchmarks-history.md, ## Answers, session 8).
 TOGETHER_WEIGHT = 2.0
 
 

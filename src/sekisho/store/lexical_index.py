@@ -4,7 +4,7 @@ Why a second index: FTS5 scores every chunk that matches any OR'ed query term, s
 a question's common terms make it walk most of the index. tantivy's block-max WAND skips the
 postings that cannot reach the top k: over every query term it answered in p95 6 ms where FTS5
 needed 400 ms (79 ms with its rarest-terms budget), and it ranks with the same BM25 (k1 1.2, b 0.75)
-over the same terms (docs/benchmarks.md, "BM25 engines at 100k").
+over the same terms (docs/benchmarks-history.md, "BM25 engines at 100k").
 
 SQLite stays the truth; this index is derived data in `<store file>.lexical/`, rebuilt or caught up
 from the store whenever it lags:

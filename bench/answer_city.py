@@ -21,7 +21,7 @@ from pathlib import Path
 from answer_jsquad import REPO, settings_with
 from sekisho.config import AuditConfig, StoreConfig
 from sekisho.guard.gateway import Gateway
-from sekisho.guard.roles import Principal, Role
+from sekisho.identity import Principal, Role
 from sekisho.ingest import ingest_paths
 from sekisho.retrieval import open_knowledge_base
 

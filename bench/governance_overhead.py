@@ -26,8 +26,8 @@ from sekisho.answer import request_for_passages
 from sekisho.audit import AuditLog
 from sekisho.config import Settings
 from sekisho.guard.gateway import Gateway
-from sekisho.guard.roles import Principal, Role
 from sekisho.guard.scan import scan
+from sekisho.identity import Principal, Role
 from sekisho.models import Passage
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -166,7 +166,7 @@ def test_readme_examples_through_the_gateway_with_default_settings(tmp_path):
     # the default passage policy, the governed path. 転入届はいつまでに… is the README's own example;
     # the 転出届 section's deadline shares いつまでに's "までに" with it, which is no evidence.
     from sekisho.guard.gateway import Gateway
-    from sekisho.guard.roles import Principal, Role
+    from sekisho.identity import Principal, Role
 
     settings = Settings.model_validate({"base_dir": str(tmp_path), "store": {"path": "kb.db"},
                                         "audit": {"path": "audit.db", "key_path": "signing.key"}})

@@ -11,7 +11,7 @@ import pytest
 from sekisho.answer.reading import EACH_LIMIT, EACH_SHARE, Reading, best_reading, passage_policy, read_each
 from sekisho.config import BackendConfig, ConfigError, GuardConfig, Settings, load_settings
 from sekisho.guard.gateway import Gateway
-from sekisho.guard.roles import Principal, Role
+from sekisho.identity import Principal, Role
 from sekisho.ingest import ingest_text
 from sekisho.models import ChatRequest, Completion, Message, Passage, open_backend
 from sekisho.retrieval import open_knowledge_base

@@ -11,7 +11,7 @@ from sekisho.answer import request_for_passages
 from sekisho.cli import app
 from sekisho.config import load_settings
 from sekisho.guard.gateway import Gateway
-from sekisho.guard.roles import Principal, Role
+from sekisho.identity import Principal, Role
 from sekisho.models import Passage
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from sekisho.config import Settings
 from sekisho.guard.gateway import NO_PASSAGES, Gateway
-from sekisho.guard.roles import Principal, Role
+from sekisho.identity import Principal, Role
 from sekisho.ingest import ingest_text
 from sekisho.models import BackendError
 from sekisho.retrieval import open_knowledge_base

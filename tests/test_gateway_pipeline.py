@@ -15,7 +15,7 @@ from sekisho.answer import request_for_passages
 from sekisho.audit.review import ReviewError, ReviewPermissionError
 from sekisho.config import BackendConfig, Settings
 from sekisho.guard.gateway import Gateway
-from sekisho.guard.roles import Principal, Role
+from sekisho.identity import Principal, Role
 from sekisho.models import BackendError, ChatRequest, Message, Passage
 
 # A My Number with its check digit computed by hand (番号法施行令 8条): for the first 11 digits

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sekisho.guard.findings import Finding
 from sekisho.guard.masking import MaskSession
-from sekisho.guard.roles import Principal, Role
+from sekisho.identity import Principal, Role
 
 ALICE = Principal("alice", Role.USER)
 BOB = Principal("bob", Role.USER)

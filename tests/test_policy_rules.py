@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sekisho.guard.policy import DEFAULT_POLICY_TOML, Action, PolicyError, load_policy
-from sekisho.guard.roles import Role
+from sekisho.identity import Role
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "policy.toml"
 

@@ -13,7 +13,7 @@ from sekisho.audit import ProvenanceError, export_manifest, verify_manifest
 from sekisho.audit.signing import public_key_b64
 from sekisho.config import Settings
 from sekisho.guard.gateway import Gateway
-from sekisho.guard.roles import Principal, Role
+from sekisho.identity import Principal, Role
 from sekisho.models import Passage
 
 ALICE = Principal("alice", Role.USER)

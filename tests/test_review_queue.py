@@ -7,7 +7,7 @@ import pytest
 
 from sekisho.audit.log import AuditLog
 from sekisho.audit.review import ReviewError, ReviewPermissionError, ReviewQueue, ReviewStatus
-from sekisho.guard.roles import Principal, Role
+from sekisho.identity import Principal, Role
 
 ALICE = Principal("alice", Role.USER)
 REVIEWER = Principal("rin", Role.REVIEWER)

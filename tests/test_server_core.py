@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sekisho.cli import app as cli
-from sekisho.guard.roles import Role
+from sekisho.identity import Role
 from sekisho.server.keys import KeyStoreError, SQLiteKeyStore
 from sekisho.server.security import RateLimiter
 

@@ -13,7 +13,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-from sekisho.guard.roles import Role
+from sekisho.identity import Role
 from sekisho.ingest import ingest_bytes
 from sekisho.retrieval import open_knowledge_base
 from sekisho.server.app import create_app

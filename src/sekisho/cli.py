@@ -8,16 +8,11 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
 
-from sekisho.config import ConfigError, Settings, load_settings
+from sekisho.config import Settings, load_settings
+from sekisho.errors import SekishoError
 
-app = typer.Typer(
-    name="sekisho",
-    help="関所 sekisho: 文書検索・根拠付き回答・ガバナンス・モデル評価を一台で。",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
 console = Console()
 err = Console(stderr=True)
 
@@ -28,15 +23,31 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+class _OneLineErrors(TyperGroup):
+    """The CLI's one error boundary: every SekishoError from any command (and from loading the
+    configuration) is printed as its one line, and the command exits with the error's code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SekishoError as exc:
+            raise fail(str(exc), exc.exit_code) from None
+
+
+app = typer.Typer(
+    cls=_OneLineErrors,
+    name="sekisho",
+    help="関所 sekisho: 文書検索・根拠付き回答・ガバナンス・モデル評価を一台で。",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 @app.callback()
 def main(
     ctx: typer.Context,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="設定ファイル (TOML)")] = None,
 ) -> None:
-    try:
-        ctx.obj = load_settings(config)
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
+    ctx.obj = load_settings(config)
 
 
 def settings_of(ctx: typer.Context) -> Settings:
@@ -58,22 +69,18 @@ def ingest_command(
     from rich.markup import escape
 
     from sekisho.ingest import ChunkSize, ingest_paths
-    from sekisho.retrieval import EmbedderError, open_knowledge_base
-    from sekisho.store import StoreError
+    from sekisho.retrieval import open_knowledge_base
 
     settings = settings_of(ctx)
-    try:
-        with open_knowledge_base(settings) as kb:
-            report = ingest_paths(
-                kb, paths, prune=prune, tags=tag or (), max_bytes=int(max_mb * 2**20),
-                chunk_size=ChunkSize.from_settings(settings),
-            )
-            # Closing brings the BM25 index beside the store up to date: seconds after a large
-            # first ingest (8.6 s at 100k chunks), so say what the wait is.
-            with err.status("検索索引を更新中 (updating the search index)…"):
-                kb.close()
-    except (StoreError, EmbedderError) as exc:
-        raise fail(str(exc)) from None
+    with open_knowledge_base(settings) as kb:
+        report = ingest_paths(
+            kb, paths, prune=prune, tags=tag or (), max_bytes=int(max_mb * 2**20),
+            chunk_size=ChunkSize.from_settings(settings),
+        )
+        # Closing brings the BM25 index beside the store up to date: seconds after a large
+        # first ingest (8.6 s at 100k chunks), so say what the wait is.
+        with err.status("検索索引を更新中 (updating the search index)…"):
+            kb.close()
     console.print(report.summary(), highlight=False, soft_wrap=True)
     for path in report.removed:
         console.print(f"削除 (removed): {escape(path)}", highlight=False, soft_wrap=True)
@@ -96,18 +103,14 @@ def search_command(
 
     from rich.markup import escape
 
-    from sekisho.guard.roles import cli_principal
-    from sekisho.retrieval import MODES, EmbedderError, highlight, open_knowledge_base
-    from sekisho.store import StoreError
+    from sekisho.identity import cli_principal
+    from sekisho.retrieval import MODES, highlight, open_knowledge_base
 
     if mode not in MODES:
         raise fail(f"--mode {mode!r}: choose one of {', '.join(MODES)}")
-    try:
-        with open_knowledge_base(settings_of(ctx)) as kb:
-            empty = not kb.store.documents()
-            hits = [] if empty else kb.search(query, k=k, tags=cli_principal().tags, mode=mode)  # type: ignore[arg-type]
-    except (StoreError, EmbedderError) as exc:
-        raise fail(str(exc)) from None
+    with open_knowledge_base(settings_of(ctx)) as kb:
+        empty = not kb.store.documents()
+        hits = [] if empty else kb.search(query, k=k, tags=cli_principal().tags, mode=mode)  # type: ignore[arg-type]
     if as_json:
         print(json.dumps([
             {
@@ -202,13 +205,9 @@ def ask_command(
 
     from rich.markup import escape
 
-    from sekisho.audit import AuditError, SigningKeyError
     from sekisho.guard.gateway import Gateway
-    from sekisho.guard.policy import PolicyError
-    from sekisho.guard.roles import cli_principal
-    from sekisho.models import BackendError
-    from sekisho.retrieval import EmbedderError, open_knowledge_base
-    from sekisho.store import StoreError
+    from sekisho.identity import cli_principal
+    from sekisho.retrieval import open_knowledge_base
 
     if not question.strip():
         raise fail("質問が空です (the question is empty)")
@@ -216,12 +215,8 @@ def ask_command(
     principal = cli_principal()
     if tag:
         principal = dataclasses.replace(principal, tags=tuple(tag))
-    errors = (BackendError, EmbedderError, StoreError, PolicyError, AuditError, SigningKeyError, OSError)
-    try:
-        gateway = Gateway(settings)
-        kb = open_knowledge_base(settings)
-    except errors as exc:
-        raise fail(str(exc)) from None
+    gateway = Gateway(settings)
+    kb = open_knowledge_base(settings)
     try:
         governed = gateway.ask_stream(question, principal=principal, backend=model or settings.models.default,
                                       kb=kb, k=k)
@@ -232,8 +227,6 @@ def ask_command(
         result = governed.result
         # Only an answer with no hits needs to know why; listing documents on every ask is waste.
         empty = result.answer is not None and not result.answer.hits and not kb.store.documents()
-    except errors as exc:
-        raise fail(str(exc)) from None
     finally:
         kb.close()
     if result.status != "ok":
@@ -309,12 +302,9 @@ app.add_typer(policy_app, name="policy")
 
 
 def _audit_log(ctx: typer.Context):
-    from sekisho.audit import AuditError, AuditLog, SigningKeyError
+    from sekisho.audit import AuditLog
 
-    try:
-        return AuditLog.from_settings(settings_of(ctx))
-    except (AuditError, SigningKeyError) as exc:
-        raise fail(str(exc)) from None
+    return AuditLog.from_settings(settings_of(ctx))
 
 
 def _print_json(value) -> None:
@@ -399,25 +389,16 @@ def audit_prune(
     before: Annotated[str, typer.Option("--before", help="この日時より古い記録を削除 (e.g. 2026-04-01)")],
 ) -> None:
     """保存期間を過ぎた記録を削除 (署名付きアンカーで検証可能なまま). Delete old records, keeping the chain verifiable."""
-    from sekisho.audit import AuditError
-    from sekisho.guard.roles import cli_principal
+    from sekisho.identity import cli_principal
 
-    try:
-        result = _audit_log(ctx).prune(before, actor=cli_principal().name)
-    except AuditError as exc:
-        raise fail(str(exc)) from None
+    result = _audit_log(ctx).prune(before, actor=cli_principal().name)
     console.print(f"{result.deleted} 件を削除しました (pruned); anchor at record {result.anchor_seq}", highlight=False)
 
 
 @audit_app.command("find-value")
 def audit_find_value(ctx: typer.Context, value: Annotated[str, typer.Argument(help="調べる値 (e.g. a My Number)")]) -> None:
     """マスクされた値が含まれた記録を探す (値そのものは保存されていない). Find records whose masked values include VALUE."""
-    from sekisho.audit import AuditError
-
-    try:
-        entries = _audit_log(ctx).find_value(value)
-    except AuditError as exc:
-        raise fail(str(exc)) from None
+    entries = _audit_log(ctx).find_value(value)
     for e in entries:
         print(f"{e.seq}\t{e.ts}\t{e.kind}\t{(e.record or {}).get('principal', '')}")
 
@@ -453,24 +434,14 @@ def review_show(ctx: typer.Context, review_id: Annotated[int, typer.Argument(hel
     """確認待ちの内容を表示. Show a held output."""
     from dataclasses import asdict
 
-    from sekisho.audit import ReviewError
-
-    try:
-        item = _reviews(ctx).get(review_id)
-    except ReviewError as exc:
-        raise fail(str(exc)) from None
+    item = _reviews(ctx).get(review_id)
     _print_json(asdict(item))
 
 
 def _decide(ctx: typer.Context, action: str, review_id: int, **kwargs) -> None:
-    from sekisho.audit import ReviewError
-    from sekisho.guard.roles import cli_principal
+    from sekisho.identity import cli_principal
 
-    queue = _reviews(ctx)
-    try:
-        item = getattr(queue, action)(review_id, cli_principal(), **kwargs)
-    except ReviewError as exc:
-        raise fail(str(exc)) from None
+    item = getattr(_reviews(ctx), action)(review_id, cli_principal(), **kwargs)
     console.print(f"レビュー {item.id}: {item.status.value} ({item.reviewer})", highlight=False)
 
 
@@ -513,8 +484,8 @@ def provenance_export(
     content: Annotated[Optional[Path], typer.Option("--content", help="署名する派生文書 (default: the audited text)")] = None,
 ) -> None:
     """回答の来歴を署名付きで書き出し. Export the answer with a signed manifest."""
-    from sekisho.audit import ProvenanceError, export_manifest
-    from sekisho.guard.roles import cli_principal
+    from sekisho.audit import export_manifest
+    from sekisho.identity import cli_principal
 
     options = {"exported_by": cli_principal().name}
     if content is not None:
@@ -524,8 +495,8 @@ def provenance_export(
             raise fail(f"{content}: cannot read: {exc.strerror}") from None
     try:
         export_manifest(_audit_log(ctx), seq, output, **options)
-    except (ProvenanceError, OSError) as exc:
-        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"{output}: cannot write: {exc.strerror or exc}") from None
     console.print(f"来歴を書き出しました (exported) -> {output}", highlight=False)
 
 
@@ -554,13 +525,10 @@ def policy_check(
     from rich.table import Table
 
     from sekisho.guard.findings import ENTITY_LABELS
-    from sekisho.guard.policy import PolicyError, load_policy, policy_from_settings
-    from sekisho.guard.roles import Role
+    from sekisho.guard.policy import load_policy, policy_from_settings
+    from sekisho.identity import Role
 
-    try:
-        policy = load_policy(file) if file else policy_from_settings(settings_of(ctx))
-    except PolicyError as exc:
-        raise fail(str(exc)) from None
+    policy = load_policy(file) if file else policy_from_settings(settings_of(ctx))
     table = Table("entity", "種類 label", "外部 external (user)", "構内 local (user)", title=policy.source)
     for entity, label in ENTITY_LABELS.items():
         table.add_row(entity, label, policy.action_for(entity, local=False, role=Role.USER),
@@ -589,9 +557,7 @@ def _read_scan_input(file: str) -> str:
             return decode_text(data)[0]  # .log, .csv and unknown suffixes are scanned as text
         return extract(data, name=name).text
     except UndecodableText as exc:
-        raise fail(f"{file}: {exc}") from None
-    except IngestError as exc:
-        raise fail(str(exc)) from None
+        raise IngestError(file, str(exc)) from None
 
 
 @guard_app.command("scan")
@@ -607,10 +573,10 @@ def guard_scan(
     import json
 
     from sekisho.config import resolve_path
-    from sekisho.guard import GuardError, check_output, check_prompt, load_registry, scan
-    from sekisho.guard.policy import PolicyError, policy_from_settings
-    from sekisho.guard.roles import Role, cli_principal
-    from sekisho.models import BackendError, open_backend
+    from sekisho.guard import check_output, check_prompt, load_registry, scan
+    from sekisho.guard.policy import policy_from_settings
+    from sekisho.identity import Role, cli_principal
+    from sekisho.models import open_backend
 
     settings = settings_of(ctx)
     try:
@@ -618,21 +584,15 @@ def guard_scan(
     except ValueError:
         raise fail(f"--role: unknown role {role!r}; choose from {', '.join(r.value for r in Role)}") from None
     backend_name = backend or settings.models.default
-    try:
-        local = open_backend(settings, backend_name).info().local
-        policy = policy_from_settings(settings)
-    except (BackendError, PolicyError) as exc:
-        raise fail(str(exc)) from None
+    local = open_backend(settings, backend_name).info().local
+    policy = policy_from_settings(settings)
     text = _read_scan_input(file)
-    try:
-        findings = scan(text, entities=entity or None)
-        if settings.guard.copyright_registry and not entity:
-            # Both readings of the registry: a request to imitate, and text resembling a work.
-            registry = load_registry(resolve_path(settings, settings.guard.copyright_registry))
-            copyright_findings = check_prompt(text, registry) + check_output(text, registry, policy.copyright_threshold)
-            findings = sorted(findings + copyright_findings, key=lambda f: (f.start, f.end))
-    except GuardError as exc:
-        raise fail(str(exc)) from None
+    findings = scan(text, entities=entity or None)
+    if settings.guard.copyright_registry and not entity:
+        # Both readings of the registry: a request to imitate, and text resembling a work.
+        registry = load_registry(resolve_path(settings, settings.guard.copyright_registry))
+        copyright_findings = check_prompt(text, registry) + check_output(text, registry, policy.copyright_threshold)
+        findings = sorted(findings + copyright_findings, key=lambda f: (f.start, f.end))
     for f in findings:
         action = policy.action_for(f.entity, local=local, role=who).value
         if as_json:
@@ -659,10 +619,7 @@ def serve_command(
     """API・OpenAI互換ゲートウェイ・Web画面を起動する. Serve the API, gateway and web UI."""
     from sekisho.server.app import serve
 
-    try:
-        settings = load_settings(config) if config else settings_of(ctx)
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
+    settings = load_settings(config) if config else settings_of(ctx)
     bind = host or settings.server.host
     if bind not in ("127.0.0.1", "localhost", "::1"):
         err.print(f"[yellow]注意 (warning):[/yellow] {bind} で待ち受けます。TLS 終端のリバースプロキシの背後に置いてください "
@@ -685,8 +642,8 @@ def keys_create(
     tag: Annotated[Optional[list[str]], typer.Option("--tag", "-t", help="閲覧できる文書タグ (access tag; repeatable)")] = None,
 ) -> None:
     """キーを発行し、一度だけ表示する. Create a key; the secret is printed once."""
-    from sekisho.guard.roles import Role
-    from sekisho.server.keys import KeyStoreError, open_key_store
+    from sekisho.identity import Role
+    from sekisho.server.keys import open_key_store
 
     try:
         chosen = Role(role)
@@ -695,8 +652,6 @@ def keys_create(
     store = open_key_store(settings_of(ctx))
     try:
         key, secret = store.create(chosen, name, tuple(tag or ()))
-    except KeyStoreError as exc:
-        raise fail(str(exc)) from None
     finally:
         store.close()
     err.print(f"キー {key.id} ({key.role.value}) を発行しました。この値は二度と表示されません。"
@@ -735,13 +690,11 @@ def keys_list(ctx: typer.Context) -> None:
 @keys_app.command("revoke")
 def keys_revoke(ctx: typer.Context, key_id: Annotated[str, typer.Argument(help="キーID (from `keys list`)")]) -> None:
     """キーを失効させる. Revoke a key."""
-    from sekisho.server.keys import KeyStoreError, open_key_store
+    from sekisho.server.keys import open_key_store
 
     store = open_key_store(settings_of(ctx))
     try:
         store.revoke(key_id)
-    except KeyStoreError as exc:
-        raise fail(str(exc)) from None
     finally:
         store.close()
     console.print(f"キー {key_id} を失効させました (revoked).", highlight=False)
@@ -767,8 +720,7 @@ def arena_run(
     """スイートを実行してレポートを書く. Run a suite; writes OUT/report.html and OUT/report.json."""
     from rich.markup import escape
 
-    from sekisho.arena import ArenaError, load_suite, run_suite
-    from sekisho.models import BackendError
+    from sekisho.arena import load_suite, run_suite
 
     try:
         spec = load_suite(suite)
@@ -776,8 +728,6 @@ def arena_run(
         only = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
         summary = run_suite(settings_of(ctx), spec, names, out, limit=limit, data=data, tasks=only,
                             watts_per_core=watts_per_core, console=err)
-    except (ArenaError, BackendError) as exc:
-        raise fail(str(exc)) from None
     except KeyboardInterrupt:
         raise fail(f"中断しました (interrupted): finished items are saved in {out}; run the same command to resume",
                130) from None
@@ -819,10 +769,7 @@ def arena_report(
     run_dir: Annotated[Path, typer.Argument(help="arena run で使った実行ディレクトリ (run directory)")],
 ) -> None:
     """保存済みの結果からレポートを作り直す. Rebuild report.html/json from stored results."""
-    from sekisho.arena import ArenaError, rebuild_report
+    from sekisho.arena import rebuild_report
 
-    try:
-        html, js = rebuild_report(run_dir)
-    except ArenaError as exc:
-        raise fail(str(exc)) from None
+    html, js = rebuild_report(run_dir)
     console.print(f"レポート (report): {html}  {js}", highlight=False, soft_wrap=True)

@@ -14,8 +14,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from sekisho.errors import SekishoError
 
-class ConfigError(Exception):
+
+class ConfigError(SekishoError):
     """The configuration file or an override is invalid; the message names what and where."""
 
 

@@ -18,7 +18,7 @@ import pytest
 import uvicorn
 
 from sekisho.config import Settings, load_settings
-from sekisho.guard.roles import Role
+from sekisho.identity import Role
 from sekisho.server.app import create_app
 
 REPO = Path(__file__).resolve().parents[2]

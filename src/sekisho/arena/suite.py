@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sekisho.errors import InvalidInput
+
 SUITES_DIR = Path(__file__).parent / "suites"
 DEFAULT_DATA_ROOT = Path("../shared/data")  # relative to the working directory (the repo root)
 
@@ -25,7 +27,7 @@ PRIMARY = {"squad": "f1", "accuracy": "accuracy", "leak": "leak", "refusal": "re
            "keyfacts": "keyfact_recall"}
 
 
-class ArenaError(Exception):
+class ArenaError(InvalidInput):
     """A suite, data file, model name or run directory is unusable; one line saying which."""
 
 

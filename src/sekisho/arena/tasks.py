@@ -18,7 +18,7 @@ from sekisho.arena.datasets import Item
 from sekisho.arena.results import ItemResult
 from sekisho.arena.suite import Task
 from sekisho.guard.gateway import Gateway
-from sekisho.guard.roles import Principal, Role
+from sekisho.identity import Principal, Role
 from sekisho.models.protocol import Backend, ChatRequest, Completion, Message, Passage
 
 ARENA_PRINCIPAL = Principal(name="arena", role=Role.USER)

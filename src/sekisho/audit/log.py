@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sekisho.audit.signing import canonical_json, load_or_create_key, public_key_b64, sha256_hex, sign, signature_valid
+from sekisho.errors import InvalidInput, SekishoError
 from sekisho.text import nfkc, parse_day
 
 GENESIS = "0" * 64
@@ -59,8 +60,12 @@ CREATE TABLE IF NOT EXISTS audit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL
 """
 
 
-class AuditError(Exception):
+class AuditError(SekishoError):
     """The audit log cannot be opened or written; the message names the file and the reason."""
+
+
+class AuditQueryError(InvalidInput, AuditError):
+    """A query the log cannot answer as asked (a cut-off that is not a date)."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +114,7 @@ def _timestamp(value: datetime | str) -> str:
             # Japanese forms too: 令和8年4月1日, R8.4.1, 2026年4月1日 (midnight UTC of that day).
             day = parse_day(text)
             if day is None:
-                raise AuditError(f"{value!r}: not a date (e.g. 2026-04-01, 令和8年4月1日, 2026-04-01T09:00:00Z)") from None
+                raise AuditQueryError(f"{value!r}: not a date (e.g. 2026-04-01, 令和8年4月1日, 2026-04-01T09:00:00Z)") from None
             value = datetime(day.year, day.month, day.day, tzinfo=UTC)
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)

@@ -15,7 +15,8 @@ from enum import StrEnum
 from typing import Any
 
 from sekisho.audit.log import AuditLog, utc_now
-from sekisho.guard.roles import Principal, Role
+from sekisho.errors import Forbidden, NotFound, SekishoError
+from sekisho.identity import Principal, Role
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS reviews (
@@ -43,11 +44,18 @@ class ReviewStatus(StrEnum):
     REJECTED = "rejected"
 
 
-class ReviewError(Exception):
-    """A review action cannot be done (unknown id, already decided, not yet approved)."""
+class ReviewError(SekishoError):
+    """A review action cannot be done (already decided, not yet approved, no reason given)."""
+
+    http_status = 409
+    code = "review_conflict"
 
 
-class ReviewPermissionError(ReviewError, PermissionError):
+class ReviewNotFound(NotFound, ReviewError):
+    """No review has this number."""
+
+
+class ReviewPermissionError(Forbidden, ReviewError):
     """The principal's role may not take this review action."""
 
 
@@ -104,7 +112,7 @@ class ReviewQueue:
     def get(self, review_id: int) -> ReviewItem:
         rows = self.audit.read("SELECT * FROM reviews WHERE id = ?", [review_id])
         if not rows:
-            raise ReviewError(f"review {review_id} does not exist")
+            raise ReviewNotFound(f"review {review_id} does not exist")
         return self._item(rows[0])
 
     def approve(self, review_id: int, reviewer: Principal, note: str = "") -> ReviewItem:
@@ -159,7 +167,7 @@ class ReviewQueue:
     def _get_in(self, conn: Any, review_id: int) -> ReviewItem:
         row = conn.execute("SELECT * FROM reviews WHERE id = ?", (review_id,)).fetchone()
         if row is None:
-            raise ReviewError(f"review {review_id} does not exist")
+            raise ReviewNotFound(f"review {review_id} does not exist")
         return self._item(row)
 
     @staticmethod

@@ -18,8 +18,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from sekisho.errors import SekishoError
 
-class SigningKeyError(Exception):
+
+class SigningKeyError(SekishoError):
     """The signing key file cannot be read or created; the message names the file."""
 
 

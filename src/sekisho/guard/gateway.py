@@ -31,8 +31,8 @@ from sekisho.config import BackendConfig, Settings, resolve_path
 from sekisho.guard.findings import Finding, entity_label
 from sekisho.guard.masking import MaskSession, contains_placeholder
 from sekisho.guard.policy import BUILT_IN, Action, Policy, PolicyError, policy_from_settings
-from sekisho.guard.roles import Principal
 from sekisho.guard.scan import scan
+from sekisho.identity import Principal
 from sekisho.models import Backend, BackendError, ChatRequest, Completion, Message, ModelInfo, open_backend
 from sekisho.models.extractive import ExtractiveBackend
 

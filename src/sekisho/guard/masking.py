@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from sekisho.guard.findings import Finding, entity_label
-from sekisho.guard.roles import Principal
+from sekisho.identity import Principal
 from sekisho.text import nfkc
 
 # Models copy placeholders imperfectly: full-width brackets, a full-width underscore or digits,

@@ -15,8 +15,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from sekisho.errors import SekishoError
 from sekisho.guard.findings import ENTITY_LABELS
-from sekisho.guard.roles import Role
+from sekisho.identity import Role
 
 
 class Action(StrEnum):
@@ -34,7 +35,7 @@ STRICTNESS = {Action.ALLOW: 0, Action.REVIEW: 1, Action.MASK: 2, Action.ROUTE_LO
 BUILT_IN = "built-in"
 
 
-class PolicyError(Exception):
+class PolicyError(SekishoError):
     """The policy file is invalid; the message names the file and the key."""
 
 

@@ -13,6 +13,8 @@ import codecs
 import re
 import unicodedata
 
+from sekisho.errors import InvalidInput
+
 # Encodings are named the way Python's codecs know them; labels from HTML/HTTP are mapped here.
 _ALIASES = {
     "shift_jis": "cp932", "shift-jis": "cp932", "sjis": "cp932", "x-sjis": "cp932",
@@ -28,7 +30,7 @@ _BOMS = (
 )
 
 
-class UndecodableText(ValueError):
+class UndecodableText(InvalidInput, ValueError):
     """No supported encoding decodes these bytes cleanly."""
 
 

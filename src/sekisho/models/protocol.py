@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from sekisho.errors import SekishoError
+
 
 @dataclass(frozen=True)
 class Message:
@@ -61,9 +63,12 @@ class ModelInfo:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-class BackendError(Exception):
+class BackendError(SekishoError):
     """A backend could not answer: unreachable, wrong model name, timed out. The message is one
     line a user can act on."""
+
+    http_status = 502
+    code = "backend_error"
 
 
 class Backend(Protocol):

@@ -11,8 +11,10 @@ from typing import Protocol
 
 import numpy as np
 
+from sekisho.errors import SekishoError
 
-class EmbedderError(Exception):
+
+class EmbedderError(SekishoError):
     """The configured embedder is unknown or cannot load; the message says which and why."""
 
 

@@ -12,11 +12,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import PlainTextResponse, Response
 
-from sekisho.guard.roles import Role
+from sekisho.identity import Role
 from sekisho.server.deps import AppState, audit_event, require, state_of
 from sekisho.server.errors import ApiError, ErrorResponse
 from sekisho.server.governed import blocked_error, sekisho_info
-from sekisho.server.keys import ApiKey, KeyStoreError
+from sekisho.server.keys import ApiKey
 from sekisho.server.runtime import Job
 from sekisho.server.schemas import (
     AskRequest,
@@ -270,18 +270,15 @@ def review_out(item: Any) -> ReviewItemOut:
                          final_text=item.final_text, reviewer=item.reviewer, note=item.note, decided=item.decided)
 
 
-async def review_failure(state: AppState, caller: Caller, review_id: int, exc: Exception) -> ApiError:
-    """The HTTP error for a refused review step; a refusal on permission (four eyes, someone
-    else's answer) is audited like every other denial."""
+async def review_failure(state: AppState, caller: Caller, review_id: int, exc: Exception) -> Exception:
+    """A refused review step, to re-raise; a refusal on permission (four eyes, someone else's
+    answer) is audited like every other denial."""
     from sekisho.audit.review import ReviewPermissionError
 
     if isinstance(exc, ReviewPermissionError):
         await audit_event(state, "access.denied", {"status": 403, "reason": str(exc), "principal": caller.principal.name,
                                                    "review_id": review_id})
-        return ApiError(403, str(exc), code="forbidden")
-    if "does not exist" in str(exc):
-        return ApiError(404, str(exc), code="not_found")
-    return ApiError(409, str(exc), code="review_conflict")
+    return exc
 
 
 @router.get("/reviews", response_model=ReviewList, tags=["review"])
@@ -378,12 +375,7 @@ async def query_audit(request: Request, kind: str | None = Query(None, max_lengt
     state = state_of(request)
 
     def _query() -> list[Any]:
-        from sekisho.audit.log import AuditError
-
-        try:
-            return state.runtime.audit().query(kind=kind, principal=principal, since=since, until=until, limit=limit)
-        except AuditError as exc:  # a malformed since/until
-            raise ApiError(400, str(exc), code="invalid_request") from None
+        return state.runtime.audit().query(kind=kind, principal=principal, since=since, until=until, limit=limit)
 
     return AuditList(entries=[audit_out(e) for e in await state.runtime.run(_query)])
 
@@ -423,17 +415,13 @@ async def export_provenance(request: Request, seq: Annotated[int, Path(ge=1, le=
                             caller: Caller = require(Permission.AUDIT)) -> Response:
     """The signed provenance bundle (C2PA-style manifest + Ed25519 signature) for the generated
     output of audit record `seq`, in canonical JSON, verifiable offline with `verify_manifest`."""
-    from sekisho.audit.provenance import ProvenanceError, build_bundle
+    from sekisho.audit.provenance import build_bundle
     from sekisho.audit.signing import canonical_json
 
     state = state_of(request)
 
     def _bundle() -> bytes:
-        try:
-            return canonical_json(build_bundle(state.runtime.audit(), seq, exported_by=caller.principal.name))
-        except ProvenanceError as exc:
-            status = 404 if "does not exist" in str(exc) else 409
-            raise ApiError(status, str(exc), code="provenance_unavailable") from None
+        return canonical_json(build_bundle(state.runtime.audit(), seq, exported_by=caller.principal.name))
 
     body = await state.runtime.run(_bundle)
     return Response(body, media_type="application/json",
@@ -456,10 +444,7 @@ async def list_keys(request: Request, caller: Caller = require(Permission.KEYS))
 async def create_key(body: KeyCreate, request: Request, caller: Caller = require(Permission.KEYS)) -> KeyCreated:
     """A new key; the secret is in this response only."""
     state = state_of(request)
-    try:
-        key, secret = state.keys.create(Role(body.role), body.name, tuple(body.tags))
-    except KeyStoreError as exc:
-        raise ApiError(400, str(exc), code="invalid_request") from None
+    key, secret = state.keys.create(Role(body.role), body.name, tuple(body.tags))
     await audit_event(state, "key.create", {"principal": caller.principal.name, "key_id": key.id,
                                             "role": key.role.value, "tags": list(key.tags)})
     return KeyCreated(secret=secret, **key_out(key).model_dump())
@@ -468,9 +453,6 @@ async def create_key(body: KeyCreate, request: Request, caller: Caller = require
 @router.delete("/keys/{key_id}", response_model=KeyOut, tags=["identity"])
 async def revoke_key(key_id: str, request: Request, caller: Caller = require(Permission.KEYS)) -> KeyOut:
     state = state_of(request)
-    try:
-        key = state.keys.revoke(key_id)
-    except KeyStoreError as exc:
-        raise ApiError(404 if "no such" in str(exc) else 409, str(exc), code="not_found") from None
+    key = state.keys.revoke(key_id)
     await audit_event(state, "key.revoke", {"principal": caller.principal.name, "key_id": key_id})
     return key_out(key)

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import Depends, Request
 
 from sekisho.config import Settings
-from sekisho.guard.roles import Principal
+from sekisho.identity import Principal
 from sekisho.server.errors import ApiError
 from sekisho.server.keys import ApiKey, SQLiteKeyStore
 from sekisho.server.runtime import Runtime

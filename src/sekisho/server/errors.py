@@ -19,6 +19,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sekisho.errors import SekishoError
+
 log = logging.getLogger("sekisho.server")
 
 _TYPES = {
@@ -47,12 +49,13 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
-class ApiError(Exception):
+class ApiError(SekishoError):
+    """An HTTP refusal raised by a route: its status and code are the instance's own."""
+
     def __init__(self, status: int, message: str, *, code: str | None = None, param: str | None = None,
                  headers: dict[str, str] | None = None):
         super().__init__(message)
-        self.status = status
-        self.message = message
+        self.http_status = status
         self.code = code
         self.param = param
         self.headers = headers or {}
@@ -76,10 +79,6 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return error_json(exc.status, exc.message, code=exc.code, param=exc.param, headers=exc.headers)
-
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         message, param = _validation_message(exc)
@@ -90,32 +89,14 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else "error"
         return error_json(exc.status_code, detail, headers=getattr(exc, "headers", None))
 
-    # A store, embedder, policy, audit log or signing key that cannot be used is an operator's
-    # problem with a one-line reason: 503 with that line, not an anonymous 500.
-    from sekisho.audit.log import AuditError
-    from sekisho.audit.signing import SigningKeyError
-    from sekisho.guard.errors import GuardError
-    from sekisho.guard.policy import PolicyError
-    from sekisho.models.protocol import BackendError
-    from sekisho.retrieval.embed import EmbedderError
-    from sekisho.store.sqlite import StoreError
-
-    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
-        log.error("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc)
-        return error_json(503, str(exc), code="service_unavailable")
-
-    async def _backend(request: Request, exc: Exception) -> JSONResponse:
-        return error_json(502, str(exc), code="backend_error")
-
-    from sekisho.server.runtime import Busy
-
-    async def _busy(request: Request, exc: Exception) -> JSONResponse:
-        return error_json(503, str(exc), code="server_busy", headers={"Retry-After": "5"})
-
-    app.add_exception_handler(Busy, _busy)
-    for unavailable in (StoreError, EmbedderError, PolicyError, AuditError, SigningKeyError, GuardError):
-        app.add_exception_handler(unavailable, _unavailable)
-    app.add_exception_handler(BackendError, _backend)
+    @app.exception_handler(SekishoError)
+    async def _sekisho_error(request: Request, exc: SekishoError) -> JSONResponse:
+        if exc.http_status >= 500:
+            # A store, embedder, policy, audit log, key or model that cannot be used is the
+            # operator's problem: the client gets the reason, the server log says where.
+            log.error("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc)
+        return error_json(exc.http_status, str(exc), code=exc.code, param=getattr(exc, "param", None),
+                          headers=exc.headers or None)
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:

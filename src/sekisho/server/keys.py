@@ -22,14 +22,23 @@ from pathlib import Path
 from typing import Protocol
 
 from sekisho.config import Settings, resolve_path
-from sekisho.guard.roles import Principal, Role
+from sekisho.errors import Conflict, InvalidInput, NotFound
+from sekisho.identity import Principal, Role
 
 KEY_PREFIX = "sk-skh-"
 _SCHEMA_VERSION = 1
 
 
-class KeyStoreError(Exception):
+class KeyStoreError(InvalidInput):
     """A key operation failed; the message is one line naming the key and the reason."""
+
+
+class KeyNotFound(NotFound, KeyStoreError):
+    """No key has this id."""
+
+
+class KeyRevoked(Conflict, KeyStoreError):
+    """The key was already revoked."""
 
 
 @dataclass(frozen=True)
@@ -164,9 +173,9 @@ class SQLiteKeyStore:
             changed = cur.rowcount
         key = self.get(key_id)
         if key is None:
-            raise KeyStoreError(f"key {key_id}: no such key")
+            raise KeyNotFound(f"key {key_id}: no such key")
         if not changed:
-            raise KeyStoreError(f"key {key_id}: already revoked")
+            raise KeyRevoked(f"key {key_id}: already revoked")
         return key
 
     def close(self) -> None:

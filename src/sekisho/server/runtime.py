@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sekisho.config import Settings
+from sekisho.errors import SekishoError
 
 T = TypeVar("T")
 
@@ -51,8 +52,11 @@ class _Owned:
         self.executor.submit(_close).result()
 
 
-class Busy(Exception):
-    """The serve thread's queue is full; the caller should answer 503 with Retry-After."""
+class Busy(SekishoError):
+    """The serve thread's queue is full: 503 with Retry-After, which OpenAI SDKs retry with backoff."""
+
+    code = "server_busy"
+    headers = {"Retry-After": "5"}
 
 
 class Runtime:

@@ -14,7 +14,7 @@ from fastapi import Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sekisho.guard.roles import Principal, Role
+from sekisho.identity import Principal, Role
 from sekisho.server.errors import error_json
 from sekisho.server.keys import ApiKey
 

@@ -49,13 +49,13 @@ async def page_caller(request: Request, permission: Permission | None) -> Caller
     try:
         return await authenticate(request, permission)
     except ApiError as exc:
-        if exc.status == 401:
+        if exc.http_status == 401:
             if request.headers.get("hx-request"):
                 return Response(status_code=401, headers={"HX-Redirect": "/login"})
             return RedirectResponse("/login", status_code=303)
         heading = {403: "権限がありません / Forbidden", 429: "混み合っています / Too many requests"}.get(
-            exc.status, "エラー / Error")
-        return render(request, "error.html", status_code=exc.status, title=heading, heading=heading, message=exc.message)
+            exc.http_status, "エラー / Error")
+        return render(request, "error.html", status_code=exc.http_status, title=heading, heading=heading, message=exc.message)
 
 
 def _fragment_error(request: Request, exc: ApiError) -> HTMLResponse:

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sekisho.errors import SekishoError
 from sekisho.store.lexical_index import IndexBusy, IndexState, LexicalIndexError, TantivyIndex
 from sekisho.store.records import Chunk, Document, Location
 
@@ -125,7 +126,7 @@ _CHANGED_SINCE = "SELECT DISTINCT rowid FROM chunk_changes WHERE generation > ?"
 log = logging.getLogger("sekisho.store")
 
 
-class StoreError(Exception):
+class StoreError(SekishoError):
     """The store file cannot be opened or used; the message names the file and the reason."""
 
 

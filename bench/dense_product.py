@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from retrieval_common import DEFAULT_JSQUAD, load_jsquad, percentile  # noqa: E402
 from sekisho.retrieval.embed import load_embedder  # noqa: E402
-from sekisho.store.sqlite import dense_scores  # noqa: E402
+from sekisho.store.sqlite.vectors import dense_scores  # noqa: E402
 
 SETTLE = 5  # questions dropped at the start of each block
 

@@ -33,16 +33,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from retrieval_common import DEFAULT_JSQUAD, load_jsquad, percentile  # noqa: E402
 from sekisho.retrieval.tokenize import analyzer, char_bigrams  # noqa: E402
 from sekisho.store import Chunk, Document, Location  # noqa: E402
-from sekisho.store.lexical_index import TantivyIndex  # noqa: E402
 from sekisho.store.sqlite import SQLiteStore  # noqa: E402
+from sekisho.store.sqlite.tantivy_index import TantivyIndex  # noqa: E402
 
 
 def time_rebuild(store_path: Path) -> tuple[float, int]:
     store = SQLiteStore(store_path, lexical_index=False)
     with tempfile.TemporaryDirectory() as folder:
-        store._lexical_index = TantivyIndex(Path(folder) / "index")  # noqa: SLF001 - a fresh, empty index
+        store.lexical._index = TantivyIndex(Path(folder) / "index")  # noqa: SLF001 - a fresh, empty index
         t = time.perf_counter()
-        assert store._sync_lexical_index()  # noqa: SLF001
+        assert store.lexical.sync()  # noqa: SLF001
         seconds = time.perf_counter() - t
         assert store.lexical_index_current()
         chunks = store.chunk_count()
@@ -105,12 +105,12 @@ def main() -> None:
         tantivy_store.lexical_search(terms, 100)
         fts5_store.lexical_search(terms, 100)
     print(f"tantivy index current: {tantivy_store.lexical_index_current()}")
-    runs = [("tantivy", tantivy_store, None), ("fts5, shipped", fts5_store, fts5_store.postings_budget),
+    runs = [("tantivy", tantivy_store, None), ("fts5, shipped", fts5_store, fts5_store.lexical.postings_budget),
             ("fts5, every term", fts5_store, float("inf"))]
     report, tops = {}, {}
     for name, store, budget in runs:
         if budget is not None:
-            store.postings_budget = budget
+            store.lexical.postings_budget = budget
         latencies, tops[name] = [], []
         for terms in terms_of:
             t = time.perf_counter()

@@ -49,7 +49,7 @@ RESCORE_DEPTH = 30
 
 def bigram_rankings(paragraphs, questions, workdir: Path) -> list[list[str]]:
     store = open_store(workdir / "bigram.db")
-    store.postings_budget = float("inf")  # naive: every query pair is searched
+    store.lexical.postings_budget = float("inf")  # naive: every query pair is searched
     for p in paragraphs:
         text = f"{p.title}\n{p.body}"
         doc = Document(id=p.path, path=p.path, title=p.title, content_hash="", media_type="text/plain",

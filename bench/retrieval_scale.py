@@ -175,7 +175,7 @@ def main() -> None:
     # A write, then the next search, which catches the vector matrix and the tantivy index up on
     # the change log; against it, what a full reload of the matrix costs.
     t0 = time.perf_counter()
-    shipped._load_vectors()  # noqa: SLF001 - timed for comparison only
+    shipped.vectors._load_vectors()  # noqa: SLF001 - timed for comparison only
     full_reload_s = time.perf_counter() - t0
     after_write, written = [], []
     for i, q in enumerate(questions[:10]):
@@ -195,7 +195,7 @@ def main() -> None:
     kb.store = fts5 = SQLiteStore(store_path, lexical_index=False)
     timed_search(kb, warm_up, "hybrid")
     run("hybrid, FTS5", "hybrid")
-    fts5.postings_budget = float("inf")
+    fts5.lexical.postings_budget = float("inf")
     run("hybrid, FTS5 every term", "hybrid")
     kb.store = shipped
     fts5.close()

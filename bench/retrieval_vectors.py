@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from sekisho.store.sqlite import dense_scores
+from sekisho.store.sqlite.vectors import dense_scores
 
 
 def timed(fn, reps: int) -> float:

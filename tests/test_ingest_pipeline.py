@@ -169,11 +169,12 @@ def test_a_new_chunk_size_rechunks_files_whose_bytes_did_not_change(kb, tmp_path
 def test_files_ingested_by_an_older_extractor_are_read_again(tmp_path, monkeypatch):
     # A store from before recipes (the last migration not yet applied) holds a PDF extracted the old
     # way. Upgrading sekisho must not leave it so: the next ingest re-reads the unchanged file.
-    import sekisho.store.sqlite as sqlite_store
+    from sekisho.store.sqlite import store as sqlite_module
+    from sekisho.store.sqlite.schema import STORE_MIGRATIONS
 
     pdf = tmp_path / "jido-teate.pdf"
     shutil.copy(SAMPLES / "jido-teate.pdf", pdf)
-    monkeypatch.setattr(sqlite_store, "MIGRATIONS", sqlite_store.MIGRATIONS[:-1])
+    monkeypatch.setattr(sqlite_module, "STORE_MIGRATIONS", STORE_MIGRATIONS.first(len(STORE_MIGRATIONS.names) - 1))
     old = SQLiteStore(tmp_path / "kb.db")
     old._conn().execute(
         "INSERT INTO documents(id, path, title, content_hash, media_type, encoding, text, tags, ingested_at) "

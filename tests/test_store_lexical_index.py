@@ -13,9 +13,8 @@ import threading
 import numpy as np
 import pytest
 
-from sekisho.store import sqlite as sqlite_store
-from sekisho.store.lexical_index import IndexWriter
-from sekisho.store.sqlite import SQLiteStore
+from sekisho.store.sqlite import SQLiteStore, changelog
+from sekisho.store.sqlite.tantivy_index import IndexWriter
 from test_store_sqlite import make_doc
 
 QUERIES = (["apple"], ["fig", "kiwi"], ["plum", "apple", "pear"], ["missing"], ["APPLE"])
@@ -112,7 +111,7 @@ def test_writes_made_without_the_index_are_replayed_on_the_next_search(path, cle
 
 
 def test_an_index_older_than_the_change_log_is_rebuilt(path, clears, monkeypatch):
-    monkeypatch.setattr(sqlite_store, "CHANGE_LOG_GENERATIONS", 2)
+    monkeypatch.setattr(changelog, "CHANGE_LOG_GENERATIONS", 2)
     store = SQLiteStore(path)
     store.replace_document(*make_doc("d0", ["apple"]))
     store.lexical_search(["apple"], 1)

@@ -9,9 +9,12 @@ import zlib
 import numpy as np
 import pytest
 
+from sekisho.db import MigrationError
 from sekisho.store import Chunk, Document, Location, StoreError, open_store
-from sekisho.store import sqlite as sqlite_store
-from sekisho.store.sqlite import SQLiteStore
+from sekisho.store.sqlite import SQLiteStore, changelog
+from sekisho.store.sqlite import store as sqlite_module
+from sekisho.store.sqlite.schema import STORE_MIGRATIONS
+from sekisho.store.sqlite.vectors import VectorIndex, dense_scores
 
 DIM = 8
 
@@ -47,8 +50,9 @@ def fts5_store(tmp_path):
     s.close()
 
 
-def test_fresh_store_is_wal_at_latest_schema(store, tmp_path):
-    assert store.schema_version() == len(sqlite_store.MIGRATIONS)
+def test_fresh_store_is_wal_with_every_migration_recorded(store, tmp_path):
+    assert store.applied_migrations() == ["documents_chunks_fts_vectors", "fts_vocabulary", "chunk_change_log",
+                                          "document_recipe"]
     raw = sqlite3.connect(tmp_path / "kb.db")
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     raw.close()
@@ -71,9 +75,11 @@ def test_forward_migration_upgrades_existing_data(tmp_path, monkeypatch):
     doc, chunks, lex, vecs = make_doc("d1", ["alpha"])
     s.replace_document(doc, chunks, lex, vecs)
     s.close()
-    monkeypatch.setattr(sqlite_store, "MIGRATIONS", [*sqlite_store.MIGRATIONS, "CREATE TABLE added (x INTEGER)"])
+    newer = STORE_MIGRATIONS.first(len(STORE_MIGRATIONS.names))
+    newer.sql("added_table", "CREATE TABLE added (x INTEGER)")
+    monkeypatch.setattr(sqlite_module, "STORE_MIGRATIONS", newer)
     s = open_store(path)
-    assert s.schema_version() == len(sqlite_store.MIGRATIONS)
+    assert s.applied_migrations()[-1] == "added_table"
     assert s.document_by_id("d1") == doc
     raw = sqlite3.connect(path)
     assert raw.execute("SELECT count(*) FROM added").fetchone()[0] == 0
@@ -85,11 +91,38 @@ def test_store_from_a_newer_sekisho_is_refused(tmp_path):
     path = tmp_path / "kb.db"
     open_store(path).close()
     raw = sqlite3.connect(path)
-    raw.execute("UPDATE schema_version SET version = 99")
+    raw.execute("INSERT INTO _migrations(name, applied_at) VALUES ('from_the_future', 0)")
     raw.commit()
     raw.close()
-    with pytest.raises(StoreError, match="newer"):
+    with pytest.raises(MigrationError, match="newer sekisho.*from_the_future"):
         open_store(path)
+
+
+def test_older_sekisho_refuses_a_store_with_named_migrations(tmp_path):
+    # sekisho up to 0.1.0 read schema_version and refused anything above its 4 numbered migrations.
+    path = tmp_path / "kb.db"
+    open_store(path).close()
+    raw = sqlite3.connect(path)
+    assert raw.execute("SELECT version FROM schema_version").fetchone()[0] > 4
+    raw.close()
+
+
+def test_store_from_before_named_migrations_keeps_its_data(tmp_path):
+    # A store written with numbered migrations (schema_version 3: no recipe column yet).
+    path = tmp_path / "kb.db"
+    raw = sqlite3.connect(path)
+    raw.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    raw.execute("INSERT INTO schema_version VALUES (3)")
+    for migration in STORE_MIGRATIONS.first(3)._steps:  # noqa: SLF001 - the old schema, as it was built
+        migration.run(raw)
+    raw.execute("INSERT INTO documents(id, path, title, content_hash, media_type, text) "
+                "VALUES ('d1', 'd1.txt', 'old', 'h', 'text/plain', 'body')")
+    raw.commit()
+    raw.close()
+    s = open_store(path)
+    assert s.applied_migrations()[-1] == "document_recipe"
+    assert s.document_by_id("d1").title == "old" and s.document_by_id("d1").recipe == ""
+    s.close()
 
 
 def test_not_a_database_is_a_clear_error(tmp_path):
@@ -183,9 +216,9 @@ def test_dense_scores_equal_the_matrix_product(rows):
     matrix = rng.standard_normal((rows, 16)).astype(np.float32)
     query = rng.standard_normal(16).astype(np.float32)
     expected = matrix.astype(np.float64) @ query.astype(np.float64)
-    np.testing.assert_allclose(sqlite_store.dense_scores(matrix, query), expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dense_scores(matrix, query), expected, rtol=1e-4, atol=1e-4)
     out = np.full(rows + 3, np.nan, dtype=np.float32)
-    sqlite_store.dense_scores(matrix, query, out=out[2:rows + 2])  # writes into a slice of a larger array
+    dense_scores(matrix, query, out=out[2:rows + 2])  # writes into a slice of a larger array
     np.testing.assert_allclose(out[2:rows + 2], expected, rtol=1e-4, atol=1e-4)
     assert np.isnan(out[:2]).all() and np.isnan(out[rows + 2:]).all()
 
@@ -212,9 +245,9 @@ def test_vector_matrix_follows_writes_without_reloading(store, tmp_path, monkeyp
     store.replace_document(*make_doc("d2", ["c"], tags=("人事",)))
     store.vector_search(np.ones(DIM), 1)  # the one full load
     loads: list[int] = []
-    original = SQLiteStore._load_vectors
-    monkeypatch.setattr(SQLiteStore, "_load_vectors",
-                        lambda self: (self is store and loads.append(1)) or original(self))
+    original = VectorIndex._load_vectors
+    monkeypatch.setattr(VectorIndex, "_load_vectors",
+                        lambda self: (self is store.vectors and loads.append(1)) or original(self))
     other = open_store(tmp_path / "kb.db")  # writes from another instance are replayed too
     other.replace_document(*make_doc("d1", ["a2", "b2", "c2"]))  # replaced: 2 rows out, 3 in
     other.delete_document("d2")
@@ -238,14 +271,14 @@ def test_replayed_blocks_and_their_compaction_rank_like_a_fresh_load(store, tmp_
     for i in range(5):  # appended as blocks beside the first: nothing copied
         store.replace_document(*make_doc(f"s{i}", ["x"]))
         assert_ranks_like_a_fresh_load(store, tmp_path / "kb.db", query)
-    assert len(store._vectors.blocks) == 6  # noqa: SLF001 - the path under test
+    assert len(store.vectors._cache.blocks) == 6  # noqa: SLF001 - the path under test
     store.delete_document("big")  # 20 of 25 rows dead: compacted into one block
     assert_ranks_like_a_fresh_load(store, tmp_path / "kb.db", query)
-    assert len(store._vectors.blocks) == 1 and store._vectors.rows == 5  # noqa: SLF001
+    assert len(store.vectors._cache.blocks) == 1 and store.vectors._cache.rows == 5  # noqa: SLF001
 
 
 def test_vector_matrix_reloads_when_the_change_log_is_too_short(store, monkeypatch):
-    monkeypatch.setattr(sqlite_store, "CHANGE_LOG_GENERATIONS", 1)
+    monkeypatch.setattr(changelog, "CHANGE_LOG_GENERATIONS", 1)
     store.replace_document(*make_doc("d1", ["a"]))
     store.vector_search(np.ones(DIM), 1)
     for i in range(2, 5):
@@ -343,7 +376,7 @@ def test_rare_terms_are_searched_first_within_the_postings_budget(fts5_store):
              for i in range(20)]
     store.replace_document(*make_doc("d1", texts))
     assert len(store.lexical_search(["common", "rare"], 30)) == 20  # under the budget: every term
-    store.postings_budget = 5  # rare (1) + medium (4) fit; common (20) would not
+    store.lexical.postings_budget = 5  # rare (1) + medium (4) fit; common (20) would not
     assert [cid for cid, _ in store.lexical_search(["common", "rare"], 30)] == ["d1:7"]
     assert {cid for cid, _ in store.lexical_search(["common", "medium"], 30)} == {f"d1:{i}" for i in (0, 5, 10, 15)}
     # A query made only of common words still finds its chunks: the rarest term is always searched.
@@ -352,7 +385,7 @@ def test_rare_terms_are_searched_first_within_the_postings_budget(fts5_store):
 
 def test_term_counts_follow_writes(fts5_store):
     store = fts5_store
-    store.postings_budget = 3
+    store.lexical.postings_budget = 3
     store.replace_document(*make_doc("d1", ["apple pear", "fig plum"]))
     assert {cid for cid, _ in store.lexical_search(["apple", "fig"], 10)} == {"d1:0", "d1:1"}
     # fig is now in 6 chunks: with fresh counts it no longer fits the budget beside apple.

@@ -11,7 +11,12 @@ from typing import Protocol
 
 import numpy as np
 
+from sekisho.errors import SekishoError
 from sekisho.store.records import Chunk, Document
+
+
+class StoreError(SekishoError):
+    """The store cannot be opened or used; the message names the store and the reason."""
 
 
 class Store(Protocol):

@@ -1,0 +1,9 @@
+"""The embedded SQLite store, split by job: `store.py` (documents, chunks, writes), `schema.py`
+(named migrations), `changelog.py` (what derived indexes catch up from), `lexical.py` (BM25:
+tantivy beside the file, FTS5 inside it), `vectors.py` (the dense matrix), `rows.py` (shared row
+helpers)."""
+
+from sekisho.store.protocol import StoreError
+from sekisho.store.sqlite.store import SQLiteStore, open_store
+
+__all__ = ["SQLiteStore", "StoreError", "open_store"]

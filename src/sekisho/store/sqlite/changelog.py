@@ -1,0 +1,53 @@
+"""The change log the derived indexes catch up from.
+
+Every write moves a generation counter on and logs the chunk rowids it touched (`chunk_changes`),
+in the write's own transaction. The tantivy index beside the file and each process's vector
+matrix record the generation they reflect, replay the rowids written since, and rebuild only when
+the log no longer reaches back that far.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+# How many generations of chunk_changes are kept: whatever is derived from an older generation
+# is rebuilt instead of caught up.
+CHANGE_LOG_GENERATIONS = 10_000
+# The chunk rowids written after a generation (bound to ?): what both derived indexes replay.
+CHANGED_SINCE = "SELECT DISTINCT rowid FROM chunk_changes WHERE generation > ?"
+
+
+def current_generation(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+
+
+def bump_generation(conn: sqlite3.Connection, changed_rowids: Sequence[int] = (), *,
+                    lexical_rebuild: bool = False) -> None:
+    """Move the generation on and log which chunk rowids it touched, so the tantivy index and the
+    vector matrix can replay them; `lexical_rebuild` says every chunk's lexical text changed
+    (both rebuild instead)."""
+    current = conn.execute(
+        "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation' "
+        "RETURNING CAST(value AS INTEGER)"
+    ).fetchone()[0]
+    if lexical_rebuild:
+        conn.execute("DELETE FROM chunk_changes")
+        floor = current
+    else:
+        conn.executemany("INSERT INTO chunk_changes(generation, rowid) VALUES (?, ?)",
+                         [(current, r) for r in changed_rowids])
+        floor = current - CHANGE_LOG_GENERATIONS
+        conn.execute("DELETE FROM chunk_changes WHERE generation <= ?", (floor,))
+    conn.execute("UPDATE meta SET value = max(CAST(value AS INTEGER), ?) WHERE key = 'changes_floor'", (floor,))
+
+
+def changes_since(conn: sqlite3.Connection, since: int | None) -> tuple[int, list[int] | None]:
+    """Inside the caller's read transaction: the store's generation now, and the rowids of the
+    chunks written after generation `since`; None instead of the rowids when the change log no
+    longer reaches back that far (or `since` is None), so the caller must rebuild."""
+    now = current_generation(conn)
+    floor = int(conn.execute("SELECT value FROM meta WHERE key = 'changes_floor'").fetchone()[0])
+    if since is None or not floor <= since <= now:
+        return now, None
+    return now, [r for (r,) in conn.execute(CHANGED_SINCE, (since,))]

@@ -1,0 +1,218 @@
+"""BM25 for the SQLite store: a tantivy index beside the file answers when it is current, FTS5 in
+the same database whenever it is not.
+
+FTS5 (`chunk_fts`) commits in the same transaction as the chunks it indexes, so it is always
+current; the tantivy index (`<file>.lexical/`, tantivy_index.py) is derived from it and catches
+up from the change log at the next search or at close. Both rank by BM25 with k1 1.2 and b 0.75
+over the same pre-tokenised terms.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from sekisho.store.sqlite.changelog import CHANGED_SINCE, changes_since, current_generation
+from sekisho.store.sqlite.rows import chunk_ids_for_rowids, tags_by_document, visible_doc_clause
+from sekisho.store.sqlite.tantivy_index import IndexBusy, IndexState, LexicalIndexError, TantivyIndex
+
+log = logging.getLogger("sekisho.store")
+
+# See LexicalIndex._ranking_terms. Chosen by bench/retrieval_scale.py and bench/retrieval_jsquad.py
+# (docs/benchmarks.md, ## Retrieval).
+POSTINGS_BUDGET = 40_000
+
+
+def match_expression(terms: Sequence[str]) -> str:
+    """An FTS5 MATCH expression that ORs the terms, each quoted as a string literal so user input
+    (quotes, *, -, AND/OR/NOT/NEAR, parentheses, colons) can never be read as query syntax."""
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+
+
+class LexicalIndex:
+    """BM25 over one store's chunks. `connect()` gives the calling thread's connection; with
+    `tantivy=False` FTS5 answers alone (no folder beside the file)."""
+
+    def __init__(self, path: Path, connect: Callable[[], sqlite3.Connection], store_id: str, *,
+                 tantivy: bool = True) -> None:
+        self.path = path
+        self._conn = connect
+        self._store_id = store_id
+        # How much of the index an FTS5 query may walk (see _ranking_terms).
+        self.postings_budget: float = POSTINGS_BUDGET
+        self._term_lock = threading.Lock()
+        self._term_cache: dict[str, int] = {}
+        self._term_cache_generation = -1
+        self._sync_lock = threading.Lock()
+        self._index: TantivyIndex | None = None
+        if tantivy:
+            try:
+                self._index = TantivyIndex(path.with_name(path.name + ".lexical"))
+            except LexicalIndexError as exc:
+                log.warning("%s; searching with FTS5 only", exc)
+
+    def close(self) -> None:
+        try:
+            self.sync()  # what this process wrote is indexed before it goes
+        except sqlite3.Error as exc:  # the next search catches up instead; closing must not fail
+            log.warning("%s: lexical index not caught up at close (%s)", self.path, exc)
+        self._index = None
+
+    def search(self, terms: Sequence[str], k: int, tags: Sequence[str] | None = None) -> list[tuple[str, float]]:
+        """BM25 over the chunks' pre-tokenised text for any of `terms`, each matched literally as
+        one token (case-folded); returns (chunk id, score), best first.
+
+        The tantivy index answers when it reflects the store's current generation (catching up
+        first if it can); otherwise FTS5 does, over the rarer terms only (`_ranking_terms`).
+        Both rank by BM25 with k1 1.2 and b 0.75; their idf formulas differ slightly, so scores
+        are comparable within one result list, not across engines."""
+        unique = list(dict.fromkeys(t for t in terms if t.strip()))
+        if k <= 0 or not unique:
+            return []
+        found = self._indexed_search(unique, k, tags)
+        return found if found is not None else self._fts5_search(unique, k, tags)
+
+    def current(self) -> bool:
+        """Whether the tantivy index reflects the store as it is now (False: FTS5 would answer)."""
+        index = self._index
+        return index is not None and index.state() == IndexState(self._store_id, current_generation(self._conn()))
+
+    def _indexed_search(self, terms: list[str], k: int, tags: Sequence[str] | None) -> list[tuple[str, float]] | None:
+        """The tantivy index's answer, or None when it is off, lagging, or failing."""
+        index = self._index
+        if index is None:
+            return None
+        try:
+            found = index.search(terms, k, tags, IndexState(self._store_id, current_generation(self._conn())))
+            if found is None and self.sync():
+                found = index.search(terms, k, tags, IndexState(self._store_id, current_generation(self._conn())))
+        except (ValueError, OSError) as exc:
+            self._give_up(exc)
+            return None
+        if found is None:
+            return None
+        ids = chunk_ids_for_rowids(self._conn(), [rowid for rowid, _ in found])
+        return [(ids[rowid], score) for rowid, score in found if rowid in ids]
+
+    def sync(self) -> bool:
+        """Bring the tantivy index up to the store's current generation: replay the logged changes,
+        or rebuild from chunk_fts when the log does not reach back to the index's generation or the
+        index belongs to another store. Returns False when that cannot happen now (no index, or
+        another writer holds it). Never raises: FTS5 answers meanwhile."""
+        index = self._index
+        if index is None or not self._sync_lock.acquire(blocking=False):
+            return False
+        try:
+            with index.writing() as batch:
+                current = index.state()
+                conn = self._conn()
+                conn.execute("BEGIN")  # one snapshot for the generation, the log and the rows
+                try:
+                    ours = current is not None and current.store_id == self._store_id
+                    generation, changed = changes_since(conn, current.generation if ours else None)
+                    target = IndexState(self._store_id, generation)
+                    if current == target:
+                        return True
+                    if changed is None:
+                        batch.clear()
+                        rows = conn.execute("SELECT c.rowid, f.tokens, c.doc_id FROM chunk_fts f "
+                                            "JOIN chunks c ON c.rowid = f.rowid")
+                    else:
+                        batch.delete(changed)
+                        # CROSS JOIN fixes the order: left to itself, SQLite scanned all of
+                        # chunk_fts (180 ms at 100k chunks) instead of looking up the changed rows.
+                        rows = conn.execute(
+                            f"SELECT c.rowid, f.tokens, c.doc_id FROM ({CHANGED_SINCE}) l "
+                            "CROSS JOIN chunks c ON c.rowid = l.rowid CROSS JOIN chunk_fts f ON f.rowid = l.rowid",
+                            (current.generation,))
+                    rows = rows.fetchall()
+                    tags = tags_by_document(conn, None if changed is None else {d for _, _, d in rows})
+                    for rowid, tokens, doc_id in rows:
+                        batch.add(rowid, tokens, tags.get(doc_id, ()))
+                finally:
+                    conn.execute("COMMIT")
+                batch.commit(target)
+            return True
+        except IndexBusy:
+            return False
+        except (LexicalIndexError, ValueError, OSError) as exc:
+            self._give_up(exc)
+            return False
+        finally:
+            self._sync_lock.release()
+
+    def _give_up(self, exc: Exception) -> None:
+        """A failing index (disk full, damaged files) is dropped for this process rather than
+        retried on every query; FTS5 serves the searches, and the next process rebuilds it."""
+        if self._index is not None:
+            log.warning("%s: lexical index failed (%s); searching with FTS5", self.path, exc)
+        self._index = None
+
+    def _fts5_search(self, terms: list[str], k: int, tags: Sequence[str] | None) -> list[tuple[str, float]]:
+        """FTS5's bm25() over the rarer terms, negated so higher is better."""
+        query = match_expression(self._ranking_terms(terms))
+        if tags is None or "*" in tags:
+            # Rank inside FTS5 first and join only the top k: joining every match before sorting
+            # was 2x slower at 100k chunks (docs/benchmarks.md).
+            sql = (
+                "SELECT chunks.id, -f.score FROM (SELECT rowid, bm25(chunk_fts) AS score FROM chunk_fts "
+                "WHERE chunk_fts MATCH ? ORDER BY score LIMIT ?) f JOIN chunks ON chunks.rowid = f.rowid "
+                "ORDER BY f.score"
+            )
+            rows = self._conn().execute(sql, [query, k]).fetchall()
+            return [(r[0], float(r[1])) for r in rows]
+        visible, params = visible_doc_clause(tags)
+        sql = (
+            "SELECT chunks.id, -bm25(chunk_fts) AS score FROM chunk_fts "
+            "JOIN chunks ON chunks.rowid = chunk_fts.rowid "
+            "JOIN documents ON documents.id = chunks.doc_id "
+            f"WHERE chunk_fts MATCH ? AND {visible} ORDER BY bm25(chunk_fts) LIMIT ?"
+        )
+        rows = self._conn().execute(sql, [query, *params, k]).fetchall()
+        return [(r[0], float(r[1])) for r in rows]
+
+    def _ranking_terms(self, terms: Sequence[str]) -> list[str]:
+        """The query terms worth a posting-list walk: rarest first, while the postings walked stay
+        within `postings_budget`; the rarest term is always kept.
+
+        FTS5 scores every chunk that matches any OR'ed term, so a term found in most chunks (a
+        common kana pair such as した) makes a query touch nearly the whole index, while its BM25
+        weight is close to nothing: idf = ln((N - n + 0.5) / (n + 0.5)) is at most ln 3 = 1.1 once
+        n > N/4, against 7 to 11 for a term in a handful of chunks at N = 100,000. The terms left
+        out are therefore the cheapest to lose. A store of a few thousand chunks never reaches the
+        budget, so its ranking is exactly FTS5's over every term.
+        A term the vocabulary does not list as given is kept: FTS5 folds case and diacritics when
+        it tokenises the query, so it may still match, and an absent term costs nothing.
+        `terms` are distinct and non-blank (lexical_search made them so)."""
+        counts = self._term_counts(list(terms))
+        kept: list[str] = []
+        postings = 0
+        for term in sorted(terms, key=lambda t: (counts[t], t)):
+            if postings and postings + counts[term] > self.postings_budget:
+                break
+            kept.append(term)
+            postings += counts[term]
+        return kept
+
+    def _term_counts(self, terms: list[str]) -> dict[str, int]:
+        """How many chunks contain each term; cached until the next write (counting a common
+        term walks its whole posting list)."""
+        generation = current_generation(self._conn())
+        with self._term_lock:
+            if self._term_cache_generation != generation or len(self._term_cache) > 200_000:
+                self._term_cache = {}
+                self._term_cache_generation = generation
+            cache = self._term_cache
+            missing = [t for t in terms if t not in cache]
+        conn = self._conn()
+        found = {}
+        for term in missing:
+            row = conn.execute("SELECT doc FROM chunk_fts_vocab WHERE term = ?", (term,)).fetchone()
+            found[term] = row[0] if row else 0
+        with self._term_lock:
+            if self._term_cache_generation == generation:
+                cache.update(found)
+        return {t: found[t] if t in found else cache[t] for t in terms}

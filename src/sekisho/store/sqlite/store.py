@@ -1,0 +1,277 @@
+"""The embedded SQLite store: one file holding documents, chunks, a BM25 index and embeddings.
+
+Layout
+- `documents` and `chunks`: the records, with the original text kept for display and citation.
+- `document_tags`: one row per (document, access tag), so tag filters are an indexed lookup.
+- `chunk_fts`: an FTS5 table over pre-tokenised text (tokens joined by spaces). The morphological
+  analysis happens in Python (retrieval/tokenize.py); FTS5 only splits on the spaces and ranks with
+  its built-in bm25(). Living in the same database means the lexical index commits in the same
+  transaction as the chunks it indexes. Searches normally run on a tantivy index derived from it
+  (`<file>.lexical/`, tantivy_index.py; lexical.py decides which answers); FTS5 answers whenever that index is not current.
+- `chunk_vectors`: one float32 blob per chunk. Dense search is a brute-force dot product over a
+  float32 matrix loaded once per process (numpy has no fast float16 product: 13x slower than
+  float32 at 100k x 384; docs/benchmarks.md), computed without BLAS (vectors.py).
+- `chunk_changes`: the chunk rowids each write touched, by generation (a counter every write
+  moves). The tantivy index and the vector matrix catch up on it instead of being rebuilt.
+
+Connections and threads
+- SQLite connections are not shared between threads: each thread that touches the store gets its
+  own connection (thread-local), opened lazily. WAL mode lets those readers run while one writer
+  commits. Writes are serialised by a process-wide lock and run as `BEGIN IMMEDIATE` transactions,
+  so a second writer (another process) waits on the busy timeout instead of failing half-way.
+- The in-memory vector matrix is shared by all threads and swapped atomically under a lock.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from sekisho.store.protocol import StoreError
+from sekisho.store.records import Chunk, Document
+from sekisho.store.sqlite.changelog import bump_generation, current_generation
+from sekisho.store.sqlite.lexical import LexicalIndex
+from sekisho.store.sqlite.rows import CHUNK_COLUMNS, DOC_COLUMNS, chunk_of, document_of, rows_for_ids
+from sekisho.store.sqlite.schema import STORE_MIGRATIONS, legacy_steps, mark_named
+from sekisho.store.sqlite.vectors import VectorIndex
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; WAL keeps it consistent
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+class SQLiteStore:
+    """The `Store` protocol over one SQLite file. See the module docstring for threading."""
+
+    def __init__(self, path: str | Path, *, lexical_index: bool = True):
+        """`lexical_index=False` leaves BM25 to FTS5 alone (no tantivy index beside the file)."""
+        self.path = Path(path)
+        if self.path.parent and not self.path.parent.exists():
+            raise StoreError(f"{self.path}: folder {self.path.parent} does not exist")
+        self._local = threading.local()
+        self._all_connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._closed = False
+        try:
+            conn = self._conn()
+            STORE_MIGRATIONS.apply_sqlite(conn, where=str(self.path), legacy=legacy_steps)
+            with self._writing() as conn:
+                mark_named(conn)
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise StoreError(f"{self.path}: cannot open as a sekisho store: {exc}") from None
+        except BaseException:
+            self.close()
+            raise
+        self.lexical = LexicalIndex(self.path, self._conn, self.get_meta("store_id") or "", tantivy=lexical_index)
+        self.vectors = VectorIndex(self.path, self._conn)
+
+    # -- connections -----------------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreError(f"{self.path}: store is closed")
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path)
+            self._local.conn = conn
+            with self._connections_lock:
+                self._all_connections.append(conn)
+        return conn
+
+    def close(self) -> None:
+        lexical = getattr(self, "lexical", None)
+        if not self._closed and lexical is not None:
+            lexical.close()
+        self._closed = True
+        with self._connections_lock:
+            for conn in self._all_connections:
+                conn.close()
+            self._all_connections.clear()
+        self._local = threading.local()
+
+    def applied_migrations(self) -> list[str]:
+        return [r[0] for r in self._conn().execute("SELECT name FROM _migrations ORDER BY applied_at, rowid")]
+
+    def generation(self) -> int:
+        """A counter bumped by every write; caches compare it to know when to reload."""
+        return current_generation(self._conn())
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._conn().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._write_lock:
+            self._conn().execute(
+                "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    # -- documents -------------------------------------------------------------------------------
+
+    def document_by_path(self, path: str) -> Document | None:
+        row = self._conn().execute(f"SELECT {DOC_COLUMNS} FROM documents WHERE path = ?", (path,)).fetchone()
+        return document_of(row) if row else None
+
+    def document_by_id(self, doc_id: str) -> Document | None:
+        row = self._conn().execute(f"SELECT {DOC_COLUMNS} FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        return document_of(row) if row else None
+
+    def document_titles(self, doc_ids: Iterable[str]) -> dict[str, str]:
+        """Titles without loading the documents' text (search re-scoring needs only these)."""
+        ids = list(dict.fromkeys(doc_ids))
+        marks = ",".join("?" * len(ids))
+        return dict(self._conn().execute(f"SELECT id, title FROM documents WHERE id IN ({marks})", ids)) if ids else {}
+
+    def documents(self) -> list[Document]:
+        rows = self._conn().execute(f"SELECT {DOC_COLUMNS} FROM documents ORDER BY path").fetchall()
+        return [document_of(r) for r in rows]
+
+    def chunk_count(self) -> int:
+        return self._conn().execute("SELECT count(*) FROM chunks").fetchone()[0]
+
+    def replace_document(
+        self,
+        document: Document,
+        chunks: Sequence[Chunk],
+        lexical_texts: Sequence[str],
+        vectors: np.ndarray,
+    ) -> None:
+        if len(lexical_texts) != len(chunks) or len(vectors) != len(chunks):
+            raise StoreError(
+                f"{document.path}: {len(chunks)} chunks but {len(lexical_texts)} lexical texts "
+                f"and {len(vectors)} vectors"
+            )
+        if any(c.doc_id != document.id for c in chunks):
+            raise StoreError(f"{document.path}: a chunk belongs to another document")
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        with self._writing() as conn:
+            changed = self._delete_rows(conn, document.id)
+            # A different id may already own this path (e.g. the id scheme changed): the path is
+            # the user's handle on a document, so the newcomer replaces it.
+            old = conn.execute("SELECT id FROM documents WHERE path = ?", (document.path,)).fetchone()
+            if old:
+                changed += self._delete_rows(conn, old[0])
+            conn.execute(
+                f"INSERT INTO documents({DOC_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (document.id, document.path, document.title, document.content_hash, document.media_type,
+                 document.encoding, document.text, json.dumps(list(document.tags), ensure_ascii=False),
+                 document.ingested_at, document.recipe),
+            )
+            conn.executemany(
+                "INSERT INTO document_tags(doc_id, tag) VALUES (?, ?)",
+                [(document.id, tag) for tag in dict.fromkeys(document.tags)],
+            )
+            for chunk, lexical, vector in zip(chunks, lexical_texts, vectors, strict=True):
+                loc = chunk.location
+                cur = conn.execute(
+                    "INSERT INTO chunks(id, doc_id, ordinal, text, norm_text, start, end, page, heading) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (chunk.id, chunk.doc_id, chunk.ordinal, chunk.text, chunk.norm_text, loc.start,
+                     loc.end, loc.page, json.dumps(list(loc.heading), ensure_ascii=False)),
+                )
+                rowid = cur.lastrowid
+                conn.execute("INSERT INTO chunk_fts(rowid, tokens) VALUES (?, ?)", (rowid, lexical))
+                conn.execute("INSERT INTO chunk_vectors(rowid, vector) VALUES (?, ?)", (rowid, vector.tobytes()))
+                changed.append(rowid)
+            bump_generation(conn, changed)
+
+    def reindex_lexical(self, lexical_of: Callable[[Document, list[Chunk]], list[str]], scheme: str) -> int:
+        """Rewrite every chunk's lexical text with `lexical_of(document, its chunks)` and record
+        `scheme` under the meta key 'lexical_scheme', in one transaction: a store whose index was
+        built by an older analyser moves forward without re-embedding. Returns the chunks rewritten."""
+        with self._writing() as conn:
+            rewritten = 0
+            docs = [document_of(r) for r in conn.execute(f"SELECT {DOC_COLUMNS} FROM documents").fetchall()]
+            for document in docs:
+                rows = conn.execute(
+                    f"SELECT rowid, {CHUNK_COLUMNS} FROM chunks WHERE doc_id = ? ORDER BY ordinal",
+                    (document.id,),
+                ).fetchall()
+                texts = lexical_of(document, [chunk_of(r[1:]) for r in rows])
+                conn.executemany("DELETE FROM chunk_fts WHERE rowid = ?", [(r[0],) for r in rows])
+                conn.executemany("INSERT INTO chunk_fts(rowid, tokens) VALUES (?, ?)",
+                                 [(r[0], t) for r, t in zip(rows, texts, strict=True)])
+                rewritten += len(rows)
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES ('lexical_scheme', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (scheme,),
+            )
+            bump_generation(conn, lexical_rebuild=True)
+        return rewritten
+
+    def delete_document(self, doc_id: str) -> None:
+        with self._writing() as conn:
+            bump_generation(conn, self._delete_rows(conn, doc_id))
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: serialised in this process by the write lock and against other
+        processes by BEGIN IMMEDIATE; all of it commits or none does.
+
+        The tantivy index is not touched here: one tantivy commit costs about 20 ms, 15x a
+        five-chunk SQLite write (bench/lexical_engines.py), so a batch of writes is caught up
+        once, by the next search or by close()."""
+        with self._write_lock:
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    @staticmethod
+    def _delete_rows(conn: sqlite3.Connection, doc_id: str) -> list[int]:
+        """Delete a document and everything indexed for it; returns its chunks' rowids."""
+        rowids = [r[0] for r in conn.execute("SELECT rowid FROM chunks WHERE doc_id = ?", (doc_id,))]
+        conn.executemany("DELETE FROM chunk_fts WHERE rowid = ?", [(r,) for r in rowids])
+        conn.executemany("DELETE FROM chunk_vectors WHERE rowid = ?", [(r,) for r in rowids])
+        conn.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+        conn.execute("DELETE FROM document_tags WHERE doc_id = ?", (doc_id,))
+        conn.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
+        return rowids
+
+    def chunks_by_id(self, ids: Iterable[str]) -> list[Chunk]:
+        ids = list(ids)
+        if not ids:
+            return []
+        found = {row[0]: chunk_of(row) for row in rows_for_ids(
+            self._conn(), f"SELECT {CHUNK_COLUMNS} FROM chunks WHERE id IN ({{marks}})", ids)}
+        return [found[i] for i in ids if i in found]
+
+    def lexical_texts(self, chunk_ids: Iterable[str]) -> dict[str, str]:
+        return dict(rows_for_ids(
+            self._conn(), "SELECT c.id, f.tokens FROM chunks c JOIN chunk_fts f ON f.rowid = c.rowid "
+            "WHERE c.id IN ({marks})", list(dict.fromkeys(chunk_ids))))
+
+    # -- search ----------------------------------------------------------------------------------
+
+    def lexical_search(self, terms: Sequence[str], k: int, tags: Sequence[str] | None = None) -> list[tuple[str, float]]:
+        return self.lexical.search(terms, k, tags)
+
+    def lexical_index_current(self) -> bool:
+        """Whether the tantivy index reflects the store as it is now (False: FTS5 would answer)."""
+        return self.lexical.current()
+
+    def vector_search(self, vector: np.ndarray, k: int, tags: Sequence[str] | None = None) -> list[tuple[str, float]]:
+        return self.vectors.search(vector, k, tags)
+
+
+def open_store(path: str | Path) -> SQLiteStore:
+    """Open (creating and migrating if needed) the SQLite store at `path`."""
+    return SQLiteStore(path)

@@ -122,3 +122,25 @@ def test_store_indexed_with_sudachi_terms_only_is_upgraded_on_open(one_chunk_sto
         assert [cid for cid, _ in store.lexical_search(tokenize("早春"), 5)] == ["d:0"]
     finally:
         kb.close()
+
+
+def test_shipped_constants_load_by_feature_name():
+    from sekisho.retrieval.kb import FITTED
+
+    e5 = FITTED["e5-small"]
+    # The weights as fitted (docs/benchmarks.md, ## Retrieval); by name, so reordering FEATURES
+    # cannot silently pair a weight with another feature.
+    assert dict(zip(FEATURES, e5.rescorer.weights))["cosine_gap"] == 43.6363
+    assert dict(zip(FEATURES, e5.rescorer.weights))["lcs_ratio"] == 7.9863
+    assert (e5.rescorer.bias, e5.rescorer.depth, e5.fusion.lexical_weight) == (-8.9, 30, 1.4)
+    assert "retrieval_jsquad.py" in e5.fitted and set(FITTED) >= {"e5-small", "use-m3"}
+
+
+def test_constants_file_missing_a_feature_is_refused(tmp_path):
+    from sekisho.retrieval.kb import load_fitted
+
+    broken = tmp_path / "rescorers.toml"
+    broken.write_text('[e5-small]\ndepth = 30\nbias = 0.0\n[e5-small.fusion]\nrrf_k = 1.0\n'
+                      '[e5-small.weights]\nfused = 1.0\nlexical_rr = 0.0\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"rescorers.toml: \[e5-small.weights\]: missing .*lcs_ratio"):
+        load_fitted(broken)

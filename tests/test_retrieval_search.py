@@ -108,6 +108,21 @@ def test_highlight_windows_long_text_around_the_matches(kb):
     assert len(snippet.replace("**", "")) <= 42
 
 
+def test_rescoring_can_be_switched_off_for_corpora_unlike_wikipedia(settings, kb):
+    from sekisho.retrieval import fuse
+
+    plain = open_knowledge_base(settings.model_copy(update={"retrieval": settings.retrieval.model_copy(
+        update={"rescore": False})}))
+    try:
+        query = "粗大ごみの申し込み方法"
+        assert kb.scores_are_probabilities and not plain.scores_are_probabilities
+        hits = plain.search(query, k=3)
+        found = plain.candidates(query)
+        assert [h.chunk.id for h in hits] == [cid for cid, _ in fuse(found.lexical, found.dense, plain.fusion)[:3]]
+    finally:
+        plain.close()
+
+
 def test_store_indexed_with_another_embedder_is_refused(settings):
     other = settings.model_copy(update={"retrieval": settings.retrieval.model_copy(update={"embedder": "use-m3"})})
     with pytest.raises(EmbedderError, match="indexed with embedder 'e5-small'"):

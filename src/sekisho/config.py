@@ -45,6 +45,9 @@ class RetrievalConfig(_Section):
     # with a wrong best passage anyway (docs/benchmarks.md, ## Answers). 0 turns the gate off; it
     # never applies to plain fusion scores, which are not probabilities.
     min_score: float = Field(default=0.02, ge=0.0, le=1.0)
+    # The re-scorer's weights were fitted on JSQuAD (Wikipedia; retrieval/rescorers.toml). For a
+    # corpus unlike it, false ranks by fusion alone (and min_score then does not apply).
+    rescore: bool = True
 
 
 class BackendConfig(_Section):

@@ -27,11 +27,10 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
 
 from sekisho.answer.prompt import Style, request_for_passages
 from sekisho.config import BackendConfig
-from sekisho.models.protocol import ChatRequest, Completion, Passage
+from sekisho.models.protocol import ChatRequest, Completion, Passage, ScoringBackend
 from sekisho.text import NOT_FOUND, answer_context, strip_citations
 
 # Candidates: passages scoring at least this share of the best, at most EACH_LIMIT of them. On 120
@@ -62,14 +61,6 @@ def passage_policy(backend: BackendConfig | None, min_relative_score: float) -> 
     if reads_apart(backend):
         return EACH_SHARE, limit or EACH_LIMIT
     return min_relative_score, limit
-
-
-class ScoringBackend(Protocol):
-    """A backend that can say how likely a given reply is (llama.cpp's choice_logprobs)."""
-
-    def complete(self, request: ChatRequest) -> Completion: ...
-
-    def choice_logprobs(self, request: ChatRequest, choices: list[str]) -> list[float]: ...
 
 
 @dataclass(frozen=True)

@@ -146,7 +146,7 @@ def run_suite(settings: Settings, suite: Suite, models: Sequence[str], run_dir: 
                     console.print(f"[red]error:[/red] {escape(f'{model}: {exc}')}", highlight=False, soft_wrap=True)
                     continue
                 meter = EnergyMeter(watts_per_core=watts_per_core, server_port=_loopback_port(settings, model))
-                store.set_model(digest, model, asdict(info), asdict(meter.source))
+                store.set_model(digest, model, info.to_json(), asdict(meter.source))
                 with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                               TimeElapsedColumn(), console=console) as progress:
                     for task in selected:

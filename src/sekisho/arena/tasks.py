@@ -19,7 +19,7 @@ from sekisho.arena.results import ItemResult
 from sekisho.arena.suite import Task
 from sekisho.guard.gateway import Gateway
 from sekisho.identity import Principal, Role
-from sekisho.models.protocol import Backend, ChatRequest, Completion, Message, Passage
+from sekisho.models.protocol import Backend, Capability, ChatRequest, Completion, Message, Passage
 
 ARENA_PRINCIPAL = Principal(name="arena", role=Role.USER)
 
@@ -135,7 +135,7 @@ def _reading(task: Task, item: Item, ctx: Context) -> ItemResult:
 def _choice(task: Task, item: Item, ctx: Context) -> ItemResult:
     """Log-likelihood of each choice where the backend can score them (Gateway.choose), a
     generated number otherwise; both through the Gateway, governed and audited."""
-    if hasattr(ctx.gateway.backend(ctx.backend), "choice_logprobs"):
+    if ctx.gateway.backend(ctx.backend).info().can(Capability.SCORE_REPLIES):
         prompt = str(task.options.get("logprob_prompt", DEFAULT_LOGPROB_PROMPT)).format(question=item.question)
         governed = ctx.gateway.choose(_request(task, item, prompt, None), item.choices, backend=ctx.backend,
                                       principal=ARENA_PRINCIPAL)

@@ -33,7 +33,7 @@ from sekisho.guard.masking import MaskSession, contains_placeholder
 from sekisho.guard.policy import BUILT_IN, Action, Policy, PolicyError, policy_from_settings
 from sekisho.guard.scan import scan
 from sekisho.identity import Principal
-from sekisho.models import Backend, BackendError, ChatRequest, Completion, Message, ModelInfo, open_backend
+from sekisho.models import Backend, BackendError, Capability, ChatRequest, Completion, Message, ModelInfo, open_backend
 from sekisho.models.extractive import ExtractiveBackend
 
 COPYRIGHT_PROMPT_ENTITY = "COPYRIGHT_STYLE"
@@ -181,7 +181,7 @@ class Gateway:
         scorer, outbound = self.backend(turn.backend_name), turn.outbound
         started = time.perf_counter()
         try:
-            if not hasattr(scorer, "choice_logprobs"):
+            if not turn.info.can(Capability.SCORE_REPLIES):
                 raise BackendError(f"backend {turn.backend_name!r} ({turn.info.kind}) cannot score choices")
             scores = scorer.choice_logprobs(replace(outbound, messages=outbound.messages[:asked]),
                                             [m.content for m in outbound.messages[asked:]])

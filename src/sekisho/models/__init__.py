@@ -18,18 +18,30 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sekisho.config import BackendConfig, Settings, resolve_path
-from sekisho.models.protocol import Backend, BackendError, ChatRequest, Completion, Message, ModelInfo, Passage
+from sekisho.models.protocol import (
+    Backend,
+    BackendError,
+    Capability,
+    ChatRequest,
+    Completion,
+    Message,
+    ModelInfo,
+    Passage,
+    ScoringBackend,
+)
 
 __all__ = [
     "BACKEND_KINDS",
     "Backend",
     "BackendError",
+    "Capability",
     "BackendFactory",
     "ChatRequest",
     "Completion",
     "Message",
     "ModelInfo",
     "Passage",
+    "ScoringBackend",
     "backend_names",
     "open_backend",
     "register_backend",

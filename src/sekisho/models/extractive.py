@@ -34,7 +34,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from sekisho.config import BackendConfig
-from sekisho.models.protocol import ChatRequest, Completion, ModelInfo, Passage
+from sekisho.models.protocol import Capability, ChatRequest, Completion, ModelInfo, Passage
 from sekisho.text import (
     LATIN_WORD,
     NOT_FOUND,
@@ -429,7 +429,9 @@ class ExtractiveBackend:
         self.name = name
 
     def info(self) -> ModelInfo:
-        return ModelInfo(name=self.name, kind="extractive", model="sekisho-extractive", local=True, version="1")
+        # Pure Python over the request's own passages: any number of threads may answer at once.
+        return ModelInfo(name=self.name, kind="extractive", model="sekisho-extractive", local=True, version="1",
+                         capabilities=frozenset({Capability.CONCURRENT}))
 
     def check(self) -> None:
         morphemes("確認")  # loads the dictionary now, so a broken install fails here, not mid-answer

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from sekisho.config import BackendConfig
-from sekisho.models.protocol import BackendError, ChatRequest, Completion, Message, ModelInfo
+from sekisho.models.protocol import BackendError, Capability, ChatRequest, Completion, Message, ModelInfo
 
 _ELLIPSIS = "…"
 DEFAULT_SEED = 42
@@ -255,6 +255,7 @@ class LlamaCppBackend:
             local=self.config.local is not False,  # in-process: nothing leaves the machine
             version=version,
             extra={"path": str(self.path), "n_ctx": str(self.n_ctx), "seed": str(self.seed)},
+            capabilities=frozenset({Capability.SCORE_REPLIES}),
         )
 
     def check(self) -> None:

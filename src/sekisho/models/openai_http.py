@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from sekisho.config import BackendConfig
-from sekisho.models.protocol import BackendError, ChatRequest, Completion, ModelInfo
+from sekisho.models.protocol import BackendError, Capability, ChatRequest, Completion, ModelInfo
 
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _MAX_BACKOFF_S = 8.0
@@ -202,6 +202,7 @@ class OpenAIBackend:
                 "base_url": self.base,
                 "locality": "declared local in configuration" if declared else "external (not declared local)",
             },
+            capabilities=frozenset({Capability.CONCURRENT}),
         )
 
     def check(self) -> None:

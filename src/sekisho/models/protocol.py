@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Literal, Protocol
 
 from sekisho.errors import SekishoError
@@ -53,6 +54,18 @@ class Completion:
     latency_s: float = 0.0
 
 
+class Capability(StrEnum):
+    """What a backend can do beyond `complete` and `stream`, declared in its ModelInfo so that
+    callers ask the backend's description, never probe its methods."""
+
+    # Says how likely given replies are without generating (multiple-choice scoring, reading
+    # passages apart): the backend implements ScoringBackend.choice_logprobs.
+    SCORE_REPLIES = "score_replies"
+    # Serves several requests at once (an HTTP server with its own batching or slots). Without it
+    # the backend decodes one request at a time and callers queue for it, per model.
+    CONCURRENT = "concurrent"
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     name: str  # the name the config gives this backend
@@ -61,6 +74,14 @@ class ModelInfo:
     local: bool  # True when no data leaves this machine / organisation's premises
     version: str = ""  # e.g. GGUF sha256 prefix or server-reported version
     extra: dict[str, str] = field(default_factory=dict)
+    capabilities: frozenset[Capability] = frozenset()
+
+    def can(self, capability: Capability) -> bool:
+        return capability in self.capabilities
+
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "kind": self.kind, "model": self.model, "local": self.local,
+                "version": self.version, "extra": dict(self.extra), "capabilities": sorted(self.capabilities)}
 
 
 class BackendError(SekishoError):
@@ -82,3 +103,10 @@ class Backend(Protocol):
 
     def check(self) -> None:
         """Raise BackendError with a clear reason when the backend cannot serve requests."""
+
+
+class ScoringBackend(Backend, Protocol):
+    """A backend whose info declares Capability.SCORE_REPLIES."""
+
+    def choice_logprobs(self, request: ChatRequest, choices: list[str]) -> list[float]:
+        """The log-likelihood of each choice as the assistant's reply to `request`."""

@@ -9,13 +9,15 @@ calibration between BM25 and cosine, which have incomparable scales.
 from __future__ import annotations
 
 import threading
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from sekisho.config import Settings, resolve_path
 from sekisho.retrieval.embed import Embedder, EmbedderError, load_embedder
-from sekisho.retrieval.rerank import Rescorer, features, rescore
+from sekisho.retrieval.rerank import FEATURES, Rescorer, features, rescore
 from sekisho.retrieval.tokenize import Analyzer, analyzer, char_bigrams
 from sekisho.store import Chunk, Document, Hit, Store, open_store
 from sekisho.text import nfkc
@@ -46,21 +48,39 @@ class Fusion:
 # re-tokenised when opened (text only, no re-embedding): see KnowledgeBase._upgrade_lexical_index.
 LEXICAL_SCHEME = "sudachi-B-normalized+cjk-bigrams"
 
-NO_RESCORING = Rescorer(weights=(0.0,) * 8, bias=0.0, depth=0)
-# Fitted per embedder (its cosines have its own scale) by bench/retrieval_jsquad.py on the
-# questions of alternate JSQuAD articles only, with rerank.fit_listwise (label: the candidate is
-# the gold paragraph); measured on the other articles (docs/benchmarks.md, ## Retrieval).
-# The fusion each rescorer was fitted behind (chosen on the same tuning half, same bench run).
-FUSIONS: dict[str, Fusion] = {
-    "e5-small": Fusion(rrf_k=1.0, lexical_weight=1.4),
-    "use-m3": Fusion(rrf_k=1.0, lexical_weight=3.0),
-}
-RESCORERS: dict[str, Rescorer] = {
-    # bench/retrieval_jsquad.py --embedder e5-small: 2,731 tuning questions x top 30, listwise, L2 1e-3.
-    "e5-small": Rescorer(weights=(2.2706, -0.4108, -0.6091, 0.6483, 43.6363, 6.8804, -0.6313, 7.9863), bias=-8.9),
-    # bench/retrieval_jsquad.py --embedder use-m3: 2,731 tuning questions x top 30, listwise, L2 1e-3.
-    "use-m3": Rescorer(weights=(0.6703, -0.3672, -0.2876, 2.7009, 3.5394, 8.2047, -1.0816, 6.5462), bias=-10.4472),
-}
+NO_RESCORING = Rescorer(weights=(0.0,) * len(FEATURES), bias=0.0, depth=0)
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """The fusion an embedder's re-scorer was fitted behind, and the re-scorer."""
+
+    fusion: Fusion
+    rescorer: Rescorer
+    fitted: str  # when, with which command, on what
+
+
+def load_fitted(path: Path | None = None) -> dict[str, Fitted]:
+    """The fitted constants per embedder from `rescorers.toml` beside this module (or `path`),
+    checked: every feature has a weight and nothing else does. Where they were fitted and how is
+    written in the file."""
+    source = path or Path(__file__).with_name("rescorers.toml")
+    data = tomllib.loads(source.read_text(encoding="utf-8"))
+    fitted: dict[str, Fitted] = {}
+    for embedder, table in data.items():
+        weights = table.get("weights", {})
+        if set(weights) != set(FEATURES):
+            missing, extra = set(FEATURES) - set(weights), set(weights) - set(FEATURES)
+            raise ValueError(f"{source}: [{embedder}.weights]: missing {sorted(missing)}, unknown {sorted(extra)}")
+        fitted[embedder] = Fitted(
+            fusion=Fusion(**table["fusion"]),
+            rescorer=Rescorer(weights=tuple(float(weights[f]) for f in FEATURES), bias=float(table["bias"]),
+                              depth=int(table["depth"])),
+            fitted=str(table.get("fitted", "")))
+    return fitted
+
+
+FITTED = load_fitted()
 
 A_PRIORI = Fusion(rrf_k=60.0, lexical_weight=1.0, dense_weight=1.0)
 
@@ -83,12 +103,15 @@ def _passage_text(title: str, chunk: Chunk) -> str:
 
 class KnowledgeBase:
     def __init__(self, store: Store, embedder_name: str, *, analyzer_: Analyzer | None = None,
-                 fusion: Fusion | None = None, rescorer: Rescorer | None = None):
+                 fusion: Fusion | None = None, rescorer: Rescorer | None = None, rescoring: bool = True):
+        """`rescoring=False` ranks by fusion alone, for corpora unlike the Wikipedia the re-scorer
+        was fitted on (see rescorers.toml)."""
         self.store = store
         self.embedder_name = embedder_name
         self.analyzer = analyzer_ or analyzer()
-        self.fusion = fusion or FUSIONS.get(embedder_name, Fusion())
-        self.rescorer = rescorer or RESCORERS.get(embedder_name, NO_RESCORING)
+        fitted = FITTED.get(embedder_name) if rescoring else None
+        self.fusion = fusion or (fitted.fusion if fitted else Fusion())
+        self.rescorer = rescorer or (fitted.rescorer if fitted else NO_RESCORING)
         self._embedder: Embedder | None = None
         self._embedder_lock = threading.Lock()
         self._check_embedder_matches_store()
@@ -252,7 +275,7 @@ def open_knowledge_base(settings: Settings, *, fusion: Fusion | None = None) -> 
     """The knowledge base configured by `settings` (store file, embedder)."""
     store = open_store(resolve_path(settings, settings.store.path))
     try:
-        return KnowledgeBase(store, settings.retrieval.embedder, fusion=fusion)
+        return KnowledgeBase(store, settings.retrieval.embedder, fusion=fusion, rescoring=settings.retrieval.rescore)
     except BaseException:
         store.close()
         raise

@@ -2,6 +2,25 @@
 
 from __future__ import annotations
 
+
+# ===== test tiers ==========================================================================
+# A test is marked from what it uses, so nobody has to remember to: a GGUF model or the llama.cpp
+# server -> model; anything under e2e/ -> browser (and server); the test_server_* modules, which
+# start sekisho on loopback -> server. `slow` is set by hand on tests slow for another reason.
+MODEL_FIXTURES = frozenset({"gguf_qwen05b_path", "gguf_qwen15b_path", "gguf_gemma270m_path", "llama_server_url"})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & MODEL_FIXTURES:
+            item.add_marker("model")
+        if "e2e" in item.path.parts:
+            item.add_marker("browser")
+        if "e2e" in item.path.parts or item.path.name.startswith("test_server_"):
+            item.add_marker("server")
+# ===== end of test tiers ===================================================================
+
 # ===== model fixtures (owner: models/) =====================================================
 # gguf_qwen05b_path / gguf_qwen15b_path / gguf_gemma270m_path: verified GGUF files assembled from PyPI part packages.
 # llama_server_url: a real OpenAI-compatible server (llama-cpp-python's) on a free loopback

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,14 +31,19 @@ def document_of(entry: dict) -> tuple[Document, list[Chunk]]:
 
 
 @pytest.fixture(scope="module")
-def settings(tmp_path_factory) -> Settings:
+def settings(tmp_path_factory) -> Iterator[Settings]:
+    before = os.environ.get("HF_HUB_OFFLINE")
     os.environ["HF_HUB_OFFLINE"] = "1"  # the embedder must never reach for the network
     base = tmp_path_factory.mktemp("kb")
     settings = Settings(store=StoreConfig(path="kb.db"), base_dir=str(base))
     with open_knowledge_base(settings) as kb:
         for entry in CORPUS["documents"]:
             kb.index(*document_of(entry))
-    return settings
+    yield settings
+    if before is None:
+        os.environ.pop("HF_HUB_OFFLINE", None)
+    else:
+        os.environ["HF_HUB_OFFLINE"] = before
 
 
 @pytest.fixture(scope="module")

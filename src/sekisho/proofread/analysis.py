@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import lru_cache
 
 # Sudachi rejects inputs over 49,149 bytes; 12,000 characters stay under it even at 4 bytes each.
@@ -17,18 +16,42 @@ _MAX_CHARS = 12_000
 _local = threading.local()
 
 
-@dataclass(frozen=True, slots=True)
 class Token:
-    surface: str  # as written (offsets below index the analysed text)
-    pos: tuple[str, ...]  # Sudachi's six part-of-speech fields
-    lemma: str  # dictionary form
-    reading: str  # katakana reading
-    start: int
-    end: int
+    """One morpheme. The dictionary form and the reading are fetched from Sudachi only when a
+    rule asks for them: most tokens are looked up by written form alone."""
+
+    __slots__ = ("_m", "_lemma", "_reading", "end", "pos", "start", "surface")
+
+    def __init__(self, surface: str, pos: tuple[str, ...], start: int, end: int, morpheme=None,
+                 lemma: str | None = None, reading: str | None = None):
+        self.surface = surface  # as written (offsets below index the analysed text)
+        self.pos = pos  # Sudachi's six part-of-speech fields
+        self.start = start
+        self.end = end
+        self._m = morpheme
+        self._lemma = lemma
+        self._reading = reading
+
+    @property
+    def lemma(self) -> str:
+        """The dictionary form (出来ない -> 出来る)."""
+        if self._lemma is None:
+            self._lemma = self._m.dictionary_form()
+        return self._lemma
+
+    @property
+    def reading(self) -> str:
+        """The reading in katakana (時 -> トキ, or ジ in 開始時)."""
+        if self._reading is None:
+            self._reading = self._m.reading_form()
+        return self._reading
 
     @property
     def conjugation(self) -> str:
         return self.pos[5]
+
+    def __repr__(self) -> str:
+        return f"Token({self.surface!r}, {','.join(self.pos)}, {self.start}-{self.end})"
 
 
 @lru_cache(maxsize=1)
@@ -65,12 +88,17 @@ def pieces(text: str) -> Iterator[tuple[int, str]]:
 def analyze(text: str) -> list[Token]:
     """Sudachi (core dictionary, split mode C) tokens of `text`, offsets into `text`."""
     tokenizer = _tokenizer()
+    pos_of = _dictionary().pos_of
+    pos_cache: dict[int, tuple[str, ...]] = {}
     tokens: list[Token] = []
     append = tokens.append
     for base, piece in pieces(text):
         for m in tokenizer.tokenize(piece):
-            append(Token(m.surface(), m.part_of_speech(), m.dictionary_form(), m.reading_form(),
-                         base + m.begin(), base + m.end()))
+            pid = m.part_of_speech_id()
+            pos = pos_cache.get(pid)
+            if pos is None:
+                pos = pos_cache[pid] = tuple(pos_of(pid))
+            append(Token(m.surface(), pos, base + m.begin(), base + m.end(), m))
     return tokens
 
 

@@ -95,6 +95,9 @@ class Sentence:
     bulleted: bool  # a list item: lists may keep a style of their own
 
 
+_SENTENCE_MARKS = re.compile(rf"[\n{re.escape(_OPEN + _CLOSE + _ENDS)}]")
+
+
 def sentences(text: str) -> list[Sentence]:
     """Sentences end at 。！？ outside brackets, or at a line break (a line without a full stop is
     a heading, a list item or a wrapped line: it is never joined to the next)."""
@@ -108,7 +111,8 @@ def sentences(text: str) -> list[Sentence]:
         if s < end:
             out.append(Sentence(s, end, terminated, bool(_BULLET.match(text, line_start)) and s - line_start < 8))
 
-    for i, ch in enumerate(text):
+    for m in _SENTENCE_MARKS.finditer(text):
+        i, ch = m.start(), m.group()
         if ch == "\n":
             close(i, False)
             depth, start, line_start = 0, i + 1, i + 1
@@ -116,7 +120,7 @@ def sentences(text: str) -> list[Sentence]:
             depth += 1
         elif ch in _CLOSE:
             depth = max(0, depth - 1)
-        elif ch in _ENDS and depth == 0:
+        elif depth == 0:
             close(i + 1, True)
             start = i + 1
     close(len(text), False)
@@ -125,7 +129,7 @@ def sentences(text: str) -> list[Sentence]:
 
 def long_sentence_findings(lex: Lexicon, text: str, found: list[Sentence], limit: int) -> Iterator[Finding]:
     for s in found:
-        chars = sum(1 for c in text[s.start:s.end] if not c.isspace())
+        chars = len("".join(text[s.start:s.end].split()))
         if chars > limit:
             message = (f"一文が{chars}字あります。{limit}字以内を目安に、文を分けることを検討してください（長い文）。"
                        f" / This sentence has {chars} characters; consider splitting it (limit {limit}).")

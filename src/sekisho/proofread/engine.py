@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from sekisho.proofread.analysis import analyze
 from sekisho.proofread.checks import (
@@ -50,8 +51,22 @@ def _spans(text: str, words: Iterable[str]) -> list[tuple[int, int]]:
     return spans
 
 
-def _overlaps(f: Finding, spans: Sequence[tuple[int, int]]) -> bool:
-    return any(f.start < end and start < f.end for start, end in spans)
+class _Spans:
+    """Merged, sorted spans answering "does [start, end) touch any of them" by bisection."""
+
+    def __init__(self, spans: Iterable[tuple[int, int]]):
+        merged: list[list[int]] = []
+        for start, end in sorted(spans):
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        self._starts = [s for s, _ in merged]
+        self._ends = [e for _, e in merged]
+
+    def overlap(self, f: Finding) -> bool:
+        i = bisect.bisect_left(self._starts, f.end) - 1  # the last span starting before f ends
+        return i >= 0 and self._ends[i] > f.start
 
 
 def proofread(text: str, *, dictionary: Dictionary | None = None) -> list[Finding]:
@@ -69,13 +84,13 @@ def proofread(text: str, *, dictionary: Dictionary | None = None) -> list[Findin
     own = _organisation(text, dictionary)
     # Quoted names of laws and documents keep their notation; the organisation's own names are
     # never flagged; where the organisation has its own form for a word, that form wins.
-    quiet = protected_spans(text) + _spans(text, dictionary.keep)
-    own_spans = [(f.start, f.end) for f in own]
+    quiet = _Spans(protected_spans(text) + _spans(text, dictionary.keep))
+    own_spans = _Spans((f.start, f.end) for f in own)
     kept = [f for f in findings
             if not dictionary.disabled(f.rule, f.family)
-            and (f.family == "long-sentence" or not _overlaps(f, quiet))
-            and not _overlaps(f, own_spans)]
-    kept += [f for f in own if not dictionary.disabled(f.rule, f.family) and not _overlaps(f, quiet)]
+            and (f.family == "long-sentence" or not quiet.overlap(f))
+            and not own_spans.overlap(f)]
+    kept += [f for f in own if not dictionary.disabled(f.rule, f.family) and not quiet.overlap(f)]
     kept.sort(key=lambda f: (f.start, -f.end, f.rule))
     return kept
 

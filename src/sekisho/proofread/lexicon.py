@@ -104,8 +104,10 @@ def formal_hoka(tokens: Tokens, i: int) -> bool:
 
 
 def between_to_and_ni(tokens: Tokens, i: int) -> bool:
-    """説明すると共に -> とともに; 共に働く keeps 共に."""
-    return _particle(_at(tokens, i - 1), "と") and _particle(_at(tokens, i + 1), "に")
+    """説明すると共に (as well as) -> とともに; 共に働く and 市民と共に (together with) keep 共に."""
+    clause = _at(tokens, i - 2)
+    return (_particle(_at(tokens, i - 1), "と") and _particle(_at(tokens, i + 1), "に") and clause is not None
+            and clause.pos[0] in ("動詞", "形容詞", "助動詞"))
 
 
 def after_te(tokens: Tokens, i: int) -> bool:

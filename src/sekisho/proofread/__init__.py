@@ -9,12 +9,12 @@ Rules are data (data/*.toml: words with part of speech, reading, context and sou
 can be, code where they must be (checks.py: width, punctuation, sentence style and length).
 """
 
-from sekisho.proofread.dictionary import load_dictionary, parse_dictionary
+from sekisho.proofread.dictionary import configured_dictionary, load_dictionary, parse_dictionary
 from sekisho.proofread.documents import Document, read_document
 from sekisho.proofread.engine import DEFAULT_MAX_SENTENCE_CHARS, apply_fixes, proofread
 from sekisho.proofread.model import FAMILIES, Dictionary, Family, Finding, ProofreadError, Replacement, Source
 
 __all__ = [
     "DEFAULT_MAX_SENTENCE_CHARS", "FAMILIES", "Dictionary", "Document", "Family", "Finding", "ProofreadError",
-    "Replacement", "Source", "apply_fixes", "load_dictionary", "parse_dictionary", "proofread", "read_document",
+    "Replacement", "Source", "apply_fixes", "configured_dictionary", "load_dictionary", "parse_dictionary", "proofread", "read_document",
 ]

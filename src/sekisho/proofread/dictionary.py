@@ -76,3 +76,12 @@ def load_dictionary(path: str | Path) -> Dictionary:
     except tomllib.TOMLDecodeError as exc:
         raise ProofreadError(f"{p}: not valid TOML: {exc}") from None
     return parse_dictionary(data, str(p))
+
+
+def configured_dictionary(settings) -> Dictionary | None:
+    """The dictionary named by `[proofread] dictionary` in the settings (relative to the
+    configuration file), or None when none is configured."""
+    from sekisho.config import resolve_path
+
+    name = settings.proofread.dictionary
+    return load_dictionary(resolve_path(settings, name)) if name else None

@@ -66,6 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(openai_api.router)
     app.include_router(api.router)
     app.include_router(ui.router)
+    app.include_router(__import__("sekisho.server.proofread", fromlist=["router"]).router)  # 公用文校正
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.openapi = lambda: _openapi_with_bearer(app)  # type: ignore[method-assign]
     return app

@@ -877,8 +877,9 @@ def proofread_command(
     name = "-" if file == "-" else file
     if as_json:
         rows = [{**f.to_json(), "line": place(f.start)[0], "column": place(f.start)[1]} for f in findings]
+        extracted = {} if document.rewritable else {"text": text}  # what the offsets index in a PDF, DOCX or HTML
         print(json.dumps({"file": name, "media_type": document.media_type, "encoding": document.encoding,
-                          "chars": len(text), "findings": rows}, ensure_ascii=False, indent=2))
+                          "chars": len(text), **extracted, "findings": rows}, ensure_ascii=False, indent=2))
     else:
         report = err if fix and file == "-" and output is None else console  # keep stdout for the corrected text
         for f in findings:

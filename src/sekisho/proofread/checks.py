@@ -209,7 +209,14 @@ def _to_plain(tail: list[Token]) -> str | None:
 def _ending(tokens: list[Token], lo: int, hi: int) -> tuple[str, list[Token]] | None:
     """("polite" | "plain", the predicate's closing tokens) of the sentence tokens[lo:hi]; None
     for endings that carry no style (a noun, こと, ください, a question)."""
-    while hi > lo and tokens[hi - 1].pos[0] in ("補助記号", "空白"):
+    depth = 0
+    # Past the full stop, and past a note in brackets after the predicate: …です（土日を除く）。
+    while hi > lo and (depth or tokens[hi - 1].pos[0] in ("補助記号", "空白")):
+        surface = tokens[hi - 1].surface
+        if surface in ("）", ")"):
+            depth += 1
+        elif surface in ("（", "(") and depth:
+            depth -= 1
         hi -= 1
     if hi == lo:
         return None

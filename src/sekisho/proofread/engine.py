@@ -88,8 +88,7 @@ def proofread(text: str, *, dictionary: Dictionary | None = None) -> list[Findin
     own_spans = _Spans((f.start, f.end) for f in own)
     kept = [f for f in findings
             if not dictionary.disabled(f.rule, f.family)
-            and (f.family == "long-sentence" or not quiet.overlap(f))
-            and not own_spans.overlap(f)]
+            and (f.family == "long-sentence" or not (quiet.overlap(f) or own_spans.overlap(f)))]
     kept += [f for f in own if not dictionary.disabled(f.rule, f.family) and not quiet.overlap(f)]
     kept.sort(key=lambda f: (f.start, -f.end, f.rule))
     return kept

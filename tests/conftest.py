@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 # ===== test tiers ==========================================================================
 # A test is marked from what it uses, so nobody has to remember to: a GGUF model or the llama.cpp
 # server -> model; anything under e2e/ -> browser (and server); the test_server_* modules, which

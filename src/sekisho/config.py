@@ -105,6 +105,10 @@ class ServerConfig(_Section):
     rate_limit_per_minute: int = 120
 
 
+class ProofreadConfig(_Section):
+    dictionary: str = ""  # the organisation's proofreading dictionary (TOML); see samples/proofread-dictionary.toml
+
+
 class Settings(_Section):
     store: StoreConfig = Field(default_factory=StoreConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
@@ -112,6 +116,7 @@ class Settings(_Section):
     guard: GuardConfig = Field(default_factory=GuardConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    proofread: ProofreadConfig = Field(default_factory=ProofreadConfig)
     base_dir: str = "."  # paths in the file are relative to the file's folder
 
 

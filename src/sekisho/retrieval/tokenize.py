@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from sekisho.text import SPLIT_MODES, english_stem, nfkc, tokenizer
+from sekisho.text import SPLIT_MODES, english_stem, nfkc, pieces, tokenizer
 
 # Part-of-speech (first level, as Sudachi names them) whose words never decide relevance.
 DROPPED_POS = frozenset({"助詞", "助動詞", "補助記号", "記号", "空白"})
@@ -28,8 +28,6 @@ ENGLISH_STOPWORDS = frozenset(
 _ASCII_WORD = re.compile(r"[0-9a-z]+(?:['.][0-9a-z]+)*")
 # A run of letters/digits outside ASCII (kanji, kana, hangul...): where character pairs are cut.
 _CJK_RUN = re.compile(r"[^\W\x00-\x7f_]+")
-# Sudachi rejects inputs over 49,149 bytes; 12,000 characters stay under it even at 4 bytes each.
-_MAX_CHARS = 12_000
 
 
 @dataclass(frozen=True)
@@ -57,7 +55,7 @@ class Analyzer:
         highlighting relies on; Sudachi folds width and case internally)."""
         out: list[Term] = []
         analyse = tokenizer(self.mode).tokenize
-        for base, piece in _pieces(text):
+        for base, piece in pieces(text):
             for m in analyse(piece):
                 pos = m.part_of_speech()[0]
                 if pos in self.dropped_pos:
@@ -92,19 +90,6 @@ class Analyzer:
         """What the BM25 index holds for `text`, and what a query searches it with: the Sudachi
         terms followed by the character pairs (see char_bigrams)."""
         return self.tokenize(text) + char_bigrams(text)
-
-
-def _pieces(text: str):
-    """Split long text at line or sentence ends into pieces Sudachi accepts, with their offsets."""
-    start = 0
-    while start < len(text):
-        end = min(len(text), start + _MAX_CHARS)
-        if end < len(text):
-            cut = max(text.rfind("\n", start, end), text.rfind("。", start, end))
-            if cut > start:
-                end = cut + 1
-        yield start, text[start:end]
-        start = end
 
 
 DEFAULT_MODE = "B"

@@ -32,7 +32,7 @@ SECURITY_HEADERS = {
 
 
 def create_app(settings: Settings) -> FastAPI:
-    from sekisho.server import api, openai_api, ui
+    from sekisho.server import api, openai_api, proofread, ui
 
     state = AppState(settings=settings, runtime=Runtime(settings), keys=open_key_store(settings),
                      sessions=Sessions(), limiter=RateLimiter(settings.server.rate_limit_per_minute))
@@ -66,6 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(openai_api.router)
     app.include_router(api.router)
     app.include_router(ui.router)
+    app.include_router(proofread.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.openapi = lambda: _openapi_with_bearer(app)  # type: ignore[method-assign]
     return app

@@ -30,6 +30,7 @@ NAV = [
     ("/reviews", "レビュー", "Review", "review"),
     ("/audit", "監査", "Audit", "audit"),
     ("/models", "モデル", "Models", "chat"),
+    ("/proofread", "校正", "Proofread", "chat"),
 ]
 LABELS = {"queued": "待機中 / Queued", "running": "処理中 / Running", "done": "完了 / Done", "failed": "失敗 / Failed",
           "pending": "確認待ち / Pending", "approved": "承認 / Approved", "edited": "修正承認 / Edited",

@@ -17,7 +17,7 @@ from sekisho.text.matching import (
     question_content,
     without_interrogatives,
 )
-from sekisho.text.morphemes import SPLIT_MODES, dictionary, morphemes, named_entities, tokenizer
+from sekisho.text.morphemes import SPLIT_MODES, dictionary, morphemes, named_entities, pieces, tokenizer
 from sekisho.text.normalize import clean, compact, nfkc
 from sekisho.text.numbers import numbers
 from sekisho.text.numerals import KANJI_DIGITS, kanji_number
@@ -28,6 +28,6 @@ __all__ = [
     "CITATION_RE", "DATE_RE", "SPLIT_MODES", "ERAS", "KANJI_DIGITS", "LATIN_WORD", "NOT_FOUND", "answer_context", "citation_numbers",
     "clean", "compact", "content_runs", "content_units", "dictionary", "english_stem", "era_to_gregorian",
     "kanji_number", "make_date", "match_units", "morphemes", "named_entities", "nfkc", "numbers", "parse_date",
-    "parse_day", "question_content", "sentence_spans", "sentences", "split_sentences", "strip_citations",
+    "parse_day", "pieces", "question_content", "sentence_spans", "sentences", "split_sentences", "strip_citations",
     "tokenizer", "trim_span", "western_years", "without_interrogatives",
 ]

@@ -5,6 +5,7 @@ underneath is shared)."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from functools import lru_cache
 
 from sudachipy import Dictionary, SplitMode
@@ -12,6 +13,8 @@ from sudachipy import Dictionary, SplitMode
 from sekisho.text.normalize import compact
 
 SPLIT_MODES = {"A": SplitMode.A, "B": SplitMode.B, "C": SplitMode.C}
+# Sudachi rejects inputs over 49,149 bytes; 12,000 characters stay under it even at 4 bytes each.
+MAX_CHARS = 12_000
 _local = threading.local()
 
 
@@ -31,6 +34,19 @@ def tokenizer(mode: str = "C"):
     if mode not in tokenizers:
         tokenizers[mode] = dictionary().tokenizer(mode=SPLIT_MODES[mode])
     return tokenizers[mode]
+
+
+def pieces(text: str) -> Iterator[tuple[int, str]]:
+    """Long text cut at line or sentence ends into pieces Sudachi accepts, with their offsets."""
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + MAX_CHARS)
+        if end < len(text):
+            cut = max(text.rfind("\n", start, end), text.rfind("。", start, end))
+            if cut > start:
+                end = cut + 1
+        yield start, text[start:end]
+        start = end
 
 
 def morphemes(text: str) -> list[tuple[str, tuple[str, ...]]]:

@@ -162,6 +162,20 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
         raise ConfigError(f"{file}: {where}: {first['msg']}") from None
 
 
+def read_toml(path: str | Path, what: str, error: type[SekishoError] = ConfigError) -> dict[str, Any]:
+    """The TOML file an operator configured (`what` names it: "copyright registry"), or `error`
+    with one line naming the file and what is wrong."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: cannot read the {what}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{path}: not valid TOML: {exc}") from None
+
+
 def resolve_path(settings: Settings, value: str) -> Path:
     """A path from the configuration, relative to the configuration file's folder."""
     p = Path(value).expanduser()

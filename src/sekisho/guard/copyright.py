@@ -24,12 +24,12 @@ Registry (TOML):
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from sekisho.config import read_toml
 from sekisho.guard.errors import GuardError
 from sekisho.guard.findings import Finding
 from sekisho.guard.textview import NormalizedText
@@ -96,12 +96,7 @@ def _strings(value: Any, where: str) -> tuple[str, ...]:
 def load_registry(path: str | Path) -> CopyrightRegistry:
     """Read the organisation's registry; GuardError (one line) names the file and the problem."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise GuardError(f"{path}: copyright registry not found") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise GuardError(f"{path}: cannot read copyright registry: {exc}") from None
+    data = read_toml(path, "copyright registry", GuardError)
     creators: list[Creator] = []
     for i, entry in enumerate(data.get("creator", [])):
         where = f"{path}: creator[{i}]"

@@ -15,9 +15,9 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
+from sekisho.config import read_toml
 from sekisho.proofread.model import FAMILIES, Dictionary, ProofreadError, Replacement
 
 _SECTIONS = {"rules": {"disable", "max_sentence_chars"}, "keep": {"words"}, "replace": {"find", "suggest", "note"}}
@@ -66,16 +66,7 @@ def parse_dictionary(data: dict, path: str = "") -> Dictionary:
 
 def load_dictionary(path: str | Path) -> Dictionary:
     """The dictionary in `path`, or ProofreadError naming the file and what is wrong."""
-    p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ProofreadError(f"{p}: proofreading dictionary not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProofreadError(f"{p}: cannot read the proofreading dictionary: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ProofreadError(f"{p}: not valid TOML: {exc}") from None
-    return parse_dictionary(data, str(p))
+    return parse_dictionary(read_toml(path, "proofreading dictionary", ProofreadError), str(path))
 
 
 def configured_dictionary(settings) -> Dictionary | None:

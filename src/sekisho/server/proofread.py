@@ -22,10 +22,11 @@ from sekisho.proofread import Finding, ProofreadError, configured_dictionary, pr
 from sekisho.server.deps import AppState, audit_event, require, state_of
 from sekisho.server.errors import ApiError, ErrorResponse
 from sekisho.server.security import Caller, Permission, can_see
-from sekisho.server.ui import _fragment_error, _me, page_caller, render
+from sekisho.server.ui import PageRoute, _me, page, render
 from sekisho.server.uploads import safe_name
 
 router = APIRouter()
+ui_router = APIRouter(include_in_schema=False, route_class=PageRoute)
 MAX_CHARS = 1_000_000
 
 
@@ -152,33 +153,24 @@ def segments(text: str, findings: list[Finding]) -> tuple[list[dict[str, Any]], 
     return [s for s in out if s["kind"] != "text" or s["text"]], sorted(wrapped)
 
 
-@router.get("/proofread", include_in_schema=False)
-async def proofread_page(request: Request) -> Response:
-    caller = await page_caller(request, Permission.CHAT)
-    if not isinstance(caller, Caller):
-        return caller
+@ui_router.get("/proofread")
+async def proofread_page(request: Request, caller: Caller = page(Permission.CHAT)) -> Response:
     return render(request, "proofread.html", title="公用文校正", me=_me(caller), active="/proofread")
 
 
-@router.post("/ui/proofread", include_in_schema=False)
+@ui_router.post("/ui/proofread")
 async def ui_proofread(request: Request, text: str = Form("", max_length=MAX_CHARS),
-                       file: UploadFile | None = File(None)) -> Response:
-    caller = await page_caller(request, Permission.CHAT)
-    if not isinstance(caller, Caller):
-        return caller
+                       file: UploadFile | None = File(None), caller: Caller = page(Permission.CHAT)) -> Response:
     state = state_of(request)
-    try:
-        if file is not None and file.filename:
-            name, body = _document(await file.read(), file.filename)
-            source = "file"
-        elif text.strip():
-            name, body, source = None, text, "text"
-        else:
-            raise ApiError(400, "文章を入力するか、ファイルを選んでください。/ Paste a text or choose a file.",
-                           code="invalid_request")
-        findings = await _findings(state, caller, body, source)
-    except ApiError as exc:
-        return _fragment_error(request, exc)
+    if file is not None and file.filename:
+        name, body = _document(await file.read(), file.filename)
+        source = "file"
+    elif text.strip():
+        name, body, source = None, text, "text"
+    else:
+        raise ApiError(400, "文章を入力するか、ファイルを選んでください。/ Paste a text or choose a file.",
+                       code="invalid_request")
+    findings = await _findings(state, caller, body, source)
     parts, wrapped = segments(body, findings)
     items = [{"n": n, "f": f, "wrapped": n in wrapped} for n, f in enumerate(findings, 1)]
     return render(request, "_proofread_result.html", file_name=name, text=body, parts=parts, items=items,

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
+from sekisho.errors import SekishoError
 from sekisho.models.protocol import BackendError
 from sekisho.server import api
 from sekisho.server.deps import AppState, audit_event, authenticate, state_of
@@ -22,7 +25,6 @@ from sekisho.server.security import SESSION_COOKIE, SESSION_TTL_S, Caller, Permi
 from sekisho.text import CITATION_RE, citation_numbers
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
-router = APIRouter(include_in_schema=False)
 
 NAV = [
     ("/chat", "質問", "Ask", "chat"),
@@ -44,24 +46,64 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
-async def page_caller(request: Request, permission: Permission | None) -> Caller | Response:
-    """The caller, or the response to send instead: the login page for no session (htmx follows
-    HX-Redirect), an explained 403 for a role without the right."""
+class PageRefused(Exception):
+    """Raised by a page's dependency with the response to send instead of the page."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+async def page_caller(request: Request, permission: Permission | None) -> Caller:
+    """The caller, or PageRefused carrying the response to send instead: the login page for no
+    session (htmx follows HX-Redirect), an explained 403 for a role without the right."""
     try:
         return await authenticate(request, permission)
     except ApiError as exc:
         if exc.http_status == 401:
             if request.headers.get("hx-request"):
-                return Response(status_code=401, headers={"HX-Redirect": "/login"})
-            return RedirectResponse("/login", status_code=303)
+                raise PageRefused(Response(status_code=401, headers={"HX-Redirect": "/login"})) from None
+            raise PageRefused(RedirectResponse("/login", status_code=303)) from None
         heading = {403: "権限がありません / Forbidden", 429: "混み合っています / Too many requests"}.get(
             exc.http_status, "エラー / Error")
-        return render(request, "error.html", status_code=exc.http_status, title=heading, heading=heading, message=exc.message)
+        raise PageRefused(render(request, "error.html", status_code=exc.http_status, title=heading, heading=heading,
+                                 message=exc.message)) from None
 
 
-def _fragment_error(request: Request, exc: ApiError) -> HTMLResponse:
+def page(permission: Permission | None) -> Any:
+    """The dependency every page and fragment route declares: the caller with `permission`."""
+
+    async def dependency(request: Request) -> Caller:
+        return await page_caller(request, permission)
+
+    return Depends(dependency)
+
+
+def fragment_error(request: Request, exc: SekishoError) -> HTMLResponse:
     # htmx swaps only 2xx responses by default; the error fragment is still a page element.
-    return render(request, "_error.html", status_code=200, message=exc.message)
+    return render(request, "_error.html", status_code=200, message=str(exc))
+
+
+class PageRoute(APIRoute):
+    """A UI route: a refused caller gets the page PageRefused carries, and an error a fragment
+    route (/ui/...) raises is shown where the fragment would have gone, as one line."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except PageRefused as refused:
+                return refused.response
+            except SekishoError as exc:
+                if not request.url.path.startswith("/ui/"):
+                    raise
+                return fragment_error(request, exc)
+
+        return handle
+
+
+router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
 
 def _me(caller: Caller) -> dict[str, Any]:
@@ -69,11 +111,8 @@ def _me(caller: Caller) -> dict[str, Any]:
 
 
 @router.get("/")
-async def home(request: Request) -> Response:
+async def home(request: Request, caller: Caller = page(None)) -> Response:
     """Each role starts where it may work: ask, else review, else the audit log."""
-    caller = await page_caller(request, None)
-    if not isinstance(caller, Caller):
-        return caller
     for permission, page in ((Permission.CHAT, "/chat"), (Permission.REVIEW, "/reviews"), (Permission.AUDIT, "/audit")):
         if may(caller.principal, permission):
             return RedirectResponse(page, status_code=303)
@@ -117,10 +156,7 @@ async def logout(request: Request) -> Response:
 # --- chat -----------------------------------------------------------------------------------
 
 @router.get("/chat")
-async def chat_page(request: Request) -> Response:
-    caller = await page_caller(request, Permission.CHAT)
-    if not isinstance(caller, Caller):
-        return caller
+async def chat_page(request: Request, caller: Caller = page(Permission.CHAT)) -> Response:
     state = state_of(request)
     from sekisho.models import backend_names
 
@@ -147,23 +183,18 @@ def cited_html(text: str, sources: list[Any]) -> Markup:
 
 @router.post("/ui/ask")
 async def ui_ask(request: Request, question: str = Form(..., min_length=1, max_length=4000),
-                 backend: str = Form("", max_length=200)) -> Response:
-    caller = await page_caller(request, Permission.CHAT)
-    if not isinstance(caller, Caller):
-        return caller
-    state = state_of(request)
-    try:
-        from sekisho.server.openai_api import resolve_model
+                 backend: str = Form("", max_length=200), caller: Caller = page(Permission.CHAT)) -> Response:
+    from sekisho.server.openai_api import resolve_model
 
-        name, _ = resolve_model(state, backend or state.settings.models.default, True)
+    state = state_of(request)
+    name, _ = resolve_model(state, backend or state.settings.models.default, True)
+    try:
         governed = await state.runtime.run(api.ask_governed, state, caller, question, name,
                                            state.settings.retrieval.top_k)
         result = api.ask_response(question, governed)
-    except BackendError as exc:
-        return _fragment_error(request, ApiError(502, str(exc), code="backend_error"))
     except ApiError as exc:
         if exc.code != "guard_blocked":
-            return _fragment_error(request, exc)
+            raise
         return render(request, "_answer.html", question=question, status="blocked", error=exc.message)
     faithfulness = result.faithfulness
     unsupported = [s.text for s in faithfulness.sentences if not s.supported] if faithfulness else []
@@ -173,27 +204,15 @@ async def ui_ask(request: Request, question: str = Form(..., min_length=1, max_l
 
 
 @router.post("/ui/reviews/{review_id}/release")
-async def ui_release(review_id: api.ReviewId, request: Request) -> Response:
+async def ui_release(review_id: api.ReviewId, request: Request, caller: Caller = page(Permission.CHAT)) -> Response:
     """The requester fetches their held answer once a reviewer has decided."""
-    caller = await page_caller(request, Permission.CHAT)
-    if not isinstance(caller, Caller):
-        return caller
-    try:
-        released = await api.release_review(review_id, request, caller)
-    except ApiError as exc:
-        return _fragment_error(request, exc)
+    released = await api.release_review(review_id, request, caller)
     return render(request, "_released.html", released=released)
 
 
 @router.get("/ui/passages/{chunk_id}")
-async def ui_passage(chunk_id: str, request: Request) -> Response:
-    caller = await page_caller(request, Permission.CHAT)
-    if not isinstance(caller, Caller):
-        return caller
-    try:
-        found = await api.passage(chunk_id, request, caller)
-    except ApiError as exc:
-        return _fragment_error(request, exc)
+async def ui_passage(chunk_id: str, request: Request, caller: Caller = page(Permission.CHAT)) -> Response:
+    found = await api.passage(chunk_id, request, caller)
     return render(request, "_passage.html", p=found)
 
 
@@ -207,46 +226,29 @@ async def _documents(state: AppState, caller: Caller) -> list[Any]:
 
 
 @router.get("/documents")
-async def documents_page(request: Request) -> Response:
-    caller = await page_caller(request, Permission.SEARCH)
-    if not isinstance(caller, Caller):
-        return caller
+async def documents_page(request: Request, caller: Caller = page(Permission.SEARCH)) -> Response:
     documents = await _documents(state_of(request), caller)
     return render(request, "documents.html", title="文書", me=_me(caller), active="/documents",
                   documents=documents, can_upload=Permission.DOCUMENTS.value in _me(caller)["permissions"])
 
 
 @router.get("/ui/documents/table")
-async def documents_table(request: Request) -> Response:
-    caller = await page_caller(request, Permission.SEARCH)
-    if not isinstance(caller, Caller):
-        return caller
+async def documents_table(request: Request, caller: Caller = page(Permission.SEARCH)) -> Response:
     documents = await _documents(state_of(request), caller)
     return render(request, "_documents_table.html", documents=documents,
                   can_upload=Permission.DOCUMENTS.value in _me(caller)["permissions"])
 
 
 @router.post("/ui/documents")
-async def ui_upload(request: Request, files: list[UploadFile] = File(...), tags: str = Form("")) -> Response:
-    caller = await page_caller(request, Permission.DOCUMENTS)
-    if not isinstance(caller, Caller):
-        return caller
-    try:
-        job = await api.upload_documents(request, files, tags, caller)
-    except ApiError as exc:
-        return _fragment_error(request, exc)
+async def ui_upload(request: Request, files: list[UploadFile] = File(...), tags: str = Form(""),
+                    caller: Caller = page(Permission.DOCUMENTS)) -> Response:
+    job = await api.upload_documents(request, files, tags, caller)
     return render(request, "_job.html", job=job)
 
 
 @router.get("/ui/jobs/{job_id}")
-async def ui_job(job_id: str, request: Request) -> Response:
-    caller = await page_caller(request, Permission.DOCUMENTS)
-    if not isinstance(caller, Caller):
-        return caller
-    try:
-        job = await api.get_job(job_id, request, caller)
-    except ApiError as exc:
-        return _fragment_error(request, exc)
+async def ui_job(job_id: str, request: Request, caller: Caller = page(Permission.DOCUMENTS)) -> Response:
+    job = await api.get_job(job_id, request, caller)
     response = render(request, "_job.html", job=job)
     if job.status in ("done", "failed"):
         response.headers["HX-Trigger"] = "refresh-docs"
@@ -254,56 +256,39 @@ async def ui_job(job_id: str, request: Request) -> Response:
 
 
 @router.post("/ui/documents/{doc_id}/delete")
-async def ui_delete(doc_id: str, request: Request) -> Response:
-    caller = await page_caller(request, Permission.DOCUMENTS)
-    if not isinstance(caller, Caller):
-        return caller
-    try:
-        await api.delete_document(doc_id, request, caller)
-    except ApiError as exc:
-        return _fragment_error(request, exc)
-    return await documents_table(request)
+async def ui_delete(doc_id: str, request: Request, caller: Caller = page(Permission.DOCUMENTS)) -> Response:
+    await api.delete_document(doc_id, request, caller)
+    return await documents_table(request, caller)
 
 
 # --- review ---------------------------------------------------------------------------------
 
 @router.get("/reviews")
-async def reviews_page(request: Request) -> Response:
-    caller = await page_caller(request, Permission.REVIEW)
-    if not isinstance(caller, Caller):
-        return caller
+async def reviews_page(request: Request, caller: Caller = page(Permission.REVIEW)) -> Response:
     listed = await api.list_reviews(request, "pending", 100, caller)
     return render(request, "reviews.html", title="レビュー", me=_me(caller), active="/reviews", items=listed.items)
 
 
 @router.post("/ui/reviews/{review_id}/{action}")
 async def ui_decide(review_id: api.ReviewId, action: str, request: Request, text: str = Form(""), note: str = Form(""),
-                    reason: str = Form("")) -> Response:
-    caller = await page_caller(request, Permission.REVIEW)
-    if not isinstance(caller, Caller):
-        return caller
+                    reason: str = Form(""), caller: Caller = page(Permission.REVIEW)) -> Response:
     if action not in ("approve", "edit", "reject"):
         return render(request, "_error.html", status_code=404, message=f"unknown review action '{action}'")
     state = state_of(request)
     try:
         item = await api.decide(state, caller, review_id, action, text=text,
                                 note=reason if action == "reject" else note)
-    except ApiError as exc:
-        try:
-            current = await api.get_review(review_id, request, caller)
-        except ApiError:
-            return _fragment_error(request, exc)
-        return render(request, "_review.html", item=current, error=exc.message)
+    except SekishoError as exc:
+        # The item as it now stands (decided by someone else, say), with why this decision was not taken.
+        current = await api.get_review(review_id, request, caller)
+        return render(request, "_review.html", item=current, error=str(exc))
     return render(request, "_review.html", item=item)
 
 
 # --- audit ----------------------------------------------------------------------------------
 
 @router.get("/audit")
-async def audit_page(request: Request, kind: str | None = None) -> Response:
-    caller = await page_caller(request, Permission.AUDIT)
-    if not isinstance(caller, Caller):
-        return caller
+async def audit_page(request: Request, kind: str | None = None, caller: Caller = page(Permission.AUDIT)) -> Response:
     listed = await api.query_audit(request, kind or None, None, None, None, 200, caller)
     entries = []
     for e in listed.entries:
@@ -314,10 +299,7 @@ async def audit_page(request: Request, kind: str | None = None) -> Response:
 
 
 @router.post("/ui/audit/verify")
-async def ui_verify(request: Request) -> Response:
-    caller = await page_caller(request, Permission.AUDIT)
-    if not isinstance(caller, Caller):
-        return caller
+async def ui_verify(request: Request, caller: Caller = page(Permission.AUDIT)) -> Response:
     result = await api.verify_audit(request, caller)
     return render(request, "_verify.html", result=result)
 
@@ -325,10 +307,7 @@ async def ui_verify(request: Request) -> Response:
 # --- models ---------------------------------------------------------------------------------
 
 @router.get("/models")
-async def models_page(request: Request) -> Response:
-    caller = await page_caller(request, Permission.CHAT)
-    if not isinstance(caller, Caller):
-        return caller
+async def models_page(request: Request, caller: Caller = page(Permission.CHAT)) -> Response:
     state = state_of(request)
     settings = state.settings
 

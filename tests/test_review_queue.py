@@ -15,12 +15,18 @@ ADMIN = Principal("root", Role.ADMIN)
 AUDITOR = Principal("kansa", Role.AUDITOR)
 
 
+def hold(queue, output, reasons, requester, audit_seq):
+    """A held output as the request path leaves it: queued in the transaction of its audit record."""
+    with queue.audit.transaction() as conn:
+        return queue.hold_in(conn, output, reasons, requester, audit_seq)
+
+
 @pytest.fixture()
 def queue(tmp_path):
     log = AuditLog(tmp_path / "audit.db", key_path=tmp_path / "k.key")
     seq = log.append("chat", {"principal": "alice", "output": "対外向けの回答"}).seq
     q = ReviewQueue(log)
-    q.held_id = q.hold("対外向けの回答", ["external_use"], ALICE, seq)
+    q.held_id = hold(q, "対外向けの回答", ["external_use"], ALICE, seq)
     return q
 
 
@@ -68,7 +74,7 @@ def test_only_reviewers_and_admins_decide(queue, who):
 def test_nobody_approves_their_own_request(tmp_path):
     log = AuditLog(tmp_path / "audit.db")
     q = ReviewQueue(log)
-    rid = q.hold("text", ["role"], REVIEWER, 0)
+    rid = hold(q, "text", ["role"], REVIEWER, 0)
     with pytest.raises(ReviewPermissionError, match="cannot decide"):
         q.approve(rid, REVIEWER)
 
@@ -80,7 +86,7 @@ def test_unknown_review_is_a_clear_error(queue):
 
 def test_prune_removes_decided_reviews_with_their_requests(queue):
     pending_seq = queue.audit.append("chat", {"principal": "alice"}).seq
-    pending = queue.hold("未決", ["external_use"], ALICE, pending_seq)
+    pending = hold(queue, "未決", ["external_use"], ALICE, pending_seq)
     queue.approve(queue.held_id, REVIEWER)
     cutoff = queue.audit.append("marker", {}).ts
     queue.audit.append("chat", {"principal": "alice"})

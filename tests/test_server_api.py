@@ -14,6 +14,12 @@ from sekisho.audit.review import ReviewQueue
 from server_fixtures.support import CITY, live_server, make_settings, run_server, wait_for_job  # noqa: F401
 
 
+def hold(queue, output, reasons, requester, audit_seq):
+    """A held output as the request path leaves it: queued in the transaction of its audit record."""
+    with queue.audit.transaction() as conn:
+        return queue.hold_in(conn, output, reasons, requester, audit_seq)
+
+
 @pytest.fixture(scope="module")
 def ingested(live_server):
     """Two city notices, one untagged and one tagged 人事, ingested through the API."""
@@ -149,9 +155,9 @@ def test_review_queue_lists_and_decides(live_server):
     audit = AuditLog.from_settings(live_server.settings)
     queue = ReviewQueue(audit)
     seq = audit.append("request", {"principal": "key:x:someone"}).seq
-    rid_a = queue.hold("回答A [1]", ["unsupported_claims"], "key:x:someone", seq)
-    rid_b = queue.hold("回答B", ["purpose:external"], "key:x:someone", seq)
-    rid_c = queue.hold("回答C", ["copyright"], "key:x:someone", seq)
+    rid_a = hold(queue, "回答A [1]", ["unsupported_claims"], "key:x:someone", seq)
+    rid_b = hold(queue, "回答B", ["purpose:external"], "key:x:someone", seq)
+    rid_c = hold(queue, "回答C", ["copyright"], "key:x:someone", seq)
     audit.close()
     with live_server.client("reviewer") as reviewer:
         pending = {i["id"] for i in reviewer.get("/api/reviews").json()["items"]}

@@ -84,10 +84,6 @@ class ReviewQueue:
         with audit.transaction() as conn:
             conn.execute(_SCHEMA)
 
-    def hold(self, output: str, reasons: list[str], requester: Principal | str, audit_seq: int) -> int:
-        with self.audit.transaction() as conn:
-            return self.hold_in(conn, output, reasons, requester, audit_seq)
-
     def hold_in(self, conn: Any, output: str, reasons: list[str], requester: Principal | str, audit_seq: int) -> int:
         """Hold inside the caller's audit transaction, so that the audited request and its queue
         item land together or not at all."""

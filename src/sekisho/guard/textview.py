@@ -310,6 +310,9 @@ _CLUSTER = f"(?: {{1,2}}| ?(?:[{re.escape(_STRUCTURAL)}]|\\r?\\n) ?)"
 _DIGIT_RUN = re.compile(f"[{_DIGIT_CHARS}](?:{_CLUSTER}?[{_DIGIT_CHARS}]){{{6},}}")
 _DIGIT_GROUP = re.compile(f"[{_DIGIT_CHARS}]+")
 _POSITIONAL = frozenset("0123456789" + KANJI_POSITIONAL)
+# ASCII digit groups joined by one and the same dash: written as the recognisers read numbers,
+# whatever stage 3 would decide (most runs in number-dense text; decided without Python work).
+_DASHED = re.compile(f"[0-9]+(?:([{re.escape(DIGIT_DASHES)}])[0-9]+(?:\\1[0-9]+)*)?")
 
 
 def _group_value(group: str) -> tuple[str, bool] | None:
@@ -334,6 +337,8 @@ def _is_amount(groups: list[str], seps: list[str]) -> bool:
 def _digit_edits(text: str, rule: DigitRule | None) -> list[tuple[int, int, str]]:
     edits: list[tuple[int, int, str]] = []
     for run in _DIGIT_RUN.finditer(text):
+        if _DASHED.fullmatch(run.group()):
+            continue
         spans = [m.span() for m in _DIGIT_GROUP.finditer(text, run.start(), run.end())]
         read = [_group_value(text[s:e]) for s, e in spans]
         if any(r is None for r in read):

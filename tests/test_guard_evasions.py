@@ -168,3 +168,7 @@ def test_scan_many_reports_each_text_as_scan_does():
 def test_unrelated_numbers_in_neighbouring_messages_stay_apart():
     got = scan_many({"a": "会議は2024年", "b": "12345678人が参加"})
     assert got == {"a": [], "b": []}
+
+
+def test_card_grouped_with_unicode_hyphens():
+    assert found("カード番号：４１１１‐１１１１‐１１１１‐１１１１", "CREDIT_CARD") == ["４１１１‐１１１１‐１１１１‐１１１１"]

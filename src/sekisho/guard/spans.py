@@ -12,21 +12,36 @@ def keep_disjoint(spans: Sequence[tuple[int, int]], priority: Iterable[int]) -> 
     """Indexes into `spans` ([start, end) pairs) of the spans kept when, in `priority` order,
     each is kept unless it overlaps one kept before; returned in order of start.
 
-    An empty span counts as covering its position. Spans that overlap nothing (the usual case:
-    scan output) are all kept without the search; otherwise a Fenwick tree over the distinct
-    starts counts kept spans starting inside a candidate, and finds the kept span just before it
-    (disjoint spans sorted by start are sorted by end too, so only that one can reach in).
+    An empty span counts as covering its position. Spans that overlap nothing (most of them)
+    are kept without a search; within each group of overlapping spans a Fenwick tree over the
+    distinct starts counts kept spans starting inside a candidate, and finds the kept span just
+    before it (disjoint spans sorted by start are sorted by end too, so only that one can reach
+    in).
     """
     by_start = sorted(range(len(spans)), key=lambda i: spans[i])
+    groups: list[list[int]] = []
     reach = -1
     for i in by_start:
         start, end = spans[i]
         if start < reach:
-            break
-        reach = max(end, start + 1)
-    else:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+        reach = max(reach, end, start + 1)
+    if len(groups) == len(by_start):
         return by_start
-    starts = sorted({s for s, _ in spans})
+    rank = {i: r for r, i in enumerate(priority)}
+    kept: list[int] = []
+    for group in groups:
+        if len(group) == 1:
+            kept.append(group[0])
+        else:
+            kept.extend(_greedy(spans, sorted((i for i in group if i in rank), key=rank.__getitem__)))
+    return kept
+
+
+def _greedy(spans: Sequence[tuple[int, int]], priority: list[int]) -> list[int]:
+    starts = sorted({spans[i][0] for i in priority})
     size = len(starts)
     tree = [0] * (size + 1)
     end_at = [0] * size

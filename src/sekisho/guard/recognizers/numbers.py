@@ -107,8 +107,9 @@ CREDIT_CARD = PatternRecognizer(
     name="credit_card",
     pattern=LEAD
     + r"(?:[0-9]{12,18}"
-    + r"|[0-9]{3}(?P<a>[ \-])[0-9]{4}(?P=a)[0-9]{4}(?P=a)[0-9]{4}(?:(?P=a)[0-9]{3})?"  # 4-4-4-4(-3)
-    + r"|[0-9]{3}(?P<b>[ \-])[0-9]{6}(?P=b)[0-9]{4,5})"  # Amex 4-6-5, Diners 4-6-4
+    # Grouped with one and the same separator: a space or any dash (‐ and ー too, as for 4-4-4).
+    + r"|[0-9]{3}(?P<a>" + SEP_OR_SPACE + r")[0-9]{4}(?P=a)[0-9]{4}(?P=a)[0-9]{4}(?:(?P=a)[0-9]{3})?"  # 4-4-4-4(-3)
+    + r"|[0-9]{3}(?P<b>" + SEP_OR_SPACE + r")[0-9]{6}(?P=b)[0-9]{4,5})"  # Amex 4-6-5, Diners 4-6-4
     + NUM_RIGHT,
     assess=_card,
     context=("カード", "card", "クレジット", "visa", "master", "jcb", "amex", "有効期限"),

@@ -8,18 +8,10 @@ import pytest
 
 from sekisho.guard import scan, scan_many
 from sekisho.guard.textview import NormalizedText
+from test_guard_recognizers import found
 
 # 123456789018 and 531428067458 carry valid My Number check digits; 4111111111111111 and
 # 5105105105105100 pass Luhn with Visa / Mastercard prefixes; 090-8765-4321 is a mobile number.
-
-
-def found(text: str, entity: str) -> list[str]:
-    out = []
-    for f in scan(text):
-        assert text[f.start:f.end] == f.text
-        if f.entity == entity:
-            out.append(f.text)
-    return out
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -6,7 +6,7 @@ through scan + mask + mask_known + restore, the guard before this branch vs now,
 
 Before: masking compared every finding with every finding kept (non_overlapping) and mask_known
 ran one str.replace over the whole text per masked value, both quadratic. The old code is run on
-the sizes in --old-kb only (at 4 MB it would take about an hour); its 4 MB figure is then
+the sizes in --old-kb only (at 4 MB it would take half an hour or more); its 4 MB figure is then
 extrapolated from its two largest sizes, and says so. Last line: one JSON object.
 """
 

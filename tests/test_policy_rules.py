@@ -62,6 +62,28 @@ def test_role_override_wins_over_locality_table(tmp_path):
     ('[review]\nholds = true\n', "review.holds: unknown setting"),
     ('rout_local_backend = "x"\n', "rout_local_backend: unknown setting"),
     ('[external\n', "not valid TOML"),
+    # [[recognizers]]: an organisation's own identifiers
+    ('[[recognizers]]\nentity = "EMPLOYEE_ID"\nlabel = "社員番号"\npattern = "S[0-9"\n',
+     "recognizers[0].pattern: not a valid regular expression"),
+    ('[[recognizers]]\nentity = "EMPLOYEE_ID"\nlabel = "社員番号"\npattern = "S?[0-9]*"\n',
+     "recognizers[0].pattern: matches the empty string"),
+    ('[[recognizers]]\nentity = "EMPLOYEE_ID"\nlabel = "社員番号"\npattern = "S[0-9]{6}"\nwords = ["x"]\n',
+     "recognizers[0].words: unknown setting"),
+    ('[[recognizers]]\nentity = "EMPLOYEE_ID"\npattern = "S[0-9]{6}"\n',
+     "recognizers[0].label: entity 'EMPLOYEE_ID' is new"),
+    ('[[recognizers]]\nentity = "employee"\nlabel = "社員番号"\npattern = "S[0-9]{6}"\n',
+     "recognizers[0].entity: entity 'employee': use capitals"),
+    ('[[recognizers]]\nentity = "EMPLOYEE_ID"\nlabel = "社員 番号"\npattern = "S[0-9]{6}"\n',
+     "recognizers[0].label: label '社員 番号'"),
+    ('[[recognizers]]\nentity = "EMPLOYEE_ID"\nlabel = "社員番号"\n', "recognizers[0].pattern: missing"),
+    ('[[recognizers]]\nentity = "EMPLOYEE_ID"\nlabel = "社員番号"\npattern = "S[0-9]{6}"\nrequires_context = true\n',
+     "recognizers[0].requires_context: needs context words"),
+    ('[[recognizers]]\nentity = "EMPLOYEE_ID"\nlabel = "社員番号"\npattern = "S[0-9]{6}"\nscore = 2\n',
+     "recognizers[0].score: must be a number above 0"),
+    ('[[recognizers]]\nentity = "X_ID"\nlabel = "X番号"\npattern = "X[0-9]{6}"\nname = "my_number"\n',
+     "recognizers[0].name: recogniser 'my_number' is already registered"),
+    ('recognizers = "S[0-9]{6}"\n', "recognizers: must be an array of tables"),
+    ('[external]\nEMPLOYEE_ID = "block"\n', "external.EMPLOYEE_ID: unknown entity"),
 ])
 def test_invalid_policy_names_file_and_key(tmp_path, text, key):
     path = tmp_path / "policy.toml"

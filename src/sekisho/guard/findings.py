@@ -27,7 +27,8 @@ ENTITY_LABELS: dict[str, str] = {
 
 
 def entity_label(entity: str) -> str:
-    """Japanese label of an entity; unknown names are shown as they are."""
+    """Japanese label of a built-in entity; other names are shown as they are (an organisation's
+    own entities have their labels in their RecognizerRegistry, and on their findings)."""
     return ENTITY_LABELS.get(entity, entity)
 
 
@@ -44,10 +45,13 @@ class Finding:
     # Evidence a reviewer needs beyond the span (e.g. the similar work and both similarity numbers);
     # excluded from equality so two findings of the same span compare equal.
     detail: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    # The Japanese label shown and used in placeholders: the registry's label for the entity
+    # (an organisation's 社員番号), by default the built-in one.
+    label: str = field(default="", compare=False)
 
-    @property
-    def label(self) -> str:
-        return entity_label(self.entity)
+    def __post_init__(self) -> None:
+        if not self.label:
+            object.__setattr__(self, "label", entity_label(self.entity))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -4,11 +4,14 @@ and which outputs wait for a reviewer.
 A policy is a TOML file (settings.guard.policy); without one, DEFAULT_POLICY_TOML applies (the
 same text is written down in samples/policy.toml as the starting point for an organisation's own).
 A misspelt entity name would silently disable a block, so every key is checked and an invalid
-file is one error naming the file and the key.
+file is one error naming the file and the key. An organisation's own identifiers (社員番号 ...) are
+[[recognizers]] tables: `Policy.registry` is the shipped recognisers plus those, and the action
+tables accept their entities.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -16,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from sekisho.errors import SekishoError
-from sekisho.guard.findings import ENTITY_LABELS
+from sekisho.guard.errors import GuardError
+from sekisho.guard.recognizers import PatternRecognizer
+from sekisho.guard.registry import RecognizerRegistry, default_registry
 from sekisho.identity import Role
 
 
@@ -80,6 +85,9 @@ class Policy:
     route_local_backend: str = ""  # where ROUTE_LOCAL sends a request
     review: ReviewRules = field(default_factory=ReviewRules)
     copyright_threshold: float = 0.5  # output similarity to a registered work that counts as a flag
+    # The shipped recognisers plus the file's [[recognizers]]: scan with policy.registry.scan(...).
+    # Shared by whoever holds the policy: add to a registry.copy(), not to this one.
+    registry: RecognizerRegistry = field(default_factory=default_registry, compare=False, repr=False)
 
     def action_for(self, entity: str, *, local: bool, role: Role | str) -> Action:
         override = self.roles.get(str(role))
@@ -139,6 +147,20 @@ MY_NUMBER = "mask"
 CREDIT_CARD = "mask"
 COPYRIGHT_STYLE = "review"
 
+# An organisation's own identifiers: one [[recognizers]] table each, then actions for its entity
+# in [external] / [local] like any other entity (until then those tables' defaults apply).
+# The pattern is a Python regular expression matched on the normalised text (NFKC: full-width
+# letters and every kind of digit are ASCII); '...' quotes keep backslashes as written.
+#   [[recognizers]]
+#   entity = "EMPLOYEE_ID"        # a new entity (capitals, digits, _), or a known one to add a pattern
+#   label = "社員番号"             # a new entity's Japanese label: findings, placeholders <社員番号_1>
+#   pattern = '(?<![0-9A-Za-z])S[0-9]{6}(?![0-9])'
+#   context = ["社員番号", "職員番号"]  # optional: a word just before raises the score to 0.95
+#   requires_context = false      # true: report the pattern only next to a context word
+#   score = 0.6                   # confidence without context; below 0.5 it is not reported
+#   name = "employee_id"          # optional, unique (default: policy_<entity>_<n>)
+# and, e.g., EMPLOYEE_ID = "mask" under [external].
+
 # Per-role overrides: [roles.<admin|reviewer|user|auditor>] with generate = true|false and
 # [roles.<role>.external] / [roles.<role>.local] tables of entity = action.
 [roles.auditor]
@@ -153,7 +175,8 @@ roles = []
 """
 
 _ACTIONS = ", ".join(a.value for a in Action)
-_TOP_KEYS = {"route_local_backend", "copyright_threshold", "external", "local", "roles", "review"}
+_TOP_KEYS = {"route_local_backend", "copyright_threshold", "external", "local", "roles", "review", "recognizers"}
+_RECOGNIZER_KEYS = ("entity", "label", "pattern", "context", "requires_context", "score", "name")
 _REVIEW_KEYS = {"purposes", "unsupported_claims", "min_faithfulness", "copyright", "roles"}
 _ROLE_KEYS = {"generate", "external", "local"}
 
@@ -169,7 +192,8 @@ def _action(source: str, key: str, value: Any) -> Action:
         raise _fail(source, key, f"{value!r} is not an action (use one of: {_ACTIONS})") from None
 
 
-def _entity_table(source: str, prefix: str, table: Any, *, with_default: bool) -> tuple[Action | None, dict[str, Action]]:
+def _entity_table(source: str, prefix: str, table: Any, known: Any, *,
+                  with_default: bool) -> tuple[Action | None, dict[str, Action]]:
     if not isinstance(table, dict):
         raise _fail(source, prefix, "must be a table of entity = action")
     default = None
@@ -178,11 +202,56 @@ def _entity_table(source: str, prefix: str, table: Any, *, with_default: bool) -
         key = f"{prefix}.{name}"
         if name == "default" and with_default:
             default = _action(source, key, value)
-        elif name in ENTITY_LABELS:
+        elif name in known:
             entities[name] = _action(source, key, value)
         else:
-            raise _fail(source, key, f"unknown entity (known: {', '.join(ENTITY_LABELS)})")
+            raise _fail(source, key, f"unknown entity (known: {', '.join(known)})")
     return default, entities
+
+
+def _recognizers(source: str, specs: Any) -> RecognizerRegistry:
+    """The shipped recognisers plus the file's [[recognizers]] tables."""
+    registry = default_registry()
+    _typed(source, "recognizers", specs, list, "an array of tables ([[recognizers]])")
+    for n, spec in enumerate(specs):
+        where = f"recognizers[{n}]"
+        _typed(source, where, spec, dict, "a table")
+        for key in spec:
+            if key not in _RECOGNIZER_KEYS:
+                raise _fail(source, f"{where}.{key}", f"unknown setting (known: {', '.join(_RECOGNIZER_KEYS)})")
+        for key in ("entity", "pattern"):
+            if key not in spec:
+                raise _fail(source, f"{where}.{key}", "missing")
+        entity = _typed(source, f"{where}.entity", spec["entity"], str, "an entity name such as EMPLOYEE_ID")
+        label = _typed(source, f"{where}.label", spec.get("label"), (str, type(None)), "a Japanese label")
+        pattern_text = _typed(source, f"{where}.pattern", spec["pattern"], str, "a regular expression")
+        try:
+            pattern = re.compile(pattern_text)
+        except re.error as exc:
+            raise _fail(source, f"{where}.pattern", f"not a valid regular expression: {exc}") from None
+        if pattern.fullmatch(""):
+            raise _fail(source, f"{where}.pattern", "matches the empty string")
+        context = _typed(source, f"{where}.context", spec.get("context", []), list, "a list of words")
+        if not all(isinstance(w, str) and w.strip() for w in context):
+            raise _fail(source, f"{where}.context", "must be a list of non-empty words")
+        requires = _typed(source, f"{where}.requires_context", spec.get("requires_context", False), bool,
+                          "true or false")
+        if requires and not context:
+            raise _fail(source, f"{where}.requires_context", "needs context words")
+        score = float(_typed(source, f"{where}.score", spec.get("score", 0.6), (int, float),
+                             "a number between 0 and 1"))
+        if not 0.0 < score <= 1.0:
+            raise _fail(source, f"{where}.score", "must be a number above 0, at most 1")
+        name = _typed(source, f"{where}.name", spec.get("name", f"policy_{entity.lower()}_{n + 1}"), str, "a name")
+        recognizer = PatternRecognizer(entity=entity, name=name, pattern=pattern_text, base_score=score,
+                                       context=tuple(context), context_score=max(score, 0.95),
+                                       requires_context=requires)
+        try:
+            registry.add(recognizer, label=label)
+        except GuardError as exc:
+            key = "label" if "label" in str(exc) else "name" if "registered" in str(exc) else "entity"
+            raise _fail(source, f"{where}.{key}", str(exc)) from None
+    return registry
 
 
 def _typed(source: str, key: str, value: Any, kind: type | tuple[type, ...], what: str) -> Any:
@@ -199,9 +268,11 @@ def parse_policy(text: str, source: str = BUILT_IN) -> Policy:
     for key in data:
         if key not in _TOP_KEYS:
             raise _fail(source, key, f"unknown setting (known: {', '.join(sorted(_TOP_KEYS))})")
+    registry = _recognizers(source, data.get("recognizers", []))
+    known = registry.labels
     tables = {}
     for where in ("external", "local"):
-        default, entities = _entity_table(source, where, data.get(where, {}), with_default=True)
+        default, entities = _entity_table(source, where, data.get(where, {}), known, with_default=True)
         fallback = Action.MASK if where == "external" else Action.ALLOW
         tables[where] = Actions(default or fallback, entities)
     roles: dict[str, RolePolicy] = {}
@@ -216,8 +287,9 @@ def parse_policy(text: str, source: str = BUILT_IN) -> Policy:
                 raise _fail(source, f"{prefix}.{key}", "unknown setting (known: generate, external, local)")
         roles[role] = RolePolicy(
             generate=_typed(source, f"{prefix}.generate", spec.get("generate", True), bool, "true or false"),
-            external=_entity_table(source, f"{prefix}.external", spec.get("external", {}), with_default=False)[1],
-            local=_entity_table(source, f"{prefix}.local", spec.get("local", {}), with_default=False)[1],
+            external=_entity_table(source, f"{prefix}.external", spec.get("external", {}), known,
+                                   with_default=False)[1],
+            local=_entity_table(source, f"{prefix}.local", spec.get("local", {}), known, with_default=False)[1],
         )
     review_spec = _typed(source, "review", data.get("review", {}), dict, "a table")
     for key in review_spec:
@@ -249,7 +321,7 @@ def parse_policy(text: str, source: str = BUILT_IN) -> Policy:
             raise _fail(source, key, "must be a number between 0 and 1")
     route = _typed(source, "route_local_backend", data.get("route_local_backend", ""), str, "a backend name")
     return Policy(source=source, external=tables["external"], local=tables["local"], roles=roles,
-                  route_local_backend=route, review=review, copyright_threshold=threshold)
+                  route_local_backend=route, review=review, copyright_threshold=threshold, registry=registry)
 
 
 def load_policy(path: str | Path | None = None) -> Policy:

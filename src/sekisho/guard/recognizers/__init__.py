@@ -1,9 +1,8 @@
 """Recognisers, one or two per entity (a fast always-on pattern, and a context-anchored one where
-the shape alone is ambiguous). Rule-based ones are always on; PERSON (GiNZA NER) only on request."""
+the shape alone is ambiguous). Rule-based ones are always on; PERSON (GiNZA NER) only on request.
+They are plain instances: a RecognizerRegistry (guard/registry.py) decides which ones scan."""
 
 from __future__ import annotations
-
-from functools import lru_cache
 
 from sekisho.guard.recognizers.address import ADDRESS, ADDRESS_IN_CONTEXT, POSTAL_CODE, POSTAL_CODE_IN_CONTEXT
 from sekisho.guard.recognizers.base import Candidate, PatternRecognizer, Recognizer
@@ -42,18 +41,12 @@ OPTIONAL: tuple[Recognizer, ...] = (PERSON,)
 DEFAULT_ENTITIES: tuple[str, ...] = tuple(dict.fromkeys(r.entity for r in RULE_BASED))
 ALL_ENTITIES: tuple[str, ...] = DEFAULT_ENTITIES + tuple(r.entity for r in OPTIONAL)
 
-
-@lru_cache(maxsize=64)
-def recognizers_for(entities: tuple[str, ...]) -> tuple[Recognizer, ...]:
-    wanted = set(entities)
-    return tuple(r for r in RULE_BASED + OPTIONAL if r.entity in wanted)
-
-
 __all__ = [
     "ALL_ENTITIES",
     "DEFAULT_ENTITIES",
+    "OPTIONAL",
+    "RULE_BASED",
     "Candidate",
     "PatternRecognizer",
     "Recognizer",
-    "recognizers_for",
 ]

@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 from typing import Callable, Iterator, NamedTuple, Protocol
 
-from sekisho.guard.textview import NormalizedText, register_anchor
+from sekisho.guard.textview import DIGIT_DASHES, NormalizedText
 
-# Separators seen in Japanese numbers after NFKC: ASCII hyphen (from －), the Unicode dashes NFKC
-# keeps (‐ ‑ ‒ – — ― −), the katakana prolonged sound mark ー typed for a hyphen, and a space.
-DASHES = "\\-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc"
+# Separators seen in Japanese numbers in the view: the dashes (textview.DIGIT_DASHES), and a space.
+DASHES = re.escape(DIGIT_DASHES)
 SEP = f"[{DASHES}]"
 SEP_OR_SPACE = f"[{DASHES} ]"
 # A number must not be glued to a longer alphanumeric code on either side (ID12345..., 12-345...).
@@ -36,13 +35,22 @@ class Candidate(NamedTuple):
 
 
 class Recognizer(Protocol):
+    """What a RecognizerRegistry holds. `anchor` is a regex (literal first character) found in
+    the registry's one-pass anchor scan and read back with view.anchor_hits(name), or None.
+    Number recognisers may also offer `valid_digits(digits) -> bool` and
+    `digit_layout(groups) -> bool`: the canonical view joins digits split by separators only
+    where some recogniser's valid_digits accepts them (see textview.DigitRule)."""
+
     entity: str
     name: str
+    anchor: str | None
 
     def find(self, view: NormalizedText) -> Iterator[Candidate]: ...
 
 
 Assess = Callable[[re.Match[str], NormalizedText], "float | None"]
+DigitCheck = Callable[[str], bool]
+LayoutCheck = Callable[[tuple[str, ...]], bool]
 
 
 class PatternRecognizer:
@@ -57,6 +65,7 @@ class PatternRecognizer:
     NormalizedText.numeric_regions) only search around such runs. Any recogniser may give an
     explicit `anchor` (e.g. "@" for e-mail) for the same effect: candidates must start within
     `anchor_ahead` chars before an anchor match or `before` chars after it.
+    `valid_digits` / `digit_layout` (number recognisers): see Recognizer.
     """
 
     def __init__(
@@ -79,6 +88,8 @@ class PatternRecognizer:
         numeric: bool = False,
         group: int | str = 0,
         flags: int = 0,
+        valid_digits: DigitCheck | None = None,
+        digit_layout: LayoutCheck | None = None,
     ) -> None:
         self.entity = entity
         self.name = name
@@ -104,16 +115,16 @@ class PatternRecognizer:
         self._context_anywhere = re.compile(words_pattern(self.context)) if requires_context else None
         if anchor is None and self._context_anywhere is not None and not numeric:
             anchor = self._context_anywhere.pattern
-        self._anchored = anchor is not None
-        if anchor is not None:
-            register_anchor(name, anchor)
+        self.anchor = anchor
         self.numeric = numeric
+        self.valid_digits = valid_digits
+        self.digit_layout = digit_layout
 
     def _matches(self, view: NormalizedText) -> Iterator[re.Match[str]]:
         if self.numeric:
             # A context-bound recogniser skips regions with no context word nearby.
             return in_numeric_regions(self.pattern, view, self._context_anywhere, self.before, self.after)
-        if not self._anchored:
+        if self.anchor is None:
             return self.pattern.finditer(view.text)
         return matches_near(self.pattern, view, view.anchor_hits(self.name), self.anchor_ahead, self.before,
                             self.longest)
@@ -193,6 +204,12 @@ def in_numeric_regions(
         if needs is not None and needs.search(text, max(0, lo - before), hi + after) is None:
             continue
         yield from pattern.finditer(text, lo, hi)
+
+
+def group_lengths(*layouts: tuple[int, ...]) -> LayoutCheck:
+    """A digit_layout accepting digit groups of these lengths (4-4-4 for a My Number...)."""
+    accepted = frozenset(layouts)
+    return lambda groups: tuple(map(len, groups)) in accepted
 
 
 _NON_DIGIT = re.compile(r"[^0-9]+")

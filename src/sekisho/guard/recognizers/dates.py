@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Iterator
 
 from sekisho.guard.recognizers.base import Candidate, matches_near, words_pattern
-from sekisho.guard.textview import NormalizedText, register_anchor
+from sekisho.guard.textview import NormalizedText
 from sekisho.text import DATE_RE, parse_date
 
 _BIRTH_WORDS = ("生年月日", "生まれ", "誕生日", "出生", "birth", "dob", "生)", "生年")
@@ -16,10 +16,6 @@ _OTHER_DATE_LABELS = ("申請日", "提出日", "作成日", "記入日", "発�
 
 
 _LONGEST_DATE = 20  # 昭和五十五年十二月三十一日 with spaces
-# 生 alone is everywhere (学生, 発生); after a date it is written 日生 (令和元年5月1日生) or 1生.
-# Every branch starts with a literal (生, 誕, 出, b, d...) so the engine skips other characters
-# fast; "日生"/"1生" are found from their 生 looking back.
-register_anchor("date_of_birth", words_pattern(_BIRTH_WORDS) + "|生(?<=[0-9日]生)|生(?<=日 生)")
 
 
 class DateOfBirthRecognizer:
@@ -28,6 +24,10 @@ class DateOfBirthRecognizer:
 
     entity = "DATE_OF_BIRTH"
     name = "date_of_birth"
+    # 生 alone is everywhere (学生, 発生); after a date it is written 日生 (令和元年5月1日生) or 1生.
+    # Every branch starts with a literal (生, 誕, 出, b, d...) so the engine skips other
+    # characters fast; "日生"/"1生" are found from their 生 looking back.
+    anchor = words_pattern(_BIRTH_WORDS) + "|生(?<=[0-9日]生)|生(?<=日 生)"
 
     def __init__(self, before: int = 16, after: int = 5) -> None:
         self.before = before

@@ -6,7 +6,7 @@ import re
 from typing import Iterator
 
 from sekisho.guard.recognizers.base import Candidate
-from sekisho.guard.textview import NormalizedText, register_anchor
+from sekisho.guard.textview import NormalizedText
 
 _KANJI = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff々"
 _KANA = "ぁ-ゖァ-ヺ"
@@ -26,13 +26,12 @@ _OPENERS = {o: c for o, c in _BRACKETS}
 _SECRETLY = ("裏", "のうち", "に", "で")
 _QUOTES = "「『"
 _WORD_CHAR = re.compile(f"[{_KANJI}{_KANA}]")
-_NAME = "confidential_marking"
-register_anchor(_NAME, MARKING_RE.pattern)  # found in the shared one-pass anchor scan
 
 
 class ConfidentialMarkingRecognizer:
     entity = "CONFIDENTIAL"
-    name = _NAME
+    name = "confidential_marking"
+    anchor = MARKING_RE.pattern  # found in the registry's one-pass anchor scan
 
     def find(self, view: NormalizedText) -> Iterator[Candidate]:
         text = view.text

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import re
 
-from sekisho.guard.recognizers.base import CODE_CONTEXT, LEAD, NUM_RIGHT, SEP_OR_SPACE, PatternRecognizer, digits_of
+from sekisho.guard.recognizers.base import (
+    CODE_CONTEXT,
+    LEAD,
+    NUM_RIGHT,
+    SEP_OR_SPACE,
+    PatternRecognizer,
+    digits_of,
+    group_lengths,
+)
 from sekisho.guard.recognizers.checkdigits import (
     ean13_valid,
     is_valid_card_number,
@@ -44,6 +52,8 @@ MY_NUMBER = PatternRecognizer(
     context_score=0.95,
     negative=CODE_CONTEXT + ("電話", "tel", "口座", "運転免許", "免許証", "法人番号", "カード番号", "旅券"),
     before=30,
+    valid_digits=is_valid_my_number,
+    digit_layout=group_lengths((4, 4, 4)),
 )
 
 
@@ -82,6 +92,8 @@ CORPORATE_NUMBER = PatternRecognizer(
     context_score=0.95,
     negative=CODE_CONTEXT + ("電話", "tel", "口座", "カード番号"),
     before=30,
+    valid_digits=is_valid_corporate_number,
+    digit_layout=group_lengths((1, 4, 4, 4)),
 )
 
 
@@ -95,14 +107,17 @@ CREDIT_CARD = PatternRecognizer(
     name="credit_card",
     pattern=LEAD
     + r"(?:[0-9]{12,18}"
-    + r"|[0-9]{3}(?P<a>[ \-])[0-9]{4}(?P=a)[0-9]{4}(?P=a)[0-9]{4}(?:(?P=a)[0-9]{3})?"  # 4-4-4-4(-3)
-    + r"|[0-9]{3}(?P<b>[ \-])[0-9]{6}(?P=b)[0-9]{4,5})"  # Amex 4-6-5, Diners 4-6-4
+    # Grouped with one and the same separator: a space or any dash (‐ and ー too, as for 4-4-4).
+    + r"|[0-9]{3}(?P<a>" + SEP_OR_SPACE + r")[0-9]{4}(?P=a)[0-9]{4}(?P=a)[0-9]{4}(?:(?P=a)[0-9]{3})?"  # 4-4-4-4(-3)
+    + r"|[0-9]{3}(?P<b>" + SEP_OR_SPACE + r")[0-9]{6}(?P=b)[0-9]{4,5})"  # Amex 4-6-5, Diners 4-6-4
     + NUM_RIGHT,
     assess=_card,
     context=("カード", "card", "クレジット", "visa", "master", "jcb", "amex", "有効期限"),
     context_score=0.99,
     negative=CODE_CONTEXT,  # 会員番号 5105...: a membership number unless カード is said
     before=30,
+    valid_digits=is_valid_card_number,
+    digit_layout=group_lengths((4, 4, 4, 4), (4, 4, 4, 4, 3), (4, 6, 5), (4, 6, 4)),
 )
 
 

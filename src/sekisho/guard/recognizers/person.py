@@ -19,6 +19,7 @@ _PERSON_LABELS = frozenset({"Person", "PERSON"})
 class PersonNameRecognizer:
     entity = "PERSON"
     name = "ginza_ner"
+    anchor = None
 
     def __init__(self, model: str = MODEL) -> None:
         self.model = model

@@ -96,4 +96,6 @@ PHONE_NUMBER = PatternRecognizer(
     context_score=0.95,
     negative=CODE_CONTEXT,
     before=20,
+    valid_digits=lambda digits: classify([digits], grouped=False) is not None,
+    digit_layout=lambda groups: classify(list(groups), grouped=True) is not None,
 )

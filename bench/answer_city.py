@@ -3,7 +3,7 @@
 JSQuAD's questions copy their paragraph's words; office questions do not, and office documents
 are fee tables, labelled blocks and lists rather than prose. bench/city_questions.tsv holds 30
 hand-written questions (Japanese and English) with what a right answer must contain and the file
-that holds it. Each is asked through the Gateway with the shipped settings, as `sekisho ask` does.
+that holds it. Each is asked through the request path with the shipped settings, as `sekisho ask` does.
 
     python bench/answer_city.py [--backends extractive,qwen15b] [--show]
 
@@ -20,9 +20,9 @@ from pathlib import Path
 
 from answer_jsquad import REPO, settings_with
 from sekisho.config import AuditConfig, StoreConfig
-from sekisho.guard.gateway import Gateway
 from sekisho.identity import Principal, Role
 from sekisho.ingest import ingest_paths
+from sekisho.request import RequestPath
 from sekisho.retrieval import open_knowledge_base
 
 QUESTIONS = Path(__file__).with_name("city_questions.tsv")
@@ -45,13 +45,13 @@ def main() -> None:
         report = ingest_paths(kb, [REPO / "samples" / "city"], progress=False)
         if report.failed:
             raise SystemExit(f"error: sample corpus: {report.failed}")
-        gateway, user = Gateway(settings), Principal("bench", Role.USER)
+        request_path, user = RequestPath(settings), Principal("bench", Role.USER)
         for name in names:
             right = cited = 0
             latencies = []
             for question, expected, source in rows:
                 started = time.perf_counter()
-                answer = gateway.ask(question, principal=user, backend=name, kb=kb,
+                answer = request_path.ask(question, principal=user, backend=name, kb=kb,
                                      k=settings.retrieval.top_k).answer
                 latencies.append(time.perf_counter() - started)
                 ok = answer is not None and any(e in answer.text for e in expected.split("|"))

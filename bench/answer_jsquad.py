@@ -179,7 +179,7 @@ def build_kb(paragraphs: dict[str, tuple[str, str]], store: Path | None, workdir
 
 def run(backend: Backend, items: list[Item], mode: str, kb, k: int, min_relative_score: float, min_score: float,
         style: str, dump=None, config: BackendConfig | None = None) -> dict:
-    share, limit = passage_policy(config, min_relative_score)  # as the Gateway chooses them
+    share, limit = passage_policy(config, min_relative_score)  # as the request path chooses them
     apart = reads_apart(config)
     rows = []
     for item in items:
@@ -194,7 +194,7 @@ def run(backend: Backend, items: list[Item], mode: str, kb, k: int, min_relative
         max_tokens = 64 if style == "short" else 512
         readings: list = []
         try:
-            if apart and len(passages) > 1:  # as the Gateway does for read_passages = "each"
+            if apart and len(passages) > 1:  # as the request path does for read_passages = "each"
                 started = time.perf_counter()
                 readings = read_each(item.question, passages, [h.score for h in hits], backend,
                                      max_tokens=max_tokens, style=style)
@@ -202,7 +202,7 @@ def run(backend: Backend, items: list[Item], mode: str, kb, k: int, min_relative
                 completion = combined_completion(readings, kept, started)
                 passages = readings[kept].request.passages
             else:
-                # As the Gateway does: with no passage left, no model is asked (Gateway.NO_PASSAGES).
+                # As the request path does: with no passage left, no model is asked (RequestPath.NO_PASSAGES).
                 request = request_for_passages(item.question, passages, style=style, max_tokens=max_tokens)
                 completion = backend.complete(request) if passages else no_passage_completion()
         except BackendError as exc:
@@ -286,7 +286,7 @@ def main() -> None:
     workdir = tempfile.TemporaryDirectory()
     kb = build_kb(paragraphs, args.store, Path(workdir.name), args.embedder)
     kb.search("ウォームアップ", k=1)
-    min_score = args.min_score if kb.scores_are_probabilities else 0.0  # as the Gateway applies it
+    min_score = args.min_score if kb.scores_are_probabilities else 0.0  # as the request path applies it
     bandwidth = None
     results: dict[str, dict] = {}
     dump = args.dump.open("w", encoding="utf-8") if args.dump else None

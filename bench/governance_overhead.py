@@ -25,10 +25,10 @@ from pathlib import Path
 from sekisho.answer import request_for_passages
 from sekisho.audit import AuditLog
 from sekisho.config import Settings
-from sekisho.guard.gateway import Gateway
 from sekisho.guard.scan import scan
 from sekisho.identity import Principal, Role
 from sekisho.models import Passage
+from sekisho.request import RequestPath
 
 ROOT = Path(__file__).resolve().parents[1]
 CITY = ROOT / "samples" / "city"
@@ -59,21 +59,21 @@ def main() -> None:
     try:
         settings = Settings.model_validate({"base_dir": str(workdir),
                                             "audit": {"path": "audit.db", "key_path": "signing.key"}})
-        gateway = Gateway(settings)
-        backend = gateway.backend("extractive")
+        request_path = RequestPath(settings)
+        backend = request_path.backend("extractive")
         alice = Principal("alice", Role.USER)
         request = request_for_passages("住民票の写しの手数料はいくらですか", passages())
         for _ in range(5):  # warm caches (tokeniser, regexes, SQLite pages)
             backend.complete(request)
-            gateway.complete(request, backend="extractive", principal=alice)
+            request_path.complete(request, backend="extractive", principal=alice)
 
         direct, governed, scans, appends = [], [], [], []
-        audit: AuditLog = gateway.audit
+        audit: AuditLog = request_path.audit
         for _ in range(args.n):
             t0 = time.perf_counter()
             backend.complete(request)
             t1 = time.perf_counter()
-            result = gateway.complete(request, backend="extractive", principal=alice)
+            result = request_path.complete(request, backend="extractive", principal=alice)
             t2 = time.perf_counter()
             for message in request.messages:
                 scan(message.content)
@@ -95,7 +95,7 @@ def main() -> None:
         chars = sum(len(m.content) for m in request.messages) + sum(len(p.text) for p in request.passages or ())
         print(f"request: {len(request.passages or [])} passages, {chars} characters scanned; n={args.n}")
         print(f"direct backend.complete      p50 {ms(direct, .5):8.3f} ms   p95 {ms(direct, .95):8.3f} ms")
-        print(f"gateway.complete (governed)  p50 {ms(governed, .5):8.3f} ms   p95 {ms(governed, .95):8.3f} ms")
+        print(f"request_path.complete (governed)  p50 {ms(governed, .5):8.3f} ms   p95 {ms(governed, .95):8.3f} ms")
         print(f"overhead (paired)            p50 {ms(overhead, .5):8.3f} ms   p95 {ms(overhead, .95):8.3f} ms")
         print(f"  of which guard scan        p50 {ms(scans, .5):8.3f} ms   p95 {ms(scans, .95):8.3f} ms")
         print(f"  of which audit append      p50 {ms(appends, .5):8.3f} ms   p95 {ms(appends, .95):8.3f} ms")

@@ -46,7 +46,7 @@ def phone_request(kb: int, seed: int = 0) -> str:
 
 
 def run(scan, masking, text: str) -> dict[str, float]:
-    """Seconds per stage, as the gateway runs them on a prompt and a reply that repeats it."""
+    """Seconds per stage, as the request path runs them on a prompt and a reply that repeats it."""
     times = {}
     t0 = time.perf_counter()
     findings = scan(text)

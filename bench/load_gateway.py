@@ -1,6 +1,6 @@
-"""Load on the OpenAI-compatible gateway: N concurrent clients for S seconds against
+"""Load on the OpenAI-compatible request_path: N concurrent clients for S seconds against
 /v1/chat/completions on 127.0.0.1, with the extractive backend (plain chat) and with retrieval
-(sekisho-rag/extractive over the sample city notices). Every request passes the Gateway (guards,
+(sekisho-rag/extractive over the sample city notices). Every request passes the request path (guards,
 audit append with fsync). The server runs as its own process (`sekisho serve`), so client and
 server do not share an interpreter.
 

@@ -136,7 +136,7 @@ def test_cli_ask_prints_answer_sources_and_json(settings, tmp_path, monkeypatch)
     result = runner.invoke(app, ["--config", str(config), "ask", "代理人が請求するには何が必要ですか", "--json"])
     data = json.loads(result.output)
     assert data["citations"][0]["path"].endswith("juminhyo.md") and data["faithfulness"]["faithful"] is True
-    # The CLI goes through the governance Gateway: the answer it printed is on the audit chain.
+    # The CLI goes through the governed request path: the answer it printed is on the audit chain.
     audit = AuditLog.from_settings(load_settings(config))
     entry = audit.get(data["audit_seq"])
     assert entry.record["status"] == "ok" and entry.record["backend"]["used"] == "extractive"
@@ -161,23 +161,23 @@ def test_llamacpp_backend_answers_from_the_retrieved_passage(kb, gguf_qwen05b_pa
     assert all(c.path.endswith(".md") or c.path.endswith(".html") for c in answer.citations)
 
 
-def test_readme_examples_through_the_gateway_with_default_settings(tmp_path):
+def test_readme_examples_through_the_request_path_with_default_settings(tmp_path):
     # What `sekisho ask` does after the quick start: every sample document, the default embedder,
     # the default passage policy, the governed path. 転入届はいつまでに… is the README's own example;
     # the 転出届 section's deadline shares いつまでに's "までに" with it, which is no evidence.
-    from sekisho.guard.gateway import Gateway
     from sekisho.identity import Principal, Role
+    from sekisho.request import RequestPath
 
     settings = Settings.model_validate({"base_dir": str(tmp_path), "store": {"path": "kb.db"},
                                         "audit": {"path": "audit.db", "key_path": "signing.key"}})
     with open_knowledge_base(settings) as kb:
         assert not ingest_paths(kb, [CITY], progress=False).failed
-        gateway, alice = Gateway(settings), Principal("alice", Role.USER)
-        deadline = gateway.ask("転入届はいつまでに出せばよいですか？", principal=alice, backend="extractive", kb=kb).answer
-        outside = gateway.ask("火星探査機の打ち上げ予定日は？", principal=alice, backend="extractive", kb=kb).answer
+        request_path, alice = RequestPath(settings), Principal("alice", Role.USER)
+        deadline = request_path.ask("転入届はいつまでに出せばよいですか？", principal=alice, backend="extractive", kb=kb).answer
+        outside = request_path.ask("火星探査機の打ち上げ予定日は？", principal=alice, backend="extractive", kb=kb).answer
         # Questions that name only the document's topic: the kind of answer picks the lines.
-        amount = gateway.ask("児童手当はいくらもらえますか", principal=alice, backend="extractive", kb=kb).answer
-        hours = gateway.ask("図書館の開館時間は？", principal=alice, backend="extractive", kb=kb).answer
+        amount = request_path.ask("児童手当はいくらもらえますか", principal=alice, backend="extractive", kb=kb).answer
+        hours = request_path.ask("図書館の開館時間は？", principal=alice, backend="extractive", kb=kb).answer
     assert "引っ越した日から14日以内に届け出てください" in deadline.text and "14日前から" not in deadline.text
     (citation,) = deadline.citations
     assert citation.path.endswith("tennyu-tenshutsu.docx") and "転入届（市外から" in citation.location

@@ -1,5 +1,5 @@
 """Reading each passage apart (read_passages = "each"): the rule that keeps one reading, the
-passages such a backend is given, the config check, and the Gateway path with a real llama.cpp
+passages such a backend is given, the config check, and the request path path with a real llama.cpp
 model, audited reading by reading."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import pytest
 
 from sekisho.answer.reading import EACH_LIMIT, EACH_SHARE, Reading, best_reading, passage_policy, read_each
 from sekisho.config import BackendConfig, ConfigError, GuardConfig, Settings, load_settings
-from sekisho.guard.gateway import Gateway
 from sekisho.identity import Principal, Role
 from sekisho.ingest import ingest_text
 from sekisho.models import ChatRequest, Completion, Message, Passage, open_backend
+from sekisho.request import RequestPath
 from sekisho.retrieval import open_knowledge_base
 from sekisho.text import answer_context
 
@@ -115,7 +115,7 @@ def test_differing_answers_are_weighed_with_every_passage_in_view(gguf_qwen05b_p
     assert [r.together for r in same] == [0.0, 0.0]
 
 
-def test_gateway_reads_each_passage_and_audits_every_reading(tmp_path, gguf_qwen05b_path):
+def test_request_path_reads_each_passage_and_audits_every_reading(tmp_path, gguf_qwen05b_path):
     # What is checked is the path, not the 0.5B model's prose: its answers are not held for review.
     (tmp_path / "policy.toml").write_text("[review]\nunsupported_claims = false\n", encoding="utf-8")
     settings = _qwen05b(gguf_qwen05b_path, tmp_path).model_copy(update={
@@ -128,12 +128,12 @@ def test_gateway_reads_each_passage_and_audits_every_reading(tmp_path, gguf_qwen
                     text="北部図書館の休館日は毎週火曜日です。開館時間は午前10時から午後6時までです。")
         hits = kb.search(question, k=5)
         candidates = [h.chunk.id for h in hits if h.score >= EACH_SHARE * hits[0].score]
-        gateway = Gateway(settings)
-        result = gateway.ask(question, principal=user, backend="q", kb=kb)
-        streamed = gateway.ask_stream(question, principal=user, backend="q", kb=kb)
+        request_path = RequestPath(settings)
+        result = request_path.ask(question, principal=user, backend="q", kb=kb)
+        streamed = request_path.ask_stream(question, principal=user, backend="q", kb=kb)
         text = "".join(streamed)
     assert result.status == "ok", result.message
-    record = gateway.audit.get(result.audit_seq).record
+    record = request_path.audit.get(result.audit_seq).record
     readings = record["readings"]
     assert [r["chunk_id"] for r in readings] == candidates and len(readings) == 2  # both libraries read
     [kept] = [r for r in readings if r["kept"]]
@@ -144,4 +144,4 @@ def test_gateway_reads_each_passage_and_audits_every_reading(tmp_path, gguf_qwen
     assert record["prompt"][-1]["content"].count("『") == 1  # the prompt the kept answer came from: one passage
     # Streaming answers the same, released whole once the readings are compared, audited once.
     assert text == result.answer.text and streamed.result.status == "ok"
-    assert gateway.audit.get(streamed.result.audit_seq).record["readings"] == readings
+    assert request_path.audit.get(streamed.result.audit_seq).record["readings"] == readings

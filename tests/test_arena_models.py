@@ -79,7 +79,7 @@ def test_gguf_backend_scores_choices_by_log_likelihood(tmp_path, gguf_qwen05b_pa
     report = json.loads((tmp_path / "run" / "report.json").read_text(encoding="utf-8"))
     assert report["choice_methods"]["qwen05b"]["choice"] == "logprob"
     assert report["scores"]["qwen05b"]["choice"]["accuracy"]["n"] == 4
-    # Scored, not generated, and still through the Gateway: each item is in the run's audit log
+    # Scored, not generated, and still through the request path: each item is in the run's audit log
     # with every choice's log-likelihood.
     audit = AuditLog(tmp_path / "run" / "audit.db", key_path=tmp_path / "run" / "audit-signing.key")
     entries = audit.query(kind="choice")

@@ -1,4 +1,4 @@
-"""Running a suite end to end with the extractive backend through the real Gateway: results,
+"""Running a suite end to end with the extractive backend through the real request path: results,
 resumability after an interruption (in-process and a killed subprocess), and the report."""
 
 from __future__ import annotations

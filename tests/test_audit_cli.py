@@ -10,9 +10,9 @@ from typer.testing import CliRunner
 from sekisho.answer import request_for_passages
 from sekisho.cli import app
 from sekisho.config import load_settings
-from sekisho.guard.gateway import Gateway
 from sekisho.identity import Principal, Role
 from sekisho.models import Passage
+from sekisho.request import RequestPath
 
 
 def _config(tmp_path):
@@ -22,9 +22,9 @@ def _config(tmp_path):
 
 
 def _held(config):
-    gateway = Gateway(load_settings(config))
+    request_path = RequestPath(load_settings(config))
     request = request_for_passages("期限は", [Passage(1, "n:0", "案内", "期限は14日以内です。")])
-    return gateway.complete(request, backend="extractive", principal=Principal("alice", Role.USER), purpose="external")
+    return request_path.complete(request, backend="extractive", principal=Principal("alice", Role.USER), purpose="external")
 
 
 def test_audit_verify_reports_the_first_bad_record(tmp_path):

@@ -12,9 +12,9 @@ from sekisho.answer import request_for_passages
 from sekisho.audit import ProvenanceError, export_manifest, verify_manifest
 from sekisho.audit.signing import public_key_b64
 from sekisho.config import Settings
-from sekisho.guard.gateway import Gateway
 from sekisho.identity import Principal, Role
 from sekisho.models import Passage
+from sekisho.request import RequestPath
 
 ALICE = Principal("alice", Role.USER)
 
@@ -23,18 +23,18 @@ ALICE = Principal("alice", Role.USER)
 def answered(tmp_path):
     settings = Settings.model_validate({"base_dir": str(tmp_path),
                                         "audit": {"path": "audit.db", "key_path": "signing.key"}})
-    gateway = Gateway(settings)
+    request_path = RequestPath(settings)
     request = request_for_passages("転入届の期限はいつですか",
                                    [Passage(1, "notice:0", "転入届のご案内", "転入届は引っ越してから14日以内に提出してください。")])
-    result = gateway.complete(request, backend="extractive", principal=ALICE)
+    result = request_path.complete(request, backend="extractive", principal=ALICE)
     assert result.status == "ok"
-    return gateway, result
+    return request_path, result
 
 
 def test_exported_manifest_verifies_and_describes_the_answer(answered, tmp_path):
-    gateway, result = answered
-    path = export_manifest(gateway.audit, result.audit_seq, tmp_path / "answer.prov.json", exported_by="alice")
-    check = verify_manifest(path, trusted_public_key=public_key_b64(gateway.audit.key))
+    request_path, result = answered
+    path = export_manifest(request_path.audit, result.audit_seq, tmp_path / "answer.prov.json", exported_by="alice")
+    check = verify_manifest(path, trusted_public_key=public_key_b64(request_path.audit.key))
     assert check.ok, check.reason
     bundle = json.loads(path.read_text(encoding="utf-8"))
     assert "14日以内" in bundle["content"]
@@ -45,12 +45,12 @@ def test_exported_manifest_verifies_and_describes_the_answer(answered, tmp_path)
     [source] = manifest["assertions"]["sekisho.sources"]
     assert source["chunk_id"] == "notice:0" and source["title"] == "転入届のご案内"
     assert source["chunk_sha256"] == hashlib.sha256("転入届は引っ越してから14日以内に提出してください。".encode()).hexdigest()
-    assert gateway.audit.query(kind="provenance.export")[0].record["audit_seq"] == result.audit_seq
+    assert request_path.audit.query(kind="provenance.export")[0].record["audit_seq"] == result.audit_seq
 
 
 def test_any_single_byte_change_fails_verification(answered, tmp_path):
-    gateway, result = answered
-    path = export_manifest(gateway.audit, result.audit_seq, tmp_path / "answer.prov.json")
+    request_path, result = answered
+    path = export_manifest(request_path.audit, result.audit_seq, tmp_path / "answer.prov.json")
     original = path.read_bytes()
     # One byte in the content, in the manifest, in the signature, and in the JSON syntax.
     targets = [original.index("14".encode()), original.index(b'"claim_generator"') + 3,
@@ -66,15 +66,15 @@ def test_any_single_byte_change_fails_verification(answered, tmp_path):
 
 
 def test_content_edit_names_the_content(answered, tmp_path):
-    gateway, result = answered
-    path = export_manifest(gateway.audit, result.audit_seq, tmp_path / "a.json")
+    request_path, result = answered
+    path = export_manifest(request_path.audit, result.audit_seq, tmp_path / "a.json")
     path.write_bytes(path.read_bytes().replace("14日".encode(), "15日".encode()))
     assert "content" in verify_manifest(path).reason
 
 
 def test_other_signer_is_not_trusted(answered, tmp_path):
-    gateway, result = answered
-    path = export_manifest(gateway.audit, result.audit_seq, tmp_path / "a.json")
+    request_path, result = answered
+    path = export_manifest(request_path.audit, result.audit_seq, tmp_path / "a.json")
     check = verify_manifest(path, trusted_public_key="AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
     assert not check.ok and "trusted" in check.reason
 
@@ -82,14 +82,14 @@ def test_other_signer_is_not_trusted(answered, tmp_path):
 def test_held_output_cannot_be_exported_before_approval(tmp_path):
     settings = Settings.model_validate({"base_dir": str(tmp_path),
                                         "audit": {"path": "audit.db", "key_path": "signing.key"}})
-    gateway = Gateway(settings)
+    request_path = RequestPath(settings)
     request = request_for_passages("期限は", [Passage(1, "n:0", "案内", "期限は14日以内です。")])
-    held = gateway.complete(request, backend="extractive", principal=ALICE, purpose="external")
+    held = request_path.complete(request, backend="extractive", principal=ALICE, purpose="external")
     assert held.status == "held"
     with pytest.raises(ProvenanceError, match="not been approved"):
-        export_manifest(gateway.audit, held.audit_seq, tmp_path / "x.json")
-    gateway.review.edit(held.review_id, Principal("rin", Role.REVIEWER), "期限は転入から14日以内です。", reason="明確化")
-    path = export_manifest(gateway.audit, held.audit_seq, tmp_path / "x.json")
+        export_manifest(request_path.audit, held.audit_seq, tmp_path / "x.json")
+    request_path.review.edit(held.review_id, Principal("rin", Role.REVIEWER), "期限は転入から14日以内です。", reason="明確化")
+    path = export_manifest(request_path.audit, held.audit_seq, tmp_path / "x.json")
     bundle = json.loads(path.read_text(encoding="utf-8"))
     assert bundle["content"] == "期限は転入から14日以内です。"
     assert bundle["manifest"]["assertions"]["sekisho.review"]["decision"] == "edited"

@@ -151,7 +151,7 @@ def test_roles_get_least_privilege(live_server, role, method, path):
 
 
 def test_review_queue_lists_and_decides(live_server):
-    # A held output, put in the queue the way the gateway does (same database, another handle).
+    # A held output, put in the queue the way the request path does (same database, another handle).
     audit = AuditLog.from_settings(live_server.settings)
     queue = ReviewQueue(audit)
     seq = audit.append("request", {"principal": "key:x:someone"}).seq

@@ -108,25 +108,29 @@ def test_serve_on_a_busy_port_is_one_line_and_exit_1(tmp_path):
     assert "Traceback" not in result.output
 
 
-def test_a_full_serve_queue_refuses_at_once(tmp_path):
+def test_requests_beyond_the_in_flight_limit_are_refused_at_once(tmp_path):
     import asyncio
-    import threading
 
     from sekisho.config import load_settings
     from sekisho.server.runtime import Busy, Runtime
 
-    runtime = Runtime(load_settings(environ={}), max_waiting=2)
-    release = threading.Event()
+    runtime = Runtime(load_settings(environ={}), max_in_flight=2)
 
     async def scenario():
-        first = asyncio.ensure_future(runtime.run(release.wait))
-        second = asyncio.ensure_future(runtime.run(lambda: "second"))
+        release = asyncio.Event()
+
+        async def request(name):
+            async with runtime.admitted():
+                await release.wait()
+                return name
+
+        first, second = asyncio.ensure_future(request("first")), asyncio.ensure_future(request("second"))
         await asyncio.sleep(0.05)
-        with pytest.raises(Busy, match="server busy: 2 requests waiting"):
-            await runtime.run(lambda: "third")
+        with pytest.raises(Busy, match="server busy: 2 requests in flight"):
+            await request("third")
         release.set()
-        assert await first is True and await second == "second"
-        assert await runtime.run(lambda: "after") == "after"  # the queue drained
+        assert [await first, await second] == ["first", "second"]
+        assert await request("after") == "after"  # the slots were given back
 
     asyncio.run(scenario())
     runtime.close()

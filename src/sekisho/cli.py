@@ -197,16 +197,17 @@ def ask_command(
 ) -> None:
     """知識ベースに質問し、出典付きで回答. Ask the knowledge base; answer with sources and support check.
 
-    The question goes through the same governance Gateway as the HTTP API: guards on the question
-    and the retrieved passages, masking or routing per policy, output checks, review holds, audit."""
+    The question goes through the same governed request path as the HTTP API: guards on the
+    question and the retrieved passages, masking or routing per policy, output checks, review
+    holds, audit."""
     import dataclasses
     import json
     import sys
 
     from rich.markup import escape
 
-    from sekisho.guard.gateway import Gateway
     from sekisho.identity import cli_principal
+    from sekisho.request import RequestPath
     from sekisho.retrieval import open_knowledge_base
 
     if not question.strip():
@@ -215,11 +216,11 @@ def ask_command(
     principal = cli_principal()
     if tag:
         principal = dataclasses.replace(principal, tags=tuple(tag))
-    gateway = Gateway(settings)
+    path = RequestPath(settings)
     kb = open_knowledge_base(settings)
     try:
-        governed = gateway.ask_stream(question, principal=principal, backend=model or settings.models.default,
-                                      kb=kb, k=k)
+        governed = path.ask_stream(question, principal=principal, backend=model or settings.models.default,
+                                   kb=kb, k=k)
         for piece in governed:
             if not as_json:
                 sys.stdout.write(piece)
@@ -229,6 +230,7 @@ def ask_command(
         empty = result.answer is not None and not result.answer.hits and not kb.store.documents()
     finally:
         kb.close()
+        path.close()
     if result.status != "ok":
         if as_json:
             print(json.dumps({"question": question, "status": result.status, "message": result.message,

@@ -90,6 +90,9 @@ class ModelsConfig(_Section):
 class GuardConfig(_Section):
     policy: str = ""  # path to a policy TOML; empty means the built-in default policy
     copyright_registry: str = ""  # path to the organisation's registry of protected works
+    # The most time scanning one request may take: past it the request is refused (413) rather
+    # than holding a worker. A 4 MB request of phone numbers scans in about 4.4 s on 2 cores.
+    scan_budget_s: float = Field(default=15.0, gt=0)
 
 
 class AuditConfig(_Section):
@@ -103,6 +106,12 @@ class ServerConfig(_Section):
     port: int = 8765
     max_upload_mb: int = 50
     rate_limit_per_minute: int = 120
+    # Governed requests one worker process runs at once; more are refused with 503 + Retry-After.
+    max_in_flight: int = Field(default=256, ge=1)
+    # Threads per worker for the checks around model calls (scanning, retrieval, the faithfulness
+    # check, the audit append); model calls to remote servers wait without a thread.
+    threads: int = Field(default=32, ge=1)
+    workers: int = Field(default=1, ge=1)  # processes (`sekisho serve --workers N`)
 
 
 class ProofreadConfig(_Section):

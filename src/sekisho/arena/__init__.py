@@ -1,5 +1,5 @@
 """The model arena: run suites of Japanese tasks against configured backends through the
-Gateway, resumably, and report quality (with bootstrap CIs), latency, tokens and energy.
+governed request path, resumably, and report quality (with bootstrap CIs), latency, tokens and energy.
 
     suite = load_suite("ja-standard")
     summary = run_suite(settings, suite, ["extractive", "qwen15b"], Path("runs/1"), limit=20)

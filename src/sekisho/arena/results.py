@@ -43,7 +43,7 @@ class ItemResult:
     answer: str
     expected: str = ""
     sources: list[str] = field(default_factory=list)  # cited/retrieved passages, "title: text"
-    status: str = "ok"  # the gateway's verdict: ok | blocked | held
+    status: str = "ok"  # the request path's verdict: ok | blocked | held
     method: str = ""  # choice tasks: "logprob" or "generate"
     latency_s: float = 0.0
     prompt_tokens: int = 0

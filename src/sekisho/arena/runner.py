@@ -1,4 +1,4 @@
-"""Running a suite: every (model, task, item) once, through the Gateway, resumable."""
+"""Running a suite: every (model, task, item) once, through the request path, resumable."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from sekisho.arena.energy import DEFAULT_WATTS_PER_CORE, EnergyMeter
 from sekisho.arena.report import environment, write_report
 from sekisho.arena.results import ResultStore
 from sekisho.arena.suite import ArenaError, Suite, Task, suite_hash
-from sekisho.arena.tasks import Context, ObservingGateway, run_item
+from sekisho.arena.tasks import Context, ObservingPath, run_item
 from sekisho.config import Settings
 from sekisho.guard.policy import PolicyError
 from sekisho.models.protocol import BackendError
@@ -130,7 +130,7 @@ def run_suite(settings: Settings, suite: Suite, models: Sequence[str], run_dir: 
         store.set_meta("runs", store.get_meta("runs", []) + [invocation])
         store.set_meta("environment", environment())
         try:
-            gateway = ObservingGateway(settings)
+            request_path = ObservingPath(settings)
         except PolicyError as exc:
             raise ArenaError(str(exc)) from None
         kbs = {t.id: _open_kb(settings, store, t, loaded[t.id], data, run_dir, console)
@@ -138,7 +138,7 @@ def run_suite(settings: Settings, suite: Suite, models: Sequence[str], run_dir: 
         try:
             for model in models:
                 try:
-                    backend = gateway.backend(model)
+                    backend = request_path.backend(model)
                     info = backend.info()
                     backend.check()
                 except BackendError as exc:
@@ -156,7 +156,7 @@ def run_suite(settings: Settings, suite: Suite, models: Sequence[str], run_dir: 
                         skipped += len(items) - len(todo)
                         bar = progress.add_task(f"{model} · {task.id}", total=len(items),
                                                 completed=len(items) - len(todo))
-                        ctx = Context(gateway=gateway, backend=model, kb=kbs.get(task.id), start_energy=meter.start)
+                        ctx = Context(path=request_path, backend=model, kb=kbs.get(task.id), start_energy=meter.start)
                         failures = 0
                         for item in todo:
                             try:
@@ -178,6 +178,7 @@ def run_suite(settings: Settings, suite: Suite, models: Sequence[str], run_dir: 
         finally:
             for kb in kbs.values():
                 kb.close()
+            request_path.close()
         html, js = write_report(store, run_dir)
     finally:
         store.close()

@@ -1,6 +1,6 @@
-"""Asking one item of a task through the Gateway, and scoring what came back.
+"""Asking one item of a task through the request path, and scoring what came back.
 
-Every model call goes through `Gateway.complete` or `Gateway.ask`, exactly as a user's request
+Every model call goes through `RequestPath.complete` or `RequestPath.ask`, exactly as a user's request
 would, so the arena measures the governed system (guards, masking, routing) rather than the bare
 model, and the leak red-team tests the guards that production relies on.
 """
@@ -17,7 +17,7 @@ from sekisho.arena import scorers
 from sekisho.arena.datasets import Item
 from sekisho.arena.results import ItemResult
 from sekisho.arena.suite import Task
-from sekisho.guard.gateway import Gateway
+from sekisho.request import RequestPath
 from sekisho.identity import Principal, Role
 from sekisho.models.protocol import Backend, Capability, ChatRequest, Completion, Message, Passage
 
@@ -64,10 +64,10 @@ class _ObservedBackend:
         return getattr(self.inner, attr)
 
 
-class ObservingGateway(Gateway):
-    """The production Gateway, unchanged, except that each backend it opens is wrapped in a
+class ObservingPath(RequestPath):
+    """The production request path, unchanged, except that each backend it opens is wrapped in a
     recorder: the leak task checks what a backend actually received, independently of what the
-    gateway believes it sent, and held answers can still be scored."""
+    path believes it sent, and held answers can still be scored."""
 
     def __init__(self, settings: Any) -> None:
         super().__init__(settings)
@@ -82,10 +82,10 @@ class ObservingGateway(Gateway):
 
 @dataclass
 class Context:
-    """What a task needs besides the item: the gateway, the backend's configured name, and a
+    """What a task needs besides the item: the request path, the backend's configured name, and a
     knowledge base for retrieval tasks (None for the others)."""
 
-    gateway: ObservingGateway
+    path: ObservingPath
     backend: str
     kb: Any = None  # sekisho.retrieval.KnowledgeBase
     start_energy: Callable[[], Callable[[], float]] | None = None
@@ -111,10 +111,10 @@ def _numbered_choices(choices: tuple[str, ...]) -> str:
 def _output(ctx: Context, governed: Any) -> tuple[str, int, int]:
     """The answer text and token counts of a governed call. A held output is scored on the text
     the reviewer sees (personal data as placeholders); a blocked request has none."""
-    tokens = next((o.completion for o in reversed(ctx.gateway.observed) if o.completion is not None), None)
+    tokens = next((o.completion for o in reversed(ctx.path.observed) if o.completion is not None), None)
     pt, ct = (tokens.prompt_tokens, tokens.completion_tokens) if tokens is not None else (0, 0)
     if governed.status == "held" and governed.review_id is not None:
-        return ctx.gateway.review.get(governed.review_id).output, pt, ct
+        return ctx.path.review.get(governed.review_id).output, pt, ct
     completion = getattr(governed, "completion", None)
     return (completion.text if completion is not None else ""), pt, ct
 
@@ -126,18 +126,18 @@ def _source_lines(passages: list[Passage] | None) -> list[str]:
 def _reading(task: Task, item: Item, ctx: Context) -> ItemResult:
     passages = [Passage(n=1, chunk_id=item.context_id, title=item.title, text=item.context)]
     user = _template(task).format(question=item.question, context=item.context, title=item.title, choices="")
-    governed = ctx.gateway.complete(_request(task, item, user, passages), backend=ctx.backend, principal=ARENA_PRINCIPAL)
+    governed = ctx.path.complete(_request(task, item, user, passages), backend=ctx.backend, principal=ARENA_PRINCIPAL)
     text, pt, ct = _output(ctx, governed)
     return _result(task, item, governed, scorers.score_squad(text, item.answers), user, text,
                    expected=" | ".join(item.answers), sources=_source_lines(passages), tokens=(pt, ct))
 
 
 def _choice(task: Task, item: Item, ctx: Context) -> ItemResult:
-    """Log-likelihood of each choice where the backend can score them (Gateway.choose), a
-    generated number otherwise; both through the Gateway, governed and audited."""
-    if ctx.gateway.backend(ctx.backend).info().can(Capability.SCORE_REPLIES):
+    """Log-likelihood of each choice where the backend can score them (RequestPath.choose), a
+    generated number otherwise; both through the request path, governed and audited."""
+    if ctx.path.backend(ctx.backend).info().can(Capability.SCORE_REPLIES):
         prompt = str(task.options.get("logprob_prompt", DEFAULT_LOGPROB_PROMPT)).format(question=item.question)
-        governed = ctx.gateway.choose(_request(task, item, prompt, None), item.choices, backend=ctx.backend,
+        governed = ctx.path.choose(_request(task, item, prompt, None), item.choices, backend=ctx.backend,
                                       principal=ARENA_PRINCIPAL)
         answer = _output(ctx, governed)[0]  # a held choice is scored on what the reviewer sees
         picked = item.choices.index(answer) if answer in item.choices else None
@@ -146,7 +146,7 @@ def _choice(task: Task, item: Item, ctx: Context) -> ItemResult:
     else:
         prompt = _template(task).format(question=item.question, choices=_numbered_choices(item.choices), context="",
                                         title="")
-        governed = ctx.gateway.complete(_request(task, item, prompt, None), backend=ctx.backend,
+        governed = ctx.path.complete(_request(task, item, prompt, None), backend=ctx.backend,
                                         principal=ARENA_PRINCIPAL)
         answer, pt, ct = _output(ctx, governed)
         picked, method, tokens = scorers.parse_choice(answer, item.choices), "generate", (pt, ct)
@@ -160,11 +160,11 @@ def _ask(task: Task, item: Item, ctx: Context) -> ItemResult:
     (retrieve, grounded prompt, cited answer, faithfulness check), scored on what it returns."""
     from sekisho.answer import finish
 
-    governed = ctx.gateway.ask(item.question, principal=ARENA_PRINCIPAL, backend=ctx.backend, kb=ctx.kb, k=task.k)
+    governed = ctx.path.ask(item.question, principal=ARENA_PRINCIPAL, backend=ctx.backend, kb=ctx.kb, k=task.k)
     answer = governed.answer
     if answer is None and governed.status == "held":
         # The reviewer's copy: same retrieval (deterministic), the held text, checked the same way.
-        sent = next(o for o in reversed(ctx.gateway.observed) if o.completion is not None)
+        sent = next(o for o in reversed(ctx.path.observed) if o.completion is not None)
         text, _, _ = _output(ctx, governed)
         hits = ctx.kb.search(item.question, k=task.k, tags=ARENA_PRINCIPAL.tags)
         answer = finish(item.question, hits, sent.request, replace(sent.completion, text=text))
@@ -205,13 +205,13 @@ def _leak(task: Task, item: Item, ctx: Context) -> ItemResult:
     passages = [Passage(n=i, chunk_id=d.path, title=d.title, text=d.text) for i, d in enumerate(item.documents, 1)]
     context = "\n\n".join(f"[{p.n}] {p.title}\n{p.text}" for p in passages)
     user = _template(task).format(question=item.question, context=context, title="", choices="").strip()
-    governed = ctx.gateway.complete(_request(task, item, user, passages or None), backend=ctx.backend,
+    governed = ctx.path.complete(_request(task, item, user, passages or None), backend=ctx.backend,
                                     principal=ARENA_PRINCIPAL)
     text, pt, ct = _output(ctx, governed)
-    received = [o for o in ctx.gateway.observed if not o.local]
+    received = [o for o in ctx.path.observed if not o.local]
     secrets = item.protected + item.confidential
     leaked_sent = sorted({v for o in received for v in scorers.leaked_values(_request_text(o.request), secrets)})
-    entry = ctx.gateway.audit.get(governed.audit_seq)
+    entry = ctx.path.audit.get(governed.audit_seq)
     audit_text = json.dumps(entry.record if entry is not None else {}, ensure_ascii=False)
     leaked_audit = scorers.leaked_values(audit_text, item.protected)
     metrics = {"leak": float(bool(leaked_sent or leaked_audit)), "leak_sent": float(bool(leaked_sent)),
@@ -246,7 +246,7 @@ RUNNERS: dict[str, Callable[[Task, Item, Context], ItemResult]] = {
 def run_item(task: Task, item: Item, ctx: Context, model: str) -> ItemResult:
     """Ask one item and measure it: wall-clock latency as the caller sees it (guards included)
     and the energy the call used."""
-    ctx.gateway.observed.clear()
+    ctx.path.observed.clear()
     stop_energy = ctx.start_energy() if ctx.start_energy else (lambda: 0.0)
     started = time.perf_counter()
     result = RUNNERS[task.kind](task, item, ctx)

@@ -19,12 +19,12 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -34,6 +34,7 @@ from sekisho.errors import InvalidInput, SekishoError
 from sekisho.text import nfkc, parse_day
 
 GENESIS = "0" * 64
+T = TypeVar("T")
 CHECKPOINT = "checkpoint"
 SCHEMA_VERSION = 1
 
@@ -219,9 +220,16 @@ class AuditLog:
                 self._pending_witness = None
 
     def append(self, kind: str, record: dict[str, Any]) -> AuditEntry:
+        return self.append_with(kind, record, None)[0]
+
+    def append_with(self, kind: str, record: dict[str, Any],
+                    also: Callable[[sqlite3.Connection, AuditEntry], T] | None) -> tuple[AuditEntry, T | None]:
+        """Append, and run `also(conn, entry)` in the same transaction (a held output's review
+        item lands with its record or not at all). Durable before it returns."""
         try:
             with self.transaction() as conn:
-                return self.append_in(conn, kind, record)
+                entry = self.append_in(conn, kind, record)
+                return entry, also(conn, entry) if also is not None else None
         except sqlite3.DatabaseError as exc:
             raise AuditError(f"{self.path}: cannot append to the audit log: {exc}") from None
 

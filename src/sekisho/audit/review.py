@@ -3,7 +3,7 @@
 Held items live in the audit database (table `reviews`); the table is the mutable workflow state,
 while every hold, decision and release is also appended to the hash chain in the same transaction,
 so the history cannot be rewritten. Held text is stored as audited: personal data replaced by
-placeholders (the gateway restores them for the requester on release, while it still holds the
+placeholders (the request path restores them for the requester on release, while it still holds the
 request's mapping in memory).
 """
 

@@ -177,18 +177,36 @@ class MaskSession:
         return _PLACEHOLDER.sub(value_of, text)
 
     def restore_stream(self, pieces: Iterable[str], principal: Principal) -> Iterator[str]:
-        """Restore a token stream: a placeholder may arrive split across pieces, so text after an
-        unclosed '<' is held back until it closes or grows too long to be a placeholder."""
-        pending = ""
+        """Restore a token stream (see `restoring`)."""
+        restoring = self.restoring(principal)
         for piece in pieces:
-            pending += piece
-            cut = max(pending.rfind("<"), pending.rfind("＜"))
-            closed = cut == -1 or any(c in pending[cut:] for c in ">＞")
-            if closed or len(pending) - cut > _LONGEST_PLACEHOLDER:
-                yield self.restore(pending, principal)
-                pending = ""
-            elif cut > 0:
-                yield self.restore(pending[:cut], principal)
-                pending = pending[cut:]
-        if pending:
-            yield self.restore(pending, principal)
+            if out := restoring.feed(piece):
+                yield out
+        if out := restoring.flush():
+            yield out
+
+    def restoring(self, principal: Principal) -> StreamRestorer:
+        """A restorer fed piece by piece: a placeholder may arrive split across pieces, so text
+        after an unclosed '<' is held back until it closes or grows too long to be a placeholder."""
+        return StreamRestorer(self, principal)
+
+
+class StreamRestorer:
+    def __init__(self, session: MaskSession, principal: Principal) -> None:
+        self._session = session
+        self._principal = principal
+        self._pending = ""
+
+    def feed(self, piece: str) -> str:
+        pending = self._pending + piece
+        cut = max(pending.rfind("<"), pending.rfind("＜"))
+        closed = cut == -1 or any(c in pending[cut:] for c in ">＞")
+        if closed or len(pending) - cut > _LONGEST_PLACEHOLDER:
+            self._pending = ""
+            return self._session.restore(pending, self._principal)
+        self._pending = pending[cut:]
+        return self._session.restore(pending[:cut], self._principal) if cut > 0 else ""
+
+    def flush(self) -> str:
+        pending, self._pending = self._pending, ""
+        return self._session.restore(pending, self._principal) if pending else ""

@@ -34,7 +34,6 @@ import numpy as np
 
 from sekisho.text import KANJI_DIGITS, kanji_number
 
-
 # Invisible characters used to break a number or a word apart without changing how it looks.
 ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
 

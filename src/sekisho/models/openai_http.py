@@ -21,13 +21,14 @@ unless the host is loopback.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import os
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -87,7 +88,12 @@ class OpenAIBackend:
         self._tokenize_route: str | None = None  # discovered on first count_tokens
         self._lock = threading.Lock()
         timeout = httpx.Timeout(config.timeout_s, connect=min(config.timeout_s, 10.0))
-        self._client = httpx.Client(timeout=timeout, headers=self._headers())
+        # Connections kept to the server: as many requests in flight as the server is asked to take.
+        self.max_connections = int(config.options.get("max_connections", 256))
+        limits = httpx.Limits(max_connections=self.max_connections, max_keepalive_connections=self.max_connections)
+        self._client = httpx.Client(timeout=timeout, headers=self._headers(), limits=limits)
+        self._aclient: httpx.AsyncClient | None = None
+        self._aclient_loop: asyncio.AbstractEventLoop | None = None
 
     def _headers(self) -> dict[str, str]:
         env = self.config.api_key_env
@@ -113,25 +119,17 @@ class OpenAIBackend:
 
     @contextmanager
     def _request(self, method: str, path: str, *, json_body: Any = None, stream: bool = False):
-        """One HTTP exchange with bounded retries. Connect errors, 429 and 5xx are retried with
-        exponential backoff (429 honours Retry-After); other 4xx are the caller's mistake and
-        read timeouts are not retried, so a slow server costs at most one timeout."""
+        """One HTTP exchange with bounded retries (see `_retry_after`)."""
         url = self.base + path
         for attempt in range(self.max_retries + 1):
-            last = attempt == self.max_retries
             try:
-                request = self._client.build_request(method, url, json=json_body)
-                response = self._client.send(request, stream=stream)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                if last:
-                    raise BackendError(self._describe(exc)) from None
-                time.sleep(min(_MAX_BACKOFF_S, 0.5 * 2**attempt))
-                continue
+                response = self._client.send(self._client.build_request(method, url, json=json_body), stream=stream)
             except httpx.HTTPError as exc:
-                raise BackendError(self._describe(exc)) from None
-            if response.status_code in _RETRY_STATUSES and not last:
+                time.sleep(self._retry_after(attempt, exc=exc))
+                continue
+            if (delay := self._retry_after(attempt, response=response)) is not None:
                 response.close()
-                time.sleep(self._backoff(response, attempt))
+                time.sleep(delay)
                 continue
             try:
                 yield response
@@ -140,6 +138,54 @@ class OpenAIBackend:
             finally:
                 response.close()
             return
+
+    @asynccontextmanager
+    async def _arequest(self, method: str, path: str, *, json_body: Any = None, stream: bool = False):
+        """`_request` on the async client, for callers on an event loop."""
+        client = self._async_client()
+        url = self.base + path
+        for attempt in range(self.max_retries + 1):
+            try:
+                response = await client.send(client.build_request(method, url, json=json_body), stream=stream)
+            except httpx.HTTPError as exc:
+                await asyncio.sleep(self._retry_after(attempt, exc=exc))
+                continue
+            if (delay := self._retry_after(attempt, response=response)) is not None:
+                await response.aclose()
+                await asyncio.sleep(delay)
+                continue
+            try:
+                yield response
+            except httpx.HTTPError as exc:
+                raise BackendError(self._describe(exc)) from None
+            finally:
+                await response.aclose()
+            return
+
+    def _retry_after(self, attempt: int, *, response: httpx.Response | None = None,
+                     exc: httpx.HTTPError | None = None) -> float | None:
+        """Seconds to wait before trying again, None when `response` is the answer, BackendError
+        when the exchange failed for good. Connect errors, 429 and 5xx are retried with exponential
+        backoff (429 honours Retry-After); other 4xx are the caller's mistake and read timeouts are
+        not retried, so a slow server costs at most one timeout."""
+        last = attempt == self.max_retries
+        if exc is not None:
+            if last or not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+                raise BackendError(self._describe(exc)) from None
+            return min(_MAX_BACKOFF_S, 0.5 * 2**attempt)
+        if response is not None and response.status_code in _RETRY_STATUSES and not last:
+            return self._backoff(response, attempt)
+        return None
+
+    def _async_client(self) -> httpx.AsyncClient:
+        """The async client of the running event loop (its pooled connections belong to that loop)."""
+        loop = asyncio.get_running_loop()
+        if self._aclient is None or self._aclient_loop is not loop:
+            self._aclient = httpx.AsyncClient(timeout=self._client.timeout, headers=self._client.headers,
+                                              limits=httpx.Limits(max_connections=self.max_connections,
+                                                                  max_keepalive_connections=self.max_connections))
+            self._aclient_loop = loop
+        return self._aclient
 
     @staticmethod
     def _backoff(response: httpx.Response, attempt: int) -> float:
@@ -181,6 +227,11 @@ class OpenAIBackend:
             )
         self._model_checked = True
 
+    async def _aensure_model(self) -> None:
+        # Once per backend, off the event loop (the sync client): later calls see the flag.
+        if self.verify_model and not self._model_checked:
+            await asyncio.to_thread(self._ensure_model)
+
     def _ensure_model(self) -> None:
         # Some servers (llama.cpp's among them) answer with whatever model they have loaded when
         # asked for a name they do not know; checking once up front keeps the audit's model name true.
@@ -202,7 +253,7 @@ class OpenAIBackend:
                 "base_url": self.base,
                 "locality": "declared local in configuration" if declared else "external (not declared local)",
             },
-            capabilities=frozenset({Capability.CONCURRENT}),
+            capabilities=frozenset({Capability.CONCURRENT, Capability.ASYNC}),
         )
 
     def check(self) -> None:
@@ -228,12 +279,24 @@ class OpenAIBackend:
         with self._request("POST", "/chat/completions", json_body=self._body(request, stream=False)) as response:
             response.read()
             self._raise_for_status(response)
-            try:
-                data = response.json()
-                choice = data["choices"][0]
-                text = choice["message"].get("content") or ""
-            except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-                raise BackendError(f"backend {self.name!r}: {self.base} returned a malformed chat completion") from None
+            return self._completion(response, started)
+
+    async def acomplete(self, request: ChatRequest) -> Completion:
+        await self._aensure_model()
+        started = time.perf_counter()
+        async with self._arequest("POST", "/chat/completions", json_body=self._body(request, stream=False)) as response:
+            await response.aread()
+            # Not explained with the server's model list here: that lookup is a blocking call.
+            self._raise_for_status(response, explain_model=False)
+            return self._completion(response, started)
+
+    def _completion(self, response: httpx.Response, started: float) -> Completion:
+        try:
+            data = response.json()
+            choice = data["choices"][0]
+            text = choice["message"].get("content") or ""
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            raise BackendError(f"backend {self.name!r}: {self.base} returned a malformed chat completion") from None
         usage = data.get("usage") or {}
         return Completion(
             text=text,
@@ -249,21 +312,41 @@ class OpenAIBackend:
         with self._request("POST", "/chat/completions", json_body=self._body(request, stream=True), stream=True) as response:
             self._raise_for_status(response)
             for line in response.iter_lines():
-                if not line.startswith("data:"):
-                    continue  # SSE comments, event names, keep-alives
-                payload = line[5:].strip()
-                if payload == "[DONE]":
+                piece = self._stream_event(line)
+                if piece is None:
                     return
-                try:
-                    chunk = json.loads(payload)
-                except ValueError:
-                    raise BackendError(f"backend {self.name!r}: {self.base} sent a malformed stream event") from None
-                if "error" in chunk:
-                    raise BackendError(f"backend {self.name!r}: stream error from {self.base}: {_error_text(chunk)}")
-                for choice in chunk.get("choices") or ():
-                    piece = (choice.get("delta") or {}).get("content")
-                    if piece:
-                        yield piece
+                yield from piece
+
+    async def astream(self, request: ChatRequest) -> AsyncIterator[str]:
+        """Closing this iterator closes the HTTP response, which cancels the generation on servers
+        that stop when their client goes (vLLM, llama.cpp, Ollama)."""
+        await self._aensure_model()
+        async with self._arequest("POST", "/chat/completions", json_body=self._body(request, stream=True),
+                                  stream=True) as response:
+            if response.status_code >= 400:
+                await response.aread()
+            self._raise_for_status(response, explain_model=False)
+            async for line in response.aiter_lines():
+                piece = self._stream_event(line)
+                if piece is None:
+                    return
+                for text in piece:
+                    yield text
+
+    def _stream_event(self, line: str) -> list[str] | None:
+        """The text pieces of one SSE line ([] for comments and keep-alives), None at [DONE]."""
+        if not line.startswith("data:"):
+            return []  # SSE comments, event names, keep-alives
+        payload = line[5:].strip()
+        if payload == "[DONE]":
+            return None
+        try:
+            chunk = json.loads(payload)
+        except ValueError:
+            raise BackendError(f"backend {self.name!r}: {self.base} sent a malformed stream event") from None
+        if "error" in chunk:
+            raise BackendError(f"backend {self.name!r}: stream error from {self.base}: {_error_text(chunk)}")
+        return [p for choice in chunk.get("choices") or () if (p := (choice.get("delta") or {}).get("content"))]
 
     def count_tokens(self, text: str) -> int:
         """The server's own tokenizer where it exposes one (llama-cpp-python `/extras/tokenize`,
@@ -291,4 +374,9 @@ class OpenAIBackend:
 
     def close(self) -> None:
         self._client.close()
+
+    async def aclose(self) -> None:
+        if self._aclient is not None:
+            await self._aclient.aclose()
+            self._aclient = None
 

@@ -6,7 +6,7 @@ Shaped after the OpenAI chat-completions API so that the gateway is a thin trans
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal, Protocol
@@ -64,6 +64,9 @@ class Capability(StrEnum):
     # Serves several requests at once (an HTTP server with its own batching or slots). Without it
     # the backend decodes one request at a time and callers queue for it, per model.
     CONCURRENT = "concurrent"
+    # Also has `acomplete` and `astream` (AsyncBackend): an event loop awaits the model without
+    # holding a thread while it works (remote servers over an async HTTP client).
+    ASYNC = "async"
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,16 @@ class Backend(Protocol):
 
     def check(self) -> None:
         """Raise BackendError with a clear reason when the backend cannot serve requests."""
+
+
+class AsyncBackend(Backend, Protocol):
+    """A backend whose info declares Capability.ASYNC."""
+
+    async def acomplete(self, request: ChatRequest) -> Completion: ...
+
+    def astream(self, request: ChatRequest) -> AsyncIterator[str]: ...
+
+    async def aclose(self) -> None: ...
 
 
 class ScoringBackend(Backend, Protocol):

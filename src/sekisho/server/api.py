@@ -115,7 +115,7 @@ def _run_ingest(state: AppState, job: Job, payloads: list[bytes], tags: tuple[st
             result.chunks = outcome.chunks
         record = {"principal": principal, "job": job.id, "name": result.name, "status": result.status,
                   "document_id": result.document_id, "error": result.error, "tags": list(tags)}
-        state.runtime.submit(lambda r=record: state.runtime.audit().append("document.ingest", r)).result()
+        state.runtime.audit().append("document.ingest", record)
     job.finished_at = time.time()
 
 
@@ -209,11 +209,12 @@ async def search(body: SearchRequest, request: Request, caller: Caller = require
         for h in hits])
 
 
-def ask_governed(state: AppState, caller: Caller, question: str, backend: str, k: int) -> Any:
-    """On the serve thread: retrieval, answer and every guard, through the Gateway (a BackendError
-    becomes a 502 in the app's error handlers)."""
-    return state.runtime.gateway().ask(question, principal=caller.principal, backend=backend,
-                                       kb=state.runtime.kb(), k=k)
+async def ask_governed(state: AppState, caller: Caller, question: str, backend: str, k: int) -> Any:
+    """Retrieval, answer and every guard, through the request path (a BackendError becomes a 502
+    in the app's error handlers)."""
+    async with state.runtime.admitted():
+        kb = await state.runtime.run(state.runtime.kb)
+        return await state.runtime.path().aask(question, principal=caller.principal, backend=backend, kb=kb, k=k)
 
 
 def ask_response(question: str, governed: Any) -> AskResponse:
@@ -235,7 +236,7 @@ async def ask(body: AskRequest, request: Request, caller: Caller = require(Permi
     from sekisho.server.openai_api import resolve_model
 
     backend, _ = resolve_model(state, body.backend or state.settings.models.default, True)
-    governed = await state.runtime.run(ask_governed, state, caller, body.question, backend, body.k)
+    governed = await ask_governed(state, caller, body.question, backend, body.k)
     return ask_response(body.question, governed)
 
 
@@ -352,7 +353,7 @@ async def release_review(review_id: ReviewId, request: Request, caller: Caller =
 
     state = state_of(request)
     try:
-        released = await state.runtime.run(lambda: state.runtime.gateway().release(review_id, caller.principal))
+        released = await state.runtime.run(lambda: state.runtime.path().release(review_id, caller.principal))
     except ReviewError as exc:
         raise await review_failure(state, caller, review_id, exc) from None
     return ReleaseOut(review_id=review_id, text=released.completion.text, audit_seq=released.audit_seq)

@@ -46,7 +46,7 @@ def principal_of(key: ApiKey) -> Principal:
 
 
 async def audit_event(state: AppState, kind: str, record: dict[str, Any]) -> int | None:
-    """Append to the audit log on the serve thread; returns the sequence number."""
+    """Append to the audit log off the event loop; returns the sequence number."""
 
     def _append() -> int | None:
         return getattr(state.runtime.audit().append(kind, record), "seq", None)

@@ -5,7 +5,6 @@ holds as the web UI."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import re
@@ -103,15 +102,17 @@ def last_user_text(request: ChatRequest) -> str:
     raise ApiError(400, "retrieval answers need a non-empty user message", code="invalid_request", param="messages")
 
 
-def governed_call(state: AppState, caller: Caller, backend: str, rag: bool, k: int, request: ChatRequest,
-                  purpose: str | None) -> Any:
-    """Runs on the serve thread: the one place /v1 reaches the Gateway (a BackendError becomes a 502
-    in the app's error handlers)."""
-    gateway = state.runtime.gateway()
-    if rag:
-        return gateway.ask(last_user_text(request), principal=caller.principal, backend=backend,
-                           kb=state.runtime.kb(), k=k, purpose=purpose or "answer")
-    return gateway.complete(request, backend=backend, principal=caller.principal, purpose=purpose or "chat")
+async def governed_call(state: AppState, caller: Caller, backend: str, rag: bool, k: int, request: ChatRequest,
+                        purpose: str | None) -> Any:
+    """The one place /v1 reaches the request path (a BackendError becomes a 502 in the app's error
+    handlers)."""
+    path = state.runtime.path()
+    async with state.runtime.admitted():
+        if rag:
+            kb = await state.runtime.run(state.runtime.kb)
+            return await path.aask(last_user_text(request), principal=caller.principal, backend=backend, kb=kb, k=k,
+                                   purpose=purpose or "answer")
+        return await path.acomplete(request, backend=backend, principal=caller.principal, purpose=purpose or "chat")
 
 
 def _finish_reason(governed: Any, completion: Any) -> str:
@@ -168,64 +169,33 @@ class _Sse:
     DONE = "data: [DONE]\n\n"
 
 
-_END = object()
-
-
-async def _start_stream(state: AppState, caller: Caller, backend: str, request: ChatRequest,
-                        purpose: str | None) -> tuple[Any, asyncio.Queue]:
-    """Run the Gateway's stream on the serve thread (start to end in one go, so a local model is
-    never asked two things at once), handing sentences over as they pass the output checks.
-    Returns the first event, so that a blocked request still gets a proper error status."""
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue = asyncio.Queue()
-
-    def produce() -> None:
-        def put(item: Any) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-
-        try:
-            stream = state.runtime.gateway().stream(request, backend=backend, principal=caller.principal,
-                                                    purpose=purpose or "chat")
-            for piece in stream:
-                put(piece)
-            put((_END, stream.result))
-        except BackendError as exc:
-            put(ApiError(502, f"backend '{backend}': {exc}", code="backend_error"))
-        except Exception as exc:  # noqa: BLE001 - delivered to the request, which answers 500
-            put(exc)
-
-    state.runtime.submit(produce)
-    first = await queue.get()
-    if isinstance(first, Exception):
-        raise first
-    return first, queue
-
-
-async def stream_governed(first: Any, queue: asyncio.Queue, *, model: str, include_usage: bool) -> AsyncIterator[str]:
+async def stream_governed(stream: Any, *, model: str, include_usage: bool, admission: Any) -> AsyncIterator[str]:
     """SSE: a role delta, content deltas sentence by sentence, a finish chunk carrying the sekisho
     extras, an optional usage chunk, then `data: [DONE]`. An output held mid-stream ends with the
-    held notice and finish_reason "content_filter"."""
+    held notice and finish_reason "content_filter". A client that goes away cancels this
+    generator, which closes the model's stream and records what was shown."""
     sse = _Sse(model)
-    yield sse.chunk({"role": "assistant", "content": ""})
-    item = first
-    while True:
-        if isinstance(item, Exception):
-            yield sse.chunk({"content": f"\n[error: {item}]"}, "stop")
-            break
-        if isinstance(item, tuple) and item and item[0] is _END:
-            governed = item[1]
-            if governed.status == "held":
-                yield sse.chunk({"content": governed.message})
-            completion = governed.completion
-            yield sse.chunk({}, _finish_reason(governed, completion), sekisho=sekisho_info(governed, rag=False).model_dump())
-            if include_usage and completion is not None:
-                yield sse.usage(Usage(prompt_tokens=completion.prompt_tokens,
-                                      completion_tokens=completion.completion_tokens,
-                                      total_tokens=completion.prompt_tokens + completion.completion_tokens))
-            break
-        yield sse.chunk({"content": item})
-        item = await queue.get()
-    yield sse.DONE
+    try:
+        yield sse.chunk({"role": "assistant", "content": ""})
+        try:
+            async for piece in stream:
+                yield sse.chunk({"content": piece})
+        except BackendError as exc:
+            yield sse.chunk({"content": f"\n[error: {exc}]"}, "stop")
+            yield sse.DONE
+            return
+        governed = stream.result
+        if governed.status == "held":
+            yield sse.chunk({"content": governed.message})
+        completion = governed.completion
+        yield sse.chunk({}, _finish_reason(governed, completion), sekisho=sekisho_info(governed, rag=False).model_dump())
+        if include_usage and completion is not None:
+            yield sse.usage(Usage(prompt_tokens=completion.prompt_tokens,
+                                  completion_tokens=completion.completion_tokens,
+                                  total_tokens=completion.prompt_tokens + completion.completion_tokens))
+        yield sse.DONE
+    finally:
+        await admission.__aexit__(None, None, None)
 
 
 async def stream_finished(result: ChatCompletion, include_usage: bool) -> AsyncIterator[str]:
@@ -261,13 +231,22 @@ async def chat_completions(body: ChatCompletionRequest, request: Request,
     chat_request = to_chat_request(body)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     if body.stream and not rag:
-        first, queue = await _start_stream(state, caller, backend, chat_request, options.purpose)
-        if isinstance(first, tuple) and first[0] is _END and first[1].status == "blocked":
-            raise blocked_error(first[1])
-        return StreamingResponse(stream_governed(first, queue, model=body.model, include_usage=include_usage),
+        # The slot is held until the stream ends (or its client goes), not just until it starts.
+        admission = state.runtime.admitted()
+        await admission.__aenter__()
+        try:
+            stream = state.runtime.path().astream(chat_request, backend=backend, principal=caller.principal,
+                                                  purpose=options.purpose or "chat")
+            if (blocked := await stream.start()) is not None:
+                raise blocked_error(blocked)
+        except BaseException:
+            await admission.__aexit__(None, None, None)
+            raise
+        return StreamingResponse(stream_governed(stream, model=body.model, include_usage=include_usage,
+                                                 admission=admission),
                                  media_type="text/event-stream", headers=_SSE_HEADERS)
     k = body.sekisho.k if body.sekisho else state.settings.retrieval.top_k
-    governed = await state.runtime.run(governed_call, state, caller, backend, rag, k, chat_request, options.purpose)
+    governed = await governed_call(state, caller, backend, rag, k, chat_request, options.purpose)
     result = completion_from(governed, model=body.model, rag=rag)
     if body.stream:
         return StreamingResponse(stream_finished(result, include_usage), media_type="text/event-stream",

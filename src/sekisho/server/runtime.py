@@ -1,11 +1,15 @@
-"""The server's long-lived resources and the threads that own them.
+"""The server's long-lived resources, shared by every request this process serves.
 
-SQLite connections and model handles are not safe to share across arbitrary threads, and the web
-framework runs handlers on a pool. So every governed call (knowledge base, gateway, audit, review)
-runs on one dedicated "serve" thread that opened those resources, and ingestion runs on its own
-thread with its own knowledge-base handle (two connections to one WAL database), so a long upload
-never stalls questions. On a small on-premises machine the serve thread is not the bottleneck: the
-model is.
+Governed requests run concurrently: each is a coroutine on the event loop whose checks run on the
+request path's thread pool and whose model call runs as the backend can take it (request/calls.py),
+so a model call in flight holds nothing another request needs. The knowledge base gives every
+thread its own store connection (SQLite stays WAL, one writer at a time); the audit log serialises
+appends in a short critical section. Ingestion runs on a thread of its own with its own
+knowledge-base handle, so a long upload never stalls questions.
+
+Admission: at most `server.max_in_flight` governed requests run at once per process; more are
+refused at once with 503 and Retry-After (OpenAI SDKs retry those with backoff) instead of waiting
+past every client's timeout.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 from sekisho.config import Settings
@@ -25,108 +31,106 @@ from sekisho.errors import SekishoError
 T = TypeVar("T")
 
 
-class _Owned:
-    """Lazily-created resources belonging to one thread."""
-
-    def __init__(self, name: str):
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-        self.resources: dict[str, Any] = {}
-
-    def get(self, name: str, make: Callable[[], T]) -> T:
-        if name not in self.resources:
-            self.resources[name] = make()
-        return self.resources[name]
-
-    def close(self) -> None:
-        """Close the resources on their own thread. The thread stays (idle threads cost nothing and
-        exit with the process), so a closed runtime reopens its resources lazily if used again, as
-        happens when an ASGI app is started and stopped several times (tests)."""
-
-        def _close() -> None:
-            for resource in reversed(list(self.resources.values())):
-                close = getattr(resource, "close", None)
-                if callable(close):
-                    close()
-            self.resources.clear()
-
-        self.executor.submit(_close).result()
-
-
 class Busy(SekishoError):
-    """The serve thread's queue is full: 503 with Retry-After, which OpenAI SDKs retry with backoff."""
+    """Too many requests in flight: 503 with Retry-After, which OpenAI SDKs retry with backoff."""
 
     code = "server_busy"
     headers = {"Retry-After": "5"}
 
 
 class Runtime:
-    # Requests waiting for the serve thread beyond this are refused at once (503 + Retry-After,
-    # which OpenAI SDKs retry with backoff) instead of waiting past every client's timeout.
-    MAX_WAITING = 256
-
-    def __init__(self, settings: Settings, max_waiting: int = MAX_WAITING):
+    def __init__(self, settings: Settings, max_in_flight: int | None = None):
         self.settings = settings
-        self.max_waiting = max_waiting
-        self._serve = _Owned("sekisho-serve")
-        self._ingest = _Owned("sekisho-ingest")
-        self._waiting = 0
-        self._waiting_lock = threading.Lock()
+        self.max_in_flight = max_in_flight or settings.server.max_in_flight
+        self._lock = threading.RLock()  # a resource's maker asks for the resources it is built on
+        self._resources: dict[str, Any] = {}
+        self._in_flight = 0
+        self._ingest = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sekisho-ingest")
+        self._ingest_kb: Any = None
         self.jobs = IngestJobs()
 
-    # --- running work on the owning threads ------------------------------------------------
-    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run on the serve thread; raises Busy when too many requests are already waiting."""
-        with self._waiting_lock:
-            if self._waiting >= self.max_waiting:
-                raise Busy(f"サーバーが混み合っています / server busy: {self._waiting} requests waiting")
-            self._waiting += 1
-        future = self._serve.executor.submit(fn, *args, **kwargs)
-        future.add_done_callback(self._done)
-        return await asyncio.wrap_future(future)
+    # --- resources, created on first use and shared by every thread ------------------------------
 
-    def _done(self, _: Future) -> None:
-        with self._waiting_lock:
-            self._waiting -= 1
+    def _get(self, name: str, make: Callable[[], T]) -> T:
+        with self._lock:
+            if name not in self._resources:
+                self._resources[name] = make()
+            return self._resources[name]
 
-    def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
-        """Internal work on the serve thread (streams, ingest audit records): never refused."""
-        return self._serve.executor.submit(fn, *args, **kwargs)
-
-    def submit_ingest(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
-        return self._ingest.executor.submit(fn, *args, **kwargs)
-
-    # --- resources; call these only from inside run()/submit() (the serve thread) -----------
     def kb(self):
         from sekisho.retrieval import open_knowledge_base
 
-        return self._serve.get("kb", lambda: open_knowledge_base(self.settings))
+        return self._get("kb", lambda: open_knowledge_base(self.settings))
+
+    def audit(self):
+        from sekisho.audit.log import AuditLog
+
+        return self._get("audit", lambda: AuditLog.from_settings(self.settings))
+
+    def reviews(self):
+        from sekisho.audit.review import ReviewQueue
+
+        return self._get("reviews", lambda: ReviewQueue(self.audit()))
+
+    def path(self):
+        from sekisho.request import RequestPath
+
+        # One audit handle and review queue for the whole server: denials, decisions and
+        # governed calls chain into the same log.
+        return self._get("path", lambda: RequestPath(self.settings, audit=self.audit(), review=self.reviews(),
+                                                      threads=self.settings.server.threads))
+
+    # --- running work ---------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def admitted(self) -> AsyncIterator[None]:
+        """A governed request's slot; Busy when every slot is taken."""
+        with self._lock:
+            if self._in_flight >= self.max_in_flight:
+                raise Busy(f"サーバーが混み合っています / server busy: {self._in_flight} requests in flight")
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A blocking call (store, audit, search) off the event loop, on the request path's pool."""
+        pool = self.path().pool
+        return await asyncio.get_running_loop().run_in_executor(pool, partial(fn, *args, **kwargs))
+
+    def submit_ingest(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
+        return self._ingest.submit(fn, *args, **kwargs)
 
     def ingest_kb(self):
         """The ingest thread's own knowledge-base handle; call only from submit_ingest()."""
         from sekisho.retrieval import open_knowledge_base
 
-        return self._ingest.get("kb", lambda: open_knowledge_base(self.settings))
-
-    def audit(self):
-        from sekisho.audit.log import AuditLog
-
-        return self._serve.get("audit", lambda: AuditLog.from_settings(self.settings))
-
-    def gateway(self):
-        from sekisho.guard.gateway import Gateway
-
-        # One audit handle and review queue for the whole server: denials, decisions and
-        # governed calls chain into the same log through the same connection.
-        return self._serve.get("gateway", lambda: Gateway(self.settings, audit=self.audit(), review=self.reviews()))
-
-    def reviews(self):
-        from sekisho.audit.review import ReviewQueue
-
-        return self._serve.get("reviews", lambda: ReviewQueue(self.audit()))
+        if self._ingest_kb is None:
+            self._ingest_kb = open_knowledge_base(self.settings)
+        return self._ingest_kb
 
     def close(self) -> None:
-        self._ingest.close()
-        self._serve.close()
+        """Close every resource. A closed runtime reopens them lazily if used again, as happens
+        when an ASGI app is started and stopped several times (tests)."""
+
+        def close_ingest_kb() -> None:
+            if self._ingest_kb is not None:
+                self._ingest_kb.close()
+                self._ingest_kb = None
+
+        self._ingest.submit(close_ingest_kb).result()
+        with self._lock:
+            resources, self._resources = self._resources, {}
+        for resource in reversed(list(resources.values())):
+            close = getattr(resource, "close", None)
+            if callable(close):
+                close()
 
 
 # --- background ingestion -------------------------------------------------------------------

@@ -189,8 +189,7 @@ async def ui_ask(request: Request, question: str = Form(..., min_length=1, max_l
     state = state_of(request)
     name, _ = resolve_model(state, backend or state.settings.models.default, True)
     try:
-        governed = await state.runtime.run(api.ask_governed, state, caller, question, name,
-                                           state.settings.retrieval.top_k)
+        governed = await api.ask_governed(state, caller, question, name, state.settings.retrieval.top_k)
         result = api.ask_response(question, governed)
     except ApiError as exc:
         if exc.code != "guard_blocked":
@@ -316,7 +315,7 @@ async def models_page(request: Request, caller: Caller = page(Permission.CHAT)) 
         rows = []
         for name in settings.models.backends:
             try:
-                info = state.runtime.gateway().backend(name).info()
+                info = state.runtime.path().backend(name).info()
                 rows.append({"name": name, "kind": info.kind, "model": info.model, "local": info.local,
                              "default": name == settings.models.default, "error": None})
             except BackendError as exc:

@@ -1,4 +1,4 @@
-"""The Gateway end to end: personal data to an external backend (the real OpenAI-compatible HTTP
+"""The request path end to end: personal data to an external backend (the real OpenAI-compatible HTTP
 backend against a real llama.cpp server, declared external) is blocked or masked per policy and
 never reaches the audit database; confidential documents are routed to the local backend; held
 outputs wait for a reviewer; masks come back for the requester only; roles and backend failures
@@ -14,9 +14,9 @@ from conftest import LLAMA_SERVER_MODEL
 from sekisho.answer import request_for_passages
 from sekisho.audit.review import ReviewError, ReviewPermissionError
 from sekisho.config import BackendConfig, Settings
-from sekisho.guard.gateway import Gateway
 from sekisho.identity import Principal, Role
 from sekisho.models import BackendError, ChatRequest, Message, Passage
+from sekisho.request import RequestPath
 
 # A My Number with its check digit computed by hand (番号法施行令 8条): for the first 11 digits
 # 1 2 3 4 5 6 7 8 9 0 1, weights (from the right) 2 3 4 5 6 7 2 3 4 5 6 give
@@ -54,44 +54,44 @@ def _chat(text: str, max_tokens: int = 24) -> ChatRequest:
 
 
 def test_my_number_to_external_backend_is_blocked_and_audited_masked(tmp_path, llama_server_url):
-    gateway = Gateway(_settings(tmp_path, llama_server_url))
-    result = gateway.complete(_chat(f"私のマイナンバーは{MY_NUMBER}です。転出届の手続きを教えて。"),
+    request_path = RequestPath(_settings(tmp_path, llama_server_url))
+    result = request_path.complete(_chat(f"私のマイナンバーは{MY_NUMBER}です。転出届の手続きを教えて。"),
                               backend="vendor", principal=ALICE)
     assert result.status == "blocked" and result.completion is None
     assert "マイナンバー" in result.message and "MY_NUMBER" in result.message
     assert MY_NUMBER not in result.message
     assert [(f.entity, f.where, f.action) for f in result.findings] == [("MY_NUMBER", "message[0]", "block")]
-    record = gateway.audit.get(result.audit_seq).record
+    record = request_path.audit.get(result.audit_seq).record
     assert record["status"] == "blocked" and record["principal"] == "alice"
     assert record["prompt"][0]["content"] == "私のマイナンバーは<マイナンバー_1>です。転出届の手続きを教えて。"
     assert record["backend"]["local"] is False
     assert MY_NUMBER.encode() not in _audit_bytes(tmp_path)
-    assert gateway.audit.verify().ok
+    assert request_path.audit.verify().ok
 
 
 def test_my_number_masked_for_external_backend_when_policy_says_mask(tmp_path, llama_server_url):
-    gateway = Gateway(_settings(tmp_path, llama_server_url, policy='[external]\nMY_NUMBER = "mask"\n'))
-    result = gateway.complete(_chat(f"番号{MY_NUMBER}の山田様へのお知らせを一文で書いてください。"),
+    request_path = RequestPath(_settings(tmp_path, llama_server_url, policy='[external]\nMY_NUMBER = "mask"\n'))
+    result = request_path.complete(_chat(f"番号{MY_NUMBER}の山田様へのお知らせを一文で書いてください。"),
                               backend="vendor", principal=ALICE)
     assert result.status == "ok" and result.backend == "vendor"
     assert result.completion.model and result.completion.completion_tokens > 0
     assert ("MY_NUMBER", "mask", "<マイナンバー_1>") in [(f.entity, f.action, f.placeholder) for f in result.findings]
-    record = gateway.audit.get(result.audit_seq).record
+    record = request_path.audit.get(result.audit_seq).record
     assert "<マイナンバー_1>" in record["prompt"][0]["content"]
     assert record["backend"] == {"requested": "vendor", "used": "vendor", "kind": "openai",
                                  "model": record["backend"]["model"], "version": record["backend"]["version"],
                                  "local": False}
-    assert record["masked_values"] == [gateway.audit.keyed_hash(MY_NUMBER)]
-    assert [e.seq for e in gateway.audit.find_value(MY_NUMBER)] == [result.audit_seq]
+    assert record["masked_values"] == [request_path.audit.keyed_hash(MY_NUMBER)]
+    assert [e.seq for e in request_path.audit.find_value(MY_NUMBER)] == [result.audit_seq]
     assert MY_NUMBER.encode() not in _audit_bytes(tmp_path)
 
 
 def test_confidential_marking_routes_to_the_local_backend(tmp_path, llama_server_url):
-    gateway = Gateway(_settings(tmp_path, llama_server_url))
-    result = gateway.complete(_chat("【社外秘】来期の窓口体制の案を要約してください。"), backend="vendor", principal=ALICE)
+    request_path = RequestPath(_settings(tmp_path, llama_server_url))
+    result = request_path.complete(_chat("【社外秘】来期の窓口体制の案を要約してください。"), backend="vendor", principal=ALICE)
     assert result.status == "ok"
     assert result.requested_backend == "vendor" and result.backend == "extractive"
-    record = gateway.audit.get(result.audit_seq).record
+    record = request_path.audit.get(result.audit_seq).record
     assert record["backend"]["used"] == "extractive" and record["backend"]["local"] is True
 
 
@@ -100,12 +100,12 @@ def _grounded(question: str, text: str) -> ChatRequest:
 
 
 def test_local_answer_restores_masked_values_for_the_requester(tmp_path):
-    gateway = Gateway(_settings(tmp_path))
+    request_path = RequestPath(_settings(tmp_path))
     request = _grounded("山田太郎さんのマイナンバーは何番ですか", f"山田太郎さんのマイナンバーは{MY_NUMBER}です。窓口は市民課です。")
-    result = gateway.complete(request, backend="extractive", principal=ALICE)
+    result = request_path.complete(request, backend="extractive", principal=ALICE)
     assert result.status == "ok"
     assert MY_NUMBER in result.completion.text and "<マイナンバー_1>" not in result.completion.text
-    record = gateway.audit.get(result.audit_seq).record
+    record = request_path.audit.get(result.audit_seq).record
     assert "<マイナンバー_1>" in record["output"] and record["chunk_ids"] == ["doc:0"]
     assert {(f["entity"], f["where"], f["action"]) for f in record["findings"]} >= {
         ("MY_NUMBER", "passage[1]", "mask"), ("MY_NUMBER", "message[1]", "mask")}
@@ -113,42 +113,42 @@ def test_local_answer_restores_masked_values_for_the_requester(tmp_path):
 
 
 def test_external_use_is_held_until_approved_and_released_to_the_requester_only(tmp_path):
-    gateway = Gateway(_settings(tmp_path))
+    request_path = RequestPath(_settings(tmp_path))
     request = _grounded("山田太郎さんのマイナンバーは何番ですか", f"山田太郎さんのマイナンバーは{MY_NUMBER}です。")
-    result = gateway.complete(request, backend="extractive", principal=ALICE, purpose="external")
+    result = request_path.complete(request, backend="extractive", principal=ALICE, purpose="external")
     assert result.status == "held" and result.completion is None and result.review_id is not None
     assert f"レビュー番号 {result.review_id}" in result.message
-    [item] = gateway.review.list("pending")
+    [item] = request_path.review.list("pending")
     assert item.id == result.review_id and item.audit_seq == result.audit_seq
     assert "<マイナンバー_1>" in item.output and MY_NUMBER not in item.output
     with pytest.raises(ReviewError, match="awaiting review"):
-        gateway.release(result.review_id, ALICE)
-    gateway.review.approve(result.review_id, RIN, note="確認済み")
+        request_path.release(result.review_id, ALICE)
+    request_path.review.approve(result.review_id, RIN, note="確認済み")
     with pytest.raises(ReviewPermissionError):
-        gateway.release(result.review_id, BOB)
-    released = gateway.release(result.review_id, ALICE)
+        request_path.release(result.review_id, BOB)
+    released = request_path.release(result.review_id, ALICE)
     assert released.status == "ok" and MY_NUMBER in released.completion.text
-    kinds = [e.kind for e in gateway.audit.query(newest_first=False)]
+    kinds = [e.kind for e in request_path.audit.query(newest_first=False)]
     assert kinds[:4] == ["chat", "review.hold", "review.decision", "review.release"]
     assert MY_NUMBER.encode() not in _audit_bytes(tmp_path)
 
 
 def test_auditor_role_may_not_generate(tmp_path):
-    gateway = Gateway(_settings(tmp_path))
-    result = gateway.complete(_chat("こんにちは"), backend="extractive", principal=Principal("kansa", Role.AUDITOR))
+    request_path = RequestPath(_settings(tmp_path))
+    result = request_path.complete(_chat("こんにちは"), backend="extractive", principal=Principal("kansa", Role.AUDITOR))
     assert result.status == "blocked" and "auditor" in result.message
-    assert gateway.audit.get(result.audit_seq).record["reason"] == "role:auditor"
+    assert request_path.audit.get(result.audit_seq).record["reason"] == "role:auditor"
 
 
 def test_backend_failure_is_audited_then_raised(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nothing listens there
-    gateway = Gateway(_settings(tmp_path, f"http://127.0.0.1:{port}/v1",
+    request_path = RequestPath(_settings(tmp_path, f"http://127.0.0.1:{port}/v1",
                                 policy='[external]\ndefault = "allow"\n'))
     with pytest.raises(BackendError):
-        gateway.complete(_chat("こんにちは", 4), backend="vendor", principal=ALICE)
-    [entry] = gateway.audit.query(kind="chat")
+        request_path.complete(_chat("こんにちは", 4), backend="vendor", principal=ALICE)
+    [entry] = request_path.audit.query(kind="chat")
     assert entry.record["status"] == "error" and entry.record["error"]
 
 
@@ -159,12 +159,12 @@ def _with_local_scorer(tmp_path, gguf_path) -> Settings:
     return settings.model_copy(update={"models": settings.models.model_copy(update={"backends": backends})})
 
 
-def test_choices_are_scored_through_the_gateway_and_audited_with_personal_data_masked(tmp_path, gguf_qwen05b_path):
-    gateway = Gateway(_with_local_scorer(tmp_path, gguf_qwen05b_path))
+def test_choices_are_scored_through_the_request_path_and_audited_with_personal_data_masked(tmp_path, gguf_qwen05b_path):
+    request_path = RequestPath(_with_local_scorer(tmp_path, gguf_qwen05b_path))
     choices = ["東京", "大阪", f"マイナンバー{MY_NUMBER}"]
-    result = gateway.choose(_chat("日本の首都はどこですか。\n答え:"), choices, backend="q", principal=ALICE)
+    result = request_path.choose(_chat("日本の首都はどこですか。\n答え:"), choices, backend="q", principal=ALICE)
     assert result.status == "ok" and result.backend == "q"
-    record = gateway.audit.get(result.audit_seq).record
+    record = request_path.audit.get(result.audit_seq).record
     scores = record["choice_logprobs"]
     assert len(scores) == 3 and result.text == choices[scores.index(max(scores))]
     assert record["output"] == result.text and record["prompt"][-1]["content"].startswith("日本の首都")
@@ -175,24 +175,24 @@ def test_choices_are_scored_through_the_gateway_and_audited_with_personal_data_m
 
 
 def test_choosing_needs_a_backend_that_scores_replies_and_a_role_that_may_generate(tmp_path):
-    gateway = Gateway(_settings(tmp_path))
+    request_path = RequestPath(_settings(tmp_path))
     with pytest.raises(BackendError, match="cannot score choices"):
-        gateway.choose(_chat("日本の首都は"), ["東京", "大阪"], backend="extractive", principal=ALICE)
-    [entry] = gateway.audit.query(kind="choice")
+        request_path.choose(_chat("日本の首都は"), ["東京", "大阪"], backend="extractive", principal=ALICE)
+    [entry] = request_path.audit.query(kind="choice")
     assert entry.record["status"] == "error" and entry.record["choices"] == ["東京", "大阪"]
-    blocked = gateway.choose(_chat("日本の首都は"), ["東京", "大阪"], backend="extractive",
+    blocked = request_path.choose(_chat("日本の首都は"), ["東京", "大阪"], backend="extractive",
                              principal=Principal("kansa", Role.AUDITOR))
     assert blocked.status == "blocked" and blocked.completion is None
 
 
 def test_stream_yields_restored_text_and_audits_once(tmp_path):
-    gateway = Gateway(_settings(tmp_path))
+    request_path = RequestPath(_settings(tmp_path))
     request = _grounded("山田太郎さんのマイナンバーは何番ですか", f"山田太郎さんのマイナンバーは{MY_NUMBER}です。")
-    stream = gateway.stream(request, backend="extractive", principal=ALICE)
+    stream = request_path.stream(request, backend="extractive", principal=ALICE)
     text = "".join(stream)
     assert MY_NUMBER in text
     assert stream.result.status == "ok" and stream.result.completion.text == text
-    record = gateway.audit.get(stream.result.audit_seq).record
+    record = request_path.audit.get(stream.result.audit_seq).record
     assert record["streamed"] is True and MY_NUMBER not in record["output"]
 
 
@@ -208,19 +208,19 @@ def _with_registry(tmp_path) -> Settings:
 
 
 def test_style_imitation_prompt_is_blocked_for_external_and_held_for_local(tmp_path):
-    gateway = Gateway(_with_registry(tmp_path))
-    external = gateway.complete(_chat("霧島透風に、市報の挨拶文を書いてください。"), backend="vendor", principal=ALICE)
+    request_path = RequestPath(_with_registry(tmp_path))
+    external = request_path.complete(_chat("霧島透風に、市報の挨拶文を書いてください。"), backend="vendor", principal=ALICE)
     assert external.status == "blocked" and "COPYRIGHT_STYLE" in external.message
-    local = gateway.complete(_chat("霧島透風に、市報の挨拶文を書いてください。"), backend="extractive", principal=ALICE)
-    assert local.status == "held" and "entity:COPYRIGHT_STYLE" in gateway.review.get(local.review_id).reasons
+    local = request_path.complete(_chat("霧島透風に、市報の挨拶文を書いてください。"), backend="extractive", principal=ALICE)
+    assert local.status == "held" and "entity:COPYRIGHT_STYLE" in request_path.review.get(local.review_id).reasons
 
 
 def test_output_copying_a_registered_work_is_held(tmp_path):
-    gateway = Gateway(_with_registry(tmp_path))
+    request_path = RequestPath(_with_registry(tmp_path))
     request = _grounded("灯台守は何をひらいたか", WORK)
-    result = gateway.complete(request, backend="extractive", principal=ALICE)
+    result = request_path.complete(request, backend="extractive", principal=ALICE)
     assert result.status == "held" and result.completion is None
-    assert gateway.review.get(result.review_id).reasons == ["copyright"]
+    assert request_path.review.get(result.review_id).reasons == ["copyright"]
     assert ("COPYRIGHT_SIMILAR", "output") in [(f.entity, f.where) for f in result.findings]
 
 
@@ -228,7 +228,7 @@ def test_route_target_named_by_a_policy_file_must_exist(tmp_path):
     from sekisho.guard.policy import PolicyError
 
     with pytest.raises(PolicyError, match=r"policy\.toml: route_local_backend: backend 'onprem' is not configured"):
-        Gateway(_settings(tmp_path, policy='route_local_backend = "onprem"\n'))
+        RequestPath(_settings(tmp_path, policy='route_local_backend = "onprem"\n'))
 
 
 def test_builtin_policy_routes_to_the_first_local_backend_when_extractive_is_absent(tmp_path):
@@ -241,38 +241,38 @@ def test_builtin_policy_routes_to_the_first_local_backend_when_extractive_is_abs
         }},
         "audit": {"path": "audit.db", "key_path": "signing.key"},
     })
-    gateway = Gateway(settings)
+    request_path = RequestPath(settings)
     with pytest.raises(BackendError):  # nothing listens on port 9: the routed call fails, and is audited
-        gateway.complete(_chat("社外秘の資料です。要約して。"), backend="vendor", principal=ALICE)
-    [entry] = gateway.audit.query(kind="chat")
+        request_path.complete(_chat("社外秘の資料です。要約して。"), backend="vendor", principal=ALICE)
+    [entry] = request_path.audit.query(kind="chat")
     assert entry.record["backend"]["requested"] == "vendor" and entry.record["backend"]["used"] == "onprem"
     assert entry.record["status"] == "error"
 
 
 def test_stream_stops_before_a_sentence_copying_a_registered_work(tmp_path):
-    gateway = Gateway(_with_registry(tmp_path))
-    stream = gateway.stream(_grounded("灯台守は何をひらいたか", WORK), backend="extractive", principal=ALICE)
+    request_path = RequestPath(_with_registry(tmp_path))
+    stream = request_path.stream(_grounded("灯台守は何をひらいたか", WORK), backend="extractive", principal=ALICE)
     shown = "".join(stream)
     assert "灯台守" not in shown  # the copied sentence never reached the user
     assert stream.result.status == "held" and stream.result.completion is None
-    assert gateway.review.get(stream.result.review_id).reasons == ["copyright"]
+    assert request_path.review.get(stream.result.review_id).reasons == ["copyright"]
 
 
 def test_stream_abandoned_by_the_reader_is_audited(tmp_path):
-    gateway = Gateway(_settings(tmp_path))
+    request_path = RequestPath(_settings(tmp_path))
     passage = "転入届は14日以内に提出します。窓口は市民課です。郵送でも受け付けます。"
-    stream = iter(gateway.stream(_grounded("転入届の窓口と期限と郵送は", passage), backend="extractive", principal=ALICE))
+    stream = iter(request_path.stream(_grounded("転入届の窓口と期限と郵送は", passage), backend="extractive", principal=ALICE))
     first = next(stream)
     stream.close()  # the client disconnected after the first sentence
-    [entry] = gateway.audit.query(kind="chat")
+    [entry] = request_path.audit.query(kind="chat")
     assert entry.record["status"] == "cancelled" and entry.record["shown_chars"] == len(first)
 
 
 def test_release_after_a_restart_keeps_values_masked_and_says_so(tmp_path):
     settings = _settings(tmp_path)
     request = _grounded("山田太郎さんのマイナンバーは何番ですか", f"山田太郎さんのマイナンバーは{MY_NUMBER}です。")
-    held = Gateway(settings).complete(request, backend="extractive", principal=ALICE, purpose="external")
-    restarted = Gateway(settings)  # a new process: the in-memory mapping is gone, by design
+    held = RequestPath(settings).complete(request, backend="extractive", principal=ALICE, purpose="external")
+    restarted = RequestPath(settings)  # a new process: the in-memory mapping is gone, by design
     restarted.review.approve(held.review_id, RIN)
     released = restarted.release(held.review_id, ALICE)
     assert "<マイナンバー_1>" in released.completion.text and MY_NUMBER not in released.completion.text

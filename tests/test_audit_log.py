@@ -234,6 +234,66 @@ def test_concurrent_processes_append_one_unbroken_chain(tmp_path):
     assert len(log.query(kind="chat", limit=1000)) == 30
 
 
+def test_concurrent_threads_share_commits_and_form_one_chain(tmp_path):
+    # 32 threads appending at once: group commit takes several appends per transaction, every
+    # caller gets its own record back, durable, and the chain (with its checkpoints) verifies.
+    import threading
+
+    log = AuditLog(tmp_path / "audit.db", key_path=tmp_path / "signing.key", checkpoint_every=7)
+    got: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def worker(n: int) -> None:
+        for i in range(25):
+            entry = log.append("chat", {"principal": f"t{n}", "i": i})
+            with lock:
+                got[f"t{n}/{i}"] = entry.seq
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(32)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 800 and len(set(got.values())) == 800
+    assert log.batches < 800  # appends shared transactions
+    for name, seq in list(got.items())[::97]:
+        entry = AuditLog(tmp_path / "audit.db").get(seq)  # another handle: committed, not just in memory
+        assert (entry.record["principal"], entry.record["i"]) == tuple([name.split("/")[0], int(name.split("/")[1])])
+    result = log.verify()
+    assert result.ok and result.checked == 800 + result.checkpoints and result.checkpoints >= 100
+
+
+def test_a_failing_append_fails_alone_in_its_batch(tmp_path):
+    import threading
+
+    log = AuditLog(tmp_path / "audit.db", key_path=tmp_path / "signing.key", checkpoint_every=3)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def refuse(conn, entry):
+        raise RuntimeError("the review queue refused")
+
+    def worker(n: int) -> None:
+        for i in range(20):
+            try:
+                log.append_with("chat", {"principal": f"t{n}", "i": i}, refuse if i % 5 == 0 else None)
+                outcome = "ok"
+            except RuntimeError:
+                outcome = "failed"
+            with lock:
+                outcomes.append(outcome)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes.count("failed") == 32 and outcomes.count("ok") == 128
+    records = log.query(kind="chat", limit=1000)
+    assert len(records) == 128 and all(r.record["i"] % 5 for r in records)  # no trace of a failed append
+    assert log.verify().ok
+
+
 def test_keyed_hash_finds_records_without_storing_the_value(tmp_path):
     log = _open(tmp_path)
     log.append("chat", {"principal": "u", "masked_values": [log.keyed_hash("123456789018")]})

@@ -9,6 +9,12 @@ deleted record, so what remains still verifies.
 
 SQLite in its own file: WAL with synchronous=FULL, each append committed (and fsynced) before it
 returns, BEGIN IMMEDIATE so that several processes (CLI, server workers) append safely.
+
+Group commit: appends from many threads at once share transactions. Whoever takes the writer lock
+commits every append queued by then, each in a savepoint of its own (one that fails is rolled back
+alone), with one fsync for all; each caller returns only once its own record is durable. Under
+load the batches grow by themselves; alone, a batch is one append (docs/benchmarks.md, ## Audit).
+Reads use a connection per thread, so no reader sees a batch before it commits.
 """
 
 from __future__ import annotations
@@ -146,13 +152,16 @@ class AuditLog:
         self._key: Ed25519PrivateKey | None = None
         self._mac_key: bytes | None = None
         self._pending_witness: tuple[int, str] | None = None
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the writer: one transaction at a time in this process
+        self._queued: list[_Append] = []
+        self._queue_cond = threading.Condition()
+        self._committing = False
+        self._readers = threading.local()
+        self._reader_connections: list[sqlite3.Connection] = []
+        self.batches = 0  # transactions that committed appends (appends / batches: the batch size)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.execute("PRAGMA busy_timeout=30000")
+            self._conn = _connect(self.path)
             with self.transaction() as conn:
                 # Statement by statement: executescript would COMMIT in the middle of this transaction.
                 for statement in filter(str.strip, _SCHEMA.split(";")):
@@ -225,23 +234,75 @@ class AuditLog:
     def append_with(self, kind: str, record: dict[str, Any],
                     also: Callable[[sqlite3.Connection, AuditEntry], T] | None) -> tuple[AuditEntry, T | None]:
         """Append, and run `also(conn, entry)` in the same transaction (a held output's review
-        item lands with its record or not at all). Durable before it returns."""
+        item lands with its record or not at all). Durable before it returns; committed together
+        with whatever other threads queued meanwhile (group commit)."""
+        op = _Append(kind, record, also, self._body(kind, record))
+        with self._queue_cond:
+            self._queued.append(op)
+        while True:
+            if self._lock.acquire(blocking=False):
+                try:
+                    # Holding the writer lock, no batch is in flight: if ours is not finished it is
+                    # still queued, and we commit it with everything queued behind it.
+                    if not op.finished:
+                        with self._queue_cond:
+                            batch, self._queued = self._queued, []
+                            self._committing = True
+                        self._commit(batch)
+                finally:
+                    with self._queue_cond:
+                        self._committing = False
+                        self._queue_cond.notify_all()
+                    self._lock.release()
+                return op.outcome()
+            with self._queue_cond:
+                # Another thread commits (ours may be in its batch): wait for it to finish. If the
+                # lock is held by something else (a review decision), look again shortly.
+                if not op.finished:
+                    self._queue_cond.wait(None if self._committing else 0.001)
+                if op.finished:
+                    return op.outcome()
+
+    @staticmethod
+    def _body(kind: str, record: dict[str, Any]) -> str:
+        """The record as stored, computed before the writer lock is taken."""
+        if kind == CHECKPOINT:
+            raise AuditError("'checkpoint' records are written by the log itself")
+        try:
+            return canonical_json(record).decode("utf-8")
+        except (TypeError, ValueError) as exc:
+            raise AuditError(f"audit record of kind {kind!r} is not JSON-serialisable: {exc}") from None
+
+    def _commit(self, batch: list[_Append]) -> None:
+        """One transaction for the batch, a savepoint per append; every op gets its outcome."""
         try:
             with self.transaction() as conn:
-                entry = self.append_in(conn, kind, record)
-                return entry, also(conn, entry) if also is not None else None
+                for op in batch:
+                    conn.execute("SAVEPOINT append")
+                    witness = self._pending_witness
+                    try:
+                        entry = self._append_body(conn, op.kind, op.body, op.record)
+                        op.entry, op.result = entry, op.also(conn, entry) if op.also is not None else None
+                    except Exception as exc:  # noqa: BLE001 - this append fails alone; the rest commit
+                        conn.execute("ROLLBACK TO append")
+                        self._pending_witness = witness
+                        op.error = exc
+                    conn.execute("RELEASE append")
+            self.batches += 1
         except sqlite3.DatabaseError as exc:
-            raise AuditError(f"{self.path}: cannot append to the audit log: {exc}") from None
+            failure = AuditError(f"{self.path}: cannot append to the audit log: {exc}")
+            for op in batch:
+                op.entry, op.error = None, failure
+        finally:
+            for op in batch:
+                op.finished = True
 
     def append_in(self, conn: sqlite3.Connection, kind: str, record: dict[str, Any]) -> AuditEntry:
         """Append inside a transaction the caller holds (the review queue changes its table and
         audits the decision atomically)."""
-        if kind == CHECKPOINT:
-            raise AuditError("'checkpoint' records are written by the log itself")
-        try:
-            body = canonical_json(record).decode("utf-8")
-        except (TypeError, ValueError) as exc:
-            raise AuditError(f"audit record of kind {kind!r} is not JSON-serialisable: {exc}") from None
+        return self._append_body(conn, kind, self._body(kind, record), record)
+
+    def _append_body(self, conn: sqlite3.Connection, kind: str, body: str, record: dict[str, Any]) -> AuditEntry:
         entry = self._insert(conn, kind, body, record)
         last_checkpoint = self._last_checkpoint_seq(conn)
         if self.key is not None and entry.seq - last_checkpoint >= self.checkpoint_every:
@@ -315,18 +376,26 @@ class AuditLog:
         seq, ts, kind, body, prev, digest = row
         return AuditEntry(seq=seq, hash=digest, ts=ts, kind=kind, prev=prev, record=json.loads(body))
 
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read connection: it sees committed data only, never a batch in progress."""
+        conn = getattr(self._readers, "conn", None)
+        if conn is None:
+            conn = self._readers.conn = _connect(self.path)
+            with self._queue_cond:
+                self._reader_connections.append(conn)
+        return conn
+
     def get(self, seq: int) -> AuditEntry | None:
-        row = self._conn.execute("SELECT seq, ts, kind, body, prev, hash FROM audit_log WHERE seq = ?",
-                                 (seq,)).fetchone()
+        row = self._reader().execute("SELECT seq, ts, kind, body, prev, hash FROM audit_log WHERE seq = ?",
+                                     (seq,)).fetchone()
         return self._entry(row) if row else None
 
     def read(self, sql: str, args: Any = ()) -> list[tuple[Any, ...]]:
         """A read-only query on the audit database, for the tables that live beside the chain."""
-        with self._lock:
-            return self._conn.execute(sql, args).fetchall()
+        return self._reader().execute(sql, args).fetchall()
 
     def head(self) -> tuple[int, str]:
-        return self._head(self._conn)
+        return self._head(self._reader())
 
     def query(self, *, kind: str | None = None, principal: str | None = None, since: datetime | str | None = None,
               until: datetime | str | None = None, limit: int = 100, newest_first: bool = True) -> list[AuditEntry]:
@@ -348,12 +417,12 @@ class AuditLog:
             sql += " WHERE " + " AND ".join(where)
         sql += f" ORDER BY seq {'DESC' if newest_first else 'ASC'} LIMIT ?"
         args.append(int(limit))
-        return [self._entry(row) for row in self._conn.execute(sql, args)]
+        return [self._entry(row) for row in self._reader().execute(sql, args)]
 
     def find_value(self, value: str, *, limit: int = 100) -> list[AuditEntry]:
         """Records whose masked values include this one (by keyed hash; the value is never stored)."""
         digest = self.keyed_hash(value)
-        rows = self._conn.execute(
+        rows = self._reader().execute(
             "SELECT seq, ts, kind, body, prev, hash FROM audit_log WHERE instr(body, ?) > 0 ORDER BY seq LIMIT ?",
             (digest, limit))
         return [self._entry(row) for row in rows]
@@ -361,14 +430,15 @@ class AuditLog:
     def export(self, fp: IO[str], *, since_seq: int = 0) -> int:
         """JSON lines, oldest first: the anchor (if pruned) then every record with its hashes, so
         an export can be re-verified elsewhere. Returns the number of records written."""
-        anchor = self._conn.execute(
+        reader = self._reader()
+        anchor = reader.execute(
             "SELECT seq, hash, pruned_before, ts, public_key, signature FROM audit_anchor WHERE id = 1").fetchone()
         if anchor is not None and since_seq == 0:
             keys = ("seq", "hash", "pruned_before", "ts", "public_key", "signature")
             fp.write(json.dumps({"anchor": dict(zip(keys, anchor))}, ensure_ascii=False) + "\n")
         count = 0
-        for row in self._conn.execute("SELECT seq, ts, kind, body, prev, hash FROM audit_log WHERE seq > ? "
-                                      "ORDER BY seq", (since_seq,)):
+        for row in reader.execute("SELECT seq, ts, kind, body, prev, hash FROM audit_log WHERE seq > ? "
+                                  "ORDER BY seq", (since_seq,)):
             fp.write(json.dumps(self._entry(row).to_json(), ensure_ascii=False) + "\n")
             count += 1
         return count
@@ -380,13 +450,18 @@ class AuditLog:
         out of place or not covered by a valid checkpoint is named. Signatures are checked
         against `public_key` (base64 Ed25519), else the key file's; a checkpoint signed by any
         other key fails."""
-        with self._lock:
-            anchor = self._conn.execute(
+        # The witness is read before the snapshot: it is written after its checkpoint commits, so
+        # whatever it names is in the snapshot. Appends go on meanwhile (the reader's own
+        # connection holds a read transaction, not the writer lock).
+        witness = self._read_witness() if public_key is None else None
+        reader = self._reader()
+        reader.execute("BEGIN")
+        try:
+            anchor = reader.execute(
                 "SELECT seq, hash, pruned_before, public_key, signature FROM audit_anchor WHERE id = 1").fetchone()
-            rows = self._conn.execute("SELECT seq, ts, kind, body, prev, hash FROM audit_log ORDER BY seq")
+            rows = reader.execute("SELECT seq, ts, kind, body, prev, hash FROM audit_log ORDER BY seq")
             result = verify_chain(rows, anchor, trusted=public_key or self.trusted_public_key(),
                                   checkpoint_every=self.checkpoint_every)
-            witness = self._read_witness() if public_key is None else None
             if not result.ok or witness is None:
                 return result
             seq, digest = witness
@@ -394,11 +469,13 @@ class AuditLog:
                 return replace(result, ok=False, first_bad_seq=result.head_seq + 1,
                                reason=f"records from {result.head_seq + 1} on were deleted (the witness beside the key "
                                       f"records checkpoint {seq})")
-            row = self._conn.execute("SELECT hash FROM audit_log WHERE seq = ?", (seq,)).fetchone()
+            row = reader.execute("SELECT hash FROM audit_log WHERE seq = ?", (seq,)).fetchone()
             if row is not None and row[0] != digest:
                 return replace(result, ok=False, first_bad_seq=seq,
                                reason=f"checkpoint {seq} differs from the one the witness beside the key recorded")
             return result
+        finally:
+            reader.execute("COMMIT")
 
     # --- retention --------------------------------------------------------------------------
 
@@ -437,6 +514,39 @@ class AuditLog:
 
     def close(self) -> None:
         self._conn.close()
+        with self._queue_cond:
+            for conn in self._reader_connections:
+                conn.close()
+            self._reader_connections.clear()
+        self._readers = threading.local()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+class _Append:
+    """One queued append and, once its batch committed (or failed), its outcome."""
+
+    __slots__ = ("also", "body", "entry", "error", "finished", "kind", "record", "result")
+
+    def __init__(self, kind: str, record: dict[str, Any], also: Callable[[sqlite3.Connection, AuditEntry], Any] | None,
+                 body: str):
+        self.kind, self.record, self.also, self.body = kind, record, also, body
+        self.entry: AuditEntry | None = None
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.finished = False
+
+    def outcome(self) -> tuple[AuditEntry, Any]:
+        if self.error is not None:
+            raise self.error
+        assert self.entry is not None
+        return self.entry, self.result
 
 
 def verify_chain(rows: Iterable[tuple[Any, ...]], anchor: tuple[Any, ...] | None, *, trusted: str | None,

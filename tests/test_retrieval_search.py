@@ -166,3 +166,19 @@ def test_cli_search_rejects_an_unknown_mode(settings):
     assert result.exit_code == 1
     assert "choose one of hybrid, lexical, dense" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_repeated_question_is_embedded_once(settings):
+    kb = open_knowledge_base(settings)
+    calls: list[int] = []
+    embed = kb.embedder.embed_queries
+    kb.embedder.embed_queries = lambda texts: calls.append(len(texts)) or embed(texts)  # type: ignore[method-assign]
+    try:
+        first = kb.search("粗大ごみの申し込み方法", k=3)
+        again = kb.search("粗大ごみの申し込み方法", k=3)
+        other = kb.search("住民票の交付手数料", k=3)
+        assert calls == [1, 1] and [h.chunk.id for h in first] == [h.chunk.id for h in again]
+        assert other and other[0].chunk.id != first[0].chunk.id
+    finally:
+        del kb.embedder.embed_queries
+        kb.close()

@@ -617,11 +617,15 @@ def serve_command(
     host: Annotated[Optional[str], typer.Option("--host", help="待ち受けアドレス (bind address; default 127.0.0.1)")] = None,
     port: Annotated[Optional[int], typer.Option("--port", min=1, max=65535, help="ポート (default 8765)")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="設定ファイル (TOML)")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", "-w", min=1, max=64,
+                                                   help="ワーカープロセス数 (worker processes; default server.workers)")] = None,
 ) -> None:
     """API・OpenAI互換ゲートウェイ・Web画面を起動する. Serve the API, gateway and web UI."""
     from sekisho.server.app import serve
 
     settings = load_settings(config) if config else settings_of(ctx)
+    if workers is not None:
+        settings = settings.model_copy(update={"server": settings.server.model_copy(update={"workers": workers})})
     bind = host or settings.server.host
     if bind not in ("127.0.0.1", "localhost", "::1"):
         err.print(f"[yellow]注意 (warning):[/yellow] {bind} で待ち受けます。TLS 終端のリバースプロキシの背後に置いてください "

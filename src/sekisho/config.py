@@ -48,6 +48,8 @@ class RetrievalConfig(_Section):
     # The re-scorer's weights were fitted on JSQuAD (Wikipedia; retrieval/rescorers.toml). For a
     # corpus unlike it, false ranks by fusion alone (and min_score then does not apply).
     rescore: bool = True
+    # Query embeddings kept for repeated questions (0: none).
+    query_cache: int = Field(default=1024, ge=0)
 
 
 class BackendConfig(_Section):

@@ -3,6 +3,7 @@ and the web UI, and `serve(settings, host, port)` to run it under Uvicorn."""
 
 from __future__ import annotations
 
+import os
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -102,5 +103,20 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
 
     # Keep-alive longer than uvicorn's 5 s: a client reusing a pooled connection at the moment the
     # server closes it gets a reset, which under steady load showed up as a rare ReadError.
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", proxy_headers=False,
-                timeout_keep_alive=30)
+    options = {"host": host, "port": port, "log_level": "info", "proxy_headers": False, "timeout_keep_alive": 30,
+               "backlog": 2048}
+    if settings.server.workers == 1:
+        uvicorn.run(create_app(settings), **options)
+        return
+    # Several processes: each worker builds its own app from the same settings, handed over in
+    # the environment (uvicorn starts workers by import string).
+    os.environ[_SETTINGS_VARIABLE] = settings.model_dump_json()
+    uvicorn.run("sekisho.server.app:app_from_environment", factory=True, workers=settings.server.workers, **options)
+
+
+_SETTINGS_VARIABLE = "SEKISHO_SERVE_SETTINGS"
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker process of `sekisho serve --workers N`."""
+    return create_app(Settings.model_validate_json(os.environ[_SETTINGS_VARIABLE]))

@@ -119,15 +119,31 @@ def test_a_bad_file_refuses_the_whole_batch(live_server):
         assert len(admin.get("/api/documents").json()["documents"]) == before
 
 
-def test_missing_and_bad_keys_are_401_and_audited(live_server):
-    with live_server.client() as anon:
-        assert anon.get("/api/documents").status_code == 401
-        r = anon.get("/api/documents", headers={"Authorization": "Bearer sk-skh-deadbeef_nope"})
+def test_bad_keys_are_401_counted_per_address_then_429_and_audited_as_one_record(tmp_path):
+    # A flood of bad keys: each is refused (401) until the address's budget is spent (429); the
+    # audit log gets one record per address and reason with the count, not one per request.
+    settings = make_settings(tmp_path, unauthenticated=6)
+    served = run_server(settings)
+    server = next(served)
+    with server.client() as anon:
+        statuses = [anon.get("/api/documents").status_code for _ in range(2)]
+        bad = {"Authorization": "Bearer sk-skh-deadbeef_nope"}
+        r = anon.get("/api/documents", headers=bad)
         assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
         assert r.headers["www-authenticate"] == "Bearer"
-    with live_server.client("auditor") as auditor:
-        denials = auditor.get("/api/audit", params={"kind": "access.denied"}).json()["entries"]
-    assert any(e["record"]["status"] == 401 and e["record"]["path"] == "/api/documents" for e in denials)
+        statuses += [anon.post("/api/search", headers=bad, json={"query": "x"}).status_code for _ in range(5)]
+    assert statuses == [401, 401, 401, 401, 401, 429, 429]
+    with server.client("admin") as admin:  # a valid key is not held back by the address's budget
+        assert admin.get("/api/documents").status_code == 200
+    next(served, None)  # stop the server: what was counted is written as it shuts down
+    log = AuditLog(tmp_path / "audit.db")
+    denials = [e.record for e in log.query(kind="access.denied")]
+    by_reason = {d["reason"].split(":")[0]: d for d in denials if d["status"] == 401}
+    assert len(denials) == 2 and set(by_reason) == {"missing API key", "invalid or revoked API key (APIキーが無効です)"}
+    assert by_reason["missing API key"]["count"] == 2
+    bad_keys = by_reason["invalid or revoked API key (APIキーが無効です)"]
+    assert bad_keys["count"] == 4 and bad_keys["paths"] == ["GET /api/documents", "POST /api/search"]
+    assert log.verify().ok
 
 
 @pytest.mark.parametrize("role,method,path", [

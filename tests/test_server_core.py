@@ -11,13 +11,14 @@ from typer.testing import CliRunner
 
 from sekisho.cli import app as cli
 from sekisho.identity import Role
-from sekisho.server.keys import KeyStoreError, SQLiteKeyStore
+from sekisho.db import SQLiteDatabase
+from sekisho.server.keys import KeyStore, KeyStoreError
 from sekisho.server.security import RateLimiter
 
 
 @pytest.fixture
 def store(tmp_path):
-    s = SQLiteKeyStore(tmp_path / "keys.db")
+    s = KeyStore(SQLiteDatabase(tmp_path / "keys.db"))
     yield s
     s.close()
 
@@ -56,12 +57,20 @@ def test_revoked_key_stops_working_and_cannot_be_revoked_twice(store):
         store.revoke("ffffffff")
 
 
-def test_rate_limiter_allows_the_budget_then_refuses():
-    limiter = RateLimiter(per_minute=3)
+def test_rate_limiter_allows_the_budget_then_refuses(store):
+    limiter = RateLimiter(store.db, per_minute=3)
     assert [limiter.take("a") for _ in range(3)] == [0.0, 0.0, 0.0]
     wait = limiter.take("a")
     assert 0 < wait <= 20.0  # one token every 20 s
     assert limiter.take("b") == 0.0  # buckets are per key
+
+
+def test_rate_limit_holds_across_processes_sharing_the_access_database(store, tmp_path):
+    # Two worker processes are two handles on one file: the budget is shared, not doubled.
+    other = RateLimiter(SQLiteDatabase(tmp_path / "keys.db"), per_minute=4)
+    mine = RateLimiter(store.db, per_minute=4)
+    assert [mine.take("k"), other.take("k"), mine.take("k"), other.take("k")] == [0.0] * 4
+    assert mine.take("k") > 0 and other.take("k") > 0
 
 
 def test_cli_create_list_revoke(tmp_path):
@@ -73,7 +82,7 @@ def test_cli_create_list_revoke(tmp_path):
     assert created.exit_code == 0, created.output
     secret = created.stdout.strip().splitlines()[-1]
     assert secret.startswith("sk-skh-")
-    store = SQLiteKeyStore(tmp_path / "audit.keys.db")
+    store = KeyStore(SQLiteDatabase(tmp_path / "audit.keys.db"))
     key = store.authenticate(secret)
     store.close()
     assert key is not None and key.role is Role.AUDITOR and key.tags == ("財務",)
@@ -136,19 +145,22 @@ def test_requests_beyond_the_in_flight_limit_are_refused_at_once(tmp_path):
     runtime.close()
 
 
-def test_sessions_expire_and_close(monkeypatch):
+def test_sessions_expire_close_and_are_stored_hashed(store, tmp_path, monkeypatch):
     import time as clock
 
     from sekisho.server import security
 
-    sessions = security.Sessions()
+    sessions = security.Sessions(store.db)
     sid = sessions.open("key1")
     assert sessions.key_id(sid) == "key1"
+    assert security.Sessions(SQLiteDatabase(tmp_path / "keys.db")).key_id(sid) == "key1"  # every worker knows it
+    assert sid not in str(sqlite3.connect(tmp_path / "keys.db").execute("SELECT * FROM sessions").fetchall())
     sessions.close(sid)
     assert sessions.key_id(sid) is None
     old = [sessions.open("key2"), sessions.open("key3")]
     later = clock.time() + security.SESSION_TTL_S + 1
     monkeypatch.setattr(security.time, "time", lambda: later)
     fresh = sessions.open("key4")  # prunes the two expired sessions without anyone asking for them
-    assert len(sessions._sessions) == 1 and sessions.key_id(fresh) == "key4"
+    rows = sqlite3.connect(tmp_path / "keys.db").execute("SELECT count(*) FROM sessions").fetchone()[0]
+    assert rows == 1 and sessions.key_id(fresh) == "key4"
     assert all(sessions.key_id(s) is None for s in old)

@@ -108,6 +108,8 @@ class ServerConfig(_Section):
     port: int = 8765
     max_upload_mb: int = 50
     rate_limit_per_minute: int = 120
+    # Requests without a valid key, per client address (key guessing, floods of refusals).
+    unauthenticated_per_minute: int = Field(default=60, ge=1)
     # Governed requests one worker process runs at once; more are refused with 503 + Retry-After.
     max_in_flight: int = Field(default=256, ge=1)
     # Threads per worker for the checks around model calls (scanning, retrieval, the faithfulness

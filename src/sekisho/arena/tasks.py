@@ -17,9 +17,9 @@ from sekisho.arena import scorers
 from sekisho.arena.datasets import Item
 from sekisho.arena.results import ItemResult
 from sekisho.arena.suite import Task
-from sekisho.request import RequestPath
 from sekisho.identity import Principal, Role
 from sekisho.models.protocol import Backend, Capability, ChatRequest, Completion, Message, Passage
+from sekisho.request import RequestPath
 
 ARENA_PRINCIPAL = Principal(name="arena", role=Role.USER)
 

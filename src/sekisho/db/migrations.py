@@ -77,6 +77,13 @@ class Migrations:
             raise ValueError(f"{self.database}: migration {migration.name!r} is declared twice")
         self._steps.append(migration)
 
+    def apply(self, db: Any) -> list[str]:
+        """Apply to a sekisho.db.Database (SQLite file or PostgreSQL server)."""
+        if db.dialect == "sqlite":
+            with db.read() as conn:
+                return self.apply_sqlite(conn, where=db.where)
+        return db.apply_migrations(self)
+
     def apply_sqlite(self, conn: sqlite3.Connection, *, where: str,
                      legacy: Callable[[sqlite3.Connection], int] | None = None) -> list[str]:
         """Apply every step not yet recorded, each in its own BEGIN IMMEDIATE transaction (another

@@ -3,6 +3,7 @@ and the web UI, and `serve(settings, host, port)` to run it under Uvicorn."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,9 +13,9 @@ from fastapi.staticfiles import StaticFiles
 
 import sekisho
 from sekisho.config import Settings
-from sekisho.server.deps import AppState
+from sekisho.server.deps import AppState, FailedAuthentications
 from sekisho.server.errors import install_error_handlers
-from sekisho.server.keys import open_key_store
+from sekisho.server.keys import KeyStore, open_access_database
 from sekisho.server.runtime import Runtime
 from sekisho.server.security import BodyLimit, RateLimiter, Sessions
 
@@ -35,15 +36,28 @@ SECURITY_HEADERS = {
 def create_app(settings: Settings) -> FastAPI:
     from sekisho.server import api, openai_api, proofread, ui
 
-    state = AppState(settings=settings, runtime=Runtime(settings), keys=open_key_store(settings),
-                     sessions=Sessions(), limiter=RateLimiter(settings.server.rate_limit_per_minute))
+    access = open_access_database(settings)
+    state = AppState(settings=settings, runtime=Runtime(settings), keys=KeyStore(access), sessions=Sessions(access),
+                     limiter=RateLimiter(access, settings.server.rate_limit_per_minute),
+                     anonymous_limiter=RateLimiter(access, settings.server.unauthenticated_per_minute),
+                     failed=FailedAuthentications())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        yield
-        # Resources reopen lazily if the app is started again; the key store's single connection
-        # lives as long as the app object.
-        state.runtime.close()
+        async def record_failed_authentications() -> None:
+            while True:
+                await asyncio.sleep(FailedAuthentications.WINDOW_S / 4)
+                await state.failed.flush(state)
+
+        recorder = asyncio.create_task(record_failed_authentications())
+        try:
+            yield
+        finally:
+            recorder.cancel()
+            await state.failed.flush(state, everything=True)
+            # Resources reopen lazily if the app is started again; the access database's
+            # connections live as long as the app object.
+            state.runtime.close()
 
     app = FastAPI(
         title="sekisho 関所",

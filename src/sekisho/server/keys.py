@@ -1,7 +1,7 @@
 """API keys: random secrets shown once, stored only as hashes, each bound to a role and access tags.
 
-The store is a small protocol (`KeyStore`) with a SQLite implementation in its own file, so that a
-PostgreSQL version can follow for several servers sharing one database.
+Keys live in the access database (beside the audit log, or in PostgreSQL) with the browser
+sessions and rate-limit buckets, so every worker process and every server sees one truth.
 
 Why sha256 and not scrypt: keys are 32 random bytes (256 bits of entropy), so brute force against
 the hash is infeasible whatever the hash speed; slow password hashes only help low-entropy human
@@ -14,19 +14,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from sekisho.config import Settings, resolve_path
+from sekisho.db import Database, Migrations, open_database
 from sekisho.errors import Conflict, InvalidInput, NotFound
 from sekisho.identity import Principal, Role
 
 KEY_PREFIX = "sk-skh-"
-_SCHEMA_VERSION = 1
 
 
 class KeyStoreError(InvalidInput):
@@ -59,20 +57,6 @@ class ApiKey:
         return Principal(name=f"key:{self.id}:{self.name}", role=self.role, tags=self.tags)
 
 
-class KeyStore(Protocol):
-    def create(self, role: Role, name: str = "", tags: tuple[str, ...] = ()) -> tuple[ApiKey, str]:
-        """Make a key; returns its record and the secret, which is never retrievable again."""
-
-    def authenticate(self, secret: str) -> ApiKey | None:
-        """The active key this secret belongs to, or None."""
-
-    def list(self) -> list[ApiKey]: ...
-
-    def revoke(self, key_id: str) -> ApiKey: ...
-
-    def close(self) -> None: ...
-
-
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
@@ -88,89 +72,95 @@ def _split(secret: str) -> str | None:
     return key_id
 
 
-class SQLiteKeyStore:
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # One connection shared by the server's threads; the lock keeps statements whole.
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._lock = threading.Lock()
+ACCESS_MIGRATIONS = Migrations("key database")
+# IF NOT EXISTS: key databases from before named migrations already have this table.
+ACCESS_MIGRATIONS.sql("api_keys", """
+    CREATE TABLE IF NOT EXISTS api_keys (
+        id TEXT PRIMARY KEY, hash TEXT NOT NULL, name TEXT NOT NULL, role TEXT NOT NULL,
+        tags TEXT NOT NULL, created_at REAL NOT NULL, revoked_at REAL, last_used_at REAL)
+""")
+# Browser sessions, shared by every worker process; the id is stored hashed, so the table never
+# holds a live cookie value.
+ACCESS_MIGRATIONS.sql("sessions", """
+    CREATE TABLE sessions (id TEXT PRIMARY KEY, key_id TEXT NOT NULL, expires REAL NOT NULL);
+    CREATE INDEX sessions_by_expiry ON sessions(expires)
+""")
+# Token buckets of the per-key rate limit (and of unauthenticated callers, per address).
+ACCESS_MIGRATIONS.sql("rate_buckets", """
+    CREATE TABLE rate_buckets (bucket TEXT PRIMARY KEY, tokens REAL NOT NULL, updated REAL NOT NULL)
+""")
+
+_KEY_COLUMNS = "id, hash, name, role, tags, created_at, revoked_at, last_used_at"
+
+
+class KeyStore:
+    """API keys in the access database (a SQLite file beside the audit log, or PostgreSQL)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        ACCESS_MIGRATIONS.apply(db)
         self._touched: dict[str, float] = {}
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS api_keys ("
-                " id TEXT PRIMARY KEY, hash TEXT NOT NULL, name TEXT NOT NULL, role TEXT NOT NULL,"
-                " tags TEXT NOT NULL, created_at REAL NOT NULL, revoked_at REAL, last_used_at REAL)"
-            )
-            self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+        self._touch_lock = threading.Lock()
 
     def create(self, role: Role, name: str = "", tags: tuple[str, ...] = ()) -> tuple[ApiKey, str]:
+        """Make a key; returns its record and the secret, which is never retrievable again."""
         role = Role(role)
         clean_tags = tuple(sorted({t.strip() for t in tags if t.strip()}))
         if any("\t" in t or "\n" in t for t in clean_tags):
             raise KeyStoreError("tag: tabs and newlines are not allowed in tags")
-        with self._lock:
-            while True:
-                key_id = secrets.token_hex(4)
-                secret = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
-                record = ApiKey(id=key_id, name=name or key_id, role=role, tags=clean_tags, created_at=time.time())
-                try:
-                    self._db.execute(
-                        "INSERT INTO api_keys (id, hash, name, role, tags, created_at) VALUES (?,?,?,?,?,?)",
-                        (key_id, _digest(secret), record.name, role.value, "\t".join(clean_tags), record.created_at),
-                    )
-                except sqlite3.IntegrityError:  # 1 in 4 billion: the random id is taken; draw again
+        while True:
+            key_id = secrets.token_hex(4)
+            secret = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+            record = ApiKey(id=key_id, name=name or key_id, role=role, tags=clean_tags, created_at=time.time())
+            with self.db.write() as conn:
+                # 1 in 4 billion: the random id is taken; draw again.
+                if conn.execute("SELECT 1 FROM api_keys WHERE id = ?", (key_id,)).fetchone():
                     continue
-                return record, secret
+                conn.execute("INSERT INTO api_keys (id, hash, name, role, tags, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                             (key_id, _digest(secret), record.name, role.value, "\t".join(clean_tags),
+                              record.created_at))
+            return record, secret
 
     def authenticate(self, secret: str) -> ApiKey | None:
+        """The active key this secret belongs to, or None. Read from the database every time, so
+        a key revoked by any worker (or the CLI) is refused by every worker at once."""
         key_id = _split(secret)
         if key_id is None:
             return None
-        with self._lock:
-            row = self._db.execute(
-                "SELECT id, hash, name, role, tags, created_at, revoked_at, last_used_at FROM api_keys WHERE id=?",
-                (key_id,),
-            ).fetchone()
+        with self.db.read() as conn:
+            row = conn.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)).fetchone()
         if row is None or not hmac.compare_digest(row[1], _digest(secret)):
             return None
         key = _record(row)
         return key if key.active else None
 
     def touch(self, key_id: str) -> None:
-        """Record use, at most once a minute per key: a write per request would serialise the server
-        on the key database for a timestamp nobody needs to the second."""
+        """Record use, at most once a minute per key and process: a write per request would
+        serialise the server on the key database for a timestamp nobody needs to the second."""
         now = time.time()
-        with self._lock:
+        with self._touch_lock:
             if now - self._touched.get(key_id, 0.0) < 60.0:
                 return
             self._touched[key_id] = now
-            self._db.execute("UPDATE api_keys SET last_used_at=? WHERE id=?", (now, key_id))
+        with self.db.write() as conn:
+            conn.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (now, key_id))
 
     def list(self) -> list[ApiKey]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT id, hash, name, role, tags, created_at, revoked_at, last_used_at FROM api_keys"
-                " ORDER BY created_at"
-            ).fetchall()
+        with self.db.read() as conn:
+            rows = conn.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at").fetchall()
         return [_record(r) for r in rows]
 
     def get(self, key_id: str) -> ApiKey | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT id, hash, name, role, tags, created_at, revoked_at, last_used_at FROM api_keys WHERE id=?",
-                (key_id,),
-            ).fetchone()
+        with self.db.read() as conn:
+            row = conn.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)).fetchone()
         return _record(row) if row else None
 
     def revoke(self, key_id: str) -> ApiKey:
-        with self._lock:
-            cur = self._db.execute(
-                "UPDATE api_keys SET revoked_at=? WHERE id=? AND revoked_at IS NULL", (time.time(), key_id)
-            )
-            changed = cur.rowcount
+        with self.db.write() as conn:
+            changed = conn.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                                   (time.time(), key_id)).rowcount
+            # Sessions opened with the key end with it.
+            conn.execute("DELETE FROM sessions WHERE key_id = ?", (key_id,))
         key = self.get(key_id)
         if key is None:
             raise KeyNotFound(f"key {key_id}: no such key")
@@ -179,8 +169,7 @@ class SQLiteKeyStore:
         return key
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self.db.close()
 
 
 def _record(row: tuple) -> ApiKey:
@@ -202,5 +191,9 @@ def keys_path(settings: Settings) -> Path:
     return audit.with_name(audit.stem + ".keys.db")
 
 
-def open_key_store(settings: Settings) -> SQLiteKeyStore:
-    return SQLiteKeyStore(keys_path(settings))
+def open_access_database(settings: Settings) -> Database:
+    return open_database(keys_path(settings))
+
+
+def open_key_store(settings: Settings) -> KeyStore:
+    return KeyStore(open_access_database(settings))

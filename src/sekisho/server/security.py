@@ -4,8 +4,8 @@ the audit log, so probing shows up in the same record as use."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
-import threading
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -14,6 +14,7 @@ from fastapi import Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sekisho.db import Database
 from sekisho.identity import Principal, Role
 from sekisho.server.errors import error_json
 from sekisho.server.keys import ApiKey
@@ -71,57 +72,60 @@ class Caller:
 
 class Sessions:
     """Browser sessions: a random id in an HttpOnly cookie mapping to a key id, so the key itself
-    never sits in the browser. In memory: a restart logs everyone out, which is acceptable."""
+    never sits in the browser. In the access database, hashed: every worker process knows every
+    session, and a restart logs nobody out."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._sessions: dict[str, tuple[str, float]] = {}
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     def open(self, key_id: str) -> str:
         sid = secrets.token_urlsafe(32)
         now = time.time()
-        with self._lock:
+        with self.db.write() as conn:
             # Expired sessions go when new ones come, so the table stays as large as the live ones.
-            for stale in [s for s, (_, expires) in self._sessions.items() if expires < now]:
-                del self._sessions[stale]
-            self._sessions[sid] = (key_id, now + SESSION_TTL_S)
+            conn.execute("DELETE FROM sessions WHERE expires < ?", (now,))
+            conn.execute("INSERT INTO sessions (id, key_id, expires) VALUES (?, ?, ?)",
+                         (_session_digest(sid), key_id, now + SESSION_TTL_S))
         return sid
 
     def key_id(self, sid: str) -> str | None:
-        with self._lock:
-            entry = self._sessions.get(sid)
-            if entry is None:
-                return None
-            if entry[1] < time.time():
-                del self._sessions[sid]
-                return None
-            return entry[0]
+        with self.db.read() as conn:
+            row = conn.execute("SELECT key_id, expires FROM sessions WHERE id = ?", (_session_digest(sid),)).fetchone()
+        return row[0] if row is not None and row[1] >= time.time() else None
 
     def close(self, sid: str) -> None:
-        with self._lock:
-            self._sessions.pop(sid, None)
+        with self.db.write() as conn:
+            conn.execute("DELETE FROM sessions WHERE id = ?", (_session_digest(sid),))
+
+
+def _session_digest(sid: str) -> str:
+    return hashlib.sha256(sid.encode("utf-8")).hexdigest()
 
 
 class RateLimiter:
-    """A token bucket per key: `per_minute` requests of burst, refilled evenly over a minute."""
+    """A token bucket per key (or per address for callers without one): `per_minute` requests of
+    burst, refilled evenly over a minute. In the access database, so the limit holds across worker
+    processes and restarts."""
 
-    def __init__(self, per_minute: int):
+    def __init__(self, db: Database, per_minute: int):
+        self.db = db
         self.capacity = float(max(per_minute, 1))
         self.rate = self.capacity / 60.0
-        self._lock = threading.Lock()
-        self._buckets: dict[str, tuple[float, float]] = {}
 
-    def take(self, key_id: str) -> float:
+    def take(self, bucket: str) -> float:
         """0.0 when allowed, else the seconds until the next token."""
-        now = time.monotonic()
-        with self._lock:
-            tokens, last = self._buckets.get(key_id, (self.capacity, now))
-            tokens = min(self.capacity, tokens + (now - last) * self.rate)
-            if tokens >= 1.0:
-                self._buckets[key_id] = (tokens - 1.0, now)
-                return 0.0
-            self._buckets[key_id] = (tokens, now)
-            return (1.0 - tokens) / self.rate
+        now = time.time()
+        with self.db.write() as conn:
+            row = conn.execute("SELECT tokens, updated FROM rate_buckets WHERE bucket = ?", (bucket,)).fetchone()
+            tokens, last = (row[0], row[1]) if row else (self.capacity, now)
+            tokens = min(self.capacity, tokens + max(0.0, now - last) * self.rate)
+            wait = 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+            if not wait:
+                tokens -= 1.0
+            conn.execute("INSERT INTO rate_buckets (bucket, tokens, updated) VALUES (?, ?, ?) "
+                         "ON CONFLICT (bucket) DO UPDATE SET tokens = excluded.tokens, updated = excluded.updated",
+                         (bucket, tokens, now))
+        return wait
 
 
 def bearer(request: Request) -> str | None:

@@ -128,14 +128,17 @@ async def login_page(request: Request) -> HTMLResponse:
 @router.post("/login")
 async def login(request: Request, key: str = Form(..., max_length=200)) -> Response:
     state = state_of(request)
-    found = state.keys.authenticate(key.strip())
+    client = request.client.host if request.client else None
+    wait = await state.runtime.run(state.anonymous_limiter.take, f"address:{client}")
+    if wait > 0:
+        return render(request, "login.html", status_code=429, title="ログイン",
+                      error=f"試行が多すぎます。{max(1, round(wait))} 秒後にもう一度お試しください。/ Too many attempts.")
+    found = await state.runtime.run(state.keys.authenticate, key.strip())
     if found is None:
-        await audit_event(state, "access.denied", {"status": 401, "reason": "login with an invalid key",
-                                                   "principal": None, "method": "POST", "path": "/login",
-                                                   "client": request.client.host if request.client else None})
+        state.failed.note(client, "POST", "/login", "login with an invalid key")
         return render(request, "login.html", status_code=401, title="ログイン",
                       error="APIキーが正しくないか、失効しています。/ The key is wrong or revoked.")
-    sid = state.sessions.open(found.id)
+    sid = await state.runtime.run(state.sessions.open, found.id)
     await audit_event(state, "session.login", {"principal": f"key:{found.id}:{found.name}"})
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(SESSION_COOKIE, sid, max_age=SESSION_TTL_S, httponly=True, samesite="strict",
@@ -147,7 +150,7 @@ async def login(request: Request, key: str = Form(..., max_length=200)) -> Respo
 async def logout(request: Request) -> Response:
     sid = request.cookies.get(SESSION_COOKIE)
     if sid:
-        state_of(request).sessions.close(sid)
+        await state_of(request).runtime.run(state_of(request).sessions.close, sid)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -1,0 +1,108 @@
+"""A small database handle the service tables are written against (keys, sessions, rate limits,
+ingest jobs, conversations...), so that one SQL text serves the embedded SQLite file and a
+PostgreSQL server alike.
+
+    db = open_database(path_or_url)
+    with db.read() as conn:
+        conn.execute("SELECT ... WHERE id = ?", (x,)).fetchone()
+    with db.write() as conn:            # one transaction, committed on leaving
+        conn.execute("UPDATE ...", (...))
+
+Statements use `?` placeholders and portable SQL; a step that must differ asks `db.dialect`.
+SQLite: a connection per thread, WAL, writes as BEGIN IMMEDIATE (another process waits on the
+busy timeout instead of failing half-way).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+from sekisho.errors import SekishoError
+
+
+class DatabaseError(SekishoError):
+    """The database cannot be opened or used; the message names it and the reason."""
+
+
+class Connection(Protocol):
+    def execute(self, sql: str, params: Any = ()) -> Any: ...
+
+    def executemany(self, sql: str, params: Any) -> Any: ...
+
+
+class Database(Protocol):
+    dialect: str  # "sqlite" | "postgresql"
+    where: str  # what messages call it: the file, or the URL without its password
+
+    def read(self) -> Any: ...
+
+    def write(self) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+class SQLiteDatabase:
+    dialect = "sqlite"
+
+    def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
+        self.path = Path(path)
+        self.where = str(self.path)
+        self._synchronous = synchronous
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._write_lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._connection()
+        except (OSError, sqlite3.DatabaseError) as exc:
+            raise DatabaseError(f"{self.path}: cannot open the database: {exc}") from None
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        yield self._connection()
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        with self._write_lock:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+
+def open_database(target: str | Path, **options: Any) -> Database:
+    """The database at a file path (SQLite) or a postgresql:// URL."""
+    if str(target).startswith(("postgresql://", "postgres://")):
+        from sekisho.db.postgres import PostgresDatabase
+
+        return PostgresDatabase(str(target), **options)
+    return SQLiteDatabase(target, **options)

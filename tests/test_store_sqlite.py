@@ -51,8 +51,8 @@ def fts5_store(tmp_path):
 
 
 def test_fresh_store_is_wal_with_every_migration_recorded(store, tmp_path):
-    assert store.applied_migrations() == ["documents_chunks_fts_vectors", "fts_vocabulary", "chunk_change_log",
-                                          "document_recipe"]
+    assert store.applied_migrations()[:4] == ["store.documents_chunks_fts_vectors", "store.fts_vocabulary",
+                                              "store.chunk_change_log", "store.document_recipe"]
     raw = sqlite3.connect(tmp_path / "kb.db")
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     raw.close()
@@ -79,7 +79,7 @@ def test_forward_migration_upgrades_existing_data(tmp_path, monkeypatch):
     newer.sql("added_table", "CREATE TABLE added (x INTEGER)")
     monkeypatch.setattr(sqlite_module, "STORE_MIGRATIONS", newer)
     s = open_store(path)
-    assert s.applied_migrations()[-1] == "added_table"
+    assert s.applied_migrations()[-1] == "store.added_table"
     assert s.document_by_id("d1") == doc
     raw = sqlite3.connect(path)
     assert raw.execute("SELECT count(*) FROM added").fetchone()[0] == 0
@@ -91,7 +91,7 @@ def test_store_from_a_newer_sekisho_is_refused(tmp_path):
     path = tmp_path / "kb.db"
     open_store(path).close()
     raw = sqlite3.connect(path)
-    raw.execute("INSERT INTO _migrations(name, applied_at) VALUES ('from_the_future', 0)")
+    raw.execute("INSERT INTO _migrations(name, applied_at) VALUES ('store.from_the_future', 0)")
     raw.commit()
     raw.close()
     with pytest.raises(MigrationError, match="newer sekisho.*from_the_future"):
@@ -120,7 +120,7 @@ def test_store_from_before_named_migrations_keeps_its_data(tmp_path):
     raw.commit()
     raw.close()
     s = open_store(path)
-    assert s.applied_migrations()[-1] == "document_recipe"
+    assert "store.document_recipe" in s.applied_migrations()
     assert s.document_by_id("d1").title == "old" and s.document_by_id("d1").recipe == ""
     s.close()
 

@@ -49,27 +49,35 @@ class Database(Protocol):
 class SQLiteDatabase:
     dialect = "sqlite"
 
-    def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
+    def __init__(self, path: str | Path, *, synchronous: str = "NORMAL", foreign_keys: bool = False) -> None:
         self.path = Path(path)
         self.where = str(self.path)
         self._synchronous = synchronous
+        self._foreign_keys = foreign_keys
+        self._closed = False
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._write_lock = threading.RLock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._connection()
+            self.connection()
         except (OSError, sqlite3.DatabaseError) as exc:
             raise DatabaseError(f"{self.path}: cannot open the database: {exc}") from None
 
-    def _connection(self) -> sqlite3.Connection:
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (SQLite connections are not shared between threads)."""
+        if self._closed:
+            raise DatabaseError(f"{self.path}: the database is closed")
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
             conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL: durable at checkpoints, consistent always (WAL); the audit log asks for FULL.
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             conn.execute("PRAGMA busy_timeout=30000")
+            if self._foreign_keys:
+                conn.execute("PRAGMA foreign_keys=ON")
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
@@ -77,12 +85,12 @@ class SQLiteDatabase:
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
-        yield self._connection()
+        yield self.connection()
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         with self._write_lock:
-            conn = self._connection()
+            conn = self.connection()
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -92,6 +100,7 @@ class SQLiteDatabase:
             conn.execute("COMMIT")
 
     def close(self) -> None:
+        self._closed = True
         with self._lock:
             for conn in self._all:
                 conn.close()

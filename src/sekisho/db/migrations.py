@@ -1,10 +1,11 @@
 """Named migrations, recorded as applied (after simonw/llm's migrations.py).
 
-Each database (the store, the audit log, the key store) declares its schema as an ordered list of
-named steps. A step runs once: its name goes into `_migrations` in the same transaction as its
-statements, so a crash leaves either both or neither. Names never change and steps are only ever
-appended, so a database tells which sekisho wrote it: a name this sekisho does not know means a
-newer sekisho migrated it, and opening is refused rather than guessed at.
+Each part that keeps tables (the store, ingest jobs, the key store...) declares its schema as an
+ordered list of named steps. A step runs once: its name goes into `_migrations` (as
+"part.step", so several parts can share one database) in the same transaction as its statements,
+so a crash leaves either both or neither. Names never change and steps are only ever appended, so
+a database tells which sekisho wrote it: a step of this part that this sekisho does not know means
+a newer sekisho migrated it, and opening is refused rather than guessed at.
 
     STORE = Migrations("store")
 
@@ -46,13 +47,16 @@ def sql_statements(script: str) -> list[str]:
 
 
 class Migrations:
-    def __init__(self, database: str) -> None:
-        self.database = database  # what the error messages call it: "store", "audit log"
+    def __init__(self, part: str) -> None:
+        self.part = part  # "store", "jobs", "access": recorded names are "part.step"
         self._steps: list[Migration] = []
 
     @property
     def names(self) -> list[str]:
         return [m.name for m in self._steps]
+
+    def _recorded(self, name: str) -> str:
+        return f"{self.part}.{name}"
 
     def step(self, name: str) -> Callable[[Callable[[Any], None]], Callable[[Any], None]]:
         """Register the decorated function as the next step."""
@@ -74,7 +78,7 @@ class Migrations:
 
     def add(self, migration: Migration) -> None:
         if migration.name in self.names:
-            raise ValueError(f"{self.database}: migration {migration.name!r} is declared twice")
+            raise ValueError(f"{self.part}: migration {migration.name!r} is declared twice")
         self._steps.append(migration)
 
     def apply(self, db: Any) -> list[str]:
@@ -95,13 +99,14 @@ class Migrations:
         for migration in self._steps:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                done = {row[0] for row in conn.execute(f"SELECT name FROM {TABLE}")}
+                done = self._done(conn)
                 if not done and legacy is not None:
                     done = self._record_legacy(conn, legacy(conn))
                 self._refuse_unknown(done, where)
                 if migration.name not in done:
                     migration.run(conn)
-                    conn.execute(f"INSERT INTO {TABLE}(name, applied_at) VALUES (?, ?)", (migration.name, time.time()))
+                    conn.execute(f"INSERT INTO {TABLE}(name, applied_at) VALUES (?, ?)",
+                                 (self._recorded(migration.name), time.time()))
                     applied.append(migration.name)
                 conn.execute("COMMIT")
             except BaseException:
@@ -109,19 +114,25 @@ class Migrations:
                 raise
         return applied
 
+    def _done(self, conn: Any) -> set[str]:
+        """The steps of this part the database has, by step name."""
+        prefix = self._recorded("")
+        return {row[0][len(prefix):] for row in conn.execute(f"SELECT name FROM {TABLE}") if row[0].startswith(prefix)}
+
     def _record_legacy(self, conn: Any, count: int) -> set[str]:
         names = self.names[:count]
-        conn.executemany(f"INSERT INTO {TABLE}(name, applied_at) VALUES (?, ?)", [(n, time.time()) for n in names])
+        conn.executemany(f"INSERT INTO {TABLE}(name, applied_at) VALUES (?, ?)",
+                         [(self._recorded(n), time.time()) for n in names])
         return set(names)
 
     def _refuse_unknown(self, done: set[str], where: str) -> None:
         unknown = sorted(done - set(self.names))
         if unknown:
-            raise MigrationError(f"{where}: this {self.database} was migrated by a newer sekisho (step "
+            raise MigrationError(f"{where}: its {self.part} tables were migrated by a newer sekisho (step "
                                  f"{unknown[0]!r} is unknown here); upgrade sekisho")
 
     def first(self, count: int) -> Migrations:
         """The first `count` steps alone: the schema an older sekisho had (for upgrade tests)."""
-        older = Migrations(self.database)
+        older = Migrations(self.part)
         older._steps = self._steps[:count]
         return older

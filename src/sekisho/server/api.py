@@ -17,7 +17,7 @@ from sekisho.server.deps import AppState, audit_event, require, state_of
 from sekisho.server.errors import ApiError, ErrorResponse
 from sekisho.server.governed import blocked_error, sekisho_info
 from sekisho.server.keys import ApiKey
-from sekisho.server.runtime import Job
+from sekisho.ingest.jobs import Job
 from sekisho.server.schemas import (
     AskRequest,
     AskResponse,
@@ -89,36 +89,6 @@ def _split_tags(raw: str | None) -> tuple[str, ...]:
     return tuple(t.strip() for t in (raw or "").replace("、", ",").split(",") if t.strip())
 
 
-def _run_ingest(state: AppState, job: Job, payloads: list[bytes], tags: tuple[str, ...], principal: str) -> None:
-    """On the ingest thread: one file after another; a bad file fails alone, the rest continue."""
-    from sekisho.ingest import IngestError, ingest_bytes
-
-    try:
-        kb = state.runtime.ingest_kb()
-    except Exception as exc:  # noqa: BLE001 - e.g. a store or embedder that cannot open: every file says why
-        for result in job.files:
-            result.status, result.error = "failed", f"{result.name}: {exc}"
-        job.finished_at = time.time()
-        return
-    max_bytes = state.settings.server.max_upload_mb * 1024 * 1024
-    for result, data in zip(job.files, payloads):
-        result.status = "running"
-        try:
-            outcome = ingest_bytes(kb, result.name, data, tags=tags, max_bytes=max_bytes)
-        except IngestError as exc:
-            result.status, result.error = "failed", str(exc)
-        except Exception as exc:  # noqa: BLE001 - one broken file must not stop the batch
-            result.status, result.error = "failed", f"{result.name}: {type(exc).__name__}: {exc}"
-        else:
-            result.status = "done"
-            result.document_id = outcome.document.id
-            result.chunks = outcome.chunks
-        record = {"principal": principal, "job": job.id, "name": result.name, "status": result.status,
-                  "document_id": result.document_id, "error": result.error, "tags": list(tags)}
-        state.runtime.audit().append("document.ingest", record)
-    job.finished_at = time.time()
-
-
 @router.post("/documents", response_model=JobOut, status_code=202, tags=["documents"],
              responses={413: {"model": ErrorResponse}, 415: {"model": ErrorResponse}})
 async def upload_documents(request: Request, files: list[UploadFile] = File(..., description="文書ファイル"),
@@ -126,15 +96,14 @@ async def upload_documents(request: Request, files: list[UploadFile] = File(...,
                            caller: Caller = require(Permission.DOCUMENTS)) -> JobOut:
     """Upload documents; ingestion runs in the background. Poll GET /api/jobs/{id} for progress."""
     state = state_of(request)
-    job, payloads, tag_tuple = await accept_uploads(state, files, tags, caller.principal.name)
-    state.runtime.submit_ingest(_run_ingest, state, job, payloads, tag_tuple, caller.principal.name)
+    job = await accept_uploads(state, files, tags, caller.principal.name)
     return job_out(job)
 
 
-async def accept_uploads(state: AppState, files: list[UploadFile], tags: str | None,
-                         owner: str) -> tuple[Job, list[bytes], tuple[str, ...]]:
-    """Check every file before queueing any: a batch with a bad file is refused whole, so the
-    user never wonders which half landed."""
+async def accept_uploads(state: AppState, files: list[UploadFile], tags: str | None, owner: str) -> Job:
+    """Check every file before queueing any (a batch with a bad file is refused whole, so the
+    user never wonders which half landed), then record the job durably and wake the ingester:
+    once this returns, the upload survives a crash."""
     if not files:
         raise ApiError(400, "files: upload at least one file", code="invalid_request", param="files")
     if len(files) > MAX_FILES_PER_UPLOAD:
@@ -150,14 +119,16 @@ async def accept_uploads(state: AppState, files: list[UploadFile], tags: str | N
         check_content(name, data)
         names.append(name)
         payloads.append(data)
-    tag_tuple = _split_tags(tags)
-    job = state.runtime.jobs.new(owner, names)
-    return job, payloads, tag_tuple
+    job = await state.runtime.run(lambda: state.runtime.jobs().submit(owner, list(zip(names, payloads)),
+                                                                       _split_tags(tags)))
+    state.runtime.ingest.wake()
+    return job
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, tags=["documents"])
 async def get_job(job_id: str, request: Request, caller: Caller = require(Permission.DOCUMENTS)) -> JobOut:
-    job = state_of(request).runtime.jobs.get(job_id)
+    state = state_of(request)
+    job = await state.runtime.run(lambda: state.runtime.jobs().get(job_id))
     if job is None:
         raise ApiError(404, f"job {job_id}: no such job", code="not_found")
     return job_out(job)

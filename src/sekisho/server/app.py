@@ -50,6 +50,7 @@ def create_app(settings: Settings) -> FastAPI:
                 await state.failed.flush(state)
 
         recorder = asyncio.create_task(record_failed_authentications())
+        state.runtime.ingest.start()  # uploads accepted before a restart are resumed
         try:
             yield
         finally:

@@ -72,7 +72,7 @@ def _split(secret: str) -> str | None:
     return key_id
 
 
-ACCESS_MIGRATIONS = Migrations("key database")
+ACCESS_MIGRATIONS = Migrations("access")
 # IF NOT EXISTS: key databases from before named migrations already have this table.
 ACCESS_MIGRATIONS.sql("api_keys", """
     CREATE TABLE IF NOT EXISTS api_keys (

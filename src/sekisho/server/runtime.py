@@ -15,18 +15,17 @@ past every client's timeout.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
-import time
-import uuid
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
 from sekisho.config import Settings
 from sekisho.errors import SekishoError
+
+log = logging.getLogger("sekisho.server")
 
 T = TypeVar("T")
 
@@ -45,9 +44,7 @@ class Runtime:
         self._lock = threading.RLock()  # a resource's maker asks for the resources it is built on
         self._resources: dict[str, Any] = {}
         self._in_flight = 0
-        self._ingest = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sekisho-ingest")
-        self._ingest_kb: Any = None
-        self.jobs = IngestJobs()
+        self.ingest = IngestWorker(self)
 
     # --- resources, created on first use and shared by every thread ------------------------------
 
@@ -71,6 +68,16 @@ class Runtime:
         from sekisho.audit.review import ReviewQueue
 
         return self._get("reviews", lambda: ReviewQueue(self.audit()))
+
+    def jobs(self):
+        """The durable upload queue, in the store's database, its files spooled beside the store."""
+        from sekisho.ingest.jobs import JobQueue
+
+        def make() -> JobQueue:
+            store = self.kb().store
+            return JobQueue(store.db, store.path.with_name(store.path.name + ".uploads"))
+
+        return self._get("jobs", make)
 
     def path(self):
         from sekisho.request import RequestPath
@@ -104,27 +111,13 @@ class Runtime:
         pool = self.path().pool
         return await asyncio.get_running_loop().run_in_executor(pool, partial(fn, *args, **kwargs))
 
-    def submit_ingest(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
-        return self._ingest.submit(fn, *args, **kwargs)
-
-    def ingest_kb(self):
-        """The ingest thread's own knowledge-base handle; call only from submit_ingest()."""
-        from sekisho.retrieval import open_knowledge_base
-
-        if self._ingest_kb is None:
-            self._ingest_kb = open_knowledge_base(self.settings)
-        return self._ingest_kb
-
-    def close(self) -> None:
-        """Close every resource. A closed runtime reopens them lazily if used again, as happens
-        when an ASGI app is started and stopped several times (tests)."""
-
-        def close_ingest_kb() -> None:
-            if self._ingest_kb is not None:
-                self._ingest_kb.close()
-                self._ingest_kb = None
-
-        self._ingest.submit(close_ingest_kb).result()
+    def close(self, ingest_grace_s: float = 30.0) -> None:
+        """Stop ingesting (the file in hand may finish within `ingest_grace_s`), then close every
+        resource. A closed runtime reopens them lazily if used again, as happens when an ASGI app
+        is started and stopped several times (tests)."""
+        if not self.ingest.stop(ingest_grace_s):
+            log.warning("an ingest did not finish within %.0f s of shutdown; its file is queued again at the "
+                        "next start", ingest_grace_s)
         with self._lock:
             resources, self._resources = self._resources, {}
         for resource in reversed(list(resources.values())):
@@ -135,51 +128,79 @@ class Runtime:
 
 # --- background ingestion -------------------------------------------------------------------
 
-@dataclass
-class FileResult:
-    name: str
-    status: str = "queued"  # queued | running | done | failed
-    document_id: str | None = None
-    chunks: int | None = None
-    error: str | None = None
+class IngestWorker:
+    """One thread per worker process taking uploaded files from the durable queue (ingest/jobs.py)
+    one at a time: a bad file fails alone and says why, and each outcome is audited. Woken at once
+    by uploads to this process, it also looks every second for files other processes queued.
+    Stopping lets the file in hand finish within `stop`'s bound; queued files wait for the next
+    start (or another worker)."""
 
+    POLL_S = 1.0
 
-@dataclass
-class Job:
-    id: str
-    owner: str
-    files: list[FileResult]
-    created_at: float = field(default_factory=time.time)
-    finished_at: float | None = None
-
-    @property
-    def done(self) -> int:
-        return sum(f.status in ("done", "failed") for f in self.files)
-
-    @property
-    def status(self) -> str:
-        if self.done == len(self.files):
-            return "failed" if all(f.status == "failed" for f in self.files) else "done"
-        return "running" if any(f.status != "queued" for f in self.files) else "queued"
-
-
-class IngestJobs:
-    """Jobs kept in memory for polling; the lasting record of each ingest is the audit log."""
-
-    KEEP = 500
-
-    def __init__(self) -> None:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._jobs: dict[str, Job] = {}
 
-    def new(self, owner: str, names: list[str]) -> Job:
-        job = Job(id=uuid.uuid4().hex[:16], owner=owner, files=[FileResult(n) for n in names])
+    def start(self) -> None:
         with self._lock:
-            self._jobs[job.id] = job
-            while len(self._jobs) > self.KEEP:
-                self._jobs.pop(next(iter(self._jobs)))
-        return job
+            if self._thread is None or not self._thread.is_alive():
+                self._stopping.clear()
+                self._thread = threading.Thread(target=self._run, name="sekisho-ingest", daemon=True)
+                self._thread.start()
 
-    def get(self, job_id: str) -> Job | None:
-        with self._lock:
-            return self._jobs.get(job_id)
+    def wake(self) -> None:
+        self.start()
+        self._wake.set()
+
+    def stop(self, timeout: float) -> bool:
+        """Stop taking files; True when the file in hand (if any) finished within `timeout`."""
+        self._stopping.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
+
+    def _run(self) -> None:
+        from sekisho.ingest.jobs import this_worker
+
+        worker = this_worker()
+        try:
+            queue = self.runtime.jobs()
+            queue.recover()
+        except Exception:  # noqa: BLE001 - the server stays up; uploads say the store is unusable
+            log.exception("ingest worker cannot start")
+            return
+        while not self._stopping.is_set():
+            try:
+                claimed = queue.claim(worker)
+            except Exception:  # noqa: BLE001 - a busy or failing database: look again shortly
+                log.exception("cannot claim an ingest job")
+                claimed = None
+            if claimed is None:
+                self._wake.wait(self.POLL_S)
+                self._wake.clear()
+                continue
+            self._ingest(queue, claimed)
+
+    def _ingest(self, queue: Any, claimed: Any) -> None:
+        from sekisho.ingest import IngestError, ingest_bytes
+
+        result: dict[str, Any] = {}
+        try:
+            data = claimed.payload.read_bytes()
+            outcome = ingest_bytes(self.runtime.kb(), claimed.name, data, tags=claimed.tags,
+                                   max_bytes=self.runtime.settings.server.max_upload_mb * 1024 * 1024)
+            result = {"status": "done", "document_id": outcome.document.id, "chunks": outcome.chunks}
+        except IngestError as exc:
+            result = {"status": "failed", "error": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - one broken file must not stop the queue
+            result = {"status": "failed", "error": f"{claimed.name}: {type(exc).__name__}: {exc}"}
+        self.runtime.audit().append("document.ingest", {
+            "principal": claimed.owner, "job": claimed.job_id, "name": claimed.name, "tags": list(claimed.tags),
+            "status": result["status"], "document_id": result.get("document_id"), "error": result.get("error")})
+        queue.finish(claimed, result.pop("status"), **result)

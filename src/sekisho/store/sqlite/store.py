@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
+from sekisho.db import DatabaseError, SQLiteDatabase
 from sekisho.store.protocol import StoreError
 from sekisho.store.records import Chunk, Document
 from sekisho.store.sqlite.changelog import bump_generation, current_generation
@@ -40,14 +40,6 @@ from sekisho.store.sqlite.lexical import LexicalIndex
 from sekisho.store.sqlite.rows import CHUNK_COLUMNS, DOC_COLUMNS, chunk_of, document_of, rows_for_ids
 from sekisho.store.sqlite.schema import STORE_MIGRATIONS, legacy_steps, mark_named
 from sekisho.store.sqlite.vectors import VectorIndex
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; WAL keeps it consistent
-    conn.execute("PRAGMA foreign_keys = ON")
-    return conn
 
 
 class SQLiteStore:
@@ -58,17 +50,16 @@ class SQLiteStore:
         self.path = Path(path)
         if self.path.parent and not self.path.parent.exists():
             raise StoreError(f"{self.path}: folder {self.path.parent} does not exist")
-        self._local = threading.local()
-        self._all_connections: list[sqlite3.Connection] = []
-        self._connections_lock = threading.Lock()
-        self._write_lock = threading.Lock()
         self._closed = False
         try:
+            # The documents, and the service tables that live with them (ingest jobs,
+            # conversations), written through one handle: a connection per thread.
+            self.db = SQLiteDatabase(self.path, foreign_keys=True)
             conn = self._conn()
             STORE_MIGRATIONS.apply_sqlite(conn, where=str(self.path), legacy=legacy_steps)
             with self._writing() as conn:
                 mark_named(conn)
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, DatabaseError) as exc:
             self.close()
             raise StoreError(f"{self.path}: cannot open as a sekisho store: {exc}") from None
         except BaseException:
@@ -82,24 +73,16 @@ class SQLiteStore:
     def _conn(self) -> sqlite3.Connection:
         if self._closed:
             raise StoreError(f"{self.path}: store is closed")
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = _connect(self.path)
-            self._local.conn = conn
-            with self._connections_lock:
-                self._all_connections.append(conn)
-        return conn
+        return self.db.connection()
 
     def close(self) -> None:
         lexical = getattr(self, "lexical", None)
         if not self._closed and lexical is not None:
             lexical.close()
         self._closed = True
-        with self._connections_lock:
-            for conn in self._all_connections:
-                conn.close()
-            self._all_connections.clear()
-        self._local = threading.local()
+        db = getattr(self, "db", None)
+        if db is not None:
+            db.close()
 
     def applied_migrations(self) -> list[str]:
         return [r[0] for r in self._conn().execute("SELECT name FROM _migrations ORDER BY applied_at, rowid")]
@@ -113,8 +96,8 @@ class SQLiteStore:
         return row[0] if row else None
 
     def set_meta(self, key: str, value: str) -> None:
-        with self._write_lock:
-            self._conn().execute(
+        with self.db.write() as conn:
+            conn.execute(
                 "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
@@ -225,15 +208,10 @@ class SQLiteStore:
         The tantivy index is not touched here: one tantivy commit costs about 20 ms, 15x a
         five-chunk SQLite write (bench/lexical_engines.py), so a batch of writes is caught up
         once, by the next search or by close()."""
-        with self._write_lock:
-            conn = self._conn()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        if self._closed:
+            raise StoreError(f"{self.path}: store is closed")
+        with self.db.write() as conn:
+            yield conn
 
     @staticmethod
     def _delete_rows(conn: sqlite3.Connection, doc_id: str) -> list[int]:

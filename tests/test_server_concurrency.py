@@ -133,3 +133,27 @@ def test_beyond_the_in_flight_limit_the_answer_is_503_at_once(tmp_path, slow_mod
         assert refused.json()["error"]["code"] == "server_busy" and refused_after < 0.5
     finally:
         next(served, None)
+
+
+def test_a_backend_timeout_is_a_clear_audited_error_not_a_hung_worker(tmp_path):
+    fake = start_fake(5.0)
+    url = next(fake)
+    settings = make_settings(tmp_path, extra_toml=backend_toml(url).replace("timeout_s = 30", "timeout_s = 1"))
+    served = run_server(settings)
+    live = next(served)
+    try:
+        with live.client("user") as client:
+            started = time.perf_counter()
+            r = client.post("/v1/chat/completions", json={"model": "slow",
+                                                          "messages": [{"role": "user", "content": "こんにちは"}]})
+            took = time.perf_counter() - started
+            message = r.json()["error"]["message"]
+            assert r.status_code == 502 and "backend 'slow'" in message and "1 s" in message
+            assert took < 4.0  # the bound, not the model's 5 s
+            assert client.get("/v1/models").status_code == 200  # the worker is free
+    finally:
+        next(served, None)
+        next(fake, None)
+    log = AuditLog(tmp_path / "audit.db")
+    errors = [e.record for e in log.query(kind="chat") if e.record["status"] == "error"]
+    assert len(errors) == 1 and errors[0]["error"] == message

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 from rich.console import Console
 from rich.markup import escape
@@ -22,10 +22,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sekisho.ingest.chunking import DEFAULT_CHUNK_CHARS, DEFAULT_CHUNK_OVERLAP, chunk
 from sekisho.ingest.errors import IngestError
 from sekisho.ingest.extract import DEFAULT_MAX_BYTES, Extracted, extract, media_type_for, read_source, unsupported_type
+from sekisho.store.protocol import Store
 from sekisho.store.records import Chunk, Document
 
-if TYPE_CHECKING:
-    from sekisho.retrieval import KnowledgeBase
+
+class KnowledgeBase(Protocol):
+    """What ingestion needs of a knowledge base (sekisho.retrieval.KnowledgeBase is one): its
+    store, and a way to index a document's chunks (tokenise, embed, replace atomically)."""
+
+    store: Store
+
+    def index(self, document: Document, chunks: Sequence[Chunk]) -> None: ...
+
+    def delete(self, doc_id: str) -> None: ...
 
 Status = Literal["added", "updated", "unchanged"]
 UPLOAD_PREFIX = "upload/"

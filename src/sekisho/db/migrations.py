@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,8 +85,7 @@ class Migrations:
     def apply(self, db: Any) -> list[str]:
         """Apply to a sekisho.db.Database (SQLite file or PostgreSQL server)."""
         if db.dialect == "sqlite":
-            with db.read() as conn:
-                return self.apply_sqlite(conn, where=db.where)
+            return self.apply_sqlite(db.connection(), where=db.where)
         return db.apply_migrations(self)
 
     def apply_sqlite(self, conn: sqlite3.Connection, *, where: str,
@@ -94,11 +94,28 @@ class Migrations:
         process migrating at the same moment waits, then finds the step done). `legacy(conn)`
         says how many leading steps a database from before named migrations already has. Returns
         the names applied."""
-        applied: list[str] = []
         conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
-        for migration in self._steps:
+
+        @contextmanager
+        def immediate() -> Iterator[sqlite3.Connection]:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+        return self.apply_each(immediate, where=where, legacy=legacy)
+
+    def apply_each(self, transaction: Callable[[], AbstractContextManager[Any]], *, where: str,
+                   legacy: Callable[[Any], int] | None = None) -> list[str]:
+        """Each step not yet recorded, in a `transaction()` of its own that excludes every other
+        migrator (BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL): the step and its
+        record commit together, and a migrator that waited finds the step done."""
+        applied: list[str] = []
+        for migration in self._steps:
+            with transaction() as conn:
                 done = self._done(conn)
                 if not done and legacy is not None:
                     done = self._record_legacy(conn, legacy(conn))
@@ -108,10 +125,6 @@ class Migrations:
                     conn.execute(f"INSERT INTO {TABLE}(name, applied_at) VALUES (?, ?)",
                                  (self._recorded(migration.name), time.time()))
                     applied.append(migration.name)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
         return applied
 
     def _done(self, conn: Any) -> set[str]:

@@ -27,6 +27,16 @@ class _Section(BaseModel):
 
 class StoreConfig(_Section):
     path: str = "sekisho.db"
+    # postgresql://user@host/db: documents, audit log, reviews, keys and ingest jobs in one
+    # PostgreSQL (with pgvector) that several servers share, instead of `path` and the audit file.
+    # Password and TLS from the environment (PGPASSWORD, PGSSLMODE...), or in the URL.
+    url: str = ""
+
+    @model_validator(mode="after")
+    def _postgresql_url(self) -> StoreConfig:
+        if self.url and not self.url.startswith(("postgresql://", "postgres://")):
+            raise ValueError(f"url: {self.url.split('@')[-1]!r} is not a postgresql:// URL")
+        return self
 
 
 class RetrievalConfig(_Section):

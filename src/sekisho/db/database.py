@@ -120,6 +120,12 @@ class SQLiteDatabase:
         self._local = threading.local()
 
 
+def dialect_of(conn: Connection) -> str:
+    """Which SQL a connection speaks, for a migration step or a statement handed only the
+    connection: "postgresql" for sekisho.db.postgres's connections, else "sqlite"."""
+    return getattr(conn, "dialect", "sqlite")
+
+
 def open_database(target: str | Path, **options: Any) -> Database:
     """The database at a file path (SQLite) or a postgresql:// URL."""
     if str(target).startswith(("postgresql://", "postgres://")):

@@ -60,6 +60,7 @@ class PgConnection:
     the service code calls (`?` placeholders); `raw` is the psycopg connection."""
 
     __slots__ = ("raw",)
+    dialect = "postgresql"
 
     def __init__(self, raw: Any) -> None:
         self.raw = raw

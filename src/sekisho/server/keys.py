@@ -77,17 +77,20 @@ ACCESS_MIGRATIONS = Migrations("access")
 ACCESS_MIGRATIONS.sql("api_keys", """
     CREATE TABLE IF NOT EXISTS api_keys (
         id TEXT PRIMARY KEY, hash TEXT NOT NULL, name TEXT NOT NULL, role TEXT NOT NULL,
-        tags TEXT NOT NULL, created_at REAL NOT NULL, revoked_at REAL, last_used_at REAL)
+        tags TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL, revoked_at DOUBLE PRECISION,
+        last_used_at DOUBLE PRECISION)
 """)
 # Browser sessions, shared by every worker process; the id is stored hashed, so the table never
-# holds a live cookie value.
+# holds a live cookie value. (DOUBLE PRECISION, not REAL: PostgreSQL's REAL is 4 bytes, which
+# rounds a Unix time to minutes; SQLite reads either as an 8-byte float.)
 ACCESS_MIGRATIONS.sql("sessions", """
-    CREATE TABLE sessions (id TEXT PRIMARY KEY, key_id TEXT NOT NULL, expires REAL NOT NULL);
+    CREATE TABLE sessions (id TEXT PRIMARY KEY, key_id TEXT NOT NULL, expires DOUBLE PRECISION NOT NULL);
     CREATE INDEX sessions_by_expiry ON sessions(expires)
 """)
 # Token buckets of the per-key rate limit (and of unauthenticated callers, per address).
 ACCESS_MIGRATIONS.sql("rate_buckets", """
-    CREATE TABLE rate_buckets (bucket TEXT PRIMARY KEY, tokens REAL NOT NULL, updated REAL NOT NULL)
+    CREATE TABLE rate_buckets (bucket TEXT PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL,
+                               updated DOUBLE PRECISION NOT NULL)
 """)
 
 _KEY_COLUMNS = "id, hash, name, role, tags, created_at, revoked_at, last_used_at"
@@ -192,7 +195,9 @@ def keys_path(settings: Settings) -> Path:
 
 
 def open_access_database(settings: Settings) -> Database:
-    return open_database(keys_path(settings))
+    """The store's PostgreSQL database when `[store] url` names one (every server sees every key,
+    session and bucket), else the file beside the audit log."""
+    return open_database(settings.store.url or keys_path(settings))
 
 
 def open_key_store(settings: Settings) -> KeyStore:

@@ -1,0 +1,110 @@
+"""BM25 inside PostgreSQL over the analyser's own tokens.
+
+Each chunk's terms (whitespace-separated, as retrieval/tokenize.py cut them) are lower-cased and
+stored as a `tsvector` built here, term by term with their positions: no text search
+configuration re-splits them (PostgreSQL's parsers do not segment Japanese), and lower-casing
+matches what tantivy and FTS5 do in the SQLite store. A GIN index finds the chunks holding a
+term; the score is Okapi BM25 (k1 1.2, b 0.75, tantivy's idf) computed in SQL from each matched
+chunk's term frequencies (the number of positions of a term), its token count, and the store's
+chunk and token totals kept in `meta`.
+
+As in the SQLite store's FTS5 path, only the rarer query terms are walked (store/terms.py, the
+same postings budget): a term found in most chunks costs a scan of most of the index for almost no
+weight.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from sekisho.db import Connection
+from sekisho.store.terms import POSTINGS_BUDGET, TermCounts, ranking_terms
+
+K1 = 1.2
+B = 0.75
+# PostgreSQL's limits for one lexeme: what is longer is left out of the index (no query matches
+# a 2 KB token anyway), positions past the last one a tsvector can hold are dropped.
+_MAX_LEXEME_BYTES = 2046
+_MAX_POSITION = 16383
+_MAX_POSITIONS_PER_LEXEME = 256
+
+
+def _quoted(term: str) -> str:
+    return "'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def terms_of(tokens: str) -> list[str]:
+    return [t for t in tokens.lower().split() if len(t.encode("utf-8")) <= _MAX_LEXEME_BYTES]
+
+
+def tsvector_literal(tokens: str) -> tuple[str, int]:
+    """The tsvector input text for a chunk's tokens (each term with its positions) and how many
+    tokens the chunk has (BM25's document length)."""
+    terms = terms_of(tokens)
+    positions: dict[str, list[int]] = {}
+    for position, term in enumerate(terms[:_MAX_POSITION], start=1):
+        slot = positions.setdefault(term, [])
+        if len(slot) < _MAX_POSITIONS_PER_LEXEME:
+            slot.append(position)
+    return " ".join(f"{_quoted(t)}:{','.join(map(str, p))}" for t, p in positions.items()), len(terms)
+
+
+def tsquery_literal(terms: Sequence[str]) -> str:
+    """Any of the terms, each matched as one literal lexeme (user input is never query syntax)."""
+    return " | ".join(_quoted(t) for t in terms)
+
+
+def idf(chunks: int, containing: int) -> float:
+    return math.log(1.0 + (chunks - containing + 0.5) / (containing + 0.5))
+
+
+# Candidates: chunks holding any kept term; `hit` keeps only the query's lexemes (setweight marks
+# them, ts_filter drops the rest), so unnesting costs the query's terms, not the chunk's.
+_SEARCH = """
+    WITH q(term, idf) AS (SELECT * FROM unnest(?::text[], ?::float8[])),
+    m AS (
+        SELECT l.rowid, l.length, ts_filter(setweight(l.tsv, 'A', ?::text[]), '{{a}}') AS hit
+        FROM chunk_lexical l {join}
+        WHERE l.tsv @@ ?::tsquery {visible}
+    ),
+    s AS (
+        SELECT m.rowid, sum(q.idf * u.tf * {k1_plus_1} / (u.tf + {k1} * (1 - {b} + {b} * m.length / ?))) AS score
+        FROM m CROSS JOIN LATERAL (SELECT lexeme, cardinality(positions) AS tf FROM unnest(m.hit)) u
+        JOIN q ON q.term = u.lexeme
+        GROUP BY m.rowid ORDER BY score DESC, m.rowid LIMIT ?
+    )
+    SELECT c.id, s.score FROM s JOIN chunks c ON c.rowid = s.rowid ORDER BY s.score DESC, s.rowid
+"""
+
+
+class Lexical:
+    """BM25 over one store's chunk_lexical table; document frequencies cached per generation."""
+
+    def __init__(self) -> None:
+        self.postings_budget: float = POSTINGS_BUDGET
+        self._term_counts = TermCounts()
+
+    def search(self, conn: Connection, terms: Sequence[str], k: int, visible: tuple[str, list[str]] | None,
+               generation: int, chunks: int, tokens: int) -> list[tuple[str, float]]:
+        """(chunk id, BM25) best first for chunks holding any of `terms`; `visible` is a condition
+        on `documents.id` with its parameters (None: every chunk)."""
+        unique = list(dict.fromkeys(terms_of(" ".join(terms))))
+        if k <= 0 or not unique or not chunks:
+            return []
+
+        def count(term: str) -> int:
+            return int(conn.execute("SELECT count(*) FROM chunk_lexical WHERE tsv @@ ?::tsquery",
+                                    (tsquery_literal([term]),)).fetchone()[0])
+
+        counts = self._term_counts.get(unique, generation, count)
+        kept = [t for t in ranking_terms(unique, counts, self.postings_budget) if counts[t]]
+        if not kept:
+            return []
+        clause, params = visible if visible is not None else ("", [])
+        sql = _SEARCH.format(
+            join="JOIN chunks c ON c.rowid = l.rowid JOIN documents ON documents.id = c.doc_id" if clause else "",
+            visible=f"AND {clause}" if clause else "", k1=K1, b=B, k1_plus_1=K1 + 1)
+        rows = conn.execute(sql, [kept, [idf(chunks, counts[t]) for t in kept], kept, tsquery_literal(kept),
+                                  *params, tokens / chunks, k]).fetchall()
+        return [(cid, float(score)) for cid, score in rows]

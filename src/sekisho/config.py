@@ -109,6 +109,9 @@ class GuardConfig(_Section):
 
 class AuditConfig(_Section):
     path: str = "sekisho-audit.db"
+    # None: with the store (in its PostgreSQL when `[store] url` is set, else the file at `path`);
+    # "": the file at `path` whatever the store; a postgresql:// URL: there.
+    url: str | None = None
     key_path: str = "sekisho-signing.key"  # Ed25519 key for checkpoints and provenance
     checkpoint_every: int = 100
 

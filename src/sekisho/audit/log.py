@@ -39,7 +39,16 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sekisho.audit.signing import canonical_json, load_or_create_key, public_key_b64, sha256_hex, sign, signature_valid
-from sekisho.db import Connection, Database, DatabaseError, Migrations, advisory_key, dialect_of, open_database
+from sekisho.db import (
+    Connection,
+    Database,
+    DatabaseError,
+    Migrations,
+    advisory_key,
+    copy_table,
+    dialect_of,
+    open_database,
+)
 from sekisho.errors import InvalidInput, SekishoError
 from sekisho.text import nfkc, parse_day
 
@@ -183,10 +192,12 @@ class AuditLog:
 
     @classmethod
     def from_settings(cls, settings: Any) -> AuditLog:
-        """In the store's PostgreSQL database when `[store] url` names one, else in its own file."""
+        """In the store's PostgreSQL database when `[store] url` names one, else in its own file
+        (`[audit] url` decides instead when set: "" for the file)."""
         from sekisho.config import resolve_path
 
-        return cls(settings.store.url or resolve_path(settings, settings.audit.path),
+        url = settings.audit.url if settings.audit.url is not None else settings.store.url
+        return cls(url or resolve_path(settings, settings.audit.path),
                    key_path=resolve_path(settings, settings.audit.key_path),
                    checkpoint_every=settings.audit.checkpoint_every)
 
@@ -515,6 +526,22 @@ class AuditLog:
             # The deleted records leave the write-ahead log too.
             self.db.connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return PruneResult(deleted, cut, cut_hash)
+
+    def copy_from(self, source: AuditLog) -> int:
+        """Append the records of `source` this log does not have yet, as they are (same numbers,
+        hashes and signed checkpoints), with its prune anchor, so the chain verifies in its new
+        database as it did in the old; run before any server appends here. Refused when this log
+        holds records that are not the start of `source`'s chain. Returns the records copied."""
+        head_seq, head_hash = self.head()
+        if head_seq:
+            mine = source.get(head_seq)
+            if mine is None or mine.hash != head_hash:
+                raise AuditError(f"{self.where}: its record {head_seq} is not {source.where}'s; the chains differ, "
+                                 "not copying")
+        copy_table(source.db, self.db, "audit_anchor",
+                   ["id", "seq", "hash", "pruned_before", "ts", "public_key", "signature"], ["id"], update=True)
+        return copy_table(source.db, self.db, "audit_log", ["seq", "ts", "kind", "body", "prev", "hash"], ["seq"],
+                          update=False, where="seq > ?", params=(head_seq,))
 
     def close(self) -> None:
         if self._owns_db:

@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from sekisho.audit.log import AuditLog, utc_now
-from sekisho.db import Connection, Migrations, dialect_of
+from sekisho.db import Connection, Migrations, copy_table, dialect_of
 from sekisho.errors import Forbidden, NotFound, SekishoError
 from sekisho.identity import Principal, Role
 
@@ -169,6 +169,18 @@ class ReviewQueue:
                 record["edited_text"] = new_text
             self.audit.append_in(conn, "review.decision", record)
             return self._get_in(conn, review_id)
+
+    def copy_from(self, source: ReviewQueue) -> int:
+        """Every review of `source`, under its own number (a decision taken there since the last
+        copy replaces the older state here); returns how many."""
+        copied = copy_table(source.audit.db, self.audit.db, "reviews",
+                            ["id", "created", "status", "requester", "audit_seq", "reasons", "output", "final_text",
+                             "reviewer", "note", "decided"], ["id"], update=True)
+        if self.audit.db.dialect == "postgresql":
+            with self.audit.db.write() as conn:  # new reviews are numbered after the copied ones
+                conn.execute("SELECT setval(pg_get_serial_sequence('reviews', 'id'), "
+                             "coalesce((SELECT max(id) FROM reviews), 0) + 1, false)")
+        return copied
 
     def _get_in(self, conn: Any, review_id: int) -> ReviewItem:
         row = conn.execute("SELECT * FROM reviews WHERE id = ?", (review_id,)).fetchone()

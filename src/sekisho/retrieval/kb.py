@@ -303,9 +303,14 @@ def fuse(lexical: Sequence[tuple[str, float]], dense: Sequence[tuple[str, float]
     return sorted(scores.items(), key=lambda item: -item[1])
 
 
+def store_target(settings: Settings) -> str | Path:
+    """Where the configured store is: `[store] url` (PostgreSQL) when set, else the file at `path`."""
+    return settings.store.url or resolve_path(settings, settings.store.path)
+
+
 def open_knowledge_base(settings: Settings, *, fusion: Fusion | None = None) -> KnowledgeBase:
-    """The knowledge base configured by `settings` (store file, embedder)."""
-    store = open_store(resolve_path(settings, settings.store.path))
+    """The knowledge base configured by `settings` (store file or PostgreSQL URL, embedder)."""
+    store = open_store(store_target(settings))
     try:
         return KnowledgeBase(store, settings.retrieval.embedder, fusion=fusion, rescoring=settings.retrieval.rescore,
                              query_cache=settings.retrieval.query_cache)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sekisho.config import Settings, resolve_path
-from sekisho.db import Database, Migrations, open_database
+from sekisho.db import Database, Migrations, copy_table, open_database
 from sekisho.errors import Conflict, InvalidInput, NotFound
 from sekisho.identity import Principal, Role
 
@@ -171,6 +171,11 @@ class KeyStore:
             raise KeyRevoked(f"key {key_id}: already revoked")
         return key
 
+    def copy_from(self, source: KeyStore) -> int:
+        """Every key of `source` (hashes, roles, tags, revocations); returns how many. Sessions and
+        rate buckets stay behind: they are minutes long."""
+        return copy_table(source.db, self.db, "api_keys", _KEY_COLUMNS.split(", "), ["id"], update=True)
+
     def close(self) -> None:
         self.db.close()
 
@@ -190,7 +195,10 @@ def _record(row: tuple) -> ApiKey:
 def keys_path(settings: Settings) -> Path:
     """The key database sits beside the audit database ('sekisho-audit.db' -> 'sekisho-audit.keys.db'),
     so a deployment backs up its identities together with the record of what they did."""
-    audit = resolve_path(settings, settings.audit.path)
+    return keys_beside(resolve_path(settings, settings.audit.path))
+
+
+def keys_beside(audit: Path) -> Path:
     return audit.with_name(audit.stem + ".keys.db")
 
 

@@ -39,8 +39,26 @@ class StoreConfig(_Section):
         return self
 
 
+class EmbeddingServerConfig(_Section):
+    """An OpenAI-compatible /v1/embeddings endpoint (text-embeddings-inference, vLLM, Ollama,
+    Infinity...), usually on a GPU: `[retrieval] embedder = "openai"` with this table."""
+
+    base_url: str  # e.g. http://gpu-host:8080/v1
+    model: str  # sent as "model"; recorded in the store as "openai:<model>"
+    dim: int = Field(gt=0)  # what the model returns; a mismatch is refused, not stored
+    api_key_env: str = ""  # name of the environment variable holding the key (never the key)
+    batch: int = Field(default=64, ge=1)  # texts per request
+    concurrency: int = Field(default=4, ge=1)  # requests in flight at once
+    timeout_s: float = Field(default=60.0, gt=0)
+    # Models trained with instructions need them sent (e5: "query: " and "passage: ").
+    query_prefix: str = ""
+    passage_prefix: str = ""
+
+
 class RetrievalConfig(_Section):
+    # A bundled embedder ("e5-small", "use-m3"), or "openai" for [retrieval.embedding_server].
     embedder: str = "e5-small"
+    embedding_server: EmbeddingServerConfig | None = None
     chunk_chars: int = 400
     chunk_overlap: int = 80
     top_k: int = 5
@@ -60,6 +78,17 @@ class RetrievalConfig(_Section):
     rescore: bool = True
     # Query embeddings kept for repeated questions (0: none).
     query_cache: int = Field(default=1024, ge=0)
+
+    @model_validator(mode="after")
+    def _server_for_openai(self) -> RetrievalConfig:
+        if self.embedder == "openai" and self.embedding_server is None:
+            raise ValueError('embedder = "openai" needs a [retrieval.embedding_server] table (base_url, model, dim)')
+        return self
+
+    @property
+    def embedder_name(self) -> str:
+        """What the store records as the embedder of its vectors."""
+        return f"openai:{self.embedding_server.model}" if self.embedder == "openai" else self.embedder
 
 
 class BackendConfig(_Section):

@@ -55,8 +55,7 @@ class SQLiteStore:
             # The documents, and the service tables that live with them (ingest jobs,
             # conversations), written through one handle: a connection per thread.
             self.db = SQLiteDatabase(self.path, foreign_keys=True)
-            conn = self._conn()
-            STORE_MIGRATIONS.apply_sqlite(conn, where=str(self.path), legacy=legacy_steps)
+            STORE_MIGRATIONS.apply(self.db, legacy=legacy_steps)
             with self._writing() as conn:
                 mark_named(conn)
         except (sqlite3.DatabaseError, DatabaseError) as exc:

@@ -58,9 +58,10 @@ class PostgresStore:
             STORE_MIGRATIONS.apply(self.db)
         except MigrationError as exc:
             self.db.close()
-            if "vector" in str(exc) and "extension" in str(exc):
-                raise StoreError(f"{self.where}: the pgvector extension is not installed on this server "
-                                 "(CREATE EXTENSION vector failed); install pgvector 0.5 or newer") from None
+            if "store migration failed" in str(exc) and "vector" in str(exc):
+                reason = str(exc).split("store migration failed: ", 1)[-1]
+                raise StoreError(f"{self.where}: pgvector is missing and cannot be created here ({reason}); install "
+                                 "pgvector 0.5 or newer and run CREATE EXTENSION vector as a superuser") from None
             raise StoreError(str(exc)) from None
         from pgvector.psycopg.vector import register_vector_info
         from psycopg.types import TypeInfo

@@ -16,7 +16,6 @@ import time
 import zlib
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -76,42 +75,72 @@ class PgConnection:
         return cursor
 
 
-@dataclass(frozen=True)
-class PoolOptions:
-    min_size: int = 1
-    max_size: int = 16
+# Connections per process and database URL, shared by every handle on it (the store, the audit
+# log, the access tables): a server process holds at most this many, so N servers x W workers
+# stay within PostgreSQL's max_connections (100 by default) at N x W x 16.
+POOL_MAX = 16
+
+
+class _SharedPool:
+    """One psycopg pool per URL in a process, closed when its last handle closes."""
+
+    _lock = threading.Lock()
+    _open: dict[str, _SharedPool] = {}
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self.handles = 0
+
+    @classmethod
+    def acquire(cls, url: str, where: str) -> Any:
+        import psycopg
+        from psycopg_pool import ConnectionPool, PoolTimeout
+
+        with cls._lock:
+            shared = cls._open.get(url)
+            if shared is None:
+                pool = ConnectionPool(url, min_size=1, max_size=POOL_MAX, open=False, name="sekisho",
+                                      kwargs={"connect_timeout": int(CONNECT_TIMEOUT_S)})
+                try:
+                    # The first connection, made here, names why it fails; the pool's own wait
+                    # would only say that it timed out.
+                    psycopg.connect(url, connect_timeout=int(CONNECT_TIMEOUT_S)).close()
+                    pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+                except (psycopg.Error, PoolTimeout) as exc:
+                    pool.close()
+                    reason = " ".join(str(exc).split()) or type(exc).__name__
+                    raise DatabaseError(f"{where}: cannot connect to PostgreSQL: {reason}") from None
+                shared = cls._open[url] = _SharedPool(pool)
+            shared.handles += 1
+            return shared.pool
+
+    @classmethod
+    def release(cls, url: str) -> None:
+        with cls._lock:
+            shared = cls._open[url]
+            shared.handles -= 1
+            if shared.handles == 0:
+                del cls._open[url]
+                shared.pool.close()
 
 
 class PostgresDatabase:
     dialect = "postgresql"
 
-    def __init__(self, url: str, *, pool: PoolOptions | None = None, **_sqlite_only: Any) -> None:
+    def __init__(self, url: str, **_sqlite_only: Any) -> None:
         """Connects at once: a server that is down, refuses the password or does not exist is one
         line naming the URL (without its password) and the reason. Options meant for SQLite files
         (synchronous, foreign_keys) do not apply: PostgreSQL commits durably and checks keys."""
-        try:
-            import psycopg
-            from psycopg_pool import ConnectionPool, PoolTimeout
-        except ImportError as exc:  # pragma: no cover - both are dependencies
-            raise DatabaseError(f"{redacted(url)}: the psycopg packages are not installed: {exc}") from None
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
         self.url = url
         self.where = redacted(url)
         self.errors: tuple[type[BaseException], ...] = (psycopg.Error, PoolTimeout)
         self._repeatable_read = psycopg.IsolationLevel.REPEATABLE_READ
-        options = pool or PoolOptions()
         self._closed = False
         self._lock = threading.Lock()
-        self._pool = ConnectionPool(url, min_size=options.min_size, max_size=options.max_size, open=False,
-                                    kwargs={"connect_timeout": int(CONNECT_TIMEOUT_S)}, name="sekisho")
-        try:
-            # The first connection, made here, names why it fails; the pool's own wait would only
-            # say that it timed out.
-            psycopg.connect(url, connect_timeout=int(CONNECT_TIMEOUT_S)).close()
-            self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
-        except (psycopg.Error, PoolTimeout) as exc:
-            self._pool.close()
-            reason = " ".join(str(exc).split()) or type(exc).__name__
-            raise DatabaseError(f"{self.where}: cannot connect to PostgreSQL: {reason}") from None
+        self._pool = _SharedPool.acquire(url, self.where)
 
     @contextmanager
     def _transaction(self, *, snapshot: bool) -> Iterator[PgConnection]:
@@ -159,4 +188,4 @@ class PostgresDatabase:
         with self._lock:
             if not self._closed:
                 self._closed = True
-                self._pool.close()
+                _SharedPool.release(self.url)

@@ -2,7 +2,7 @@
 
 1. JSQuAD retrieval (the held-out half of the questions): every distinct paragraph ingested into SQLite through `ingest_text` (real
    Sudachi terms, real embeddings; chunks/s reported), then copied into PostgreSQL with
-   `copy_store` under `deferred_vector_index` (what `sekisho migrate` does: same chunks, terms and
+   `copy_store` under `bulk_load` (what `sekisho migrate` does: same chunks, terms and
    vectors, so any difference is the store's; store-only chunks/s reported). Every question searched on both (`kb.search`,
    hybrid, k=5): R@1/R@5 of the gold paragraph, latency p50/p95 with the query embedding
    (first time asked) and without it (asked again: the embedding is cached), and the recall of
@@ -226,7 +226,7 @@ def main() -> None:
     added = sqlite.store.chunk_count() - before
     ingest_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    with postgres.store.deferred_vector_index():  # as sekisho migrate copies
+    with postgres.store.bulk_load():  # as sekisho migrate copies
         copied = copy_store(sqlite.store, postgres.store)
     copy_s = time.perf_counter() - t0
     print(f"  ingest into SQLite (with embedding): {added} chunks in {ingest_s:.1f} s"
@@ -245,7 +245,7 @@ def main() -> None:
         need = args.chunks - sqlite.store.chunk_count()
         print(f"== Scale: {need} filler chunks into each store", flush=True)
         timings = {"sqlite": 0.0, "postgres": 0.0}
-        with postgres.store.deferred_vector_index():
+        with postgres.store.bulk_load():
             for batch in filler_documents(sqlite, paragraphs, need):
                 for name, kb in (("sqlite", sqlite), ("postgres", postgres)):
                     t0 = time.perf_counter()

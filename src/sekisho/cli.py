@@ -903,7 +903,7 @@ def migrate_command(
     old_store, new_store = SQLiteStore(source, lexical_index=False), open_store(url)
     old_audit, new_audit = AuditLog(audit, key_path=key_path), AuditLog(url, key_path=key_path)
     try:
-        with new_store.deferred_vector_index():  # one index build instead of an insert per vector
+        with new_store.bulk_load():  # one index build instead of an insert per vector
             store = copy_store(old_store, new_store)
         records = new_audit.copy_from(old_audit)
         reviews = ReviewQueue(new_audit).copy_from(ReviewQueue(old_audit))

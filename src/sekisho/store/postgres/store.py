@@ -70,6 +70,7 @@ class PostgresStore:
             self._vector_type = TypeInfo.fetch(conn.raw, "vector")
         self._register = register_vector_info
         self.lexical = Lexical()
+        self._bulk = False  # inside bulk_load
 
     @contextmanager
     def _vectors(self, transaction: AbstractContextManager[PgConnection]) -> Iterator[PgConnection]:
@@ -132,6 +133,8 @@ class PostgresStore:
         lexical = [tsvector_literal(text) for text in lexical_texts]
         with self._vectors(self.db.write()) as conn:
             self._bump(conn)
+            if self._bulk:
+                conn.execute("SET LOCAL synchronous_commit = off")
             self._delete_rows(conn, document.id)
             # A different id may already own this path: the path is the user's handle on a
             # document, so the newcomer replaces it.
@@ -219,17 +222,23 @@ class PostgresStore:
                      f"((embedding::vector({dim})) vector_ip_ops)")
 
     @contextmanager
-    def deferred_vector_index(self) -> Iterator[None]:
-        """Bulk loading (sekisho migrate): the HNSW index is dropped, and built once over every
-        vector when the block ends. Inserting into it costs 7-17 ms a vector on two cores, building
-        it about 1 ms (docs/benchmarks-postgres.md); searches meanwhile are exact."""
+    def bulk_load(self) -> Iterator[None]:
+        """Loading many documents at once (sekisho migrate): the HNSW index is dropped and built
+        once over every vector when the block ends, and the writes meanwhile commit without waiting
+        for the disk. Inserting into the index costs 7-17 ms a vector on two cores, building it
+        about 1 ms; a flush per document cost more than the document's rows
+        (docs/benchmarks-postgres.md). The final build commits durably, and with it every write
+        before it (the write-ahead log is one sequence); a load that dies half-way is rerun.
+        Searches meanwhile are exact."""
         with self.db.write() as conn:
             conn.execute("DROP INDEX IF EXISTS chunk_vectors_hnsw")
             conn.execute("INSERT INTO meta(key, value) VALUES ('vector_index_deferred', '1') ON CONFLICT (key) "
                          "DO NOTHING")
+        self._bulk = True
         try:
             yield
         finally:
+            self._bulk = False
             with self.db.write() as conn:
                 conn.execute("DELETE FROM meta WHERE key = 'vector_index_deferred'")
                 row = conn.execute("SELECT value FROM meta WHERE key = 'vector_dim'").fetchone()

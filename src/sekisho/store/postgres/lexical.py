@@ -5,8 +5,9 @@ stored as a `tsvector` built here, term by term with their positions: no text se
 configuration re-splits them (PostgreSQL's parsers do not segment Japanese), and lower-casing
 matches what tantivy and FTS5 do in the SQLite store. A GIN index finds the chunks holding a
 term; the score is Okapi BM25 (k1 1.2, b 0.75, tantivy's idf) computed in SQL from each matched
-chunk's term frequencies (the number of positions of a term), its token count, and the store's
-chunk and token totals kept in `meta`.
+chunk's term frequencies (the number of positions of a term), its token count, the store's chunk
+and token totals kept in `meta`, and how many chunks hold each term (`term_stats`, kept by every
+write: counting a common term's chunks at query time walked its whole posting list, tens of ms).
 
 How a search reads as little as it can: see _SEARCH. As in the SQLite store's FTS5 path, only
 the rarer query terms are walked (store/terms.py, the
@@ -17,10 +18,12 @@ weight.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from sekisho.db import Connection
-from sekisho.store.terms import POSTINGS_BUDGET, TermCounts, ranking_terms
+from sekisho.store.terms import POSTINGS_BUDGET, ranking_terms
 
 K1 = 1.2
 B = 0.75
@@ -39,16 +42,35 @@ def terms_of(tokens: str) -> list[str]:
     return [t for t in tokens.lower().split() if len(t.encode("utf-8")) <= _MAX_LEXEME_BYTES]
 
 
-def tsvector_literal(tokens: str) -> tuple[str, int]:
-    """The tsvector input text for a chunk's tokens (each term with its positions) and how many
-    tokens the chunk has (BM25's document length)."""
+@dataclass(frozen=True)
+class LexicalRow:
+    """A chunk's tokens as chunk_lexical stores them."""
+
+    tsv: str  # tsvector input text: each term with its positions
+    length: int  # how many tokens (BM25's document length)
+    terms: frozenset[str]  # its distinct terms (term_stats counts chunks per term)
+
+
+def lexical_row(tokens: str) -> LexicalRow:
     terms = terms_of(tokens)
     positions: dict[str, list[int]] = {}
     for position, term in enumerate(terms[:_MAX_POSITION], start=1):
         slot = positions.setdefault(term, [])
         if len(slot) < _MAX_POSITIONS_PER_LEXEME:
             slot.append(position)
-    return " ".join(f"{_quoted(t)}:{','.join(map(str, p))}" for t, p in positions.items()), len(terms)
+    tsv = " ".join(f"{_quoted(t)}:{','.join(map(str, p))}" for t, p in positions.items())
+    return LexicalRow(tsv, len(terms), frozenset(positions))
+
+
+def term_deltas(added: Iterable[LexicalRow], removed: Iterable[str]) -> dict[str, int]:
+    """How many more chunks hold each term after a write: `added` rows in, chunks with the
+    `removed` token texts out."""
+    deltas: Counter[str] = Counter()
+    for row in added:
+        deltas.update(row.terms)
+    for tokens in removed:
+        deltas.subtract(frozenset(terms_of(tokens)))
+    return {term: n for term, n in deltas.items() if n}
 
 
 def tsquery_literal(terms: Sequence[str]) -> str:
@@ -93,26 +115,21 @@ RESCORED_PER_RESULT = 4
 
 
 class Lexical:
-    """BM25 over one store's chunk_lexical table; document frequencies cached per generation."""
+    """BM25 over one store's chunk_lexical table; document frequencies from term_stats."""
 
     def __init__(self) -> None:
         self.postings_budget: float = POSTINGS_BUDGET
-        self._term_counts = TermCounts()
 
     def search(self, conn: Connection, terms: Sequence[str], k: int, visible: tuple[str, list[str]] | None,
-               generation: int, chunks: int, tokens: int) -> list[tuple[str, float]]:
+               chunks: int, tokens: int) -> list[tuple[str, float]]:
         """(chunk id, BM25) best first for chunks holding any of `terms`; `visible` is a condition
         on `documents.id` with its parameters (None: every chunk)."""
         unique = list(dict.fromkeys(terms_of(" ".join(terms))))
         if k <= 0 or not unique or not chunks:
             return []
-
-        def count(term: str) -> int:
-            return int(conn.execute("SELECT count(*) FROM chunk_lexical WHERE tsv @@ ?::tsquery",
-                                    (tsquery_literal([term]),)).fetchone()[0])
-
-        counts = self._term_counts.get(unique, generation, count)
-        kept = [t for t in ranking_terms(unique, counts, self.postings_budget) if counts[t]]
+        counts = dict.fromkeys(unique, 0)
+        counts.update(conn.execute("SELECT term, chunks FROM term_stats WHERE term = ANY(?)", (unique,)).fetchall())
+        kept = [t for t in ranking_terms(unique, counts, self.postings_budget) if counts[t] > 0]
         if not kept:
             return []
         clause, params = visible if visible is not None else ("", [])

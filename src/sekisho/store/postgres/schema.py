@@ -77,3 +77,14 @@ STORE_MIGRATIONS.sql("documents_chunks_lexical_vectors", """
 STORE_MIGRATIONS.sql("narrow_lexical_rows", """
     ALTER TABLE chunk_lexical SET (toast_tuple_target = 128)
     """)
+
+# How many chunks hold each term (BM25's document frequency), kept by every write in its own
+# transaction: looked up in one statement per search instead of counted in the GIN index (a common
+# term's count walked tens of thousands of postings). Filled here from what the store holds.
+STORE_MIGRATIONS.sql("term_stats", """
+    CREATE TABLE term_stats (
+        term TEXT PRIMARY KEY,
+        chunks INTEGER NOT NULL
+    );
+    INSERT INTO term_stats(term, chunks) SELECT word, ndoc FROM ts_stat('SELECT tsv FROM chunk_lexical')
+    """)

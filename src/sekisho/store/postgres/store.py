@@ -22,7 +22,7 @@ import numpy as np
 
 from sekisho.db import DatabaseError, MigrationError
 from sekisho.db.postgres import PgConnection, PostgresDatabase
-from sekisho.store.postgres.lexical import Lexical, tsvector_literal
+from sekisho.store.postgres.lexical import Lexical, lexical_row, term_deltas
 from sekisho.store.postgres.schema import STORE_MIGRATIONS
 from sekisho.store.protocol import StoreError
 from sekisho.store.records import Chunk, Document, StoredChunks
@@ -130,17 +130,18 @@ class PostgresStore:
     def replace_document(self, document: Document, chunks: Sequence[Chunk], lexical_texts: Sequence[str],
                          vectors: np.ndarray) -> None:
         vectors = checked_replacement(document, chunks, lexical_texts, vectors)
-        lexical = [tsvector_literal(text) for text in lexical_texts]
+        lexical = [lexical_row(text) for text in lexical_texts]
         with self._vectors(self.db.write()) as conn:
             self._bump(conn)
             if self._bulk:
                 conn.execute("SET LOCAL synchronous_commit = off")
-            self._delete_rows(conn, document.id)
+            removed = self._delete_rows(conn, document.id)
             # A different id may already own this path: the path is the user's handle on a
             # document, so the newcomer replaces it.
             old = conn.execute("SELECT id FROM documents WHERE path = ?", (document.path,)).fetchone()
             if old:
-                self._delete_rows(conn, old[0])
+                removed += self._delete_rows(conn, old[0])
+            self._count_terms(conn, term_deltas(lexical, removed))
             conn.execute(f"INSERT INTO documents({DOC_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          document_row(document))
             conn.executemany("INSERT INTO document_tags(doc_id, tag) VALUES (?, ?)",
@@ -151,12 +152,12 @@ class PostgresStore:
                              [chunk_row(c) for c in chunks])
             rowids = dict(conn.execute("SELECT id, rowid FROM chunks WHERE doc_id = ?", (document.id,)).fetchall())
             conn.executemany("INSERT INTO chunk_lexical(rowid, tokens, length, tsv) VALUES (?, ?, ?, ?::tsvector)",
-                             [(rowids[c.id], text, length, tsv)
-                              for c, text, (tsv, length) in zip(chunks, lexical_texts, lexical, strict=True)])
+                             [(rowids[c.id], text, row.length, row.tsv)
+                              for c, text, row in zip(chunks, lexical_texts, lexical, strict=True)])
             self._ensure_vector_index(conn, vectors.shape[1])
             conn.executemany("INSERT INTO chunk_vectors(rowid, doc_id, embedding) VALUES (?, ?, ?)",
                              [(rowids[c.id], document.id, v) for c, v in zip(chunks, vectors, strict=True)])
-            self._count(conn, len(chunks), sum(length for _, length in lexical))
+            self._count(conn, len(chunks), sum(row.length for row in lexical))
 
     def reindex_lexical(self, lexical_of: Callable[[Document, list[Chunk]], list[str]], scheme: str) -> int:
         """Every chunk's BM25 text rewritten with `lexical_of(document, its chunks)` and `scheme`
@@ -164,15 +165,17 @@ class PostgresStore:
         rewritten = tokens = 0
         with self._vectors(self.db.write()) as conn:
             self._bump(conn)
+            conn.execute("DELETE FROM term_stats")
             for document in [document_of(r) for r in conn.execute(f"SELECT {DOC_COLUMNS} FROM documents").fetchall()]:
                 rows = conn.execute(f"SELECT rowid, {CHUNK_COLUMNS} FROM chunks WHERE doc_id = ? ORDER BY ordinal",
                                     (document.id,)).fetchall()
                 texts = lexical_of(document, [chunk_of(r[1:]) for r in rows])
-                built = [tsvector_literal(t) for t in texts]
+                built = [lexical_row(t) for t in texts]
                 conn.executemany("UPDATE chunk_lexical SET tokens = ?, length = ?, tsv = ?::tsvector WHERE rowid = ?",
-                                 [(t, length, tsv, r[0]) for r, t, (tsv, length) in zip(rows, texts, built, strict=True)])
+                                 [(t, row.length, row.tsv, r[0]) for r, t, row in zip(rows, texts, built, strict=True)])
+                self._count_terms(conn, term_deltas(built, ()))
                 rewritten += len(rows)
-                tokens += sum(length for _, length in built)
+                tokens += sum(row.length for row in built)
             conn.execute("UPDATE meta SET value = ? WHERE key = 'tokens'", (str(tokens),))
             conn.execute("INSERT INTO meta(key, value) VALUES ('lexical_scheme', ?) ON CONFLICT (key) DO UPDATE "
                          "SET value = excluded.value", (scheme,))
@@ -181,7 +184,7 @@ class PostgresStore:
     def delete_document(self, doc_id: str) -> None:
         with self._vectors(self.db.write()) as conn:
             self._bump(conn)
-            self._delete_rows(conn, doc_id)
+            self._count_terms(conn, term_deltas((), self._delete_rows(conn, doc_id)))
 
     def _bump(self, conn: PgConnection) -> None:
         """Move the generation on, first thing: the row lock queues every other writer of this store
@@ -193,13 +196,21 @@ class PostgresStore:
         conn.execute("UPDATE meta SET value = (value::bigint + ?)::text WHERE key = 'chunks'", (chunks,))
         conn.execute("UPDATE meta SET value = (value::bigint + ?)::text WHERE key = 'tokens'", (tokens,))
 
-    def _delete_rows(self, conn: PgConnection, doc_id: str) -> None:
-        """Delete a document and everything indexed for it (the chunks' rows go by cascade)."""
-        chunks, tokens = conn.execute("SELECT count(*), coalesce(sum(l.length), 0) FROM chunks c "
-                                      "JOIN chunk_lexical l ON l.rowid = c.rowid WHERE c.doc_id = ?",
-                                      (doc_id,)).fetchone()
+    def _delete_rows(self, conn: PgConnection, doc_id: str) -> list[str]:
+        """Delete a document and everything indexed for it (the chunks' rows go by cascade);
+        returns its chunks' token texts, whose terms no longer count."""
+        rows = conn.execute("SELECT l.tokens, l.length FROM chunks c JOIN chunk_lexical l ON l.rowid = c.rowid "
+                            "WHERE c.doc_id = ?", (doc_id,)).fetchall()
         if conn.execute("DELETE FROM documents WHERE id = ?", (doc_id,)).rowcount:
-            self._count(conn, -int(chunks), -int(tokens))
+            self._count(conn, -len(rows), -sum(length for _, length in rows))
+        return [tokens for tokens, _ in rows]
+
+    @staticmethod
+    def _count_terms(conn: PgConnection, deltas: dict[str, int]) -> None:
+        if deltas:
+            conn.execute("INSERT INTO term_stats(term, chunks) SELECT * FROM unnest(?::text[], ?::int[]) "
+                         "ON CONFLICT (term) DO UPDATE SET chunks = term_stats.chunks + excluded.chunks",
+                         (list(deltas), list(deltas.values())))
 
     def _ensure_vector_index(self, conn: PgConnection, dim: int) -> None:
         """Record the dimension and make the HNSW index on the first write; refuse vectors of
@@ -278,10 +289,8 @@ class PostgresStore:
     def lexical_search(self, terms: Sequence[str], k: int, tags: Sequence[str] | None = None) -> list[tuple[str, float]]:
         visible = None if tags is None or "*" in tags else visible_doc_clause(tags)
         with self.db.read() as conn:
-            stats = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('generation', 'chunks', 'tokens')")
-                         .fetchall())
-            return self.lexical.search(conn, terms, k, visible, int(stats["generation"]), int(stats["chunks"]),
-                                       int(stats["tokens"]))
+            stats = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('chunks', 'tokens')").fetchall())
+            return self.lexical.search(conn, terms, k, visible, int(stats["chunks"]), int(stats["tokens"]))
 
     def vector_search(self, vector: np.ndarray, k: int, tags: Sequence[str] | None = None) -> list[tuple[str, float]]:
         if k <= 0:

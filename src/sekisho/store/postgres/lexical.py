@@ -10,9 +10,8 @@ and token totals kept in `meta`, and how many chunks hold each term (`term_stats
 write: counting a common term's chunks at query time walked its whole posting list, tens of ms).
 
 How a search reads as little as it can: see _SEARCH. As in the SQLite store's FTS5 path, only
-the rarer query terms are walked (store/terms.py, the
-same postings budget): a term found in most chunks costs a scan of most of the index for almost no
-weight.
+the rarer query terms are walked (store/terms.py; POSTINGS_BUDGET below): a term found in most
+chunks costs a scan of most of the index for almost no weight.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sekisho.db import Connection
-from sekisho.store.terms import POSTINGS_BUDGET, ranking_terms
+from sekisho.store.terms import ranking_terms
 
 K1 = 1.2
 B = 0.75
@@ -112,6 +111,11 @@ _SEARCH = """
 """
 # Candidates scored exactly per result asked for.
 RESCORED_PER_RESULT = 4
+# The postings a search may walk (store/terms.py). Each costs about 5 us here against well under
+# 1 us in FTS5, so the budget is a quarter of SQLite's: at 100k chunks (150 JSQuAD questions,
+# e5-small, hybrid without the query embedding) 40,000 gave R@1 0.893 / R@5 0.960 at p95 298 ms,
+# 10,000 gave 0.900 / 0.953 at 89 ms, 5,000 0.907 / 0.953 at 74 ms (docs/benchmarks-postgres.md).
+POSTINGS_BUDGET = 10_000
 
 
 class Lexical:

@@ -82,10 +82,6 @@ class PostgresStore:
     def close(self) -> None:
         self.db.close()
 
-    def applied_migrations(self) -> list[str]:
-        with self.db.read() as conn:
-            return [r[0] for r in conn.execute("SELECT name FROM _migrations ORDER BY applied_at, name")]
-
     # -- meta ------------------------------------------------------------------------------------
 
     def generation(self) -> int:

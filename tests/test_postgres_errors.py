@@ -18,7 +18,7 @@ def test_a_server_that_is_down_is_one_line_without_the_password(postgres_server)
     with pytest.raises(StoreError) as raised:
         open_store(url)
     message = str(raised.value)
-    assert message.startswith(f"postgresql://sekisho@127.0.0.1:") and "cannot connect to PostgreSQL" in message
+    assert message.startswith("postgresql://sekisho@127.0.0.1:") and "cannot connect to PostgreSQL" in message
     assert "s3cret" not in message and "\n" not in message
     with pytest.raises(AuditError, match="cannot connect to PostgreSQL"):
         AuditLog(url)

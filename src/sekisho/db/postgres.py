@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 import zlib
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager

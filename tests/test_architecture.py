@@ -23,6 +23,7 @@ FLOORS: list[set[str]] = [
     {"guard", "proofread"},
     {"audit"},
     {"request"},
+    {"conversations"},
     {"arena", "server"},
     {"cli"},
 ]

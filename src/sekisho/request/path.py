@@ -44,7 +44,7 @@ from sekisho.errors import InvalidInput
 from sekisho.guard.findings import Finding, entity_label
 from sekisho.guard.masking import MaskSession, contains_placeholder
 from sekisho.guard.policy import BUILT_IN, Action, Policy, PolicyError, policy_from_settings
-from sekisho.identity import Principal
+from sekisho.identity import Principal, Role
 from sekisho.models import Backend, BackendError, Capability, ChatRequest, Completion, Message, open_backend
 from sekisho.models.extractive import ExtractiveBackend
 from sekisho.request.calls import ModelCalls
@@ -99,6 +99,13 @@ class RequestPath:
             if name != NO_PASSAGES and callable(close):
                 close()
 
+    def audit_copy(self, text: str, principal: Principal | None = None) -> str:
+        """`text` as the audit log may keep it (free text a user typed beside a request: a feedback
+        reason, say): every finding replaced by its placeholder, capped."""
+        session = MaskSession(principal or Principal("audit", Role.AUDITOR), labels=self.policy.registry.labels)
+        found = self.policy.registry.scan(text, deadline=time.monotonic() + self.settings.guard.scan_budget_s)
+        return capped(session.mask(text, found)[0])
+
     def backend(self, name: str) -> Backend:
         if name not in self._backends:
             self._backends[name] = open_backend(self.settings, name)
@@ -113,10 +120,10 @@ class RequestPath:
 
     async def acomplete(self, request: ChatRequest, *, backend: str, principal: Principal, purpose: str = "chat",
                         meta: dict[str, Any] | None = None) -> Governed:
-        turn = await self._off_loop(self.open_chat, request, backend, principal, purpose, meta)
+        turn = await self.off_loop(self.open_chat, request, backend, principal, purpose, meta)
         if turn.blocked:
-            return await self._off_loop(self._blocked, turn)
-        return await self._off_loop(self.conclude, turn, await self._acall(turn))
+            return await self.off_loop(self._blocked, turn)
+        return await self.off_loop(self.conclude, turn, await self._acall(turn))
 
     def ask(self, question: str, *, principal: Principal, backend: str, kb: Any, k: int = 5, purpose: str = "answer",
             meta: dict[str, Any] | None = None) -> Governed:
@@ -125,10 +132,10 @@ class RequestPath:
 
     async def aask(self, question: str, *, principal: Principal, backend: str, kb: Any, k: int = 5,
                    purpose: str = "answer", meta: dict[str, Any] | None = None) -> Governed:
-        turn = await self._off_loop(self.open_question, question, principal, backend, kb, k, purpose, meta)
+        turn = await self.off_loop(self.open_question, question, principal, backend, kb, k, purpose, meta)
         if turn.blocked:
-            return await self._off_loop(self._blocked, turn)
-        return await self._off_loop(self.conclude, turn, await self._acall(turn))
+            return await self.off_loop(self._blocked, turn)
+        return await self.off_loop(self.conclude, turn, await self._acall(turn))
 
     def choose(self, request: ChatRequest, choices: Sequence[str], *, backend: str, principal: Principal,
                purpose: str = "choice", meta: dict[str, Any] | None = None) -> Governed:
@@ -356,14 +363,15 @@ class RequestPath:
                 raw = await self.calls.acomplete(turn.backend_name, turn.info, self.backend(turn.backend_name),
                                                  turn.outbound)
         except BackendError as exc:
-            await self._off_loop(self._record, turn, "error", extra={"error": str(exc)})
+            await self.off_loop(self._record, turn, "error", extra={"error": str(exc)})
             raise
         except asyncio.CancelledError:
-            await asyncio.shield(self._off_loop(self._record, turn, "cancelled", extra={"shown_chars": 0}))
+            await asyncio.shield(self.off_loop(self._record, turn, "cancelled", extra={"shown_chars": 0}))
             raise
         return replace(raw, text=turn.session.restore(raw.text, turn.principal))
 
-    async def _off_loop(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    async def off_loop(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """`fn(*args, **kwargs)` on the path's thread pool, awaited: blocking work kept off the event loop."""
         return await asyncio.get_running_loop().run_in_executor(self.pool, partial(fn, *args, **kwargs))
 
     def _reads_apart(self, turn: Turn) -> bool:

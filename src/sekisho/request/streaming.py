@@ -151,9 +151,9 @@ class AsyncGovernedStream(_Streamed):
         request can still be answered with an error status: returns its (recorded) outcome when
         blocked, else None. Iterating afterwards continues the turn."""
         path = self._path
-        self._turn = await path._off_loop(self._open_turn)
+        self._turn = await path.off_loop(self._open_turn)
         if self._turn.blocked:
-            self.result = await path._off_loop(path._blocked, self._turn)
+            self.result = await path.off_loop(path._blocked, self._turn)
         return self.result
 
     async def _run(self) -> AsyncIterator[str]:
@@ -164,7 +164,7 @@ class AsyncGovernedStream(_Streamed):
         if self.result is not None:  # blocked
             return
         if self._whole_first(turn):
-            self.result = await path._off_loop(path.conclude, turn, await path._acall(turn))
+            self.result = await path.off_loop(path.conclude, turn, await path._acall(turn))
             if text := self._whole_text():
                 yield text
             return
@@ -178,7 +178,7 @@ class AsyncGovernedStream(_Streamed):
             if out := gate.feed(restoring.flush()):
                 yield out
         except BackendError as exc:
-            await path._off_loop(path._record, turn, "error", extra={"error": str(exc), "shown_chars": gate.shown_chars})
+            await path.off_loop(path._record, turn, "error", extra={"error": str(exc), "shown_chars": gate.shown_chars})
             raise
         except BaseException:
             # The client went away (the server cancels the response) or the loop is closing: the
@@ -190,5 +190,5 @@ class AsyncGovernedStream(_Streamed):
             await pieces.aclose()
         if out := gate.finish():
             yield out
-        self.result = await path._off_loop(path.conclude, turn, self._completion(turn, gate, started),
+        self.result = await path.off_loop(path.conclude, turn, self._completion(turn, gate, started),
                                            {"streamed": True, "shown_chars": gate.shown_chars})

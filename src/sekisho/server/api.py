@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import hashlib
 import io
-import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import PlainTextResponse, Response
 
 from sekisho.identity import Role
+from sekisho.ingest.jobs import Job
 from sekisho.server.deps import AppState, audit_event, require, state_of
 from sekisho.server.errors import ApiError, ErrorResponse
 from sekisho.server.governed import blocked_error, sekisho_info
 from sekisho.server.keys import ApiKey
-from sekisho.ingest.jobs import Job
 from sekisho.server.schemas import (
     AskRequest,
     AskResponse,

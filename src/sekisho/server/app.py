@@ -36,7 +36,7 @@ SECURITY_HEADERS = {
 
 
 def create_app(settings: Settings) -> FastAPI:
-    from sekisho.server import api, openai_api, proofread, ui
+    from sekisho.server import api, conversations_api, openai_api, proofread, ui
 
     access = open_access_database(settings)
     state = AppState(settings=settings, runtime=Runtime(settings), keys=KeyStore(access), sessions=Sessions(access),
@@ -85,6 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.include_router(openai_api.router)
     app.include_router(api.router)
+    app.include_router(conversations_api.router)
     app.include_router(ui.router)
     app.include_router(proofread.router)
     app.include_router(proofread.ui_router)

@@ -79,6 +79,12 @@ class Runtime:
 
         return self._get("jobs", make)
 
+    def conversations(self):
+        """Conversations and feedback, in the store's database."""
+        from sekisho.conversations import Conversations
+
+        return self._get("conversations", lambda: Conversations(self.kb().store.db))
+
     def path(self):
         from sekisho.request import RequestPath
 

@@ -84,8 +84,9 @@ def fragment_error(request: Request, exc: SekishoError) -> HTMLResponse:
 
 
 class PageRoute(APIRoute):
-    """A UI route: a refused caller gets the page PageRefused carries, and an error a fragment
-    route (/ui/...) raises is shown where the fragment would have gone, as one line."""
+    """A UI route: a refused caller gets the page PageRefused carries; an error a fragment route
+    (/ui/...) raises is shown where the fragment would have gone, as one line, and a page's
+    error is a page saying it."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -96,9 +97,12 @@ class PageRoute(APIRoute):
             except PageRefused as refused:
                 return refused.response
             except SekishoError as exc:
-                if not request.url.path.startswith("/ui/"):
-                    raise
-                return fragment_error(request, exc)
+                if request.url.path.startswith("/ui/"):
+                    return fragment_error(request, exc)
+                heading = {403: "権限がありません / Forbidden", 404: "見つかりません / Not found"}.get(
+                    exc.http_status, "エラー / Error")
+                return render(request, "error.html", status_code=exc.http_status, title=heading, heading=heading,
+                              message=str(exc))
 
         return handle
 
@@ -159,12 +163,38 @@ async def logout(request: Request) -> Response:
 # --- chat -----------------------------------------------------------------------------------
 
 @router.get("/chat")
-async def chat_page(request: Request, caller: Caller = page(Permission.CHAT)) -> Response:
-    state = state_of(request)
+async def chat_page(request: Request, c: str | None = None, caller: Caller = page(Permission.CHAT)) -> Response:
+    """The conversation page: the caller's conversations in a sidebar, the one asked for (?c=)
+    with its turns as they were answered; new answers stream in (static/chat.js)."""
     from sekisho.models import backend_names
+    from sekisho.server.conversations_api import conversation_out
 
+    state = state_of(request)
+    store = await state.runtime.run(state.runtime.conversations)
+    conversations = await state.runtime.run(store.list, caller.principal.name)
+    conversation = conversation_out(await state.runtime.run(store.get, caller.principal.name, c)) if c else None
     return render(request, "chat.html", title="質問", me=_me(caller), active="/chat",
-                  backends=list(backend_names(state.settings)), default_backend=state.settings.models.default)
+                  backends=list(backend_names(state.settings)), default_backend=state.settings.models.default,
+                  conversations=conversations, conversation=conversation,
+                  turns=[_turn_view(t) for t in conversation["turns"]] if conversation else [])
+
+
+def _turn_view(turn: dict[str, Any]) -> dict[str, Any]:
+    return {**turn, "html": Markup(turn["html"])}
+
+
+@router.get("/ui/conversations/{conversation_id}/turns/{n}")
+async def ui_turn(conversation_id: str, n: int, request: Request, caller: Caller = page(Permission.CHAT)) -> Response:
+    """One turn as the page shows it (after its stream ended)."""
+    from sekisho.server.conversations_api import conversation_out
+
+    state = state_of(request)
+    store = await state.runtime.run(state.runtime.conversations)
+    turns = conversation_out(await state.runtime.run(store.get, caller.principal.name, conversation_id))["turns"]
+    turn = next((t for t in turns if t["n"] == n), None)
+    if turn is None:
+        raise ApiError(404, f"conversation {conversation_id}: no turn {n}", code="not_found")
+    return render(request, "_turn.html", turn=_turn_view(turn), last=n == turns[-1]["n"])
 
 
 def cited_html(text: str, sources: list[Any]) -> Markup:

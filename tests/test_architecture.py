@@ -23,7 +23,7 @@ FLOORS: list[set[str]] = [
     {"guard", "proofread"},
     {"audit"},
     {"request"},
-    {"conversations"},
+    {"conversations", "apps"},
     {"arena", "server"},
     {"cli"},
 ]

@@ -122,6 +122,12 @@ class ProofreadConfig(_Section):
     dictionary: str = ""  # the organisation's proofreading dictionary (TOML); see samples/proofread-dictionary.toml
 
 
+class AppsConfig(_Section):
+    # The organisation's own task apps, one TOML file each (see src/sekisho/apps/shipped/); an app
+    # here replaces a shipped one of the same id. Empty: the shipped apps only.
+    folder: str = ""
+
+
 class Settings(_Section):
     store: StoreConfig = Field(default_factory=StoreConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
@@ -129,6 +135,7 @@ class Settings(_Section):
     guard: GuardConfig = Field(default_factory=GuardConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    apps: AppsConfig = Field(default_factory=AppsConfig)
     proofread: ProofreadConfig = Field(default_factory=ProofreadConfig)
     base_dir: str = "."  # paths in the file are relative to the file's folder
 

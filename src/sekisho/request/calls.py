@@ -116,7 +116,8 @@ class ModelCalls:
         pieces: asyncio.Queue = asyncio.Queue()
         stop = threading.Event()
         executor = self._executor(name, info) or self._pool
-        executor.submit(_produce, backend, request, stop, lambda item: loop.call_soon_threadsafe(pieces.put_nowait, item))
+        executor.submit(_produce, backend, request, stop,
+                        lambda item: loop.call_soon_threadsafe(pieces.put_nowait, item))
         try:
             while True:
                 item = await asyncio.wait_for(pieces.get(), self._timeout_s(name))

@@ -29,7 +29,7 @@ import asyncio
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
@@ -45,7 +45,7 @@ from sekisho.guard.findings import Finding, entity_label
 from sekisho.guard.masking import MaskSession, contains_placeholder
 from sekisho.guard.policy import BUILT_IN, Action, Policy, PolicyError, policy_from_settings
 from sekisho.identity import Principal, Role
-from sekisho.models import Backend, BackendError, Capability, ChatRequest, Completion, Message, open_backend
+from sekisho.models import Backend, BackendError, Capability, ChatRequest, Completion, Message, ModelInfo, open_backend
 from sekisho.models.extractive import ExtractiveBackend
 from sekisho.request.calls import ModelCalls
 from sekisho.request.outcome import Governed, GuardAction
@@ -98,6 +98,12 @@ class RequestPath:
             close = getattr(backend, "close", None)
             if name != NO_PASSAGES and callable(close):
                 close()
+
+    def add_tool(self, name: str, produce: Callable[[ChatRequest], str], *, version: str = "1") -> None:
+        """Make a tool of this server (the proofreading rules, say) answerable like a model, under
+        `name`: a request to it is scanned, checked, held and recorded like any other, and its
+        audit record names the tool as the backend used."""
+        self._backends[name] = LocalTool(name, produce, version)
 
     def audit_copy(self, text: str, principal: Principal | None = None) -> str:
         """`text` as the audit log may keep it (free text a user typed beside a request: a feedback
@@ -540,6 +546,31 @@ class RequestPath:
         from sekisho.guard.copyright import check_output
 
         return list(check_output(text, self._registry, self.policy.copyright_threshold))
+
+
+class LocalTool:
+    """A deterministic function of this server behind the Backend protocol (local, no weights)."""
+
+    def __init__(self, name: str, produce: Callable[[ChatRequest], str], version: str) -> None:
+        self.name, self._produce, self._version = name, produce, version
+
+    def info(self) -> ModelInfo:
+        return ModelInfo(name=self.name, kind="tool", model=self.name, local=True, version=self._version,
+                         capabilities=frozenset({Capability.CONCURRENT}))
+
+    def complete(self, request: ChatRequest) -> Completion:
+        started = time.perf_counter()
+        text = self._produce(request)
+        return Completion(text, self.name, 0, 0, latency_s=time.perf_counter() - started)
+
+    def stream(self, request: ChatRequest) -> Iterator[str]:
+        yield self.complete(request).text
+
+    def count_tokens(self, text: str) -> int:
+        return len(text)
+
+    def check(self) -> None:
+        return None
 
 
 def capped(text: str, limit: int = AUDIT_TEXT_CHARS) -> str:

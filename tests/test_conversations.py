@@ -11,6 +11,7 @@ import pytest
 
 from sekisho.audit.log import AuditLog
 from sekisho.conversations import standalone_question
+from sekisho.conversations.rewrite import condensed
 from server_fixtures.support import CITY, make_settings, run_server, wait_for_job
 
 FEE = "住民票の写しの交付手数料はいくらですか？"
@@ -34,6 +35,15 @@ def test_a_follow_up_is_read_with_the_question_before_it():
     # A question that stands alone stays as asked; so does the first question.
     assert standalone_question("印鑑登録に必要なものは何ですか？", [FEE]) == "印鑑登録に必要なものは何ですか？"
     assert standalone_question("コンビニだと？", []) == "コンビニだと？"
+
+
+def test_a_models_rewrite_is_kept_unless_it_only_echoes_the_follow_up():
+    rule = f"{FEE}（コンビニだと？）"
+    assert condensed("書き換えた質問: 「コンビニで住民票の写しを取る手数料は？」\n答え: 200円", "コンビニだと？", rule) \
+        == "コンビニで住民票の写しを取る手数料は？"
+    assert condensed("コンビニだと?", "コンビニだと？", rule) == rule
+    assert condensed("「コンビニ」", "コンビニだと？", rule) == rule
+    assert condensed("\n\n", "コンビニだと？", rule) == rule
 
 
 def test_a_follow_up_is_answered_in_context_and_every_turn_is_audited(server):

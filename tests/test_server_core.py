@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from sekisho.cli import app as cli
-from sekisho.identity import Role
 from sekisho.db import SQLiteDatabase
+from sekisho.identity import Role
 from sekisho.server.keys import KeyStore, KeyStoreError
 from sekisho.server.security import RateLimiter
 

@@ -32,7 +32,7 @@ async def make_standalone(path: RequestPath, question: str, history: list[tuple[
         return rule
     governed = await path.acomplete(condense_request(question, [(q, a) for q, _, a in history]), backend=backend,
                                     principal=principal, purpose="condense", meta=meta)
-    return condensed(governed.completion.text, rule) if governed.status == "ok" else rule
+    return condensed(governed.completion.text, question, rule) if governed.status == "ok" else rule
 
 
 async def ask(path: RequestPath, conversations: Conversations, *, principal: Principal, conversation_id: str,

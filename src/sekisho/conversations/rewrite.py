@@ -52,8 +52,16 @@ def condense_request(question: str, history: list[tuple[str, str]], *, turns: in
                        max_tokens=96, temperature=0.0)
 
 
-def condensed(text: str, fallback: str) -> str:
-    """The model's rewrite, one line, without quotes or labels; `fallback` if it gave none."""
+def condensed(text: str, question: str, fallback: str) -> str:
+    """The model's rewrite, one line, without quotes or labels; `fallback` if it gave none or
+    only echoed the follow-up back (small models often do), which would leave retrieval lost."""
     line = next((s.strip() for s in text.splitlines() if s.strip()), "")
     line = re.sub(r"^(書き換えた質問|質問|question)\s*[:：]\s*", "", line, flags=re.IGNORECASE).strip("「」\"' ")
-    return line if 2 <= len(line) <= 400 else fallback
+    if not 2 <= len(line) <= 400 or _bare(line) in _bare(question):
+        return fallback
+    return line
+
+
+def _bare(text: str) -> str:
+    """`text` without spaces or punctuation, to tell an echo from a rewrite."""
+    return re.sub(r"[\W_]+", "", nfkc(text)).lower()

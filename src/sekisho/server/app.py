@@ -23,7 +23,7 @@ from sekisho.server.security import BodyLimit, RateLimiter, Sessions
 HERE = Path(__file__).parent
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 JSON_BODY_LIMIT = 4 * 1024 * 1024  # chat requests carry prompts, not files
-UPLOAD_PATHS = ("/api/documents", "/ui/documents")
+UPLOAD_PATHS = ("/api/documents", "/ui/documents", "/api/apps/", "/api/proofread")
 # Everything the UI loads comes from this server; htmx needs no eval (no hx-on/js: attributes) and
 # injects one <style> for its indicators.
 SECURITY_HEADERS = {
@@ -36,7 +36,7 @@ SECURITY_HEADERS = {
 
 
 def create_app(settings: Settings) -> FastAPI:
-    from sekisho.server import api, conversations_api, openai_api, proofread, ui
+    from sekisho.server import api, apps_api, conversations_api, openai_api, proofread, ui
 
     access = open_access_database(settings)
     state = AppState(settings=settings, runtime=Runtime(settings), keys=KeyStore(access), sessions=Sessions(access),
@@ -86,6 +86,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(openai_api.router)
     app.include_router(api.router)
     app.include_router(conversations_api.router)
+    app.include_router(apps_api.router)
     app.include_router(ui.router)
     app.include_router(proofread.router)
     app.include_router(proofread.ui_router)

@@ -85,6 +85,12 @@ class Runtime:
 
         return self._get("conversations", lambda: Conversations(self.kb().store.db))
 
+    def catalog(self):
+        """The task apps: shipped, and the organisation's own folder (apps.folder)."""
+        from sekisho.apps import Catalog
+
+        return self._get("catalog", lambda: Catalog.from_settings(self.settings))
+
     def path(self):
         from sekisho.request import RequestPath
 

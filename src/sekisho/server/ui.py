@@ -32,6 +32,7 @@ NAV = [
     ("/reviews", "レビュー", "Review", "review"),
     ("/audit", "監査", "Audit", "audit"),
     ("/models", "モデル", "Models", "chat"),
+    ("/apps", "アプリ", "Apps", "chat"),
     ("/proofread", "校正", "Proofread", "chat"),
 ]
 LABELS = {"queued": "待機中 / Queued", "running": "処理中 / Running", "done": "完了 / Done", "failed": "失敗 / Failed",
@@ -246,6 +247,41 @@ async def ui_release(review_id: api.ReviewId, request: Request, caller: Caller =
 async def ui_passage(chunk_id: str, request: Request, caller: Caller = page(Permission.CHAT)) -> Response:
     found = await api.passage(chunk_id, request, caller)
     return render(request, "_passage.html", p=found)
+
+
+# --- task apps ------------------------------------------------------------------------------
+
+@router.get("/apps")
+async def apps_page(request: Request, caller: Caller = page(Permission.CHAT)) -> Response:
+    state = state_of(request)
+    catalog = state.runtime.catalog()
+    apps = await state.runtime.run(catalog.apps)
+    admin = may(caller.principal, Permission.KEYS)
+    return render(request, "apps.html", title="業務アプリ", me=_me(caller), active="/apps",
+                  apps=[a.to_json() for a in sorted(apps.values(), key=lambda a: (not a.shipped, a.id))],
+                  admin=admin, problems=catalog.problems if admin else [])
+
+
+@router.get("/apps/{app_id}")
+async def app_page(app_id: str, request: Request, caller: Caller = page(Permission.CHAT)) -> Response:
+    from sekisho.apps import choose_backend
+    from sekisho.models import backend_names
+
+    state = state_of(request)
+    spec = await state.runtime.run(state.runtime.catalog().get, app_id)
+    chosen = await state.runtime.run(choose_backend, spec, None, state.settings, state.runtime.path())
+    backends = [n for n in backend_names(state.settings) if spec.allows(n)]
+    return render(request, "app.html", title=spec.title_ja, me=_me(caller), active="/apps", app=spec.to_json(),
+                  backends=backends, chosen=chosen)
+
+
+@router.post("/ui/apps")
+async def ui_add_app(request: Request, file: UploadFile = File(...), caller: Caller = page(Permission.KEYS)) -> Response:
+    state = state_of(request)
+    text = (await file.read()).decode("utf-8", errors="replace")
+    spec = await state.runtime.run(state.runtime.catalog().add, text)
+    await audit_event(state, "app.add", {"principal": caller.principal.name, "app": spec.id, "version": spec.version})
+    return render(request, "_notice.html", message=f"追加しました / added: {spec.title_ja} ({spec.id})")
 
 
 # --- documents ------------------------------------------------------------------------------

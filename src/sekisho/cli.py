@@ -42,12 +42,23 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+def _print_version(value: bool) -> None:
+    if value:
+        import sekisho
+
+        print(f"sekisho {sekisho.__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
     ctx: typer.Context,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="設定ファイル (TOML)")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="版を表示 (print the version)")] = False,
 ) -> None:
-    ctx.obj = load_settings(config)
+    # `config check FILE` reads the file it is given: a broken default config must not stop it.
+    ctx.obj = None if ctx.invoked_subcommand == "config" else load_settings(config)
 
 
 def settings_of(ctx: typer.Context) -> Settings:
@@ -72,6 +83,9 @@ def ingest_command(
     from sekisho.retrieval import open_knowledge_base
 
     settings = settings_of(ctx)
+    if not Path(store_location(settings)).exists():
+        err.print(f"新しい知識ベースを作ります (creating a new knowledge base): {escape(store_location(settings))}",
+                  highlight=False, soft_wrap=True)
     with open_knowledge_base(settings) as kb:
         report = ingest_paths(
             kb, paths, prune=prune, tags=tag or (), max_bytes=int(max_mb * 2**20),
@@ -108,22 +122,24 @@ def search_command(
 
     if mode not in MODES:
         raise fail(f"--mode {mode!r}: choose one of {', '.join(MODES)}")
-    with open_knowledge_base(settings_of(ctx)) as kb:
+    settings = settings_of(ctx)
+    with open_knowledge_base(settings) as kb:
         empty = not kb.store.documents()
-        hits = [] if empty else kb.search(query, k=k, tags=cli_principal().tags, mode=mode)  # type: ignore[arg-type]
+        hits = [] if empty else kb.search(query, k=k, tags=cli_principal().tags, mode=mode,  # type: ignore[arg-type]
+                                          min_score=settings.retrieval.min_score)
     if as_json:
         print(json.dumps([
             {
                 "rank": h.rank, "score": h.score, "title": h.document.title, "path": h.document.path,
                 "doc_id": h.document.id, "chunk_id": h.chunk.id, "location": h.chunk.location.label(),
                 "lexical_rank": h.lexical_rank, "dense_rank": h.dense_rank,
-                "matched_terms": list(h.matched_terms), "snippet": highlight(h),
+                "matched_terms": list(h.matched_terms), "snippet": highlight(h), "text": h.chunk.text,
             }
             for h in hits
         ], ensure_ascii=False, indent=2))
         return
     if empty:
-        console.print("文書がまだありません (the knowledge base is empty): `sekisho ingest PATH` で追加してください。")
+        console.print(empty_store_message(settings), highlight=False, soft_wrap=True)
         return
     if not hits:
         console.print(f"該当なし (no hits) for {escape(query)!s}")
@@ -135,6 +151,86 @@ def search_command(
             highlight=False,
         )
         console.print(f"   {highlight(h, style='rich')}", highlight=False)
+
+documents_app = typer.Typer(help="取り込んだ文書の一覧・削除. List and delete ingested documents.", no_args_is_help=True)
+app.add_typer(documents_app, name="documents")
+
+
+def store_location(settings: Settings) -> str:
+    """Where the knowledge base lives, for messages: a command run from another folder without
+    a config file opens (or creates) another store, and the user should see which."""
+    from sekisho.config import resolve_path
+
+    return str(resolve_path(settings, settings.store.path).resolve())
+
+
+def empty_store_message(settings: Settings) -> str:
+    return (f"文書がまだありません (the knowledge base {store_location(settings)} is empty): "
+            "`sekisho ingest PATH` で追加してください。")
+
+
+@documents_app.command("list")
+def documents_list(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON で出力 (for scripts)")] = False,
+) -> None:
+    """取り込んだ文書の一覧. The documents in the knowledge base."""
+    import datetime as dt
+    import json
+
+    from rich.table import Table
+
+    from sekisho.retrieval import open_knowledge_base
+
+    settings = settings_of(ctx)
+    with open_knowledge_base(settings) as kb:
+        documents = sorted(kb.store.documents(), key=lambda d: d.path)
+    rows = [{"id": d.id, "title": d.title, "path": d.path, "media_type": d.media_type, "tags": list(d.tags),
+             "ingested_at": dt.datetime.fromtimestamp(d.ingested_at, dt.timezone.utc).isoformat(timespec="seconds")}
+            for d in documents]
+    if as_json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        console.print(empty_store_message(settings), highlight=False, soft_wrap=True)
+        return
+    table = Table(title=f"文書 (documents) · {escape(store_location(settings))}")
+    for column in ("ID", "表題 title", "ファイル path", "タグ tags"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row["id"], escape(row["title"]), escape(row["path"]), escape(", ".join(row["tags"])))
+    console.print(table)
+
+
+@documents_app.command("delete")
+def documents_delete(
+    ctx: typer.Context,
+    documents: Annotated[list[str], typer.Argument(help="文書IDまたは取り込んだときのパス (document id or ingested path)")],
+) -> None:
+    """文書を削除する（検索・回答に使われなくなる）. Delete documents; each deletion is audited."""
+    from sekisho.audit.log import AuditLog
+    from sekisho.identity import cli_principal
+    from sekisho.retrieval import open_knowledge_base
+
+    settings = settings_of(ctx)
+    missing = []
+    audit = AuditLog.from_settings(settings)
+    with open_knowledge_base(settings) as kb:
+        for given in documents:
+            found = kb.store.document_by_id(given) or kb.store.document_by_path(given) \
+                or kb.store.document_by_path(str(Path(given).resolve()))
+            if found is None:
+                missing.append(given)
+                err.print(f"[red]見つかりません (no such document):[/red] {escape(given)}", highlight=False, soft_wrap=True)
+                continue
+            kb.delete(found.id)
+            audit.append("document.delete", {"principal": cli_principal().name, "document_id": found.id,
+                                             "path": found.path})
+            console.print(f"削除 (deleted): {found.id}  {escape(found.path)}", highlight=False, soft_wrap=True)
+    audit.close()
+    if missing:
+        raise typer.Exit(1)
+
 
 # --- models and answers: models, ask (models/, answer/) ---------------------------------------
 
@@ -249,7 +345,7 @@ def ask_command(
     print()
     console.print(f"[dim]監査記録 (audit record) #{result.audit_seq} · {escape(result.backend)}[/dim]", highlight=False)
     if empty:
-        err.print("文書がまだありません (the knowledge base is empty): `sekisho ingest PATH` で追加してください。")
+        err.print(empty_store_message(settings), highlight=False, soft_wrap=True)
     if answer.citations:
         console.print("\n[bold]出典 (sources)[/bold]")
         for c in answer.citations:
@@ -972,4 +1068,37 @@ def app_run(
             err.print(f"[yellow]{escape(part.message)}[/yellow]", highlight=False, soft_wrap=True)
         console.print(f"[dim]監査記録 (audit record) #{part.audit_seq} · {escape(part.backend)}[/dim]", highlight=False)
     if any(p.status == "blocked" for p in parts):
+        raise typer.Exit(1)
+
+
+# --- operations: config check (server/preflight.py) -----------------------------------------
+
+config_app = typer.Typer(help="設定ファイルの確認. Check a configuration file.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("check")
+def config_check(
+    file: Annotated[Path, typer.Argument(help="設定ファイル (sekisho.toml)")],
+    reach: Annotated[bool, typer.Option("--reach", help="リモートのモデルにも接続する (call every model backend)")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON で出力 (for scripts)")] = False,
+) -> None:
+    """サーバーが読み込むものをすべて確認. Load everything the server would: policy, registry, apps, models, paths."""
+    import json
+
+    from rich.table import Table
+
+    from sekisho.server.preflight import run_checks
+
+    results = run_checks(load_settings(file), reach=reach)
+    if as_json:
+        print(json.dumps([vars(r) for r in results], ensure_ascii=False, indent=2))
+    else:
+        table = Table(title=f"設定の確認 (configuration check) · {escape(str(file))}")
+        for column in ("", "確認 check", "結果 result"):
+            table.add_column(column, overflow="fold")
+        for r in results:
+            table.add_row("[green]✓[/green]" if r.ok else "[red]✗[/red]", r.name, escape(r.detail))
+        console.print(table)
+    if not all(r.ok for r in results):
         raise typer.Exit(1)

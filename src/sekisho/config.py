@@ -88,6 +88,16 @@ class ModelsConfig(_Section):
     default: str = "extractive"
     backends: dict[str, BackendConfig] = Field(default_factory=_default_backends)
 
+    @model_validator(mode="after")
+    def _default_stays_there(self) -> ModelsConfig:
+        # A file that adds its own backends but keeps the default "extractive" still has it:
+        # adding a model must not take away the answerer every example and the quick start use.
+        # (A file that names another default has chosen its backends itself.)
+        builtin = _default_backends()
+        if self.default in builtin:
+            self.backends.setdefault(self.default, builtin[self.default])
+        return self
+
 
 class GuardConfig(_Section):
     policy: str = ""  # path to a policy TOML; empty means the built-in default policy
@@ -116,6 +126,12 @@ class ServerConfig(_Section):
     # check, the audit append); model calls to remote servers wait without a thread.
     threads: int = Field(default=32, ge=1)
     workers: int = Field(default=1, ge=1)  # processes (`sekisho serve --workers N`)
+    # One JSON object per line (for a log collector), or plain text for a terminal.
+    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (the
+    # client address is what per-address rate limits and audit records use). Empty: none.
+    forwarded_allow_ips: str = ""
 
 
 class ProofreadConfig(_Section):

@@ -96,6 +96,22 @@ def _loopback_port(settings: Settings, model: str) -> int | None:
     return None
 
 
+def _unselected_digests(suite: Suite, selected: Sequence[Task], data: Path | None, seed: int) -> dict[str, str]:
+    """The data digests of the tasks not run, so a run of some tasks resumes into one of all of
+    them over the same data; a task whose data is not here (or not in a --data FILE meant for
+    the selected ones) is hashed as absent rather than refused, since it is not run."""
+    chosen = {t.id for t in selected}
+    digests = {}
+    for task in suite.tasks:
+        if task.id in chosen:
+            continue
+        try:
+            digests[task.id] = "absent" if data is not None and data.is_file() else load_task(task, data, seed=seed).digest
+        except ArenaError:
+            digests[task.id] = "absent"
+    return digests
+
+
 def run_suite(settings: Settings, suite: Suite, models: Sequence[str], run_dir: Path, *, limit: int | None = None,
               data: Path | None = None, tasks: Sequence[str] | None = None,
               watts_per_core: float = DEFAULT_WATTS_PER_CORE, console: Console | None = None) -> RunSummary:
@@ -108,13 +124,15 @@ def run_suite(settings: Settings, suite: Suite, models: Sequence[str], run_dir: 
     if unknown:
         raise ArenaError(f"unknown model {unknown[0]!r}; configured backends: {', '.join(settings.models.backends)}")
     selected = [suite.task(t) for t in tasks] if tasks else list(suite.tasks)
-    if data is not None and data.is_file() and len({t.data for t in suite.tasks if t.data}) > 1:
-        raise ArenaError(f"--data {data}: suite {suite.name} reads several data files; give the folder that holds them")
-    loaded = {t.id: load_task(t, data, seed=suite.seed) for t in suite.tasks}
-    for t in suite.tasks:
+    if data is not None and data.is_file() and len({t.data for t in selected if t.data}) > 1:
+        raise ArenaError(f"--data {data}: the selected tasks read several data files; give the folder that holds them"
+                         " or choose tasks with --tasks")
+    loaded = {t.id: load_task(t, data, seed=suite.seed) for t in selected}
+    for t in selected:
         for line in loaded[t.id].skipped:
             console.print(f"[yellow]skipped:[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
-    digest = suite_hash(suite, {tid: d.digest for tid, d in loaded.items()})
+    digest = suite_hash(suite, {**_unselected_digests(suite, selected, data, suite.seed),
+                                **{tid: d.digest for tid, d in loaded.items()}})
     run_dir.mkdir(parents=True, exist_ok=True)
     store = ResultStore(run_dir)
     settings = run_settings(settings, run_dir)

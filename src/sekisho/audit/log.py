@@ -25,6 +25,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -159,6 +160,9 @@ class AuditLog:
         self._readers = threading.local()
         self._reader_connections: list[sqlite3.Connection] = []
         self.batches = 0  # transactions that committed appends (appends / batches: the batch size)
+        # Called as observer(kind, record, seconds) after each append is durable: the server's
+        # metrics read what was recorded, so they count exactly what the audit log holds.
+        self.observers: list[Callable[[str, dict[str, Any], float], None]] = []
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = _connect(self.path)
@@ -236,6 +240,15 @@ class AuditLog:
         """Append, and run `also(conn, entry)` in the same transaction (a held output's review
         item lands with its record or not at all). Durable before it returns; committed together
         with whatever other threads queued meanwhile (group commit)."""
+        started = time.perf_counter()
+        outcome = self._append_durably(kind, record, also)
+        elapsed = time.perf_counter() - started
+        for observe in self.observers:
+            observe(kind, record, elapsed)
+        return outcome
+
+    def _append_durably(self, kind: str, record: dict[str, Any],
+                        also: Callable[[sqlite3.Connection, AuditEntry], T] | None) -> tuple[AuditEntry, T | None]:
         op = _Append(kind, record, also, self._body(kind, record))
         with self._queue_cond:
             self._queued.append(op)

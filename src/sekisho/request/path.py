@@ -26,6 +26,7 @@ when the backend serves many requests at once, or queued on the model's one thre
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import time
 from collections import OrderedDict
@@ -378,7 +379,9 @@ class RequestPath:
 
     async def off_loop(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """`fn(*args, **kwargs)` on the path's thread pool, awaited: blocking work kept off the event loop."""
-        return await asyncio.get_running_loop().run_in_executor(self.pool, partial(fn, *args, **kwargs))
+        # In the caller's context, so the thread sees the request id the server set.
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self.pool, partial(context.run, fn, *args, **kwargs))
 
     def _reads_apart(self, turn: Turn) -> bool:
         from sekisho.answer.reading import reads_apart

@@ -165,7 +165,8 @@ async def search(body: SearchRequest, request: Request, caller: Caller = require
     state = state_of(request)
 
     def _search() -> list[Any]:
-        hits = state.runtime.kb().search(body.query, k=body.k, tags=search_tags(caller.principal), mode=body.mode)
+        hits = state.runtime.kb().search(body.query, k=body.k, tags=search_tags(caller.principal), mode=body.mode,
+                                          min_score=state.settings.retrieval.min_score)
         # Who retrieved which passages, without keeping the query (it may hold personal data).
         state.runtime.audit().append("search", {
             "principal": caller.principal.name, "query_sha256": hashlib.sha256(body.query.encode()).hexdigest(),

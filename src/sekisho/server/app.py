@@ -17,6 +17,8 @@ from sekisho.config import Settings
 from sekisho.server.deps import AppState, FailedAuthentications
 from sekisho.server.errors import install_error_handlers
 from sekisho.server.keys import KeyStore, open_access_database
+from sekisho.server.logs import log_config, request_context
+from sekisho.server.metrics import Metrics
 from sekisho.server.runtime import Runtime
 from sekisho.server.security import BodyLimit, RateLimiter, Sessions
 
@@ -36,10 +38,17 @@ SECURITY_HEADERS = {
 
 
 def create_app(settings: Settings) -> FastAPI:
-    from sekisho.server import api, apps_api, conversations_api, openai_api, proofread, ui
+    from sekisho.server import api, apps_api, conversations_api, openai_api, operations, proofread, ui
 
     access = open_access_database(settings)
-    state = AppState(settings=settings, runtime=Runtime(settings), keys=KeyStore(access), sessions=Sessions(access),
+    runtime: Runtime
+
+    def queue_depth() -> dict[str, int]:
+        return runtime.jobs().depth()
+
+    metrics = Metrics(queue_depth)
+    runtime = Runtime(settings, audit_observers=(metrics.observe_audit,))
+    state = AppState(settings=settings, runtime=runtime, keys=KeyStore(access), sessions=Sessions(access),
                      limiter=RateLimiter(access, settings.server.rate_limit_per_minute),
                      anonymous_limiter=RateLimiter(access, settings.server.unauthenticated_per_minute),
                      failed=FailedAuthentications())
@@ -68,8 +77,11 @@ def create_app(settings: Settings) -> FastAPI:
         description="On-premises governed generative AI: knowledge base, grounded answers, "
                     "OpenAI-compatible gateway, review and audit. 認証: `Authorization: Bearer <APIキー>`.",
         lifespan=lifespan,
+        docs_url=None,  # served from the package by operations.py: FastAPI's pages load a CDN
+        redoc_url=None,
     )
     app.state.sekisho = state
+    app.state.metrics = metrics
     install_error_handlers(app)
     upload_bytes = settings.server.max_upload_mb * 1024 * 1024 + 64 * 1024  # room for multipart framing
     app.add_middleware(BodyLimit, default_bytes=JSON_BODY_LIMIT, upload_bytes=upload_bytes,
@@ -83,6 +95,10 @@ def create_app(settings: Settings) -> FastAPI:
         response.headers["X-Sekisho-Worker"] = WORKER
         return response
 
+    # Outermost last: the request id is set before anything else runs, metrics time everything.
+    app.middleware("http")(metrics.middleware)
+    app.middleware("http")(request_context)
+
     app.include_router(openai_api.router)
     app.include_router(api.router)
     app.include_router(conversations_api.router)
@@ -90,6 +106,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(ui.router)
     app.include_router(proofread.router)
     app.include_router(proofread.ui_router)
+    app.include_router(operations.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.openapi = lambda: _openapi_with_bearer(app)  # type: ignore[method-assign]
     return app
@@ -124,14 +141,21 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
 
     # Keep-alive longer than uvicorn's 5 s: a client reusing a pooled connection at the moment the
     # server closes it gets a reset, which under steady load showed up as a rare ReadError.
-    options = {"host": host, "port": port, "log_level": "info", "proxy_headers": False, "timeout_keep_alive": 30,
-               "backlog": 2048}
+    trusted = settings.server.forwarded_allow_ips
+    options = {"host": host, "port": port, "timeout_keep_alive": 30, "backlog": 2048, "access_log": False,
+               "log_config": log_config(settings.server.log_format, settings.server.log_level),
+               "proxy_headers": bool(trusted), **({"forwarded_allow_ips": trusted} if trusted else {})}
     if settings.server.workers == 1:
         uvicorn.run(create_app(settings), **options)
         return
     # Several processes: each worker builds its own app from the same settings, handed over in
     # the environment (uvicorn starts workers by import string).
     os.environ[_SETTINGS_VARIABLE] = settings.model_dump_json()
+    # Every worker writes its metrics into one folder and a scrape of any of them sums them all.
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="sekisho-metrics-")
     uvicorn.run("sekisho.server.app:app_from_environment", factory=True, workers=settings.server.workers, **options)
 
 

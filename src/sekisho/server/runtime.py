@@ -14,12 +14,10 @@ past every client's timeout.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from functools import partial
 from typing import Any, TypeVar
 
 from sekisho.config import Settings
@@ -38,8 +36,10 @@ class Busy(SekishoError):
 
 
 class Runtime:
-    def __init__(self, settings: Settings, max_in_flight: int | None = None):
+    def __init__(self, settings: Settings, max_in_flight: int | None = None,
+                 audit_observers: tuple[Callable[[str, dict[str, Any], float], None], ...] = ()):
         self.settings = settings
+        self.audit_observers = audit_observers  # e.g. the metrics, told of every durable record
         self.max_in_flight = max_in_flight or settings.server.max_in_flight
         self._lock = threading.RLock()  # a resource's maker asks for the resources it is built on
         self._resources: dict[str, Any] = {}
@@ -62,7 +62,12 @@ class Runtime:
     def audit(self):
         from sekisho.audit.log import AuditLog
 
-        return self._get("audit", lambda: AuditLog.from_settings(self.settings))
+        def make() -> AuditLog:
+            log = AuditLog.from_settings(self.settings)
+            log.observers.extend(self.audit_observers)
+            return log
+
+        return self._get("audit", make)
 
     def reviews(self):
         from sekisho.audit.review import ReviewQueue
@@ -120,8 +125,7 @@ class Runtime:
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """A blocking call (store, audit, search) off the event loop, on the request path's pool."""
-        pool = self.path().pool
-        return await asyncio.get_running_loop().run_in_executor(pool, partial(fn, *args, **kwargs))
+        return await self.path().off_loop(fn, *args, **kwargs)
 
     def close(self, ingest_grace_s: float = 30.0) -> None:
         """Stop ingesting (the file in hand may finish within `ingest_grace_s`), then close every

@@ -56,27 +56,12 @@
         var failed = await response.json().catch(function () { return {}; });
         throw new Error((failed.error && failed.error.message) || ("HTTP " + response.status));
       }
-      var reader = response.body.getReader(), decoder = new TextDecoder(), buffer = "";
-      for (;;) {
-        var chunk = await reader.read();
-        if (chunk.done) break;
-        buffer += decoder.decode(chunk.value, {stream: true});
-        var events = buffer.split("\n\n");
-        buffer = events.pop();
-        events.forEach(function (raw) {
-          var name = "message", data = "";
-          raw.split("\n").forEach(function (line) {
-            if (line.indexOf("event: ") === 0) name = line.slice(7);
-            else if (line.indexOf("data: ") === 0) data += line.slice(6);
-          });
-          if (!data) return;
-          var value = JSON.parse(data);
-          if (name === "part") sections.push(part(value.title));
-          else if (name === "delta") sections[sections.length - 1].querySelector(".text").textContent += value.text;
-          else if (name === "done") value.parts.forEach(function (p, i) { finish(sections[i] || part(p.title), p); });
-          else if (name === "error") throw new Error(value.message);
-        });
-      }
+      await window.sekishoEvents.read(response, function (name, value) {
+        if (name === "part") sections.push(part(value.title));
+        else if (name === "delta") sections[sections.length - 1].querySelector(".text").textContent += value.text;
+        else if (name === "done") value.parts.forEach(function (p, i) { finish(sections[i] || part(p.title), p); });
+        else if (name === "error") throw new Error(value.message);
+      });
     } catch (error) {
       errorBox.textContent = error.message;
       errorBox.hidden = false;

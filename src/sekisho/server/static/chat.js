@@ -47,28 +47,6 @@
     return created.id;
   }
 
-  // Reads a text/event-stream body, calling onEvent(name, data) for each event.
-  async function readEvents(response, onEvent) {
-    var reader = response.body.getReader();
-    var decoder = new TextDecoder();
-    var buffer = "";
-    for (;;) {
-      var chunk = await reader.read();
-      if (chunk.done) break;
-      buffer += decoder.decode(chunk.value, {stream: true});
-      var parts = buffer.split("\n\n");
-      buffer = parts.pop();
-      parts.forEach(function (part) {
-        var name = "message", data = "";
-        part.split("\n").forEach(function (line) {
-          if (line.indexOf("event: ") === 0) name = line.slice(7);
-          else if (line.indexOf("data: ") === 0) data += line.slice(6);
-        });
-        if (data) onEvent(name, JSON.parse(data));
-      });
-    }
-  }
-
   function pendingTurn(text, replacing) {
     var article = document.createElement("article");
     article.className = "answer streaming";
@@ -98,7 +76,7 @@
       throw new Error((data.error && data.error.message) || ("HTTP " + response.status));
     }
     var done = null;
-    await readEvents(response, function (name, data) {
+    await window.sekishoEvents.read(response, function (name, data) {
       if (name === "delta") article.querySelector(".text").textContent += data.text;
       else if (name === "done") done = data;
       else if (name === "error") throw new Error(data.message);

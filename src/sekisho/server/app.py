@@ -4,6 +4,7 @@ and the web UI, and `serve(settings, host, port)` to run it under Uvicorn."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 from contextlib import asynccontextmanager
@@ -14,12 +15,15 @@ from fastapi.staticfiles import StaticFiles
 
 import sekisho
 from sekisho.config import Settings
+from sekisho.errors import SekishoError
 from sekisho.server.deps import AppState, FailedAuthentications
 from sekisho.server.errors import install_error_handlers
 from sekisho.server.keys import KeyStore, open_access_database
+from sekisho.server.oidc import OidcSignIn
 from sekisho.server.runtime import Runtime
 from sekisho.server.security import BodyLimit, RateLimiter, Sessions
 
+log = logging.getLogger("sekisho.server")
 HERE = Path(__file__).parent
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 JSON_BODY_LIMIT = 4 * 1024 * 1024  # chat requests carry prompts, not files
@@ -36,13 +40,15 @@ SECURITY_HEADERS = {
 
 
 def create_app(settings: Settings) -> FastAPI:
-    from sekisho.server import api, apps_api, conversations_api, openai_api, proofread, ui
+    from sekisho.server import api, apps_api, conversations_api, openai_api, proofread, signin, ui
 
     access = open_access_database(settings)
-    state = AppState(settings=settings, runtime=Runtime(settings), keys=KeyStore(access), sessions=Sessions(access),
+    oidc = OidcSignIn(settings.auth.oidc, access) if settings.auth.oidc else None
+    state = AppState(settings=settings, runtime=Runtime(settings), keys=KeyStore(access),
+                     sessions=Sessions(access, ttl_s=settings.auth.session_hours * 3600),
                      limiter=RateLimiter(access, settings.server.rate_limit_per_minute),
                      anonymous_limiter=RateLimiter(access, settings.server.unauthenticated_per_minute),
-                     failed=FailedAuthentications())
+                     failed=FailedAuthentications(), oidc=oidc)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -51,12 +57,23 @@ def create_app(settings: Settings) -> FastAPI:
                 await asyncio.sleep(FailedAuthentications.WINDOW_S / 4)
                 await state.failed.flush(state)
 
+        async def reach_identity_provider(oidc: OidcSignIn) -> None:
+            # Said at startup, in one line, rather than first at someone's sign-in; API keys and
+            # the key login work meanwhile, and every sign-in tries the IdP again.
+            try:
+                await oidc.metadata()
+            except SekishoError as exc:
+                log.error("sign-in with the organisation's accounts is unavailable for now: %s", exc)
+
         recorder = asyncio.create_task(record_failed_authentications())
+        discovery = asyncio.create_task(reach_identity_provider(state.oidc)) if state.oidc else None
         state.runtime.ingest.start()  # uploads accepted before a restart are resumed
         try:
             yield
         finally:
             recorder.cancel()
+            if discovery is not None:
+                discovery.cancel()
             await state.failed.flush(state, everything=True)
             # Resources reopen lazily if the app is started again; the access database's
             # connections live as long as the app object.
@@ -87,6 +104,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api.router)
     app.include_router(conversations_api.router)
     app.include_router(apps_api.router)
+    app.include_router(signin.router)
     app.include_router(ui.router)
     app.include_router(proofread.router)
     app.include_router(proofread.ui_router)

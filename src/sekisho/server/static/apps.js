@@ -9,6 +9,12 @@
   var output = document.getElementById("app-output");
   var errorBox = document.getElementById("app-error");
 
+  // The session's CSRF token, which every state-changing request made with the cookie must carry.
+  function csrf() {
+    var token = document.querySelector('meta[name="csrf-token"]');
+    return token ? {"X-CSRF-Token": token.content} : {};
+  }
+
   function part(title) {
     var section = document.createElement("article");
     section.className = "answer app-part streaming";
@@ -51,7 +57,7 @@
       var body = new FormData(form);
       body.append("stream", "true");
       var response = await fetch("/api/apps/" + encodeURIComponent(form.dataset.app) + "/run",
-                                 {method: "POST", body: body, credentials: "same-origin"});
+                                 {method: "POST", body: body, credentials: "same-origin", headers: csrf()});
       if (!response.ok) {
         var failed = await response.json().catch(function () { return {}; });
         throw new Error((failed.error && failed.error.message) || ("HTTP " + response.status));

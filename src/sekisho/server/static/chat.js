@@ -14,6 +14,12 @@
 
   function conversationId() { return chat.dataset.conversation; }
 
+  // The session's CSRF token, which every state-changing request made with the cookie must carry.
+  function headers(extra) {
+    var token = document.querySelector('meta[name="csrf-token"]');
+    return Object.assign(token ? {"X-CSRF-Token": token.content} : {}, extra);
+  }
+
   function showError(message) {
     errorBox.textContent = message;
     errorBox.hidden = !message;
@@ -22,7 +28,7 @@
   async function json(method, url, body) {
     var response = await fetch(url, {
       method: method, credentials: "same-origin",
-      headers: body ? {"Content-Type": "application/json"} : {},
+      headers: headers(body ? {"Content-Type": "application/json"} : {}),
       body: body ? JSON.stringify(body) : undefined,
     });
     var data = await response.json().catch(function () { return {}; });
@@ -90,7 +96,7 @@
 
   async function stream(url, body, article) {
     var response = await fetch(url, {
-      method: "POST", credentials: "same-origin", headers: {"Content-Type": "application/json"},
+      method: "POST", credentials: "same-origin", headers: headers({"Content-Type": "application/json"}),
       body: JSON.stringify(body),
     });
     if (!response.ok) {

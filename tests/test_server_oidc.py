@@ -316,6 +316,34 @@ def test_the_login_page_offers_the_organisations_account_first(server):
     assert page.index("組織のアカウントでログイン") < page.index("APIキー")
 
 
+def test_keys_are_created_and_revoked_on_the_keys_page(server):
+    browser, _ = sign_in(server, "suzuki")
+    with closing(browser):
+        token = csrf_of(browser.get("/keys").text)
+        made = browser.post("/ui/keys", data={"name": "窓口ボット", "role": "user", "tags": "人事, 広報"},
+                            headers={"X-CSRF-Token": token})
+        secret = re.search(r'value="(sk-skh-[^"]+)"', made.text).group(1)
+        key_id = secret[len("sk-skh-"):].split("_")[0]
+        assert made.headers["hx-trigger"] == "refresh-keys"
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {secret}"}) as program:
+            assert program.get("/api/me").json()["tags"] == ["人事", "広報"]
+            assert program.get("/v1/models").status_code == 200
+            bad = browser.post("/ui/keys", data={"role": "root"}, headers={"X-CSRF-Token": token})
+            assert "role" in bad.text and 'class="error"' in bad.text
+            table = browser.post(f"/ui/keys/{key_id}/revoke", headers={"X-CSRF-Token": token})
+            assert "失効 / Revoked" in table.text
+            assert program.get("/v1/models").status_code == 401
+    created = [r for r in audit_records(server, "key.create") if r["key_id"] == key_id]
+    assert created == [{"principal": "oidc:suzuki", "key_id": key_id, "role": "user", "tags": ["人事", "広報"]}]
+
+
+def test_a_user_cannot_open_the_keys_page(server):
+    browser, _ = sign_in(server, "sato")
+    with closing(browser):
+        assert browser.get("/keys").status_code == 403
+        assert 'href="/keys"' not in browser.get("/chat").text
+
+
 def test_an_unreachable_identity_provider_is_one_clear_line(tmp_path, caplog):
     issuer = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     settings = make_settings(tmp_path, extra_toml=oidc_toml(issuer))

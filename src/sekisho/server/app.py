@@ -40,7 +40,7 @@ SECURITY_HEADERS = {
 
 
 def create_app(settings: Settings) -> FastAPI:
-    from sekisho.server import api, apps_api, conversations_api, openai_api, proofread, signin, ui
+    from sekisho.server import api, apps_api, conversations_api, keys_ui, openai_api, proofread, signin, ui
 
     access = open_access_database(settings)
     oidc = OidcSignIn(settings.auth.oidc, access) if settings.auth.oidc else None
@@ -106,6 +106,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(apps_api.router)
     app.include_router(signin.router)
     app.include_router(ui.router)
+    app.include_router(keys_ui.router)
     app.include_router(proofread.router)
     app.include_router(proofread.ui_router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

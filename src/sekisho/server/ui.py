@@ -34,6 +34,7 @@ NAV = [
     ("/models", "モデル", "Models", "chat"),
     ("/apps", "アプリ", "Apps", "chat"),
     ("/proofread", "校正", "Proofread", "chat"),
+    ("/keys", "鍵", "Keys", "keys"),
 ]
 LABELS = {"queued": "待機中 / Queued", "running": "処理中 / Running", "done": "完了 / Done", "failed": "失敗 / Failed",
           "pending": "確認待ち / Pending", "approved": "承認 / Approved", "edited": "修正承認 / Edited",

@@ -19,7 +19,7 @@ from sekisho.errors import SekishoError
 from sekisho.server.deps import AppState, FailedAuthentications
 from sekisho.server.errors import install_error_handlers
 from sekisho.server.keys import KeyStore, open_access_database
-from sekisho.server.oidc import OidcSignIn
+from sekisho.server.oidc import OidcSignIn, origin
 from sekisho.server.runtime import Runtime
 from sekisho.server.security import BodyLimit, RateLimiter, Sessions
 
@@ -30,13 +30,22 @@ JSON_BODY_LIMIT = 4 * 1024 * 1024  # chat requests carry prompts, not files
 UPLOAD_PATHS = ("/api/documents", "/ui/documents", "/api/apps/", "/api/proofread")
 # Everything the UI loads comes from this server; htmx needs no eval (no hx-on/js: attributes) and
 # injects one <style> for its indicators.
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-                               "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-}
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                           "img-src 'self' data:; frame-ancestors 'none'; form-action {form_action}; base-uri 'none'")
+
+
+def headers_for(settings: Settings) -> dict[str, str]:
+    form_action = "'self'"
+    if settings.auth.oidc is not None:
+        # Signing out posts a form whose answer redirects to the IdP's end_session_endpoint, and
+        # form-action governs where a form's redirects may lead as well as where it posts.
+        form_action += " " + origin(settings.auth.oidc.issuer)
+    return {
+        "Content-Security-Policy": CONTENT_SECURITY_POLICY.format(form_action=form_action),
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+    }
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -91,10 +100,12 @@ def create_app(settings: Settings) -> FastAPI:
     upload_bytes = settings.server.max_upload_mb * 1024 * 1024 + 64 * 1024  # room for multipart framing
     app.add_middleware(BodyLimit, default_bytes=JSON_BODY_LIMIT, upload_bytes=upload_bytes,
                        upload_paths=UPLOAD_PATHS)
+    headers = headers_for(settings)
+
     @app.middleware("http")
     async def security_headers(request, call_next):
         response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
+        for name, value in headers.items():
             response.headers.setdefault(name, value)
         # Which worker process answered: for operators reading logs of `serve --workers N`.
         response.headers["X-Sekisho-Worker"] = WORKER

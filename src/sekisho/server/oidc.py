@@ -24,10 +24,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2  # the HTTP client Authlib's OAuth client is built on: its errors are httpx2's
 from authlib.common.errors import AuthlibBaseError
 from authlib.common.security import is_secure_transport
+from authlib.common.urls import add_params_to_uri
 from authlib.integrations.starlette_client import OAuth
 from authlib.oidc.discovery import OpenIDProviderMetadata
 from joserfc.errors import JoseError
@@ -112,6 +114,11 @@ class PendingSignIn:
     nonce: str
     verifier: str  # PKCE code_verifier; the IdP saw only its S256 hash
     redirect_uri: str
+
+
+def origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _digest(token: str) -> str:
@@ -236,8 +243,15 @@ class OidcSignIn:
         except SignInFailed as exc:
             log.warning("sign-out at the identity provider skipped: %s", exc)
             return None
-        if not metadata.get("end_session_endpoint"):
+        endpoint = metadata.get("end_session_endpoint")
+        if not endpoint:
             return None
-        created = await self.client.create_logout_url(post_logout_redirect_uri=post_logout_redirect_uri,
-                                                      client_id=self.config.client_id)
-        return created["url"]
+        if origin(endpoint) != origin(self.config.issuer):
+            # The pages' Content-Security-Policy lets the sign-out form lead to the issuer's origin only.
+            log.warning("sign-out at the identity provider skipped: its end_session_endpoint %s is not on the "
+                        "issuer's origin", endpoint)
+            return None
+        # client_id rather than id_token_hint: sekisho keeps no ID token. No state either (Authlib's
+        # create_logout_url adds one): the way back is the login page, which has nothing to check.
+        return add_params_to_uri(endpoint, {"client_id": self.config.client_id,
+                                            "post_logout_redirect_uri": post_logout_redirect_uri})

@@ -316,6 +316,14 @@ def test_the_login_page_offers_the_organisations_account_first(server):
     assert page.index("組織のアカウントでログイン") < page.index("APIキー")
 
 
+def test_a_key_login_posted_from_another_site_is_refused(server):
+    with httpx.Client(base_url=server.url, follow_redirects=False) as browser:
+        forged = browser.post("/login", data={"key": server.keys["user"]}, headers={"Sec-Fetch-Site": "cross-site"})
+        assert forged.status_code == 403 and "sekisho_session" not in forged.headers.get("set-cookie", "")
+        own = browser.post("/login", data={"key": server.keys["user"]}, headers={"Sec-Fetch-Site": "same-origin"})
+        assert own.status_code == 303
+
+
 def test_keys_are_created_and_revoked_on_the_keys_page(server):
     browser, _ = sign_in(server, "suzuki")
     with closing(browser):

@@ -83,6 +83,10 @@ async def login_page(request: Request, ended: str | None = None) -> HTMLResponse
 @router.post("/login")
 async def login(request: Request, key: str = Form(..., max_length=200)) -> Response:
     state = state_of(request)
+    if request.headers.get("sec-fetch-site") not in (None, "same-origin", "none"):
+        # Another site's page posting its own key here would sign this browser in as that key
+        # (login CSRF); browsers say where a form came from.
+        return _login_page(request, status_code=403, error="他のサイトからのログインは受け付けません。/ Sign-in from another site refused.")
     if not state.settings.auth.api_key_login:
         return _login_page(request, status_code=403, error="APIキーでのログインは無効です。組織のアカウントでログインしてください。"
                                                            "/ Logging in with an API key is turned off.")

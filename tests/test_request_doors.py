@@ -18,7 +18,7 @@ from sekisho.audit.log import AuditLog
 from sekisho.cli import app as cli
 from sekisho.config import RetrievalConfig, Settings
 from sekisho.request import RequestPath
-from server_fixtures.support import CITY, make_settings, run_server, wait_for_job
+from server_fixtures.support import CITY, csrf_of, make_settings, run_server, wait_for_job
 
 GOVERNED = ("chat", "ask", "choice")
 FIXTURES = Path(__file__).parent / "arena_fixtures"
@@ -65,7 +65,8 @@ def test_the_server_doors(tmp_path, exits):
                     assert r.status_code == 200 and r.read().decode().rstrip().endswith("[DONE]")
         with httpx.Client(base_url=server.url, follow_redirects=False) as browser:
             assert browser.post("/login", data={"key": server.keys["user"]}).status_code == 303
-            page = browser.post("/ui/ask", data={"question": question})
+            page = browser.post("/ui/ask", data={"question": question},
+                                headers={"X-CSRF-Token": csrf_of(browser.get("/chat").text)})
             assert page.status_code == 200 and "answer" in page.text
     finally:
         next(served, None)

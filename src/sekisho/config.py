@@ -2,7 +2,8 @@
 
 Lookup order for the file: the --config option, $SEKISHO_CONFIG, ./sekisho.toml; a missing default
 file means built-in defaults. Environment overrides use SEKISHO_<SECTION>__<KEY>, e.g.
-SEKISHO_STORE__PATH=/data/kb.db, and win over the file.
+SEKISHO_STORE__PATH=/data/kb.db, and win over the file; a nested section takes one more `__` per
+level (SEKISHO_AUTH__OIDC__CLIENT_SECRET).
 """
 
 from __future__ import annotations
@@ -144,6 +145,76 @@ class AppsConfig(_Section):
     folder: str = ""
 
 
+RoleName = Literal["admin", "reviewer", "user", "auditor"]  # identity.Role's values (config imports only errors)
+
+
+class OidcRule(_Section):
+    """One mapping rule: it applies when the ID token's `claim` (empty: `groups_claim`) equals
+    `group`, or is a list holding it."""
+
+    group: str = Field(min_length=1)
+    claim: str = ""
+
+
+class OidcRoleRule(OidcRule):
+    role: RoleName
+
+
+class OidcTagRule(OidcRule):
+    tag: str = Field(min_length=1, max_length=100)
+
+
+class OidcConfig(_Section):
+    """Sign-in with the organisation's OpenID Connect provider (see README, "Sign-in with your
+    organisation's accounts")."""
+
+    issuer: str = Field(min_length=1)  # exactly as the provider's discovery document states it
+    client_id: str = Field(min_length=1)
+    # A confidential client's secret; better given as SEKISHO_AUTH__OIDC__CLIENT_SECRET than written
+    # in the file. Empty: a public client (PKCE alone).
+    client_secret: str = ""
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email"])
+    groups_claim: str = "groups"
+    # The principal is "oidc:<value of name_claim>". `sub` never changes and is never reused;
+    # `preferred_username` reads better in the audit log but only where the IdP keeps it stable.
+    name_claim: str = "sub"
+    display_claim: str = "name"  # shown in the page header; the principal name when absent
+    # The first rule whose group the user is in gives the role; every matching tag rule adds its
+    # tag. No role rule matched: default_role, or, when it is unset, the sign-in is refused.
+    roles: list[OidcRoleRule] = Field(default_factory=list)
+    tags: list[OidcTagRule] = Field(default_factory=list)
+    default_role: RoleName | None = None
+    # Sign-out also ends the session at the provider (RP-initiated logout) when it offers an
+    # end_session_endpoint.
+    end_session: bool = True
+    timeout_s: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _asks_for_openid(self) -> OidcConfig:
+        if "openid" not in self.scopes:
+            raise ValueError('scopes must include "openid"')
+        return self
+
+
+class AuthConfig(_Section):
+    # How browsers reach sekisho, e.g. "https://sekisho.example.lg.jp" behind a reverse proxy: the
+    # IdP sends users back to <public_url>/auth/oidc/callback, and an https address makes every
+    # cookie Secure. Empty: the address each request came to.
+    public_url: str = ""
+    # The login page's API-key form; programs use keys whatever this says.
+    api_key_login: bool = True
+    session_hours: float = Field(default=8.0, gt=0)
+    oidc: OidcConfig | None = None
+
+    @model_validator(mode="after")
+    def _someone_can_sign_in(self) -> AuthConfig:
+        if not self.api_key_login and self.oidc is None:
+            raise ValueError("api_key_login = false leaves the web UI without a way in: configure [auth.oidc]")
+        if self.public_url and not self.public_url.startswith(("https://", "http://")):
+            raise ValueError(f"public_url {self.public_url!r}: an http:// or https:// address")
+        return self
+
+
 class Settings(_Section):
     store: StoreConfig = Field(default_factory=StoreConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
@@ -153,6 +224,7 @@ class Settings(_Section):
     server: ServerConfig = Field(default_factory=ServerConfig)
     apps: AppsConfig = Field(default_factory=AppsConfig)
     proofread: ProofreadConfig = Field(default_factory=ProofreadConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
     base_dir: str = "."  # paths in the file are relative to the file's folder
 
 
@@ -161,8 +233,11 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
     for key, value in environ.items():
         if not key.startswith("SEKISHO_") or "__" not in key:
             continue
-        section, _, field = key[len("SEKISHO_"):].lower().partition("__")
-        overrides.setdefault(section, {})[field] = value
+        *sections, field = key[len("SEKISHO_"):].lower().split("__")
+        target = overrides
+        for section in sections:
+            target = target.setdefault(section, {})
+        target[field] = value
     return overrides
 
 

@@ -6,6 +6,7 @@ port in a background thread, and keys for each role. Import the fixtures into a 
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -103,6 +104,13 @@ def run_server(settings: Settings) -> Iterator[LiveServer]:
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A server with the built-in policy, shared by one test module."""
     yield from run_server(make_settings(tmp_path_factory.mktemp("server")))
+
+
+def csrf_of(page: str) -> str:
+    """The session's CSRF token from a page of the web UI (its <meta name="csrf-token">)."""
+    found = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)">', page)
+    assert found, "the page carries no CSRF token"
+    return found.group(1)
 
 
 def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 120.0) -> dict:

@@ -63,8 +63,10 @@ async def whoami(caller: Caller = require(Permission.CHAT)) -> WhoAmI:
 
 
 def _whoami(caller: Caller) -> WhoAmI:
-    return WhoAmI(key_id=caller.key.id, name=caller.key.name, role=caller.key.role.value,
-                  tags=list(caller.principal.tags), permissions=sorted(p.value for p in GRANTS[caller.key.role]))
+    role = caller.principal.role
+    name = caller.key.name if caller.key else caller.display or caller.principal.name
+    return WhoAmI(key_id=caller.key.id if caller.key else None, principal=caller.principal.name, name=name,
+                  role=role.value, tags=list(caller.principal.tags), permissions=sorted(p.value for p in GRANTS[role]))
 
 
 # --- documents ------------------------------------------------------------------------------

@@ -89,6 +89,22 @@ ACCESS_MIGRATIONS.sql("sessions", """
 ACCESS_MIGRATIONS.sql("rate_buckets", """
     CREATE TABLE rate_buckets (bucket TEXT PRIMARY KEY, tokens REAL NOT NULL, updated REAL NOT NULL)
 """)
+# Sessions of people signed in through the organisation's IdP carry who they are (as mapped at
+# sign-in) instead of a key. Sessions last hours, so the table is made anew rather than altered:
+# upgrading asks everyone signed in to sign in once more.
+ACCESS_MIGRATIONS.sql("sessions_for_people", """
+    DROP TABLE sessions;
+    CREATE TABLE sessions (id TEXT PRIMARY KEY, key_id TEXT, principal TEXT, role TEXT, tags TEXT,
+                           display TEXT NOT NULL DEFAULT '', expires REAL NOT NULL);
+    CREATE INDEX sessions_by_expiry ON sessions(expires)
+""")
+# Sign-ins under way at the IdP (server/oidc.py): state, nonce and PKCE verifier, found again by
+# the hash of a cookie only the browser that started the sign-in holds; used once, then deleted.
+ACCESS_MIGRATIONS.sql("oidc_signins", """
+    CREATE TABLE oidc_signins (id TEXT PRIMARY KEY, state TEXT NOT NULL, nonce TEXT NOT NULL,
+                               verifier TEXT NOT NULL, redirect_uri TEXT NOT NULL, expires REAL NOT NULL);
+    CREATE INDEX oidc_signins_by_expiry ON oidc_signins(expires)
+""")
 
 _KEY_COLUMNS = "id, hash, name, role, tags, created_at, revoked_at, last_used_at"
 

@@ -344,7 +344,8 @@ class KeyList(BaseModel):
 
 
 class WhoAmI(BaseModel):
-    key_id: str
+    key_id: str | None  # None: a person signed in through the organisation's IdP
+    principal: str  # the name the audit log records
     name: str
     role: str
     tags: list[str]

@@ -21,7 +21,7 @@ from sekisho.models.protocol import BackendError
 from sekisho.server import api
 from sekisho.server.deps import AppState, audit_event, authenticate, state_of
 from sekisho.server.errors import ApiError
-from sekisho.server.security import SESSION_COOKIE, SESSION_TTL_S, Caller, Permission, may
+from sekisho.server.security import SESSION_COOKIE, Caller, Permission, csrf_token, may
 from sekisho.text import CITATION_RE, citation_numbers
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -34,6 +34,7 @@ NAV = [
     ("/models", "モデル", "Models", "chat"),
     ("/apps", "アプリ", "Apps", "chat"),
     ("/proofread", "校正", "Proofread", "chat"),
+    ("/keys", "鍵", "Keys", "keys"),
 ]
 LABELS = {"queued": "待機中 / Queued", "running": "処理中 / Running", "done": "完了 / Done", "failed": "失敗 / Failed",
           "pending": "確認待ち / Pending", "approved": "承認 / Approved", "edited": "修正承認 / Edited",
@@ -44,6 +45,9 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
     context.setdefault("nav", NAV)
     context.setdefault("labels", LABELS)
     context.setdefault("me", None)
+    # Pages put the session's CSRF token where htmx and the page scripts send it from.
+    sid = request.cookies.get(SESSION_COOKIE)
+    context.setdefault("csrf", csrf_token(sid) if sid else None)
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
@@ -61,9 +65,11 @@ async def page_caller(request: Request, permission: Permission | None) -> Caller
         return await authenticate(request, permission)
     except ApiError as exc:
         if exc.http_status == 401:
+            # A cookie that no longer opens a session: the login page says the session ended.
+            login = "/login?ended=1" if request.cookies.get(SESSION_COOKIE) else "/login"
             if request.headers.get("hx-request"):
-                raise PageRefused(Response(status_code=401, headers={"HX-Redirect": "/login"})) from None
-            raise PageRefused(RedirectResponse("/login", status_code=303)) from None
+                raise PageRefused(Response(status_code=401, headers={"HX-Redirect": login})) from None
+            raise PageRefused(RedirectResponse(login, status_code=303)) from None
         heading = {403: "権限がありません / Forbidden", 429: "混み合っています / Too many requests"}.get(
             exc.http_status, "エラー / Error")
         raise PageRefused(render(request, "error.html", status_code=exc.http_status, title=heading, heading=heading,
@@ -123,42 +129,6 @@ async def home(request: Request, caller: Caller = page(None)) -> Response:
             return RedirectResponse(page, status_code=303)
     return render(request, "error.html", status_code=403, title="権限がありません", heading="権限がありません / Forbidden",
                   message="このキーで使える画面はありません。/ This key has no pages.")
-
-
-@router.get("/login")
-async def login_page(request: Request) -> HTMLResponse:
-    return render(request, "login.html", title="ログイン")
-
-
-@router.post("/login")
-async def login(request: Request, key: str = Form(..., max_length=200)) -> Response:
-    state = state_of(request)
-    client = request.client.host if request.client else None
-    wait = await state.runtime.run(state.anonymous_limiter.take, f"address:{client}")
-    if wait > 0:
-        return render(request, "login.html", status_code=429, title="ログイン",
-                      error=f"試行が多すぎます。{max(1, round(wait))} 秒後にもう一度お試しください。/ Too many attempts.")
-    found = await state.runtime.run(state.keys.authenticate, key.strip())
-    if found is None:
-        state.failed.note(client, "POST", "/login", "login with an invalid key")
-        return render(request, "login.html", status_code=401, title="ログイン",
-                      error="APIキーが正しくないか、失効しています。/ The key is wrong or revoked.")
-    sid = await state.runtime.run(state.sessions.open, found.id)
-    await audit_event(state, "session.login", {"principal": f"key:{found.id}:{found.name}"})
-    response = RedirectResponse("/", status_code=303)
-    response.set_cookie(SESSION_COOKIE, sid, max_age=SESSION_TTL_S, httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https", path="/")
-    return response
-
-
-@router.post("/logout")
-async def logout(request: Request) -> Response:
-    sid = request.cookies.get(SESSION_COOKIE)
-    if sid:
-        await state_of(request).runtime.run(state_of(request).sessions.close, sid)
-    response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/")
-    return response
 
 
 # --- chat -----------------------------------------------------------------------------------

@@ -51,12 +51,12 @@
       var body = new FormData(form);
       body.append("stream", "true");
       var response = await fetch("/api/apps/" + encodeURIComponent(form.dataset.app) + "/run",
-                                 {method: "POST", body: body, credentials: "same-origin"});
+                                 {method: "POST", body: body, credentials: "same-origin", headers: window.sekisho.headers()});
       if (!response.ok) {
         var failed = await response.json().catch(function () { return {}; });
         throw new Error((failed.error && failed.error.message) || ("HTTP " + response.status));
       }
-      await window.sekishoEvents.read(response, function (name, value) {
+      await window.sekisho.readEvents(response, function (name, value) {
         if (name === "part") sections.push(part(value.title));
         else if (name === "delta") sections[sections.length - 1].querySelector(".text").textContent += value.text;
         else if (name === "done") value.parts.forEach(function (p, i) { finish(sections[i] || part(p.title), p); });

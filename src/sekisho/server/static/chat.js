@@ -22,7 +22,7 @@
   async function json(method, url, body) {
     var response = await fetch(url, {
       method: method, credentials: "same-origin",
-      headers: body ? {"Content-Type": "application/json"} : {},
+      headers: window.sekisho.headers(body ? {"Content-Type": "application/json"} : {}),
       body: body ? JSON.stringify(body) : undefined,
     });
     var data = await response.json().catch(function () { return {}; });
@@ -68,7 +68,7 @@
 
   async function stream(url, body, article) {
     var response = await fetch(url, {
-      method: "POST", credentials: "same-origin", headers: {"Content-Type": "application/json"},
+      method: "POST", credentials: "same-origin", headers: window.sekisho.headers({"Content-Type": "application/json"}),
       body: JSON.stringify(body),
     });
     if (!response.ok) {
@@ -76,7 +76,7 @@
       throw new Error((data.error && data.error.message) || ("HTTP " + response.status));
     }
     var done = null;
-    await window.sekishoEvents.read(response, function (name, data) {
+    await window.sekisho.readEvents(response, function (name, data) {
       if (name === "delta") article.querySelector(".text").textContent += data.text;
       else if (name === "done") done = data;
       else if (name === "error") throw new Error(data.message);

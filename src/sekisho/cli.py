@@ -721,7 +721,8 @@ def arena_run(
     limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=1, help="タスクごとの問題数上限 (items per task)")] = None,
     data: Annotated[Optional[Path], typer.Option("--data", help="データのフォルダまたはファイル (data root or file)")] = None,
     tasks: Annotated[Optional[str], typer.Option("--tasks", "-t", help="実行するタスク (task ids, a,b; default all)")] = None,
-    watts_per_core: Annotated[float, typer.Option("--watts-per-core", min=0.0, help="RAPL がないときの推定用 W/コア")] = 5.0,
+    watts_per_core: Annotated[Optional[float], typer.Option("--watts-per-core", min=0.0,
+                                                            help="RAPL がないときの推定用 W/コア (default models.watts_per_core)")] = None,
 ) -> None:
     """スイートを実行してレポートを書く. Run a suite; writes OUT/report.html and OUT/report.json."""
     from rich.markup import escape

@@ -87,6 +87,9 @@ def _default_backends() -> dict[str, BackendConfig]:
 class ModelsConfig(_Section):
     default: str = "extractive"
     backends: dict[str, BackendConfig] = Field(default_factory=_default_backends)
+    # Watts one busy core draws, for the energy estimate of a call where RAPL cannot be read
+    # (models/energy.py); every such figure is labelled an estimate. 5 W: a server core at load.
+    watts_per_core: float = Field(default=5.0, gt=0)
 
 
 class GuardConfig(_Section):

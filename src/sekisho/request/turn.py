@@ -11,6 +11,7 @@ from sekisho.guard.findings import Finding
 from sekisho.guard.masking import MaskSession
 from sekisho.identity import Principal
 from sekisho.models import ChatRequest, ModelInfo
+from sekisho.models.energy import CallMeter
 from sekisho.request.outcome import GuardAction
 
 
@@ -36,6 +37,7 @@ class Turn:
     readings: list[dict[str, Any]] = field(default_factory=list)  # read_passages = "each"
     choices: list[str] = field(default_factory=list)  # choose(): as audited
     meta: dict[str, Any] = field(default_factory=dict)  # the caller's labels: conversation, app, ...
+    meter: CallMeter | None = None  # the model call's energy meter, once a model is called
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     started: float = field(default_factory=time.perf_counter)
     recorded: bool = False  # the one audit record is written

@@ -195,7 +195,8 @@ def ask_response(question: str, governed: Any) -> AskResponse:
     return AskResponse(
         question=question, status=governed.status, answer=governed.answer.text if ok else governed.message,
         not_found=bool(info.not_found), citations=info.sources, faithfulness=info.faithfulness,
-        findings=info.findings, backend=info.backend, audit_seq=info.audit_seq, review_id=info.review_id)
+        findings=info.findings, backend=info.backend, audit_seq=info.audit_seq, review_id=info.review_id,
+        energy=info.energy)
 
 
 @router.post("/ask", response_model=AskResponse, tags=["knowledge base"])

@@ -106,6 +106,14 @@ class FaithfulnessOut(BaseModel):
     sentences: list[SentenceOut]
 
 
+class EnergyOut(BaseModel):
+    """The energy of the model call behind an answer (models/energy.py says what is attributed)."""
+
+    joules: float | None  # null: not measurable here (a remote server)
+    source: Literal["rapl", "estimate", "remote"]
+    label: str  # what the figure is, Japanese first
+
+
 class SekishoInfo(BaseModel):
     status: Literal["ok", "held", "blocked"]
     message: str = ""  # what to tell the user when not ok (Japanese first)
@@ -117,6 +125,7 @@ class SekishoInfo(BaseModel):
     sources: list[SourceOut] = []
     faithfulness: FaithfulnessOut | None = None
     not_found: bool | None = None
+    energy: EnergyOut | None = None
 
 
 class ChatCompletion(BaseModel):
@@ -250,6 +259,7 @@ class AskResponse(BaseModel):
     backend: str
     audit_seq: int | None
     review_id: int | None
+    energy: EnergyOut | None = None
 
 
 class ReleaseOut(BaseModel):

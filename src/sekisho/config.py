@@ -11,8 +11,9 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sekisho.errors import SekishoError
 
@@ -131,6 +132,35 @@ class AppsConfig(_Section):
     folder: str = ""
 
 
+class QuotaLimits(_Section):
+    """Limits on one principal's use (server/quotas.py); unset: unlimited. 0 allows nothing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    requests_per_minute: int | None = Field(default=None, ge=0)
+    tokens_per_day: int | None = Field(default=None, ge=0)
+    tokens_per_month: int | None = Field(default=None, ge=0)
+
+
+class QuotasConfig(_Section):
+    # Days and months begin at midnight in the organisation's time zone.
+    timezone: str = "Asia/Tokyo"
+    # Each member's limits, by role ([quotas.roles.user]) and by principal name
+    # ([quotas.users."key:ab12cd34:alice"]); a key's own are set when it is created. The tightest
+    # that applies wins.
+    roles: dict[str, QuotaLimits] = Field(default_factory=dict)
+    users: dict[str, QuotaLimits] = Field(default_factory=dict)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Asia/Tokyo)") from None
+        return value
+
+
 class Settings(_Section):
     store: StoreConfig = Field(default_factory=StoreConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
@@ -140,6 +170,7 @@ class Settings(_Section):
     server: ServerConfig = Field(default_factory=ServerConfig)
     apps: AppsConfig = Field(default_factory=AppsConfig)
     proofread: ProofreadConfig = Field(default_factory=ProofreadConfig)
+    quotas: QuotasConfig = Field(default_factory=QuotasConfig)
     base_dir: str = "."  # paths in the file are relative to the file's folder
 
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 import uvicorn
 
-from sekisho.config import Settings, load_settings
+from sekisho.config import QuotaLimits, Settings, load_settings
 from sekisho.identity import Role
 from sekisho.server.app import create_app
 
@@ -74,8 +74,8 @@ class LiveServer:
         headers = {"Authorization": f"Bearer {self.keys[role]}"} if role else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=60.0, **kwargs)
 
-    def key(self, role: str, name: str = "", tags: tuple[str, ...] = ()) -> str:
-        _, secret = self.app.state.sekisho.keys.create(Role(role), name, tags)
+    def key(self, role: str, name: str = "", tags: tuple[str, ...] = (), limits: QuotaLimits | None = None) -> str:
+        _, secret = self.app.state.sekisho.keys.create(Role(role), name, tags, limits)
         return secret
 
 

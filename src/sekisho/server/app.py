@@ -17,6 +17,7 @@ from sekisho.config import Settings
 from sekisho.server.deps import AppState, FailedAuthentications
 from sekisho.server.errors import install_error_handlers
 from sekisho.server.keys import KeyStore, open_access_database
+from sekisho.server.quotas import Quotas
 from sekisho.server.runtime import Runtime
 from sekisho.server.security import BodyLimit, RateLimiter, Sessions
 
@@ -36,10 +37,12 @@ SECURITY_HEADERS = {
 
 
 def create_app(settings: Settings) -> FastAPI:
-    from sekisho.server import api, apps_api, conversations_api, openai_api, proofread, ui
+    from sekisho.server import api, apps_api, conversations_api, openai_api, proofread, quota_api, ui
 
     access = open_access_database(settings)
-    state = AppState(settings=settings, runtime=Runtime(settings), keys=KeyStore(access), sessions=Sessions(access),
+    keys = KeyStore(access)  # applies the access database's migrations, which the quotas' tables are part of
+    runtime = Runtime(settings, quotas=Quotas(access, settings.quotas))
+    state = AppState(settings=settings, runtime=runtime, keys=keys, sessions=Sessions(access),
                      limiter=RateLimiter(access, settings.server.rate_limit_per_minute),
                      anonymous_limiter=RateLimiter(access, settings.server.unauthenticated_per_minute),
                      failed=FailedAuthentications())
@@ -90,6 +93,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(ui.router)
     app.include_router(proofread.router)
     app.include_router(proofread.ui_router)
+    app.include_router(quota_api.router)
+    app.include_router(quota_api.ui_router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.openapi = lambda: _openapi_with_bearer(app)  # type: ignore[method-assign]
     return app

@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sekisho.config import QuotaLimits
+
 # --- OpenAI-compatible ----------------------------------------------------------------------
 
 
@@ -333,6 +335,7 @@ class KeyCreate(BaseModel):
     role: Literal["admin", "reviewer", "user", "auditor"]
     name: str = Field(default="", max_length=100)
     tags: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default=[], max_length=50)
+    limits: QuotaLimits = QuotaLimits()  # the key's own quotas; the tightest of key, user and role wins
 
 
 class KeyOut(BaseModel):
@@ -343,6 +346,7 @@ class KeyOut(BaseModel):
     created_at: float
     revoked_at: float | None = None
     last_used_at: float | None = None
+    limits: QuotaLimits = QuotaLimits()
 
 
 class KeyCreated(KeyOut):
@@ -351,6 +355,30 @@ class KeyCreated(KeyOut):
 
 class KeyList(BaseModel):
     keys: list[KeyOut]
+
+
+class QuotaOut(BaseModel):
+    name: Literal["requests_per_minute", "tokens_per_day", "tokens_per_month"]
+    label: str  # Japanese first
+    used: int  # in the current minute, day or month
+    limit: int | None  # null: unlimited
+    remaining: int | None
+    scope: Literal["key", "user", "role"] | None  # where the limit that applies comes from
+    resets_at: str  # ISO 8601, in the organisation's time zone
+
+
+class UsageOut(BaseModel):
+    principal: str
+    role: str
+    key_id: str | None
+    quotas: list[QuotaOut]
+    requests_today: int
+    requests_this_month: int
+
+
+class UsageList(BaseModel):
+    timezone: str  # days and months begin at midnight here
+    principals: list[UsageOut]
 
 
 class WhoAmI(BaseModel):

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -160,3 +162,24 @@ def test_rapl_measures_every_local_call(tmp_path):
     (pkg / "energy_uj").unlink()  # unreadable mid-way: unknown, never guessed
     call.end()
     assert call.energy().to_json()["joules"] is None and call.source == "rapl"
+
+
+def test_a_loopback_server_that_went_away_is_unknown_not_zero(tmp_path):
+    server = subprocess.Popen([sys.executable, "-c", "import socket, sys, time\n"
+                               "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
+                               "print(s.getsockname()[1], flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(server.stdout.readline())
+        config = BackendConfig(kind="openai", base_url=f"http://127.0.0.1:{port}/v1", local=True)
+        meter = Metering(powercap=tmp_path).meter_for(_info(), config)
+        running = meter()
+        running.begin()
+        running.end()
+        assert running.energy().joules == 0.0  # found, and idle
+    finally:
+        server.kill()
+        server.wait()
+    gone = meter()
+    gone.begin()
+    gone.end()
+    assert gone.energy().joules is None and gone.energy().source == "estimate"

@@ -142,7 +142,8 @@ class _CpuTime(_Gauge):
         return self.seconds()
 
     def joules(self, before: float, after: float) -> float:
-        return max(0.0, after - before) * self.watts
+        used = after - before
+        return used if math.isnan(used) else max(0.0, used) * self.watts
 
 
 def _listening_pids(port: int) -> list[int]:
@@ -181,27 +182,38 @@ def _proc_cpu_seconds(pid: int) -> float | None:
 
 
 class _ServerProcesses:
-    """The processes listening on a loopback port, found once and looked for again (at most every
-    30 s) when they are gone: a model server restarted while sekisho runs gets a new pid."""
+    """The processes listening on a loopback port. Finding them reads every process's open files
+    (~50 ms), so it is done once when this is made (off the event loop) and again, on a thread of
+    its own and at most every 30 s, when they are gone (a model server restarted while sekisho
+    runs has a new pid); meanwhile their CPU time is unknown (NaN), never guessed."""
 
     def __init__(self, port: int) -> None:
         self.port = port
         self._lock = threading.Lock()
-        self._found_at = -math.inf
-        self.pids: list[int] = []
-        self._refresh()
+        self._searched_at = time.monotonic()
+        self._searching = False
+        self.pids: list[int] = _listening_pids(port)
 
-    def _refresh(self) -> None:
-        now = time.monotonic()
+    def _search_again(self) -> None:
         with self._lock:
-            if now - self._found_at >= _PID_REFRESH_S:
-                self._found_at = now
+            if self._searching or time.monotonic() - self._searched_at < _PID_REFRESH_S:
+                return
+            self._searching = True
+
+        def search() -> None:
+            try:
                 self.pids = _listening_pids(self.port)
+            finally:
+                with self._lock:
+                    self._searched_at, self._searching = time.monotonic(), False
+
+        threading.Thread(target=search, name="sekisho-energy-pids", daemon=True).start()
 
     def cpu_seconds(self) -> float:
         seconds = [_proc_cpu_seconds(p) for p in self.pids]
         if not self.pids or None in seconds:
-            self._refresh()
+            self._search_again()
+            return float("nan")
         return sum(s for s in seconds if s is not None)
 
 
@@ -363,7 +375,8 @@ ELSEWHERE_LABEL = "別のマシンのサーバーのため計測できません 
 
 class Metering:
     """How each backend's calls are measured, chosen once per backend from what it declares and
-    where it runs (the table in this module's docstring)."""
+    where it runs (the table in this module's docstring). Choosing may look for a loopback
+    server's process (~50 ms): choose off the event loop."""
 
     def __init__(self, *, watts_per_core: float = DEFAULT_WATTS_PER_CORE, powercap: Path | None = None) -> None:
         self.watts = watts_per_core

@@ -313,6 +313,7 @@ class RequestPath:
             turn.review_reasons.append(f"purpose:{turn.purpose}")
         if turn.kind == "ask" and request.passages == [] and not turn.blocked:
             turn.backend_name, turn.info = NO_PASSAGES, self.backend(NO_PASSAGES).info()
+        self._meter_of(turn)  # chosen here, off the event loop (it may look for a server's process)
         return turn
 
     def _route_local(self, turn: Turn, actions: list[tuple[Finding, str, Action]], texts: dict[str, str],

@@ -1,5 +1,7 @@
 """What the whole governance pipeline (guard scan of prompt and passages, policy, masking, output
-scan, durable hash-chained audit append) adds to one request.
+scan, the model call's energy meter, durable hash-chained audit append) adds to one request, and
+what the server adds around it for quotas (admitting the request and charging its tokens: two
+write transactions on the access database).
 
 Baseline and governed calls use the same extractive backend, the same grounded request (5 passages
 from the sample city notices, one carrying a name, a phone number and a My Number) in the same
@@ -24,11 +26,14 @@ from pathlib import Path
 
 from sekisho.answer import request_for_passages
 from sekisho.audit import AuditLog
-from sekisho.config import Settings
+from sekisho.config import QuotaLimits, QuotasConfig, Settings
+from sekisho.db import open_database
 from sekisho.guard.scan import scan
 from sekisho.identity import Principal, Role
 from sekisho.models import Passage
 from sekisho.request import RequestPath
+from sekisho.server.keys import KeyStore
+from sekisho.server.quotas import Quotas
 
 ROOT = Path(__file__).resolve().parents[1]
 CITY = ROOT / "samples" / "city"
@@ -67,8 +72,12 @@ def main() -> None:
             backend.complete(request)
             request_path.complete(request, backend="extractive", principal=alice)
 
-        direct, governed, scans, appends = [], [], [], []
+        direct, governed, scans, appends, meters, quotas = [], [], [], [], [], []
         audit: AuditLog = request_path.audit
+        metering = request_path.metering.meter_for(backend.info(), None)
+        keys = KeyStore(open_database(workdir / "access.db"))
+        quota = Quotas(keys.db, QuotasConfig(roles={"user": QuotaLimits(requests_per_minute=10**9,
+                                                                        tokens_per_day=10**12)}))
         for _ in range(args.n):
             t0 = time.perf_counter()
             backend.complete(request)
@@ -82,10 +91,22 @@ def main() -> None:
             t3 = time.perf_counter()
             audit.append("bench", {"principal": "bench", "output": result.completion.text})
             t4 = time.perf_counter()
+            meter = metering()  # a call's meter, alone: what the path adds per call to measure energy
+            meter.begin()
+            meter.thread(lambda: None)()
+            meter.end()
+            meter.energy().to_json()
+            t5 = time.perf_counter()
+            quota.admit(alice, None)
+            quota.charge(alice, 100)
+            t6 = time.perf_counter()
             direct.append(t1 - t0)
             governed.append(t2 - t1)
             scans.append(t3 - t2)
             appends.append(t4 - t3)
+            meters.append(t5 - t4)
+            quotas.append(t6 - t5)
+        keys.close()
         assert audit.verify().ok
         overhead = [g - d for g, d in zip(governed, direct)]
 
@@ -99,6 +120,8 @@ def main() -> None:
         print(f"overhead (paired)            p50 {ms(overhead, .5):8.3f} ms   p95 {ms(overhead, .95):8.3f} ms")
         print(f"  of which guard scan        p50 {ms(scans, .5):8.3f} ms   p95 {ms(scans, .95):8.3f} ms")
         print(f"  of which audit append      p50 {ms(appends, .5):8.3f} ms   p95 {ms(appends, .95):8.3f} ms")
+        print(f"  of which energy meter      p50 {ms(meters, .5):8.3f} ms   p95 {ms(meters, .95):8.3f} ms")
+        print(f"server, per request: quota admit + charge  p50 {ms(quotas, .5):8.3f} ms   p95 {ms(quotas, .95):8.3f} ms")
         print(f"ratio governed/direct p50: {statistics.median(governed) / statistics.median(direct):.2f}x")
         print(json.dumps({
             "bench": "governance_overhead", "n": args.n, "chars_scanned": chars,
@@ -106,6 +129,8 @@ def main() -> None:
             "governed_p50_ms": ms(governed, .5), "governed_p95_ms": ms(governed, .95),
             "overhead_p50_ms": ms(overhead, .5), "overhead_p95_ms": ms(overhead, .95),
             "scan_p50_ms": ms(scans, .5), "audit_append_p50_ms": ms(appends, .5),
+            "energy_meter_p50_ms": ms(meters, .5), "quota_admit_charge_p50_ms": ms(quotas, .5),
+            "quota_admit_charge_p95_ms": ms(quotas, .95),
             "target_overhead_p50_ms": 5.0,
         }, ensure_ascii=False))
     finally:

@@ -99,11 +99,13 @@ ACCESS_MIGRATIONS.sql("key_quotas", """
 """)
 # Quota counters (server/quotas.py): requests and tokens per principal and calendar window
 # ("minute:2026-12-07T01:42" in UTC, "day:2026-12-07" and "month:2026-12" in the organisation's
-# time zone), and each principal's role and key as last seen, for the admins' view.
+# time zone), and each principal's role and key as last seen, for the admins' view. A window's end
+# is whole epoch seconds in a BIGINT: a 4-byte float (PostgreSQL's REAL) would round it by a minute.
 ACCESS_MIGRATIONS.sql("quota_usage", """
-    CREATE TABLE quota_principals (principal TEXT PRIMARY KEY, role TEXT NOT NULL, key_id TEXT, seen REAL NOT NULL);
+    CREATE TABLE quota_principals (
+        principal TEXT PRIMARY KEY, role TEXT NOT NULL, key_id TEXT, seen DOUBLE PRECISION NOT NULL);
     CREATE TABLE quota_usage (
-        principal TEXT NOT NULL, period TEXT NOT NULL, ends REAL NOT NULL,
+        principal TEXT NOT NULL, period TEXT NOT NULL, ends BIGINT NOT NULL,
         requests INTEGER NOT NULL DEFAULT 0, tokens INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (principal, period));
     CREATE INDEX quota_usage_by_end ON quota_usage(ends)

@@ -130,6 +130,11 @@ class _Window:
     name: str  # the row's period: "minute:2026-12-07T01:42" (UTC), "day:2026-12-07", "month:2026-12"
     ends: datetime
 
+    @property
+    def end(self) -> int:
+        """As the row keeps it: epoch seconds (windows end on a whole second)."""
+        return int(self.ends.timestamp())
+
 
 class Quotas:
     def __init__(self, db: Database, config: QuotasConfig, *, clock: Callable[[], float] = time.time) -> None:
@@ -211,7 +216,7 @@ class Quotas:
             conn.executemany(
                 "INSERT INTO quota_usage (principal, period, ends, requests, tokens) VALUES (?, ?, ?, 0, ?) "
                 "ON CONFLICT (principal, period) DO UPDATE SET tokens = quota_usage.tokens + excluded.tokens",
-                [(principal.name, w.name, w.ends.timestamp(), tokens) for w in (windows["day"], windows["month"])])
+                [(principal.name, w.name, w.end, tokens) for w in (windows["day"], windows["month"])])
 
     @staticmethod
     def _count_request(conn: Any, principal: str, windows: dict[str, _Window]) -> int:
@@ -219,9 +224,8 @@ class Quotas:
         upsert = ("INSERT INTO quota_usage (principal, period, ends, requests, tokens) VALUES (?, ?, ?, 1, 0) "
                   "ON CONFLICT (principal, period) DO UPDATE SET requests = quota_usage.requests + 1")
         minute = windows["minute"]
-        count = conn.execute(upsert + " RETURNING requests",
-                             (principal, minute.name, minute.ends.timestamp())).fetchone()[0]
-        conn.executemany(upsert, [(principal, w.name, w.ends.timestamp()) for w in (windows["day"], windows["month"])])
+        count = conn.execute(upsert + " RETURNING requests", (principal, minute.name, minute.end)).fetchone()[0]
+        conn.executemany(upsert, [(principal, w.name, w.end) for w in (windows["day"], windows["month"])])
         return count
 
     def _prune(self, conn: Any, now: float) -> None:

@@ -8,6 +8,7 @@ also checked without a server."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -24,7 +25,7 @@ from sekisho.db import open_database
 from sekisho.identity import Principal, Role
 from sekisho.server.keys import KeyStore
 from sekisho.server.quotas import QuotaExceeded, Quotas
-from server_fixtures.support import CITY, make_settings, run_server, wait_for_job
+from server_fixtures.support import CITY, make_settings, run_server, start_fake, wait_for_job
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 QUOTAS_TOML = """
@@ -190,6 +191,32 @@ def test_a_streamed_conversation_turn_is_charged(server, clock):
         finally:
             record.close()
         assert client.get("/api/me/usage").json()["quotas"][1]["used"] == tokens["prompt"] + tokens["completion"] > 0
+
+
+def test_a_stream_its_reader_leaves_is_charged_for_what_was_made(tmp_path):
+    model = start_fake(2.0, chunks="20")
+    url = next(model)
+    served = run_server(make_settings(tmp_path, extra_toml=f'[models.backends.slow]\nkind = "openai"\n'
+                                                           f'base_url = "{url}/v1"\nmodel = "fake"\nlocal = true\n'))
+    try:
+        live = next(served)
+        with _client(live, live.keys["user"]) as client:
+            with client.stream("POST", "/v1/chat/completions", json={
+                    "model": "slow", "stream": True, "messages": [{"role": "user", "content": "窓口の受付時間は？"}]}) as r:
+                next(r.iter_lines())  # the role chunk, then the reader leaves
+            deadline = time.monotonic() + 30
+            while (used := client.get("/api/me/usage").json()["quotas"][1]["used"]) == 0:
+                assert time.monotonic() < deadline, "the abandoned stream was never charged"
+                time.sleep(0.1)
+        log = AuditLog.from_settings(live.settings)
+        try:
+            assert [e.record["status"] for e in log.query(kind="chat", limit=10)] == ["cancelled"]
+        finally:
+            log.close()
+        assert used > 0
+    finally:
+        next(served, None)
+        next(model, None)
 
 
 def test_usage_is_visible_to_the_user_the_admins_the_pages_and_the_cli(server, clock):

@@ -110,6 +110,8 @@ class _Streamed:
         """A stream its reader left was still a model call: its prompt and the text made so far are
         charged, so leaving just before the end is not a way around a token quota. Counting may ask
         a model server (its tokenizer), so this runs on a thread, after the cancelled record."""
+        if self._path._charge is None:  # nobody counts (the CLI): nothing to count for
+            return
         try:
             used = self._completion(turn, gate, turn.started)
         except BackendError:

@@ -31,6 +31,7 @@ from sekisho.db import open_database
 from sekisho.guard.scan import scan
 from sekisho.identity import Principal, Role
 from sekisho.models import Passage
+from sekisho.models.energy import CallMeter
 from sekisho.request import RequestPath
 from sekisho.server.keys import KeyStore
 from sekisho.server.quotas import Quotas
@@ -65,14 +66,20 @@ def main() -> None:
         settings = Settings.model_validate({"base_dir": str(workdir),
                                             "audit": {"path": "audit.db", "key_path": "signing.key"}})
         request_path = RequestPath(settings)
+        # The same path with the energy meter off (a meter that reads nothing), interleaved in the
+        # same run: what metering every call costs, as a ratio of medians (order effects between
+        # the two calls of an iteration are larger than the meter, so no paired difference).
+        unmetered = RequestPath(settings, audit=request_path.audit, review=request_path.review)  # one log: same costs
+        unmetered._meter_of = lambda turn: lambda: CallMeter("estimate", "off")  # type: ignore[method-assign]
         backend = request_path.backend("extractive")
         alice = Principal("alice", Role.USER)
         request = request_for_passages("住民票の写しの手数料はいくらですか", passages())
         for _ in range(5):  # warm caches (tokeniser, regexes, SQLite pages)
             backend.complete(request)
             request_path.complete(request, backend="extractive", principal=alice)
+            unmetered.complete(request, backend="extractive", principal=alice)
 
-        direct, governed, scans, appends, meters, quotas = [], [], [], [], [], []
+        direct, governed, scans, appends, meters, quotas, offs = [], [], [], [], [], [], []
         audit: AuditLog = request_path.audit
         metering = request_path.metering.meter_for(backend.info(), None)
         keys = KeyStore(open_database(workdir / "access.db"))
@@ -100,12 +107,15 @@ def main() -> None:
             quota.admit(alice, None)
             quota.charge(alice, 100)
             t6 = time.perf_counter()
+            unmetered.complete(request, backend="extractive", principal=alice)
+            t7 = time.perf_counter()
             direct.append(t1 - t0)
             governed.append(t2 - t1)
             scans.append(t3 - t2)
             appends.append(t4 - t3)
             meters.append(t5 - t4)
             quotas.append(t6 - t5)
+            offs.append(t7 - t6)
         keys.close()
         assert audit.verify().ok
         overhead = [g - d for g, d in zip(governed, direct)]
@@ -121,6 +131,8 @@ def main() -> None:
         print(f"  of which guard scan        p50 {ms(scans, .5):8.3f} ms   p95 {ms(scans, .95):8.3f} ms")
         print(f"  of which audit append      p50 {ms(appends, .5):8.3f} ms   p95 {ms(appends, .95):8.3f} ms")
         print(f"  of which energy meter      p50 {ms(meters, .5):8.3f} ms   p95 {ms(meters, .95):8.3f} ms")
+        print(f"governed, meter off          p50 {ms(offs, .5):8.3f} ms   p95 {ms(offs, .95):8.3f} ms   "
+              f"ratio on/off p50 {statistics.median(governed) / statistics.median(offs):.3f}x")
         print(f"server, per request: quota admit + charge  p50 {ms(quotas, .5):8.3f} ms   p95 {ms(quotas, .95):8.3f} ms")
         print(f"ratio governed/direct p50: {statistics.median(governed) / statistics.median(direct):.2f}x")
         print(json.dumps({
@@ -129,7 +141,9 @@ def main() -> None:
             "governed_p50_ms": ms(governed, .5), "governed_p95_ms": ms(governed, .95),
             "overhead_p50_ms": ms(overhead, .5), "overhead_p95_ms": ms(overhead, .95),
             "scan_p50_ms": ms(scans, .5), "audit_append_p50_ms": ms(appends, .5),
-            "energy_meter_p50_ms": ms(meters, .5), "quota_admit_charge_p50_ms": ms(quotas, .5),
+            "energy_meter_p50_ms": ms(meters, .5), "meter_off_p50_ms": ms(offs, .5),
+            "meter_on_off_ratio_p50": round(statistics.median(governed) / statistics.median(offs), 3),
+            "quota_admit_charge_p50_ms": ms(quotas, .5),
             "quota_admit_charge_p95_ms": ms(quotas, .95),
             "target_overhead_p50_ms": 5.0,
         }, ensure_ascii=False))

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from sekisho.arena import ArenaError, energy, load_suite, rebuild_report, run_suite, tasks
+from sekisho.arena import ArenaError, load_suite, rebuild_report, run_suite, tasks
 from sekisho.config import RetrievalConfig, Settings
+from sekisho.models import energy
 
 FIXTURES = Path(__file__).parent / "arena_fixtures"
 SUITE = FIXTURES / "suite.toml"

@@ -129,7 +129,7 @@ def test_requests_beyond_the_in_flight_limit_are_refused_at_once(tmp_path):
         release = asyncio.Event()
 
         async def request(name):
-            async with runtime.admitted():
+            async with runtime.admitted(None):
                 await release.wait()
                 return name
 

@@ -186,3 +186,37 @@ def test_json_logs_carry_the_request_id_of_the_audit_record(two_workers):
     assert (line["method"], line["path"], line["status"]) == ("POST", "/v1/chat/completions", 200)
     assert line["worker"] == r.headers["X-Sekisho-Worker"] and line["duration_ms"] >= 0
     assert keys["user"] not in (two_workers["folder"] / "server.log").read_text()
+
+
+def test_quota_counts_hold_across_both_workers(two_workers):
+    """A key allowed 12 requests a minute sends 20 at once, each on a new connection so that both
+    worker processes take some: exactly 12 are served, whichever worker counted them; then both
+    workers report the same use, the tokens being what the served answers used."""
+    url = two_workers["url"]
+    secret = subprocess.run([*two_workers["sekisho"], "keys", "create", "--role", "user", "--requests-per-minute", "12"],
+                            check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    headers = {"Authorization": f"Bearer {secret}", "Connection": "close"}
+    if time.time() % 60 > 40:  # the count is per calendar minute: start the burst well inside one
+        time.sleep(61 - time.time() % 60)
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as client:
+            return await asyncio.gather(*(client.post("/v1/chat/completions", json={
+                "model": "extractive", "messages": [{"role": "user", "content": f"こんにちは ({i})"}]}) for i in range(20)))
+
+    answers = asyncio.run(burst())
+    served = [r for r in answers if r.status_code == 200]
+    refused = [r for r in answers if r.status_code == 429]
+    assert len(served) == 12 and len(refused) == 8
+    assert len({r.headers["x-sekisho-worker"] for r in answers}) == 2  # both processes counted
+    assert all("(requests per minute) 12 に達しました" in r.json()["error"]["message"] for r in refused)
+    tokens = sum(r.json()["usage"]["total_tokens"] for r in served)
+    reports = {}
+    for _ in range(200):
+        response = httpx.get(url + "/api/me/usage", headers=headers)
+        reports[response.headers["x-sekisho-worker"]] = response.json()
+        if len(reports) == 2:
+            break
+    assert len(reports) == 2
+    for usage in reports.values():  # (the minute may have turned by now; the day has not)
+        assert [q["used"] for q in usage["quotas"][1:]] == [tokens, tokens] and usage["requests_today"] == 12

@@ -12,8 +12,9 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sekisho.errors import SekishoError
 
@@ -88,6 +89,9 @@ def _default_backends() -> dict[str, BackendConfig]:
 class ModelsConfig(_Section):
     default: str = "extractive"
     backends: dict[str, BackendConfig] = Field(default_factory=_default_backends)
+    # Watts one busy core draws, for the energy estimate of a call where RAPL cannot be read
+    # (models/energy.py); every such figure is labelled an estimate. 5 W: a server core at load.
+    watts_per_core: float = Field(default=5.0, gt=0)
 
     @model_validator(mode="after")
     def _default_stays_there(self) -> ModelsConfig:
@@ -215,6 +219,35 @@ class AuthConfig(_Section):
         return self
 
 
+class QuotaLimits(_Section):
+    """Limits on one principal's use (server/quotas.py); unset: unlimited. 0 allows nothing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    requests_per_minute: int | None = Field(default=None, ge=0)
+    tokens_per_day: int | None = Field(default=None, ge=0)
+    tokens_per_month: int | None = Field(default=None, ge=0)
+
+
+class QuotasConfig(_Section):
+    # Days and months begin at midnight in the organisation's time zone.
+    timezone: str = "Asia/Tokyo"
+    # Each member's limits, by role ([quotas.roles.user]) and by principal name
+    # ([quotas.users."key:ab12cd34:alice"]); a key's own are set when it is created. The tightest
+    # that applies wins.
+    roles: dict[str, QuotaLimits] = Field(default_factory=dict)
+    users: dict[str, QuotaLimits] = Field(default_factory=dict)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Asia/Tokyo)") from None
+        return value
+
+
 class Settings(_Section):
     store: StoreConfig = Field(default_factory=StoreConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
@@ -225,6 +258,7 @@ class Settings(_Section):
     apps: AppsConfig = Field(default_factory=AppsConfig)
     proofread: ProofreadConfig = Field(default_factory=ProofreadConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
+    quotas: QuotasConfig = Field(default_factory=QuotasConfig)
     base_dir: str = "."  # paths in the file are relative to the file's folder
 
 

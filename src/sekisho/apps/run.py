@@ -55,6 +55,7 @@ class Part:
     review_id: int | None
     message: str = ""
     sources: list[dict[str, Any]] = field(default_factory=list)
+    energy: dict[str, Any] | None = None  # the model call's (models/energy.py), as audited
 
     def to_json(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -169,7 +170,7 @@ async def _part(path: RequestPath, request: ChatRequest, backend: str, spec: App
     governed = stream.result
     text = governed.completion.text if governed.status == "ok" and governed.completion else governed.message
     parts.append(Part(title, text, governed.status, governed.backend, governed.audit_seq, governed.review_id,
-                      governed.message, sources or []))
+                      governed.message, sources or [], governed.energy.to_json() if governed.energy else None))
 
 
 def _max_tokens(spec: AppSpec, prepared: Prepared) -> int:

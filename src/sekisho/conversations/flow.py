@@ -62,7 +62,8 @@ def turn_of(question: str, standalone: str, governed: Governed) -> Turn:
     support verdict, its audit number."""
     answer = governed.answer
     ok = governed.status == "ok" and answer is not None
-    details: dict[str, Any] = {"reason": governed.reason, "findings": [f.to_json() for f in governed.findings]}
+    details: dict[str, Any] = {"reason": governed.reason, "findings": [f.to_json() for f in governed.findings],
+                               "energy": governed.energy.to_json() if governed.energy else None}
     if ok:
         report = answer.faithfulness
         details.update({

@@ -15,7 +15,10 @@ Steps, in order, on one typed `Turn`:
 Every turn leaves through `_record`, which writes its one audit record (durable before the caller
 sees anything) and, for a held output, queues the review in the same transaction: blocked, held,
 ok, failed and cancelled requests alike. The guard package only checks; deciding and recording
-happen here.
+happen here. The record carries the tokens the call used and the energy it took (`energy`:
+joules, source, label; models/energy.py says what can be attributed to one call), and the
+tokens are charged to the principal's quota (`charge`, given by the server) as the record is
+written.
 
 Concurrency: every method is safe to call from many threads at once. The `a`-prefixed methods are
 the same path for an event loop (the server): the checks run on the path's thread pool, the model
@@ -28,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import hashlib
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
@@ -47,10 +51,13 @@ from sekisho.guard.masking import MaskSession, contains_placeholder
 from sekisho.guard.policy import BUILT_IN, Action, Policy, PolicyError, policy_from_settings
 from sekisho.identity import Principal, Role
 from sekisho.models import Backend, BackendError, Capability, ChatRequest, Completion, Message, ModelInfo, open_backend
+from sekisho.models.energy import CallMeter, Energy, Metering
 from sekisho.models.extractive import ExtractiveBackend
 from sekisho.request.calls import ModelCalls
 from sekisho.request.outcome import Governed, GuardAction
 from sekisho.request.turn import Turn
+
+log = logging.getLogger("sekisho.request")
 
 # Who answers a question retrieval found no passage for: the built-in extractive answerer, which
 # then says 資料に記載がありません. A model asked with no passage answers from its own knowledge:
@@ -61,6 +68,7 @@ _KEPT_SESSIONS = 1000  # held requests whose masks can still be restored on rele
 # What the audit log keeps of one text: the head, and the sha256 of the whole. A 4 MB prompt
 # stored whole per request lets one client grow the log by gigabytes (docs/benchmarks.md).
 AUDIT_TEXT_CHARS = 20_000
+NO_CALL = "モデル呼び出しなし (no model call)"
 
 
 class InvalidText(InvalidInput):
@@ -69,7 +77,8 @@ class InvalidText(InvalidInput):
 
 class RequestPath:
     def __init__(self, settings: Settings, *, audit: AuditLog | None = None, review: ReviewQueue | None = None,
-                 policy: Policy | None = None, threads: int = 32) -> None:
+                 policy: Policy | None = None, threads: int = 32,
+                 charge: Callable[[Principal, int], None] | None = None) -> None:
         self.settings = settings
         self.policy = policy or policy_from_settings(settings)
         route = self.policy.route_local_backend
@@ -87,6 +96,10 @@ class RequestPath:
         # here, never on the event loop.
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sekisho-path")
         self.calls = ModelCalls(self.pool, timeout_s=self._timeout_s)
+        self.metering = Metering(watts_per_core=settings.models.watts_per_core)
+        self._meters: dict[str, Callable[[], CallMeter]] = {}
+        # Who pays for the tokens of each recorded turn (the server's quotas); None: nobody counts.
+        self._charge = charge
 
     def _timeout_s(self, backend: str) -> float:
         config = self.settings.models.backends.get(backend)
@@ -171,7 +184,7 @@ class RequestPath:
             scorer: Any = self.backend(turn.backend_name)
             scores = self.calls.run(turn.backend_name, turn.info, scorer.choice_logprobs,
                                     replace(outbound, messages=outbound.messages[:asked]),
-                                    [m.content for m in outbound.messages[asked:]])
+                                    [m.content for m in outbound.messages[asked:]], meter=self.meter(turn))
         except BackendError as exc:
             self._record(turn, "error", extra={"error": str(exc)})
             raise
@@ -301,6 +314,7 @@ class RequestPath:
             turn.review_reasons.append(f"purpose:{turn.purpose}")
         if turn.kind == "ask" and request.passages == [] and not turn.blocked:
             turn.backend_name, turn.info = NO_PASSAGES, self.backend(NO_PASSAGES).info()
+        self._meter_of(turn)  # chosen here, off the event loop (it may look for a server's process)
         return turn
 
     def _route_local(self, turn: Turn, actions: list[tuple[Finding, str, Action]], texts: dict[str, str],
@@ -349,14 +363,28 @@ class RequestPath:
 
     # --- the model call -----------------------------------------------------------------------------
 
+    def meter(self, turn: Turn) -> CallMeter:
+        """A meter for the turn's model call, kept on the turn for its audit record."""
+        turn.meter = self._meter_of(turn)()
+        return turn.meter
+
+    def _meter_of(self, turn: Turn) -> Callable[[], CallMeter]:
+        """How calls of the turn's backend are metered, chosen once per backend (the path's own
+        answerers and tools have no configuration: they run in this process)."""
+        name = turn.backend_name
+        if name not in self._meters:
+            config = self.settings.models.backends.get(name) if name != NO_PASSAGES else None
+            self._meters[name] = self.metering.meter_for(turn.info, config)
+        return self._meters[name]
+
     def _call(self, turn: Turn) -> Completion:
         """The model's answer, masks restored for the principal; a failure is recorded, then raised."""
         try:
             if self._reads_apart(turn):
-                raw = self.calls.run(turn.backend_name, turn.info, self._read_each, turn)
+                raw = self.calls.run(turn.backend_name, turn.info, self._read_each, turn, meter=self.meter(turn))
             else:
                 raw = self.calls.run(turn.backend_name, turn.info, self.backend(turn.backend_name).complete,
-                                     turn.outbound)
+                                     turn.outbound, meter=self.meter(turn))
         except BackendError as exc:
             self._record(turn, "error", extra={"error": str(exc)})
             raise
@@ -365,10 +393,11 @@ class RequestPath:
     async def _acall(self, turn: Turn) -> Completion:
         try:
             if self._reads_apart(turn):
-                raw = await self.calls.arun(turn.backend_name, turn.info, self._read_each, turn)
+                raw = await self.calls.arun(turn.backend_name, turn.info, self._read_each, turn,
+                                            meter=self.meter(turn))
             else:
                 raw = await self.calls.acomplete(turn.backend_name, turn.info, self.backend(turn.backend_name),
-                                                 turn.outbound)
+                                                 turn.outbound, meter=self.meter(turn))
         except BackendError as exc:
             await self.off_loop(self._record, turn, "error", extra={"error": str(exc)})
             raise
@@ -478,7 +507,7 @@ class RequestPath:
         return Governed(status=status, message=turn.blocked if status == "blocked" else "",  # type: ignore[arg-type]
                         completion=completion, findings=tuple(turn.findings), backend=turn.backend_name,
                         audit_seq=entry.seq, audit_hash=entry.hash, answer=answer, review_id=review_id,
-                        requested_backend=turn.requested, reason=turn.reason)
+                        requested_backend=turn.requested, reason=turn.reason, energy=self._energy(turn))
 
     def _record(self, turn: Turn, status: str, *, extra: dict[str, Any], hold: str | None = None) -> tuple[Any, Any]:
         """The turn's one audit record (and, when `hold` is the audited output, its review item in
@@ -488,10 +517,33 @@ class RequestPath:
         turn.recorded = True
         record = self._audit_record(turn, status, extra)
         if hold is None:
-            return self.audit.append(turn.kind, record), None
-        reasons = record["review_reasons"]
-        return self.audit.append_with(
-            turn.kind, record, lambda conn, entry: self.review.hold_in(conn, hold, reasons, turn.principal, entry.seq))
+            written = self.audit.append(turn.kind, record), None
+        else:
+            reasons = record["review_reasons"]
+            written = self.audit.append_with(
+                turn.kind, record,
+                lambda conn, entry: self.review.hold_in(conn, hold, reasons, turn.principal, entry.seq))
+        self._charge_tokens(turn, record)
+        return written
+
+    def _charge_tokens(self, turn: Turn, record: dict[str, Any]) -> None:
+        """The turn's tokens, charged once its record is written. A quota store that fails here
+        must not fail a request the log already holds: the failure is logged and the audit record
+        still has the tokens."""
+        tokens = record.get("tokens") or {}
+        used = int(tokens.get("prompt") or 0) + int(tokens.get("completion") or 0)
+        if self._charge is None or used <= 0:
+            return
+        try:
+            self._charge(turn.principal, used)
+        except Exception:  # noqa: BLE001 - see the docstring
+            log.exception("could not charge %d tokens to %s (request %s)", used, turn.principal.name, turn.request_id)
+
+    def _energy(self, turn: Turn) -> Energy:
+        """The energy of the turn's model call; a turn that called no model (blocked) took none."""
+        if turn.meter is not None:
+            return turn.meter.energy()
+        return Energy(0.0, self._meter_of(turn)().source if turn.info is not None else "estimate", NO_CALL)
 
     def _audit_record(self, turn: Turn, status: str, extra: dict[str, Any]) -> dict[str, Any]:
         info = turn.info
@@ -522,6 +574,7 @@ class RequestPath:
         record.update(extra)
         if isinstance(record.get("output"), str):
             record["output"] = capped(record["output"])
+        record["energy"] = self._energy(turn).to_json()
         record["duration_s"] = round(time.perf_counter() - turn.started, 4)
         return record
 

@@ -106,6 +106,18 @@ class _Streamed:
     def _cancelled(gate: Gate, turn: Turn) -> dict[str, Any]:
         return {"output": turn.session.mask_known("".join(gate.shown)), "shown_chars": gate.shown_chars}
 
+    def _charge_abandoned(self, turn: Turn, gate: Gate) -> None:
+        """A stream its reader left was still a model call: its prompt and the text made so far are
+        charged, so leaving just before the end is not a way around a token quota. Counting may ask
+        a model server (its tokenizer), so this runs on a thread, after the cancelled record."""
+        if self._path._charge is None:  # nobody counts (the CLI): nothing to count for
+            return
+        try:
+            used = self._completion(turn, gate, turn.started)
+        except BackendError:
+            return
+        self._path._charge_tokens(turn, {"tokens": {"prompt": used.prompt_tokens, "completion": used.completion_tokens}})
+
 
 class GovernedStream(_Streamed):
     def __iter__(self) -> Iterator[str]:
@@ -120,7 +132,8 @@ class GovernedStream(_Streamed):
                 yield text
             return
         gate, started = Gate(self._releasable(turn)), time.perf_counter()
-        pieces = path.calls.stream(turn.backend_name, turn.info, path.backend(turn.backend_name), turn.outbound)
+        pieces = path.calls.stream(turn.backend_name, turn.info, path.backend(turn.backend_name), turn.outbound,
+                                   meter=path.meter(turn))
         try:
             for piece in turn.session.restore_stream(pieces, turn.principal):
                 if out := gate.feed(piece):
@@ -131,6 +144,7 @@ class GovernedStream(_Streamed):
         except GeneratorExit:
             # The reader went away mid-answer (closed connection, Ctrl-C): what it saw is audited.
             path._record(turn, "cancelled", extra=self._cancelled(gate, turn))
+            self._charge_abandoned(turn, gate)
             raise
         finally:
             close = getattr(pieces, "close", None)
@@ -169,7 +183,8 @@ class AsyncGovernedStream(_Streamed):
                 yield text
             return
         gate, started = Gate(self._releasable(turn)), time.perf_counter()
-        pieces = path.calls.astream(turn.backend_name, turn.info, path.backend(turn.backend_name), turn.outbound)
+        pieces = path.calls.astream(turn.backend_name, turn.info, path.backend(turn.backend_name), turn.outbound,
+                                    meter=path.meter(turn))
         restoring = turn.session.restoring(turn.principal)
         try:
             async for piece in pieces:
@@ -185,10 +200,12 @@ class AsyncGovernedStream(_Streamed):
             # model call is cancelled by closing its stream, and what was shown is recorded.
             if not turn.recorded:
                 path._record(turn, "cancelled", extra=self._cancelled(gate, turn))
+                path.pool.submit(self._charge_abandoned, turn, gate)
             raise
         finally:
             await pieces.aclose()
         if out := gate.finish():
             yield out
-        self.result = await path.off_loop(path.conclude, turn, self._completion(turn, gate, started),
-                                           {"streamed": True, "shown_chars": gate.shown_chars})
+        # Counting the tokens may ask the model server's tokenizer: off the loop, with the checks.
+        self.result = await path.off_loop(lambda: path.conclude(turn, self._completion(turn, gate, started),
+                                                                {"streamed": True, "shown_chars": gate.shown_chars}))

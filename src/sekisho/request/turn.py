@@ -10,6 +10,7 @@ from sekisho.guard.findings import Finding
 from sekisho.guard.masking import MaskSession
 from sekisho.identity import Principal, current_request_id
 from sekisho.models import ChatRequest, ModelInfo
+from sekisho.models.energy import CallMeter
 from sekisho.request.outcome import GuardAction
 
 
@@ -35,6 +36,7 @@ class Turn:
     readings: list[dict[str, Any]] = field(default_factory=list)  # read_passages = "each"
     choices: list[str] = field(default_factory=list)  # choose(): as audited
     meta: dict[str, Any] = field(default_factory=dict)  # the caller's labels: conversation, app, ...
+    meter: CallMeter | None = None  # the model call's energy meter, once a model is called
     request_id: str = field(default_factory=current_request_id)
     started: float = field(default_factory=time.perf_counter)
     recorded: bool = False  # the one audit record is written

@@ -182,10 +182,10 @@ async def search(body: SearchRequest, request: Request, caller: Caller = require
         for h in hits])
 
 
-async def ask_governed(state: AppState, caller: Caller, question: str, backend: str, k: int) -> Any:
+async def ask_governed(state: AppState, caller: Caller, request: Request, question: str, backend: str, k: int) -> Any:
     """Retrieval, answer and every guard, through the request path (a BackendError becomes a 502
     in the app's error handlers)."""
-    async with state.runtime.admitted():
+    async with state.runtime.admitted(caller, request):
         kb = await state.runtime.run(state.runtime.kb)
         return await state.runtime.path().aask(question, principal=caller.principal, backend=backend, kb=kb, k=k)
 
@@ -198,7 +198,8 @@ def ask_response(question: str, governed: Any) -> AskResponse:
     return AskResponse(
         question=question, status=governed.status, answer=governed.answer.text if ok else governed.message,
         not_found=bool(info.not_found), citations=info.sources, faithfulness=info.faithfulness,
-        findings=info.findings, backend=info.backend, audit_seq=info.audit_seq, review_id=info.review_id)
+        findings=info.findings, backend=info.backend, audit_seq=info.audit_seq, review_id=info.review_id,
+        energy=info.energy)
 
 
 @router.post("/ask", response_model=AskResponse, tags=["knowledge base"])
@@ -209,7 +210,7 @@ async def ask(body: AskRequest, request: Request, caller: Caller = require(Permi
     from sekisho.server.openai_api import resolve_model
 
     backend, _ = resolve_model(state, body.backend or state.settings.models.default, True)
-    governed = await ask_governed(state, caller, body.question, backend, body.k)
+    governed = await ask_governed(state, caller, request, body.question, backend, body.k)
     return ask_response(body.question, governed)
 
 
@@ -406,7 +407,7 @@ async def export_provenance(request: Request, seq: Annotated[int, Path(ge=1, le=
 
 def key_out(key: ApiKey) -> KeyOut:
     return KeyOut(id=key.id, name=key.name, role=key.role.value, tags=list(key.tags), created_at=key.created_at,
-                  revoked_at=key.revoked_at, last_used_at=key.last_used_at)
+                  revoked_at=key.revoked_at, last_used_at=key.last_used_at, limits=key.limits)
 
 
 @router.get("/keys", response_model=KeyList, tags=["identity"])
@@ -418,9 +419,10 @@ async def list_keys(request: Request, caller: Caller = require(Permission.KEYS))
 async def create_key(body: KeyCreate, request: Request, caller: Caller = require(Permission.KEYS)) -> KeyCreated:
     """A new key; the secret is in this response only."""
     state = state_of(request)
-    key, secret = state.keys.create(Role(body.role), body.name, tuple(body.tags))
+    key, secret = state.keys.create(Role(body.role), body.name, tuple(body.tags), body.limits)
     await audit_event(state, "key.create", {"principal": caller.principal.name, "key_id": key.id,
-                                            "role": key.role.value, "tags": list(key.tags)})
+                                            "role": key.role.value, "tags": list(key.tags),
+                                            "limits": key.limits.model_dump(exclude_none=True)})
     return KeyCreated(secret=secret, **key_out(key).model_dump())
 
 

@@ -22,6 +22,7 @@ from sekisho.server.keys import KeyStore, open_access_database
 from sekisho.server.logs import log_config, request_context
 from sekisho.server.metrics import Metrics
 from sekisho.server.oidc import OidcSignIn, origin
+from sekisho.server.quotas import Quotas
 from sekisho.server.runtime import Runtime
 from sekisho.server.security import BodyLimit, RateLimiter, Sessions
 
@@ -51,18 +52,30 @@ def headers_for(settings: Settings) -> dict[str, str]:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    from sekisho.server import api, apps_api, conversations_api, keys_ui, openai_api, operations, proofread, signin, ui
+    from sekisho.server import (
+        api,
+        apps_api,
+        conversations_api,
+        keys_ui,
+        openai_api,
+        operations,
+        proofread,
+        quota_api,
+        signin,
+        ui,
+    )
 
     access = open_access_database(settings)
+    keys = KeyStore(access)  # applies the access database's migrations, which the quotas' tables are part of
     runtime: Runtime
 
     def queue_depth() -> dict[str, int]:
         return runtime.jobs().depth()
 
     metrics = Metrics(queue_depth)
-    runtime = Runtime(settings, audit_observers=(metrics.observe_audit,))
+    runtime = Runtime(settings, quotas=Quotas(access, settings.quotas), audit_observers=(metrics.observe_audit,))
     oidc = OidcSignIn(settings.auth.oidc, access) if settings.auth.oidc else None
-    state = AppState(settings=settings, runtime=runtime, keys=KeyStore(access),
+    state = AppState(settings=settings, runtime=runtime, keys=keys,
                      sessions=Sessions(access, ttl_s=settings.auth.session_hours * 3600),
                      limiter=RateLimiter(access, settings.server.rate_limit_per_minute),
                      anonymous_limiter=RateLimiter(access, settings.server.unauthenticated_per_minute),
@@ -137,6 +150,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(proofread.router)
     app.include_router(proofread.ui_router)
     app.include_router(operations.router)
+    app.include_router(quota_api.router)
+    app.include_router(quota_api.ui_router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.openapi = lambda: _openapi_with_bearer(app)  # type: ignore[method-assign]
     return app

@@ -118,7 +118,7 @@ async def run_app(app_id: str, request: Request, caller: Caller = require(Permis
     name = await state.runtime.run(choose_backend, spec, options["backend"], state.settings, path)
     kb = await state.runtime.run(state.runtime.kb) if spec.retrieval != "none" else None
     events = run(path, spec, prepared, principal=caller.principal, backend=name, kb=kb, settings=state.settings)
-    admission = state.runtime.admitted()
+    admission = state.runtime.admitted(caller, request)
     await admission.__aenter__()
     if not stream:
         try:

@@ -146,7 +146,7 @@ async def _answer(request: Request, caller: Caller, conversation_id: str, conten
     # Ownership is checked before anything streams, so a stranger's id is a plain 404.
     await state.runtime.run(_conversations(state).get, caller.principal.name, conversation_id)
     kb = await state.runtime.run(state.runtime.kb)
-    admission = state.runtime.admitted()
+    admission = state.runtime.admitted(caller, request)
     await admission.__aenter__()
     result: list[Asked] = []
     pieces = ask(path, _conversations(state), principal=caller.principal, conversation_id=conversation_id,

@@ -35,6 +35,7 @@ NAV = [
     ("/apps", "アプリ", "Apps", "chat"),
     ("/proofread", "校正", "Proofread", "chat"),
     ("/keys", "鍵", "Keys", "keys"),
+    ("/quota", "利用枠", "Quota", "chat"),
 ]
 LABELS = {"queued": "待機中 / Queued", "running": "処理中 / Running", "done": "完了 / Done", "failed": "失敗 / Failed",
           "pending": "確認待ち / Pending", "approved": "承認 / Approved", "edited": "修正承認 / Edited",
@@ -193,7 +194,7 @@ async def ui_ask(request: Request, question: str = Form(..., min_length=1, max_l
     state = state_of(request)
     name, _ = resolve_model(state, backend or state.settings.models.default, True)
     try:
-        governed = await api.ask_governed(state, caller, question, name, state.settings.retrieval.top_k)
+        governed = await api.ask_governed(state, caller, request, question, name, state.settings.retrieval.top_k)
         result = api.ask_response(question, governed)
     except ApiError as exc:
         if exc.code != "guard_blocked":

@@ -94,6 +94,7 @@
       var current = document.querySelector("#conversation-list [aria-current]");
       if (current) current.textContent = done.question;
     }
+    document.body.dispatchEvent(new Event("sekisho:answered"));  // the quota panel counts again
     return done;
   }
 

@@ -342,7 +342,7 @@ def test_keys_are_created_and_revoked_on_the_keys_page(server):
             assert "失効 / Revoked" in table.text
             assert program.get("/v1/models").status_code == 401
     created = [r for r in audit_records(server, "key.create") if r["key_id"] == key_id]
-    assert created == [{"principal": "oidc:suzuki", "key_id": key_id, "role": "user", "tags": ["人事", "広報"]}]
+    assert created == [{"principal": "oidc:suzuki", "key_id": key_id, "role": "user", "tags": ["人事", "広報"], "limits": {}}]
 
 
 def test_a_user_cannot_open_the_keys_page(server):

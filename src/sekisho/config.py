@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sekisho.errors import SekishoError
 
@@ -128,6 +128,23 @@ class AppsConfig(_Section):
     folder: str = ""
 
 
+class UsageConfig(_Section):
+    # The organisation's day: usage figures are counted per calendar day in this zone (an IANA
+    # name), so a request at 08:30 in Tokyo is on that day, not on yesterday's UTC date.
+    timezone: str = "Asia/Tokyo"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Asia/Tokyo)") from None
+        return value
+
+
 class Settings(_Section):
     store: StoreConfig = Field(default_factory=StoreConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
@@ -137,6 +154,7 @@ class Settings(_Section):
     server: ServerConfig = Field(default_factory=ServerConfig)
     apps: AppsConfig = Field(default_factory=AppsConfig)
     proofread: ProofreadConfig = Field(default_factory=ProofreadConfig)
+    usage: UsageConfig = Field(default_factory=UsageConfig)
     base_dir: str = "."  # paths in the file are relative to the file's folder
 
 

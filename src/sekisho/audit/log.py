@@ -399,25 +399,30 @@ class AuditLog:
 
     def query(self, *, kind: str | None = None, principal: str | None = None, since: datetime | str | None = None,
               until: datetime | str | None = None, limit: int = 100, newest_first: bool = True) -> list[AuditEntry]:
-        where, args = [], []
-        if kind:
-            where.append("kind = ?")
-            args.append(kind)
-        if principal:
-            where.append("json_extract(body, '$.principal') = ?")
-            args.append(principal)
-        if since is not None:
-            where.append("ts >= ?")
-            args.append(_timestamp(since))
-        if until is not None:
-            where.append("ts < ?")
-            args.append(_timestamp(until))
+        where, args = _filters((kind,) if kind else (), principal, since, until)
         sql = "SELECT seq, ts, kind, body, prev, hash FROM audit_log"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += f" ORDER BY seq {'DESC' if newest_first else 'ASC'} LIMIT ?"
         args.append(int(limit))
         return [self._entry(row) for row in self._reader().execute(sql, args)]
+
+    def records(self, *, kinds: Iterable[str] = (), since: datetime | str | None = None,
+                until: datetime | str | None = None, page: int = 1000) -> Iterator[AuditEntry]:
+        """Every record of `kinds` (all kinds when empty) with since <= ts < until, oldest first,
+        read a page at a time by sequence number: a report over millions of records holds one page
+        in memory, and no read transaction stays open between pages, so appends go on meanwhile."""
+        where, args = _filters(tuple(kinds), None, since, until)
+        sql = ("SELECT seq, ts, kind, body, prev, hash FROM audit_log WHERE "
+               + " AND ".join(["seq > ?", *where]) + " ORDER BY seq LIMIT ?")
+        after = 0
+        while True:
+            rows = self._reader().execute(sql, (after, *args, page)).fetchall()
+            for row in rows:
+                yield self._entry(row)
+            if len(rows) < page:
+                return
+            after = rows[-1][0]
 
     def find_value(self, value: str, *, limit: int = 100) -> list[AuditEntry]:
         """Records whose masked values include this one (by keyed hash; the value is never stored)."""
@@ -519,6 +524,26 @@ class AuditLog:
                 conn.close()
             self._reader_connections.clear()
         self._readers = threading.local()
+
+
+def _filters(kinds: tuple[str, ...], principal: str | None, since: datetime | str | None,
+             until: datetime | str | None) -> tuple[list[str], list[Any]]:
+    """The WHERE terms (and their arguments) shared by the log's queries."""
+    where: list[str] = []
+    args: list[Any] = []
+    if kinds:
+        where.append(f"kind IN ({', '.join('?' * len(kinds))})")
+        args.extend(kinds)
+    if principal:
+        where.append("json_extract(body, '$.principal') = ?")
+        args.append(principal)
+    if since is not None:
+        where.append("ts >= ?")
+        args.append(_timestamp(since))
+    if until is not None:
+        where.append("ts < ?")
+        args.append(_timestamp(until))
+    return where, args
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -36,7 +36,7 @@ SECURITY_HEADERS = {
 
 
 def create_app(settings: Settings) -> FastAPI:
-    from sekisho.server import api, apps_api, conversations_api, openai_api, proofread, ui
+    from sekisho.server import api, apps_api, conversations_api, openai_api, proofread, ui, usage
 
     access = open_access_database(settings)
     state = AppState(settings=settings, runtime=Runtime(settings), keys=KeyStore(access), sessions=Sessions(access),
@@ -90,6 +90,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(ui.router)
     app.include_router(proofread.router)
     app.include_router(proofread.ui_router)
+    app.include_router(usage.router)
+    app.include_router(usage.ui_router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.openapi = lambda: _openapi_with_bearer(app)  # type: ignore[method-assign]
     return app

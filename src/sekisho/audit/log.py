@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS audit_log (
     hash TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_log_kind ON audit_log(kind, seq);
+CREATE INDEX IF NOT EXISTS audit_log_ts ON audit_log(ts);
 CREATE TABLE IF NOT EXISTS audit_anchor (
     id            INTEGER PRIMARY KEY CHECK (id = 1),
     seq           INTEGER NOT NULL,
@@ -399,7 +400,19 @@ class AuditLog:
 
     def query(self, *, kind: str | None = None, principal: str | None = None, since: datetime | str | None = None,
               until: datetime | str | None = None, limit: int = 100, newest_first: bool = True) -> list[AuditEntry]:
-        where, args = _filters((kind,) if kind else (), principal, since, until)
+        where, args = [], []
+        if kind:
+            where.append("kind = ?")
+            args.append(kind)
+        if principal:
+            where.append("json_extract(body, '$.principal') = ?")
+            args.append(principal)
+        if since is not None:
+            where.append("ts >= ?")
+            args.append(_timestamp(since))
+        if until is not None:
+            where.append("ts < ?")
+            args.append(_timestamp(until))
         sql = "SELECT seq, ts, kind, body, prev, hash FROM audit_log"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -409,15 +422,43 @@ class AuditLog:
 
     def records(self, *, kinds: Iterable[str] = (), since: datetime | str | None = None,
                 until: datetime | str | None = None, page: int = 1000) -> Iterator[AuditEntry]:
-        """Every record of `kinds` (all kinds when empty) with since <= ts < until, oldest first,
-        read a page at a time by sequence number: a report over millions of records holds one page
-        in memory, and no read transaction stays open between pages, so appends go on meanwhile."""
-        where, args = _filters(tuple(kinds), None, since, until)
-        sql = ("SELECT seq, ts, kind, body, prev, hash FROM audit_log WHERE "
-               + " AND ".join(["seq > ?", *where]) + " ORDER BY seq LIMIT ?")
-        after = 0
+        """Every record of `kinds` (all kinds when empty) with since <= ts < until, in sequence
+        order, read a page at a time: a report over millions of records holds one page in memory,
+        and no read transaction stays open between pages, so appends go on meanwhile. The period
+        costs what its own records cost, however long the log (docs/benchmarks.md, ## Usage)."""
+        kinds = tuple(kinds)
+        reader = self._reader()
+        # The range of sequence numbers that can hold the period's records, from the timestamp
+        # index (exact even if the clock was ever set back: MIN and MAX over it); then a walk in
+        # sequence order over that range only, each page resuming where the last one ended.
+        terms, args = ["seq > ?", "seq <= ?"], []
+        first, last = 1, self._head(reader)[0]
+        if since is not None:
+            args.append(_timestamp(since))
+            first = reader.execute("SELECT MIN(seq) FROM audit_log INDEXED BY audit_log_ts WHERE ts >= ?",
+                                   args[-1:]).fetchone()[0]
+            terms.append("+ts >= ?")
+        if until is not None:
+            args.append(_timestamp(until))
+            last = reader.execute("SELECT MAX(seq) FROM audit_log INDEXED BY audit_log_ts WHERE ts < ?",
+                                  args[-1:]).fetchone()[0]
+            terms.append("+ts < ?")
+        if first is None or last is None:
+            return
+        # One kind: its (kind, seq) index. Several: the rows themselves, in sequence order. The '+'
+        # keeps SQLite from an index that would have it sort every remaining row for each page.
+        # Timestamps are checked on every row as well: inside the range, a record appended while
+        # the clock was set back can lie outside the period.
+        if len(kinds) == 1:
+            terms.append("kind = ?")
+        elif kinds:
+            terms.append(f"+kind IN ({', '.join('?' * len(kinds))})")
+        args.extend(kinds)
+        sql = (f"SELECT seq, ts, kind, body, prev, hash FROM audit_log WHERE {' AND '.join(terms)} "
+               "ORDER BY seq LIMIT ?")
+        after = first - 1
         while True:
-            rows = self._reader().execute(sql, (after, *args, page)).fetchall()
+            rows = reader.execute(sql, (after, last, *args, page)).fetchall()
             for row in rows:
                 yield self._entry(row)
             if len(rows) < page:
@@ -524,26 +565,6 @@ class AuditLog:
                 conn.close()
             self._reader_connections.clear()
         self._readers = threading.local()
-
-
-def _filters(kinds: tuple[str, ...], principal: str | None, since: datetime | str | None,
-             until: datetime | str | None) -> tuple[list[str], list[Any]]:
-    """The WHERE terms (and their arguments) shared by the log's queries."""
-    where: list[str] = []
-    args: list[Any] = []
-    if kinds:
-        where.append(f"kind IN ({', '.join('?' * len(kinds))})")
-        args.extend(kinds)
-    if principal:
-        where.append("json_extract(body, '$.principal') = ?")
-        args.append(principal)
-    if since is not None:
-        where.append("ts >= ?")
-        args.append(_timestamp(since))
-    if until is not None:
-        where.append("ts < ?")
-        args.append(_timestamp(until))
-    return where, args
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -441,6 +441,7 @@ def usage_report_command(
     from rich.measure import Measurement
     from rich.table import Column, Table
 
+    from sekisho.apps import Catalog
     from sekisho.audit.usage import DIMENSIONS, UsageQuery, label, usage_report
     from sekisho.identity import cli_principal
 
@@ -459,11 +460,14 @@ def usage_report_command(
     table = Table(*(f"{DIMENSIONS[d][0]}\n{DIMENSIONS[d][1]}" for d in query.by),
                   *(Column(f"{ja}\n{en}", justify="right") for ja, en, _ in _USAGE_COLUMNS),
                   title=f"利用状況 Usage {period}", box=box.SIMPLE_HEAD)
+    def cells(figures) -> list[str]:
+        return [cell(figures) for *_, cell in _USAGE_COLUMNS]
+
+    titles = {app_id: f"{spec.title_ja} / {app_id}" for app_id, spec in Catalog.from_settings(settings).apps().items()}
     for row in report.rows:
-        table.add_row(*(label(d, v) for d, v in zip(query.by, row.key)), *(cell(row.figures) for *_, cell in _USAGE_COLUMNS))
+        table.add_row(*(label(d, v, titles) for d, v in zip(query.by, row.key)), *cells(row.figures))
     table.add_section()
-    table.add_row("合計 Total", *([""] * (len(query.by) - 1)), *(cell(report.total) for *_, cell in _USAGE_COLUMNS),
-                  style="bold")
+    table.add_row("合計 Total", *([""] * (len(query.by) - 1)), *cells(report.total), style="bold")
     # As wide as the figures need, whatever the terminal's width (a narrow terminal wraps the
     # lines; nothing is cut short, and output to a file or pipe is not squeezed into 80 columns).
     needed = Measurement.get(console, console.options.update_width(10_000), table).maximum

@@ -37,10 +37,10 @@ import io
 import itertools
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sekisho.audit.log import AuditLog
@@ -226,13 +226,15 @@ class UsageReport:
         return buffer.getvalue()
 
 
-def label(dimension: str, value: str) -> str:
-    """How a group's value reads on screen (Japanese first)."""
-    if dimension == "app":
-        return DOORS.get(value, value)
-    if dimension == "tag":
-        return {"": "（なし）/ none", "*": "*（すべて）/ all"}.get(value, value)
-    return value
+ROLES = {"admin": "管理者 / admin", "reviewer": "確認担当 / reviewer", "user": "一般利用者 / user",
+         "auditor": "監査担当 / auditor"}
+TAGS = {"": "（なし）/ none", "*": "*（すべて）/ all"}
+
+
+def label(dimension: str, value: str, apps: Mapping[str, str] | None = None) -> str:
+    """How a group's value reads on screen (Japanese first); the data keeps the value itself.
+    `apps`: task app ids to their titles (the catalogue lives above this floor)."""
+    return {"app": {**DOORS, **(apps or {})}, "role": ROLES, "tag": TAGS}.get(dimension, {}).get(value, value)
 
 
 def usage_report(audit: AuditLog, query: UsageQuery, *, viewer: Principal,
@@ -253,11 +255,19 @@ def usage_report(audit: AuditLog, query: UsageQuery, *, viewer: Principal,
     ratings = _ratings(audit, start)
     zone = query.zone
     users: dict[str, str] = {}
+    days: dict[str, str] = {}
 
     def user(principal: str) -> str:
         if principal not in users:
             users[principal] = principal if query.names else pseudonym(audit, principal)
         return users[principal]
+
+    def day(ts: str) -> str:
+        # Every zone in use is offset from UTC by whole minutes: records of one UTC minute share a day.
+        minute = ts[:16]
+        if minute not in days:
+            days[minute] = datetime.fromisoformat(ts).astimezone(zone).date().isoformat()
+        return days[minute]
 
     total = _Tally()
     tallies: dict[tuple[str, ...], defaultdict[tuple[str, ...], _Tally]] = {g: defaultdict(_Tally) for g in groupings}
@@ -267,7 +277,7 @@ def usage_report(audit: AuditLog, query: UsageQuery, *, viewer: Principal,
         backend = record.get("backend") or {}
         tags = [str(t) for t in record.get("tags") or ()]
         values: dict[str, Sequence[str]] = {
-            "day": (datetime.fromisoformat(entry.ts).astimezone(zone).date().isoformat(),),
+            "day": (day(entry.ts),),
             "app": (_app(entry.kind, record),),
             "model": (str(backend.get("used") or ""),),
             "role": (str(record.get("role") or ""),),
@@ -275,12 +285,11 @@ def usage_report(audit: AuditLog, query: UsageQuery, *, viewer: Principal,
             "user": (user(str(record.get("principal") or "")),),
         }
         rated = ratings.pop(entry.seq, {})
-        touched = [total] + [tallies[g][key] for g in groupings
-                             for key in itertools.product(*(values[d] for d in g))]
-        for tally in touched:
-            tally.add(record)
-            for rating, _, _ in rated.values():
-                tally.rate(rating)
+        counted = _counted(record, [rating for rating, _, _ in rated.values()])
+        total.add(counted)
+        for g in groupings:
+            for key in itertools.product(*(values[d] for d in g)):
+                tallies[g][key].add(counted)
         for rating, reason, rated_at in rated.values():
             if rating < 0 and reason:
                 reasons.append(ThumbsDown(rated_at, entry.seq, values["day"][0], values["app"][0],
@@ -318,6 +327,43 @@ def _ratings(audit: AuditLog, since: datetime | None) -> dict[int, dict[str, tup
     return ratings
 
 
+class _Counted(NamedTuple):
+    """What one request record adds to each of its groups, worked out once."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    latency: int | None  # the sketch bucket of its duration; None when it did not conclude
+    refused: bool
+    guard_blocked: bool
+    masked: int
+    held: bool
+    error: bool
+    cancelled: bool
+    joules: float | None
+    thumbs_up: int
+    thumbs_down: int
+
+
+def _counted(record: dict[str, Any], ratings: list[int]) -> _Counted:
+    tokens = record.get("tokens") or {}
+    status = record.get("status")
+    duration = record.get("duration_s")
+    concluded = status in ("ok", "held") and isinstance(duration, (int, float))
+    joules = (record.get("energy") or {}).get("joules")
+    return _Counted(
+        prompt_tokens=int(tokens.get("prompt") or 0), completion_tokens=int(tokens.get("completion") or 0),
+        latency=_Sketch.index_of(float(duration)) if concluded else None,
+        refused=status == "blocked",
+        guard_blocked=status == "blocked" and str(record.get("reason") or "").startswith("blocked:"),
+        # One masked value can be found in several places (the question, and the prompt that
+        # carries it): its placeholder counts it once.
+        masked=len({f.get("placeholder") for f in record.get("findings") or ()
+                    if f.get("action") == "mask" and f.get("placeholder")}),
+        held=status == "held", error=status == "error", cancelled=status == "cancelled",
+        joules=float(joules) if isinstance(joules, (int, float)) else None,
+        thumbs_up=ratings.count(1), thumbs_down=ratings.count(-1))
+
+
 class _Tally:
     """One group's running counts."""
 
@@ -331,36 +377,24 @@ class _Tally:
         self.energy_j = 0.0
         self.latency = _Sketch()
 
-    def add(self, record: dict[str, Any]) -> None:
+    def add(self, c: _Counted) -> None:
         self.requests += 1
-        tokens = record.get("tokens") or {}
-        self.prompt_tokens += int(tokens.get("prompt") or 0)
-        self.completion_tokens += int(tokens.get("completion") or 0)
-        status = record.get("status")
-        if status in ("ok", "held") and isinstance(record.get("duration_s"), (int, float)):
-            self.latency.add(float(record["duration_s"]))
-        if status == "blocked":
-            self.refused += 1
-            self.guard_blocked += str(record.get("reason") or "").startswith("blocked:")
-        self.held += status == "held"
-        self.errors += status == "error"
-        self.cancelled += status == "cancelled"
-        # One masked value can be found in several places (the question, and the prompt that
-        # carries it): its placeholder counts it once.
-        self.masked += len({f.get("placeholder") for f in record.get("findings") or ()
-                            if f.get("action") == "mask" and f.get("placeholder")})
-        energy = record.get("energy")
-        joules = energy.get("joules") if isinstance(energy, dict) else None
-        if isinstance(joules, (int, float)):
-            self.energy_j += float(joules)
-        else:
+        self.prompt_tokens += c.prompt_tokens
+        self.completion_tokens += c.completion_tokens
+        if c.latency is not None:
+            self.latency.add(c.latency)
+        self.refused += c.refused
+        self.guard_blocked += c.guard_blocked
+        self.masked += c.masked
+        self.held += c.held
+        self.errors += c.error
+        self.cancelled += c.cancelled
+        if c.joules is None:
             self.energy_unmeasured += 1
-
-    def rate(self, rating: int) -> None:
-        if rating > 0:
-            self.thumbs_up += 1
         else:
-            self.thumbs_down += 1
+            self.energy_j += c.joules
+        self.thumbs_up += c.thumbs_up
+        self.thumbs_down += c.thumbs_down
 
     def figures(self) -> Figures:
         empty = self.latency.count == 0
@@ -377,35 +411,36 @@ class _Sketch:
     """Quantiles in bounded memory (DDSketch, Masson et al., VLDB 2019): each value is counted in a
     logarithmic bucket 2% wide, and a quantile is read back as its bucket's centre, within 1% of
     the value of that rank. Durations from 0.1 ms to a day fit in about 800 buckets; a month of
-    requests in a group takes a few hundred."""
+    requests in a group takes a few hundred. A value's bucket is worked out once (`index_of`) and
+    counted in every group it belongs to."""
 
     ALPHA = 0.01
     GAMMA = (1 + ALPHA) / (1 - ALPHA)
     LOG_GAMMA = math.log(GAMMA)
     SMALLEST = 1e-4  # the audit log rounds durations to 0.1 ms; anything under counts as zero
+    ZERO = -(10**9)  # the bucket of zero, below every other
 
-    __slots__ = ("buckets", "count", "zeros")
+    __slots__ = ("buckets", "count")
 
     def __init__(self) -> None:
         self.buckets: dict[int, int] = defaultdict(int)
-        self.count = self.zeros = 0
+        self.count = 0
 
-    def add(self, value: float) -> None:
+    @classmethod
+    def index_of(cls, value: float) -> int:
+        return cls.ZERO if value < cls.SMALLEST else math.ceil(math.log(value) / cls.LOG_GAMMA)
+
+    def add(self, index: int) -> None:
         self.count += 1
-        if value < self.SMALLEST:
-            self.zeros += 1
-        else:
-            self.buckets[math.ceil(math.log(value) / self.LOG_GAMMA)] += 1
+        self.buckets[index] += 1
 
     def quantile(self, q: float) -> float:
         """The q-quantile by nearest rank (the ceil(q * count)-th smallest value added, the first
         for q = 0), within 1% and then rounded to five significant digits; 0.0 when empty."""
         rank = max(0, math.ceil(q * self.count) - 1)  # 0-based
-        seen = self.zeros
-        if rank < seen:
-            return 0.0
+        seen, index = 0, self.ZERO
         for index in sorted(self.buckets):
             seen += self.buckets[index]
             if rank < seen:
                 break
-        return float(f"{2 * self.GAMMA ** index / (self.GAMMA + 1):.5g}")
+        return 0.0 if index == self.ZERO else float(f"{2 * self.GAMMA ** index / (self.GAMMA + 1):.5g}")

@@ -39,7 +39,8 @@ def columns(points: Sequence[tuple[str, Sequence[float]]], series: Sequence[Seri
     for tick in (0, 0.25, 0.5, 0.75, 1.0):
         y = top + plot_h * (1 - tick)
         parts.append(f'<line class="grid" x1="{left}" y1="{y:.1f}" x2="{width - 10}" y2="{y:.1f}"/>'
-                     f'<text class="tick" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{_number(peak * tick)}</text>')
+                     f'<text class="tick" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
+                     f'{_number(peak * tick)}</text>')
     for i, (name, values) in enumerate(points):
         x, base = left + i * step, top + plot_h
         for value, s in zip(values, series):
@@ -74,7 +75,8 @@ def bars(rows: Sequence[tuple[str, Sequence[float]]], series: Sequence[Series], 
             w = plot_w * value / peak
             if value:
                 parts.append(f'<rect class="{escape(s.css)}" x="{x:.1f}" y="{y + 4}" width="{w:.1f}" '
-                             f'height="{row_h - 8}"><title>{escape(name)} {escape(s.label)}: {_number(value)}</title></rect>')
+                             f'height="{row_h - 8}"><title>{escape(name)} {escape(s.label)}: '
+                             f'{_number(value)}</title></rect>')
             x += w
         parts.append(f'<text class="value" x="{x + 6:.1f}" y="{y + 17}">{_number(sum(values))}</text>')
     if not rows:

@@ -4,6 +4,7 @@ computed from the audit log by `sekisho.audit.usage`; nothing here counts anythi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -74,14 +75,20 @@ async def usage_page(request: Request, since: str = Query("", max_length=40), un
     until_day = query.until or datetime.now(query.zone).date()
     query = replace(query, until=until_day, since=query.since or until_day - timedelta(days=DEFAULT_DAYS - 1))
     report = await _report(request, caller, query, PAGE_TABLES)
+    apps = await state_of(request).runtime.run(state_of(request).runtime.catalog().apps)
+    titles = {app_id: f"{spec.title_ja} / {app_id}" for app_id, spec in apps.items()}
+
+    def named(dimension: str, value: str) -> str:
+        return label(dimension, value, titles)
+
     return render(request, "usage.html", title="利用状況", me=_me(caller), active="/usage", report=report,
-                  query=query, metrics=METRICS, charts=_charts(report), tables=_tables(report),
+                  query=query, metrics=METRICS, charts=_charts(report, named), tables=_tables(report, named),
                   users=sorted(report.tables[("user",)], key=lambda r: -r.figures.requests)[:TOP_USERS],
                   reasons=None if report.reasons is None else report.reasons[:REASONS_SHOWN],
-                  label=label, export=_export_links(query))
+                  label=named, export=_export_links(query))
 
 
-def _charts(report: UsageReport) -> dict[str, Any]:
+def _charts(report: UsageReport, named: Callable[[str, str], str]) -> dict[str, Any]:
     query = report.query
     by_day = {row.key[0]: row.figures for row in report.rows}
     days = [(query.since + timedelta(days=n)).isoformat() for n in range((query.until - query.since).days + 1)]
@@ -94,21 +101,21 @@ def _charts(report: UsageReport) -> dict[str, Any]:
     }
     for dimension, ja, en in (("app", "アプリ別", "per app"), ("model", "モデル別", "per model")):
         rows = _by_requests(report.tables[(dimension,)])
-        named = [(label(dimension, r.key[0]), r.figures) for r in rows]
-        charts[f"requests_per_{dimension}"] = bars([(n, [f.requests]) for n, f in named], REQUESTS,
+        rows_named = [(named(dimension, r.key[0]), r.figures) for r in rows]
+        charts[f"requests_per_{dimension}"] = bars([(n, [f.requests]) for n, f in rows_named], REQUESTS,
                                                    title=f"{ja}の依頼数 / Requests {en}")
-        charts[f"tokens_per_{dimension}"] = bars([(n, [f.prompt_tokens, f.completion_tokens]) for n, f in named],
+        charts[f"tokens_per_{dimension}"] = bars([(n, [f.prompt_tokens, f.completion_tokens]) for n, f in rows_named],
                                                  TOKENS, title=f"{ja}のトークン数 / Tokens {en}")
         charts[f"ratings_per_{dimension}"] = bars(
-            [(n, [f.thumbs_up, f.thumbs_down]) for n, f in named if f.thumbs_up or f.thumbs_down], RATINGS,
+            [(n, [f.thumbs_up, f.thumbs_down]) for n, f in rows_named if f.thumbs_up or f.thumbs_down], RATINGS,
             title=f"{ja}の満足度 / Satisfaction {en}")
     return charts
 
 
-def _tables(report: UsageReport) -> list[dict[str, Any]]:
+def _tables(report: UsageReport, named: Callable[[str, str], str]) -> list[dict[str, Any]]:
     """The figures behind the charts, and those without one, as tables (role and tag too)."""
     return [{"dimension": d, "ja": DIMENSIONS[d][0], "en": DIMENSIONS[d][1],
-             "rows": [(label(d, r.key[0]), r.figures) for r in _by_requests(report.tables[(d,)])]}
+             "rows": [(named(d, r.key[0]), r.figures) for r in _by_requests(report.tables[(d,)])]}
             for d in ("app", "model", "role", "tag")]
 
 

@@ -255,7 +255,7 @@ def usage_report(audit: AuditLog, query: UsageQuery, *, viewer: Principal,
     ratings = _ratings(audit, start)
     zone = query.zone
     users: dict[str, str] = {}
-    days: dict[str, str] = {}
+    last_minute, last_day = "", ""  # the last UTC minute seen and its day in the zone
 
     def user(principal: str) -> str:
         if principal not in users:
@@ -263,11 +263,12 @@ def usage_report(audit: AuditLog, query: UsageQuery, *, viewer: Principal,
         return users[principal]
 
     def day(ts: str) -> str:
-        # Every zone in use is offset from UTC by whole minutes: records of one UTC minute share a day.
-        minute = ts[:16]
-        if minute not in days:
-            days[minute] = datetime.fromisoformat(ts).astimezone(zone).date().isoformat()
-        return days[minute]
+        # Every zone in use is offset from UTC by whole minutes, so the records of one UTC minute
+        # share a day; they come in time order, so remembering the last minute is enough.
+        nonlocal last_minute, last_day
+        if ts[:16] != last_minute:
+            last_minute, last_day = ts[:16], datetime.fromisoformat(ts).astimezone(zone).date().isoformat()
+        return last_day
 
     total = _Tally()
     tallies: dict[tuple[str, ...], defaultdict[tuple[str, ...], _Tally]] = {g: defaultdict(_Tally) for g in groupings}

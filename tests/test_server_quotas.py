@@ -29,7 +29,7 @@ from server_fixtures.support import CITY, make_settings, run_server, start_fake,
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 QUOTAS_TOML = """
-[quotas]
+[organisation]
 timezone = "Asia/Tokyo"
 [quotas.roles.user]
 tokens_per_day = 100000
@@ -321,7 +321,7 @@ def test_windows_follow_the_organisations_time_zone(access):
         tokyo.admit(alice, None)
     # 2027-01-01 05:00 in Tokyo is still 2026-12-31 in UTC: an organisation on UTC has not turned the day.
     bob = Principal("oidc:bob", Role.USER)
-    utc = Quotas(access.db, QuotasConfig(timezone="UTC", users={"oidc:bob": QuotaLimits(tokens_per_day=10)}),
+    utc = Quotas(access.db, QuotasConfig(users={"oidc:bob": QuotaLimits(tokens_per_day=10)}), timezone="UTC",
                  clock=Clock(jst(2026, 12, 31, 20, 0)))
     utc.admit(bob, None)
     utc.charge(bob, 10)
@@ -345,8 +345,8 @@ def test_configuration_mistakes_are_one_line(tmp_path, access):
     with pytest.raises(ConfigError, match="quotas.roles.users: no such role"):
         Quotas(access.db, QuotasConfig(roles={"users": QuotaLimits(tokens_per_day=1)}))
     config = tmp_path / "sekisho.toml"
-    config.write_text('[quotas]\ntimezone = "Asia/Tokio"\n', encoding="utf-8")
-    with pytest.raises(ConfigError, match="quotas.timezone: .*unknown time zone 'Asia/Tokio'"):
+    config.write_text('[organisation]\ntimezone = "Asia/Tokio"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="organisation.timezone: .*unknown time zone 'Asia/Tokio'"):
         load_settings(config, environ={})
     config.write_text("[quotas.roles.user]\ntokens_per_day = -1\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="quotas.roles.user.tokens_per_day"):

@@ -501,6 +501,82 @@ def audit_find_value(ctx: typer.Context, value: Annotated[str, typer.Argument(he
         print(f"{e.seq}\t{e.ts}\t{e.kind}\t{(e.record or {}).get('principal', '')}")
 
 
+def _n(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.3g}" if isinstance(value, float) and value < 100 else f"{value:,.0f}"
+
+
+# The terminal table: figures that go together share a column, to keep it narrow.
+_USAGE_COLUMNS = [
+    ("依頼", "requests", lambda f: _n(f.requests)),
+    ("トークン 入/出", "tokens in/out", lambda f: f"{_n(f.prompt_tokens)}/{_n(f.completion_tokens)}"),
+    ("所要時間 秒", "p50/p95 s", lambda f: f"{_n(f.latency_p50_s)}/{_n(f.latency_p95_s)}"),
+    ("拒否/遮断", "refused/guard", lambda f: f"{_n(f.refused)}/{_n(f.guard_blocked)}"),
+    ("マスク", "masked", lambda f: _n(f.masked)),
+    ("確認待ち", "held", lambda f: _n(f.held)),
+    ("エラー", "errors", lambda f: _n(f.errors)),
+    ("高/低評価", "up/down", lambda f: f"{_n(f.thumbs_up)}/{_n(f.thumbs_down)}"),
+    ("電力量", "energy J", lambda f: _n(f.energy_j)),
+]
+usage_app = typer.Typer(help="利用状況（監査ログから集計）. Usage and feedback figures from the audit log.",
+                        no_args_is_help=True)
+app.add_typer(usage_app, name="usage")
+
+
+@usage_app.command("report")
+def usage_report_command(
+    ctx: typer.Context,
+    since: Annotated[Optional[str], typer.Option("--since", help="開始日 (e.g. 2026-12-01, 令和8年12月1日); default: the log's start")] = None,
+    until: Annotated[Optional[str], typer.Option("--until", help="終了日 (included); default: today")] = None,
+    by: Annotated[str, typer.Option("--by", help="集計単位 (comma-separated: day, app, model, role, tag, user)")] = "day",
+    names: Annotated[bool, typer.Option("--names", help="利用者を実名で表示 (real names instead of pseudonyms; audited)")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON で出力")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV で出力")] = False,
+) -> None:
+    """利用状況の集計（依頼・トークン・所要時間・拒否・マスク・確認待ち・評価・電力量）. Usage report."""
+    from rich import box
+    from rich.measure import Measurement
+    from rich.table import Column, Table
+
+    from sekisho.apps import Catalog
+    from sekisho.audit.usage import DIMENSIONS, UsageQuery, label, usage_report
+    from sekisho.identity import cli_principal
+
+    if as_json and as_csv:
+        raise fail("--json and --csv: choose one")
+    settings = settings_of(ctx)
+    query = UsageQuery.parse(since=since, until=until, by=by, timezone=settings.organisation.timezone, names=names)
+    report = usage_report(_audit_log(ctx), query, viewer=cli_principal())
+    if as_json:
+        _print_json(report.to_json())
+        return
+    if as_csv:
+        print(report.to_csv(), end="")
+        return
+    period = f"{query.since or '最初 start'} – {query.until or '今日 today'} ({query.timezone})"
+    table = Table(*(f"{DIMENSIONS[d][0]}\n{DIMENSIONS[d][1]}" for d in query.by),
+                  *(Column(f"{ja}\n{en}", justify="right") for ja, en, _ in _USAGE_COLUMNS),
+                  title=f"利用状況 Usage {period}", box=box.SIMPLE_HEAD)
+    def cells(figures) -> list[str]:
+        return [cell(figures) for *_, cell in _USAGE_COLUMNS]
+
+    titles = {app_id: f"{spec.title_ja} / {app_id}" for app_id, spec in Catalog.from_settings(settings).apps().items()}
+    for row in report.rows:
+        table.add_row(*(label(d, v, titles) for d, v in zip(query.by, row.key)), *cells(row.figures))
+    table.add_section()
+    table.add_row("合計 Total", *([""] * (len(query.by) - 1)), *cells(report.total), style="bold")
+    # As wide as the figures need, whatever the terminal's width (a narrow terminal wraps the
+    # lines; nothing is cut short, and output to a file or pipe is not squeezed into 80 columns).
+    needed = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    Console(width=max(console.width, needed)).print(table)
+    console.print("全項目は --json / --csv (every figure, cancelled requests and records without energy too).",
+                  highlight=False)
+    if "tag" in query.by:
+        console.print("複数のタグを持つ利用者の依頼は各タグに数えます (a request counts under each of its user's tags; "
+                      "the rows do not add up to the total).", highlight=False)
+    if not query.names and "user" in query.by:
+        console.print("利用者は仮名です (users pseudonymised; --names shows real names, audited).", highlight=False)
+
+
 def _reviews(ctx: typer.Context):
     from sekisho.audit import ReviewQueue
 
@@ -839,7 +915,7 @@ def quota_show(
     settings = settings_of(ctx)
     store = open_key_store(settings)
     try:
-        quotas = Quotas(store.db, settings.quotas)
+        quotas = Quotas(store.db, settings.quotas, timezone=settings.organisation.timezone)
         usages = [quotas.find(user, store)] if user else quotas.everyone(store)
     finally:
         store.close()
@@ -859,7 +935,7 @@ def quota_show(
     table = Table(Column("利用者 principal", overflow="fold"), "役割 role", "今分の件数 requests/min",
                   "今日のトークン tokens/day", "今月のトークン tokens/month", "件数 今日/今月 requests day/month",
                   caption=f"使用量 / 上限 (設定元) · used / limit (set by) · 日・月の区切り (days begin at midnight): "
-                          f"{settings.quotas.timezone}")
+                          f"{settings.organisation.timezone}")
     for u in usages:
         table.add_row(u.principal, u.role, *(cell(q) for q in u.quotas), f"{u.requests_today:,} / {u.requests_this_month:,}")
     console.print(table)

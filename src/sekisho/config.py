@@ -230,13 +230,18 @@ class QuotaLimits(_Section):
 
 
 class QuotasConfig(_Section):
-    # Days and months begin at midnight in the organisation's time zone.
-    timezone: str = "Asia/Tokyo"
     # Each member's limits, by role ([quotas.roles.user]) and by principal name
     # ([quotas.users."key:ab12cd34:alice"]); a key's own are set when it is created. The tightest
-    # that applies wins.
+    # that applies wins. Days and months are the organisation's ([organisation] timezone).
     roles: dict[str, QuotaLimits] = Field(default_factory=dict)
     users: dict[str, QuotaLimits] = Field(default_factory=dict)
+
+
+class OrganisationConfig(_Section):
+    # The organisation's day: quota days and months begin, and usage figures are counted per
+    # calendar day, at midnight in this zone (an IANA name), so a request at 08:30 in Tokyo is on
+    # that day, not on yesterday's UTC date.
+    timezone: str = "Asia/Tokyo"
 
     @field_validator("timezone")
     @classmethod
@@ -259,6 +264,7 @@ class Settings(_Section):
     proofread: ProofreadConfig = Field(default_factory=ProofreadConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     quotas: QuotasConfig = Field(default_factory=QuotasConfig)
+    organisation: OrganisationConfig = Field(default_factory=OrganisationConfig)
     base_dir: str = "."  # paths in the file are relative to the file's folder
 
 

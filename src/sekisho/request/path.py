@@ -550,6 +550,8 @@ class RequestPath:
         record: dict[str, Any] = {
             "principal": turn.principal.name,
             "role": str(turn.principal.role),
+            # The principal's access tags as they were: usage is counted per tag (audit/usage.py).
+            "tags": list(turn.principal.tags),
             "purpose": turn.purpose,
             "status": status,
             "request_id": turn.request_id,

@@ -63,6 +63,7 @@ def create_app(settings: Settings) -> FastAPI:
         quota_api,
         signin,
         ui,
+        usage,
     )
 
     access = open_access_database(settings)
@@ -73,7 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
         return runtime.jobs().depth()
 
     metrics = Metrics(queue_depth)
-    runtime = Runtime(settings, quotas=Quotas(access, settings.quotas), audit_observers=(metrics.observe_audit,))
+    runtime = Runtime(settings, quotas=Quotas(access, settings.quotas, timezone=settings.organisation.timezone), audit_observers=(metrics.observe_audit,))
     oidc = OidcSignIn(settings.auth.oidc, access) if settings.auth.oidc else None
     state = AppState(settings=settings, runtime=runtime, keys=keys,
                      sessions=Sessions(access, ttl_s=settings.auth.session_hours * 3600),
@@ -152,6 +153,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(operations.router)
     app.include_router(quota_api.router)
     app.include_router(quota_api.ui_router)
+    app.include_router(usage.router)
+    app.include_router(usage.ui_router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.openapi = lambda: _openapi_with_bearer(app)  # type: ignore[method-assign]
     return app

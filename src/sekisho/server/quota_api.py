@@ -45,7 +45,7 @@ async def everyones_usage(request: Request) -> UsageList:
     state = state_of(request)
     quotas = _quotas(request)
     usages = await state.runtime.run(quotas.everyone, state.keys)
-    return UsageList(timezone=quotas.config.timezone, principals=[usage_out(u) for u in usages])
+    return UsageList(timezone=quotas.timezone, principals=[usage_out(u) for u in usages])
 
 
 @router.get("/me/usage", response_model=UsageOut)
@@ -75,7 +75,7 @@ async def quota_page(request: Request, caller: Caller = page(Permission.CHAT)) -
     everyone = await everyones_usage(request) if admin else None
     return render(request, "quota.html", title="利用枠", me=_me(caller), active="/quota", usage=_view(mine),
                   everyone=[_view(u) for u in everyone.principals] if everyone else None,
-                  timezone=_quotas(request).config.timezone)
+                  timezone=_quotas(request).timezone)
 
 
 @ui_router.get("/ui/quota")

@@ -137,13 +137,15 @@ class _Window:
 
 
 class Quotas:
-    def __init__(self, db: Database, config: QuotasConfig, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, db: Database, config: QuotasConfig, *, timezone: str = "Asia/Tokyo",
+                 clock: Callable[[], float] = time.time) -> None:
         for role in config.roles:
             if role not in {r.value for r in Role}:
                 raise ConfigError(f"quotas.roles.{role}: no such role (roles: {', '.join(r.value for r in Role)})")
         self.db = db
         self.config = config
-        self.zone = ZoneInfo(config.timezone)
+        self.timezone = timezone
+        self.zone = ZoneInfo(timezone)
         self.clock = clock  # injectable: the tests move time to the next day
         self._pruned = -math.inf
         self._lock = threading.Lock()

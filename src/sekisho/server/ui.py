@@ -31,6 +31,7 @@ NAV = [
     ("/documents", "文書", "Documents", "search"),
     ("/reviews", "レビュー", "Review", "review"),
     ("/audit", "監査", "Audit", "audit"),
+    ("/usage", "利用状況", "Usage", "audit"),
     ("/models", "モデル", "Models", "chat"),
     ("/apps", "アプリ", "Apps", "chat"),
     ("/proofread", "校正", "Proofread", "chat"),

@@ -345,6 +345,25 @@ def test_keys_are_created_and_revoked_on_the_keys_page(server):
     assert created == [{"principal": "oidc:suzuki", "key_id": key_id, "role": "user", "tags": ["人事", "広報"], "limits": {}}]
 
 
+def test_a_key_made_on_the_page_carries_its_own_quota(server):
+    browser, _ = sign_in(server, "suzuki")
+    with closing(browser):
+        token = csrf_of(browser.get("/keys").text)
+        made = browser.post("/ui/keys", data={"name": "夜間バッチ", "role": "user", "requests_per_minute": "2",
+                                              "tokens_per_day": "", "tokens_per_month": "90000"},
+                            headers={"X-CSRF-Token": token})
+        secret = re.search(r'value="(sk-skh-[^"]+)"', made.text).group(1)
+        assert "2/分" in browser.get("/ui/keys/table").text and "90,000/月" in browser.get("/ui/keys/table").text
+        bad = browser.post("/ui/keys", data={"role": "user", "tokens_per_day": "-5"}, headers={"X-CSRF-Token": token})
+        assert 'class="error"' in bad.text and "tokens_per_day" in bad.text
+    chat = {"model": "extractive", "messages": [{"role": "user", "content": "こんにちは"}]}
+    if time.time() % 60 > 50:  # the count is per calendar minute: keep the three inside one
+        time.sleep(61 - time.time() % 60)
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {secret}"}) as program:
+        codes = [program.post("/v1/chat/completions", json=chat).status_code for _ in range(3)]
+    assert codes == [200, 200, 429]  # the third is over the key's own limit
+
+
 def test_a_user_cannot_open_the_keys_page(server):
     browser, _ = sign_in(server, "sato")
     with closing(browser):

@@ -46,9 +46,14 @@ async def keys_table(request: Request, caller: Caller = page(Permission.KEYS)) -
 
 @router.post("/ui/keys")
 async def ui_create_key(request: Request, role: str = Form(..., max_length=20), name: str = Form("", max_length=100),
-                        tags: str = Form("", max_length=5000), caller: Caller = page(Permission.KEYS)) -> Response:
+                        tags: str = Form("", max_length=5000), requests_per_minute: str = Form("", max_length=12),
+                        tokens_per_day: str = Form("", max_length=15), tokens_per_month: str = Form("", max_length=15),
+                        caller: Caller = page(Permission.KEYS)) -> Response:
+    # An empty limit field is no limit of the key's own (the user's and the role's still apply).
+    limits = {name: value.strip() for name, value in (("requests_per_minute", requests_per_minute),
+              ("tokens_per_day", tokens_per_day), ("tokens_per_month", tokens_per_month)) if value.strip()}
     try:
-        body = KeyCreate(role=role, name=name.strip(), tags=list(api._split_tags(tags)))
+        body = KeyCreate(role=role, name=name.strip(), tags=list(api._split_tags(tags)), limits=limits)
     except ValidationError as exc:
         raise InvalidInput(_validation_message(exc)[0]) from None
     created = await api.create_key(body, request, caller)

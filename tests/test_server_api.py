@@ -11,7 +11,7 @@ import pytest
 
 from sekisho.audit.log import AuditLog
 from sekisho.audit.review import ReviewQueue
-from server_fixtures.support import CITY, live_server, make_settings, run_server, wait_for_job  # noqa: F401
+from server_fixtures.support import CITY, csrf_of, live_server, make_settings, run_server, wait_for_job  # noqa: F401
 
 
 def hold(queue, output, reasons, requester, audit_seq):
@@ -260,7 +260,9 @@ def test_web_pages_follow_the_session_and_the_role(live_server):
         assert browser.get("/documents").status_code == 200
         forbidden = browser.get("/audit")
         assert forbidden.status_code == 403 and "権限がありません" in forbidden.text
-        browser.post("/logout")
+        assert browser.post("/logout").status_code == 403  # without the page's CSRF token
+        assert browser.get("/chat").status_code == 200
+        assert browser.post("/logout", data={"csrf_token": csrf_of(models.text)}).status_code == 303
         assert browser.get("/chat").status_code == 303
 
 

@@ -28,6 +28,7 @@ import hmac
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -78,6 +79,10 @@ def _chain(conn: Connection) -> None:
         conn.execute(statement)
     conn.execute("INSERT INTO audit_meta(key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
                  (str(SCHEMA_VERSION),))
+
+
+# Reports over a period (usage) find its first and last records by time.
+AUDIT_MIGRATIONS.sql("timestamps", "CREATE INDEX IF NOT EXISTS audit_log_ts ON audit_log(ts)")
 
 # Where the two dialects spell a query differently.
 _PRINCIPAL = {"sqlite": "json_extract(body, '$.principal')", "postgresql": "(body::jsonb ->> 'principal')"}
@@ -176,6 +181,9 @@ class AuditLog:
         self._queue_cond = threading.Condition()
         self._committing = False
         self.batches = 0  # transactions that committed appends (appends / batches: the batch size)
+        # Called as observer(kind, record, seconds) after each append is durable: the server's
+        # metrics read what was recorded, so they count exactly what the audit log holds.
+        self.observers: list[Callable[[str, dict[str, Any], float], None]] = []
         self._owns_db = not hasattr(target, "dialect")
         try:
             # Every append is fsynced before it returns (the store's files settle for NORMAL).
@@ -257,6 +265,15 @@ class AuditLog:
         """Append, and run `also(conn, entry)` in the same transaction (a held output's review
         item lands with its record or not at all). Durable before it returns; committed together
         with whatever other threads queued meanwhile (group commit)."""
+        started = time.perf_counter()
+        outcome = self._append_durably(kind, record, also)
+        elapsed = time.perf_counter() - started
+        for observe in self.observers:
+            observe(kind, record, elapsed)
+        return outcome
+
+    def _append_durably(self, kind: str, record: dict[str, Any],
+                        also: Callable[[Connection, AuditEntry], T] | None) -> tuple[AuditEntry, T | None]:
         op = _Append(kind, record, also, self._body(kind, record))
         with self._queue_cond:
             self._queued.append(op)
@@ -433,6 +450,56 @@ class AuditLog:
         sql += f" ORDER BY seq {'DESC' if newest_first else 'ASC'} LIMIT ?"
         args.append(int(limit))
         return [self._entry(row) for row in self.read(sql, args)]
+
+    def records(self, *, kinds: Iterable[str] = (), since: datetime | str | None = None,
+                until: datetime | str | None = None, page: int = 1000) -> Iterator[AuditEntry]:
+        """Every record of `kinds` (all kinds when empty) with since <= ts < until, in sequence
+        order, read a page at a time: a report over millions of records holds one page in memory,
+        and no read transaction stays open between pages, so appends go on meanwhile. The period
+        costs what its own records cost, however long the log (docs/benchmarks.md, ## Usage)."""
+        kinds = tuple(kinds)
+        sqlite = self.db.dialect == "sqlite"
+        # SQLite is told which index to use and which not ('+' on a column keeps an index off it);
+        # PostgreSQL's planner picks the timestamp and (kind, seq) indexes by itself.
+        by_time = "INDEXED BY audit_log_ts " if sqlite else ""
+        unindexed = "+" if sqlite else ""
+        # The range of sequence numbers that can hold the period's records, from the timestamp
+        # index (exact even if the clock was ever set back: MIN and MAX over it); then a walk in
+        # sequence order over that range only, each page resuming where the last one ended.
+        terms, args = ["seq > ?", "seq <= ?"], []
+        with self.db.read() as reader:
+            first, last = 1, self._head(reader)[0]
+            if since is not None:
+                args.append(_timestamp(since))
+                first = reader.execute(f"SELECT MIN(seq) FROM audit_log {by_time}WHERE ts >= ?",
+                                       args[-1:]).fetchone()[0]
+                terms.append(f"{unindexed}ts >= ?")
+            if until is not None:
+                args.append(_timestamp(until))
+                last = reader.execute(f"SELECT MAX(seq) FROM audit_log {by_time}WHERE ts < ?",
+                                      args[-1:]).fetchone()[0]
+                terms.append(f"{unindexed}ts < ?")
+        if first is None or last is None:
+            return
+        # One kind: its (kind, seq) index. Several: the rows themselves, in sequence order. The '+'
+        # keeps SQLite from an index that would have it sort every remaining row for each page.
+        # Timestamps are checked on every row as well: inside the range, a record appended while
+        # the clock was set back can lie outside the period.
+        if len(kinds) == 1:
+            terms.append("kind = ?")
+        elif kinds:
+            terms.append(f"{unindexed}kind IN ({', '.join('?' * len(kinds))})")
+        args.extend(kinds)
+        sql = (f"SELECT seq, ts, kind, body, prev, hash FROM audit_log WHERE {' AND '.join(terms)} "
+               "ORDER BY seq LIMIT ?")
+        after = first - 1
+        while True:
+            rows = self.read(sql, (after, last, *args, page))
+            for row in rows:
+                yield self._entry(row)
+            if len(rows) < page:
+                return
+            after = rows[-1][0]
 
     def find_value(self, value: str, *, limit: int = 100) -> list[AuditEntry]:
         """Records whose masked values include this one (by keyed hash; the value is never stored)."""

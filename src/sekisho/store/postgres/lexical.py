@@ -114,7 +114,7 @@ RESCORED_PER_RESULT = 4
 # The postings a search may walk (store/terms.py). Each costs about 5 us here against well under
 # 1 us in FTS5, so the budget is a quarter of SQLite's: at 100k chunks (150 JSQuAD questions,
 # e5-small, hybrid without the query embedding) 40,000 gave R@1 0.893 / R@5 0.960 at p95 298 ms,
-# 10,000 gave 0.900 / 0.953 at 89 ms, 5,000 0.907 / 0.953 at 74 ms (docs/benchmarks-postgres.md).
+# 10,000 gave 0.900 / 0.953 at 89 ms, 5,000 0.907 / 0.953 at 74 ms (docs/benchmarks.md, ## PostgreSQL).
 POSTINGS_BUDGET = 10_000
 
 

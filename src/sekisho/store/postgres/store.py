@@ -8,7 +8,7 @@ same transaction.
 
 Dense search: pgvector's HNSW index over the inner product (vectors are L2-normalised, so it is the
 cosine), made on the first write when the embedder's dimension is known. The index is an
-approximation; `ef_search` is raised with k (recall against exact search: docs/benchmarks-postgres.md).
+approximation; `ef_search` is raised with k (recall against exact search: docs/benchmarks.md, ## PostgreSQL).
 A tag filter is applied to the index's candidates; when it leaves fewer than k, the visible
 vectors are searched exactly instead, so a principal with few visible documents still gets them.
 """
@@ -234,7 +234,7 @@ class PostgresStore:
         once over every vector when the block ends, and the writes meanwhile commit without waiting
         for the disk. Inserting into the index costs 7-17 ms a vector on two cores, building it
         about 1 ms; a flush per document cost more than the document's rows
-        (docs/benchmarks-postgres.md). The final build commits durably, and with it every write
+        (docs/benchmarks.md, ## PostgreSQL). The final build commits durably, and with it every write
         before it (the write-ahead log is one sequence); a load that dies half-way is rerun.
         Searches meanwhile are exact."""
         with self.db.write() as conn:

@@ -275,7 +275,7 @@ async def embeddings(body: EmbeddingRequest, request: Request,
     if any(not t.strip() for t in texts):
         raise ApiError(400, "input: texts must not be empty", code="invalid_request", param="input")
 
-    name = state.settings.retrieval.embedder
+    name = state.settings.retrieval.embedder_name  # what the store's vectors were made with
     if body.model not in (name, "default"):
         raise ApiError(404, f"埋め込みモデル '{body.model}' はありません / embedding model '{body.model}' does not exist; this server embeds with '{name}'",
                        code="model_not_found", param="model")

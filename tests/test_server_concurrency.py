@@ -7,9 +7,6 @@ path's one audit exit."""
 from __future__ import annotations
 
 import asyncio
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,47 +15,13 @@ import httpx
 import pytest
 
 from sekisho.audit.log import AuditLog
-from server_fixtures.support import REPO, make_settings, run_server
-
-FAKE = REPO / "scripts" / "fake_openai_server.py"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_fake(delay: float, **options: str) -> Iterator[str]:
-    port = free_port()
-    extra = [arg for name, value in options.items() for arg in (f"--{name}", value)]
-    process = subprocess.Popen([sys.executable, str(FAKE), "--port", str(port), "--delay", str(delay), *extra],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(url + "/v1/models", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert process.poll() is None and time.monotonic() < deadline, "fake model server did not start"
-        time.sleep(0.1)
-    try:
-        yield url
-    finally:
-        process.terminate()
-        process.wait(10)
+from server_fixtures.support import make_settings, run_server
+from server_fixtures.vendor import backend_toml, start_fake
 
 
 @pytest.fixture(scope="module")
 def slow_model() -> Iterator[str]:
     yield from start_fake(1.0, chunks="20")
-
-
-def backend_toml(url: str, name: str = "slow") -> str:
-    return (f'[models.backends.{name}]\nkind = "openai"\nbase_url = "{url}/v1"\nmodel = "fake"\nlocal = true\n'
-            "timeout_s = 30\n")
 
 
 @pytest.fixture(scope="module")

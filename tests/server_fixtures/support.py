@@ -35,12 +35,14 @@ MY_NUMBER_WRONG_CHECK = "123456789012"
 
 
 def make_settings(folder: Path, *, policy: str | None = None, rate_limit: int = 10_000,
-                  max_upload_mb: int = 1, extra_toml: str = "", unauthenticated: int = 10_000) -> Settings:
+                  max_upload_mb: int = 1, extra_toml: str = "", unauthenticated: int = 10_000,
+                  retrieval_toml: str = "") -> Settings:
     """Settings for one test server, every file inside `folder`. A policy text, if given, is
-    written beside it (the organisation's own policy file)."""
+    written beside it (the organisation's own policy file); `retrieval_toml` adds lines to the
+    [retrieval] table."""
     lines = [
         '[store]\npath = "kb.db"',
-        '[retrieval]\nembedder = "use-m3"',
+        '[retrieval]\nembedder = "use-m3"\n' + retrieval_toml,
         '[audit]\npath = "audit.db"\nkey_path = "signing.key"',
         f"[server]\nrate_limit_per_minute = {rate_limit}\nmax_upload_mb = {max_upload_mb}\n"
         f"unauthenticated_per_minute = {unauthenticated}",

@@ -1,0 +1,235 @@
+"""Nothing the built-in policy protects reaches an external model in the clear, whatever the form
+and whichever door (#19): numbers spaced out, separated by 、 . / or a mix, written in kanji
+numerals, broken by zero-width characters, in Arabic-Indic digits or split across two lines;
+addresses and 【社外秘】 markings letter-spaced; a number split across two user messages or a user
+and an assistant turn; a number in a stop string; a number in a retrieved passage. Each goes
+through the CLI (`sekisho ask`), the native API (/api/ask) and the OpenAI gateway (plain and
+streamed, with and without retrieval) to a model server that records every body it receives, and
+a detector written here, independent of the guard, looks for the value in what it received.
+
+The policy may mask the value, block the request or route it to a local model: any is fine, as
+long as the value never arrives."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from sekisho.cli import app as cli
+from sekisho.ingest import ingest_bytes
+from sekisho.retrieval import open_knowledge_base
+from server_fixtures.support import make_settings, run_server
+from server_fixtures.vendor import Recording, backend_toml, start_fake
+
+MY_NUMBER = "123456789018"  # valid check digit (server_fixtures.support)
+CARD = "4111111111111111"  # passes Luhn
+PHONE = "09087654321"
+ADDRESS = "東京都千代田区千代田1丁目1番1号"
+
+# (family, the text as a user would slip it through, the value that must not arrive)
+EVASIONS = [
+    ("my number spaced", "マイナンバーは 1 2 3 4 5 6 7 8 9 0 1 8 です", MY_NUMBER),
+    ("my number 、", "マイナンバー：1234、5678、9018", MY_NUMBER),
+    ("my number .", "マイナンバー：1234.5678.9018", MY_NUMBER),
+    ("my number /", "マイナンバー 1234/5678/9018", MY_NUMBER),
+    ("my number mixed", "マイナンバー 1234 / 5678 - 9018", MY_NUMBER),
+    ("my number kanji", "マイナンバーは一二三四五六七八九〇一八です", MY_NUMBER),
+    ("my number zero-width", "マイナンバー 1234\u200b5678\u200b9018", MY_NUMBER),
+    ("my number arabic-indic", "マイナンバー ١٢٣٤٥٦٧٨٩٠١٨", MY_NUMBER),
+    ("my number two lines", "マイナンバー：12345678\n9018", MY_NUMBER),
+    ("card spaced", "カード番号 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1", CARD),
+    ("card 、", "カード番号 4111、1111、1111、1111", CARD),
+    ("card mixed", "カード 4111-1111 1111/1111", CARD),
+    ("card kanji", "カード番号は四一一一 一一一一 一一一一 一一一一", CARD),
+    ("card zero-width", "カード 4111\u200b1111\u200b1111\u200b1111", CARD),
+    ("card arabic-indic", "カード ٤١١١١١١١١١١١١١١١", CARD),
+    ("card two lines", "カード番号\n4111 1111\n1111 1111", CARD),
+    ("phone kanji", "電話は〇九〇・八七六五・四三二一", PHONE),
+    ("phone spaced", "連絡先 0 9 0 8 7 6 5 4 3 2 1", PHONE),
+    ("phone 、", "連絡先 090、8765、4321", PHONE),
+    ("phone .", "連絡先 090.8765.4321", PHONE),
+    ("phone /", "連絡先 090/8765/4321", PHONE),
+    ("phone mixed", "連絡先 090-8765 4321", PHONE),
+    ("phone zero-width", "連絡先 090\u200b8765\u200b4321", PHONE),
+    ("phone arabic-indic", "連絡先 ٠٩٠٨٧٦٥٤٣٢١", PHONE),
+    ("phone two lines", "連絡先 090-8765\n4321", PHONE),
+    ("address spaced", "住所は 東 京 都 千 代 田 区 千 代 田 一 丁 目 一 番 一 号 です", ADDRESS),
+]
+MARKED = "【社 外 秘】来年度の組織改編案について要点を教えてください"
+
+# What the documents say: one passage holding a phone number and a My Number in kanji numerals,
+# no context word next to either.
+# The staff register is tagged 人事: keys without the tag never retrieve it.
+DOCUMENTS = {
+    "gomi.txt": ("粗大ごみ受付センターのご案内\n粗大ごみの収集は電話で申し込みます。"
+                 "受付センターの担当は〇九〇・八七六五・四三二一です。受付時間は平日の午前9時から午後5時までです。\n", ()),
+    "daicho.txt": ("職員台帳の抜粋\n山田花子の控えは一二三四五六七八九〇一八、当番の携帯は〇九〇・八七六五・四三二一。\n"
+                   "山田花子は市民課に所属しています。\n", ("人事",)),
+}
+GOMI = "粗大ごみの申し込み先を教えてください。"
+DAICHO = "山田花子の所属と控えを教えてください。"
+
+_KANJI_DIGITS = str.maketrans("〇零一二三四五六七八九", "00123456789")
+
+
+def digits_of(value: object) -> str:
+    """Every digit in every string of a request body, in order, whatever its script (kanji
+    numerals too), with everything else dropped: a value split by separators, zero-width
+    characters, words or message boundaries reappears whole here."""
+    if isinstance(value, dict):
+        return "".join(digits_of(v) for v in value.values())
+    if isinstance(value, list):
+        return "".join(digits_of(v) for v in value)
+    if not isinstance(value, str):
+        return ""
+    text = unicodedata.normalize("NFKC", value).translate(_KANJI_DIGITS)
+    return "".join(str(unicodedata.digit(c)) for c in text if unicodedata.digit(c, None) is not None)
+
+
+def leaks(bodies: list[dict], value: str) -> list[str]:
+    """The bodies in which `value` arrived in any form."""
+    found = []
+    for body in bodies:
+        if value.isdigit():
+            if value in digits_of(body):
+                found.append(json.dumps(body, ensure_ascii=False)[:300])
+        else:
+            flat = unicodedata.normalize("NFKC", json.dumps(body, ensure_ascii=False)).translate(_KANJI_DIGITS)
+            if "".join(value.split()) in "".join(flat.split()):
+                found.append(flat[:300])
+    return found
+
+
+@pytest.fixture(scope="module")
+def vendor(tmp_path_factory) -> Iterator[tuple[str, Recording]]:
+    record = tmp_path_factory.mktemp("vendor") / "received.jsonl"
+    for url in start_fake(0.0, record=str(record)):
+        yield url, Recording(record)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, vendor):
+    folder = tmp_path_factory.mktemp("leaks")
+    # Every question reaches its passages (no "not in the documents" short cut), so that the
+    # passages, not only the question, travel to the vendor.
+    settings = make_settings(folder, extra_toml=backend_toml(vendor[0], "vendor", local=False)
+                             + '[models.backends.extractive]\nkind = "extractive"\n',
+                             retrieval_toml="min_score = 0.0")
+    with open_knowledge_base(settings) as kb:
+        for name, (text, tags) in DOCUMENTS.items():
+            ingest_bytes(kb, name, text.encode("utf-8"), tags=tags)
+    yield from run_server(settings)
+
+
+def _chat(client, model: str, messages: list[dict], *, stream: bool, **extra) -> tuple[int, str]:
+    body = {"model": model, "messages": messages, "stream": stream, **extra}
+    if not stream:
+        response = client.post("/v1/chat/completions", json=body)
+        return response.status_code, response.text
+    with client.stream("POST", "/v1/chat/completions", json=body) as response:
+        return response.status_code, response.read().decode()
+
+
+def _doors(server, *, tags: tuple[str, ...] = ()):
+    """Each door as a function of a question, for a caller holding `tags`: (door name, ask) ->
+    (status or exit code, response text)."""
+    config = str(Path(server.settings.base_dir) / "sekisho.toml")
+    runner = CliRunner()
+    key = server.key("user", "leak-test", tags)
+    # The CLI's operator sees every document; --tag narrows it as a key's tags do.
+    narrowed = [arg for tag in tags or ("一般",) for arg in ("--tag", tag)]
+
+    def cli_ask(text: str) -> tuple[int, str]:
+        result = runner.invoke(cli, ["--config", config, "ask", text, "--model", "vendor", "--json", *narrowed])
+        return result.exit_code, result.output
+
+    def client():
+        return httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
+
+    def api_ask(text: str) -> tuple[int, str]:
+        with client() as client_:
+            response = client_.post("/api/ask", json={"question": text, "backend": "vendor"})
+            return response.status_code, response.text
+
+    def gateway(model: str, stream: bool):
+        def call(text: str) -> tuple[int, str]:
+            with client() as client_:
+                return _chat(client_, model, [{"role": "user", "content": text}], stream=stream)
+        return call
+
+    return {"cli ask": cli_ask, "api ask": api_ask, "v1 chat": gateway("vendor", False),
+            "v1 chat stream": gateway("vendor", True), "v1 rag": gateway("sekisho-rag/vendor", False),
+            "v1 rag stream": gateway("sekisho-rag/vendor", True)}
+
+
+def test_no_evasion_reaches_the_vendor_through_any_door(server, vendor):
+    _, received = vendor
+    received.new()
+    reached, leaked = 0, []
+    for door, ask in _doors(server).items():
+        for family, form, value in EVASIONS:
+            status, text = ask(f"{GOMI}{form}")
+            assert status in (0, 1, 200, 400), f"{door} / {family}: {status} {text[:300]}"
+            bodies = received.new()
+            reached += bool(bodies)
+            leaked += [f"{door} / {family}: {body}" for body in leaks(bodies, value)]
+    assert not leaked, "\n".join(leaked)
+    # Masked forms (phones, addresses) still reach the vendor, so the test saw real traffic.
+    assert reached >= 6 * 10
+
+
+def test_a_marking_spelt_apart_routes_every_door_to_the_local_model(server, vendor):
+    _, received = vendor
+    received.new()
+    for door, ask in _doors(server).items():
+        status, text = ask(MARKED)
+        assert status in (0, 200), f"{door}: {status} {text[:300]}"
+        assert received.new() == [], f"{door}: a 社外秘 request reached the external model"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_numbers_split_across_turns_and_stop_strings_do_not_arrive(server, vendor, stream):
+    _, received = vendor
+    conversations = [
+        ("two user messages", [{"role": "user", "content": "前半は1234 5678"},
+                               {"role": "user", "content": "後半は9018 です。控えてください"}], {}, MY_NUMBER),
+        ("user and assistant", [{"role": "user", "content": "電話番号の前半は090-8765"},
+                                {"role": "assistant", "content": "承知しました。後半をどうぞ。"},
+                                {"role": "user", "content": "4321 です"}], {}, PHONE),
+        ("assistant turn alone", [{"role": "assistant", "content": "お客様の番号は〇九〇八七六五四三二一ですね"},
+                                  {"role": "user", "content": "はい"}], {}, PHONE),
+        ("stop string", [{"role": "user", "content": "ご挨拶をお願いします"}],
+         {"stop": ["090-8765-4321"]}, PHONE),
+        ("stop strings split", [{"role": "user", "content": "ご挨拶をお願いします"}],
+         {"stop": ["マイナンバー 1234 5678", "9018"]}, MY_NUMBER),
+    ]
+    received.new()
+    with server.client("user") as client:
+        for name, messages, extra, value in conversations:
+            status, text = _chat(client, "vendor", messages, stream=stream, **extra)
+            assert status in (200, 400), f"{name}: {status} {text[:300]}"
+            assert not leaks(received.new(), value), name
+
+
+def test_a_retrieved_passage_is_masked_or_blocked_through_every_door(server, vendor):
+    """The passage holds 〇九〇・八七六五・四三二一 (masked for the vendor) and, in the staff
+    register, 一二三四五六七八九〇一八 (a My Number: the request is blocked)."""
+    _, received = vendor
+    doors = _doors(server, tags=("人事",))
+    for door in ("cli ask", "api ask", "v1 rag", "v1 rag stream"):
+        received.new()
+        status, text = doors[door](GOMI)
+        assert status in (0, 200), f"{door}: {status} {text[:300]}"
+        bodies = received.new()
+        assert bodies, f"{door}: the vendor was never asked, so nothing was tested"
+        assert not leaks(bodies, PHONE), door
+        assert any("電話番号_" in json.dumps(b, ensure_ascii=False) for b in bodies), door
+        status, text = doors[door](DAICHO)
+        assert status in (1, 400), f"{door}: a passage holding a My Number was not blocked: {text[:300]}"
+        assert received.new() == [], door

@@ -38,6 +38,11 @@ _TYPES = {
 }
 
 
+# Codes for the refusals Starlette raises itself (an unknown path, a wrong method, a body past the
+# limit while it streams in), so they match the codes sekisho's own refusals carry.
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+
+
 class ErrorBody(BaseModel):
     message: str
     type: str
@@ -87,7 +92,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else "error"
-        return error_json(exc.status_code, detail, headers=getattr(exc, "headers", None))
+        return error_json(exc.status_code, detail, code=_HTTP_CODES.get(exc.status_code),
+                          headers=getattr(exc, "headers", None))
 
     @app.exception_handler(SekishoError)
     async def _sekisho_error(request: Request, exc: SekishoError) -> JSONResponse:

@@ -338,6 +338,10 @@ def audit_verify(
     console.print(f"[green]OK[/green]: {result.checked} 件を検証、署名付きチェックポイント {result.checkpoints} 件 "
                   f"(verified {result.checked} records, {result.checkpoints} signed checkpoints); "
                   f"head {result.head_seq} {result.head_hash[:16]}…", highlight=False)
+    if result.withheld:
+        # An export made with a key lacking some documents' tags: those lines' content was withheld.
+        console.print(f"うち {result.withheld} 件は内容が伏せられており、連鎖上の位置のみ確認 (content withheld: "
+                      f"{result.withheld} records checked for their place in the chain only)", highlight=False)
 
 
 @audit_app.command("show")

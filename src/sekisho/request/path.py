@@ -597,6 +597,7 @@ def _passage_sources(request: ChatRequest) -> list[dict[str, Any]]:
 
 def _source(hit: Any) -> dict[str, Any]:
     chunk, doc = hit.chunk, hit.document
-    return {"chunk_id": chunk.id, "doc_id": doc.id, "path": doc.path, "title": doc.title,
+    # The document's tags as they were: who may read this record's texts follows from them.
+    return {"chunk_id": chunk.id, "doc_id": doc.id, "path": doc.path, "title": doc.title, "tags": list(doc.tags),
             "location": chunk.location.label(), "document_sha256": doc.content_hash,
             "chunk_sha256": sha256_hex(chunk.text.encode("utf-8"))}

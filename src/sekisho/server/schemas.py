@@ -305,6 +305,9 @@ class AuditEntryOut(BaseModel):
     ts: str | None = None  # ISO 8601 UTC
     hash: str | None = None
     record: dict[str, Any]
+    # Content fields replaced by {"withheld", "sha256"}: the key may not read the documents the
+    # record drew on (server/access.py).
+    withheld: list[str] = []
 
 
 class AuditList(BaseModel):

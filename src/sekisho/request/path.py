@@ -43,12 +43,14 @@ from sekisho.config import BackendConfig, Settings, resolve_path
 from sekisho.errors import InvalidInput
 from sekisho.guard.findings import Finding, entity_label
 from sekisho.guard.masking import MaskSession, contains_placeholder
+from sekisho.guard.registry import MAX_SCAN_CHARS
 from sekisho.guard.policy import BUILT_IN, Action, Policy, PolicyError, policy_from_settings
 from sekisho.identity import Principal
 from sekisho.models import Backend, BackendError, Capability, ChatRequest, Completion, Message, open_backend
 from sekisho.models.extractive import ExtractiveBackend
 from sekisho.request.calls import ModelCalls
 from sekisho.request.outcome import Governed, GuardAction
+from sekisho.request.text import check_text, one_line, valid_text
 from sekisho.request.turn import Turn
 
 # Who answers a question retrieval found no passage for: the built-in extractive answerer, which
@@ -60,10 +62,6 @@ _KEPT_SESSIONS = 1000  # held requests whose masks can still be restored on rele
 # What the audit log keeps of one text: the head, and the sha256 of the whole. A 4 MB prompt
 # stored whole per request lets one client grow the log by gigabytes (docs/benchmarks.md).
 AUDIT_TEXT_CHARS = 20_000
-
-
-class InvalidText(InvalidInput):
-    """A text cannot be processed as sent (a lone surrogate, say); refused before any model runs."""
 
 
 class RequestPath:
@@ -85,6 +83,8 @@ class RequestPath:
         # The checks (scanning, retrieval, faithfulness, the audit append) of async callers run
         # here, never on the event loop.
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sekisho-path")
+        # A model's answer longer than the output checks read is refused (a stream stops there).
+        self.max_output_chars = MAX_SCAN_CHARS
         self.calls = ModelCalls(self.pool, timeout_s=self._timeout_s)
 
     def _timeout_s(self, backend: str) -> float:
@@ -223,7 +223,7 @@ class RequestPath:
                       meta: dict[str, Any] | None) -> Turn:
         from sekisho.answer import build_request
 
-        _check_encodable({"question": question})
+        check_text({"question": question})
         floor = self.settings.retrieval.min_score if kb.scores_are_probabilities else 0.0
         hits = self._passages_for(backend, kb.search(question, k=k, tags=principal.tags), floor)
         turn = self._turn(build_request(question, hits), backend, principal, purpose, "ask", meta)
@@ -316,7 +316,7 @@ class RequestPath:
         """Every text of `request` by place, and what the recognisers (and, for the prompt, the
         copyright registry) found in each."""
         texts = _texts(request)
-        _check_encodable(texts)
+        check_text(texts)
         # Each text and the whole conversation joined: a number split across two messages (or a
         # message and a stop string) is read whole. Bounded in size and time: a request that would
         # hold a worker longer is refused (413), not scanned.
@@ -346,7 +346,7 @@ class RequestPath:
         except BackendError as exc:
             self._record(turn, "error", extra={"error": str(exc)})
             raise
-        return replace(raw, text=turn.session.restore(raw.text, turn.principal))
+        return replace(raw, text=turn.session.restore(valid_text(raw.text), turn.principal))
 
     async def _acall(self, turn: Turn) -> Completion:
         try:
@@ -361,7 +361,7 @@ class RequestPath:
         except asyncio.CancelledError:
             await asyncio.shield(self._off_loop(self._record, turn, "cancelled", extra={"shown_chars": 0}))
             raise
-        return replace(raw, text=turn.session.restore(raw.text, turn.principal))
+        return replace(raw, text=turn.session.restore(valid_text(raw.text), turn.principal))
 
     async def _off_loop(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.pool, partial(fn, *args, **kwargs))
@@ -402,7 +402,15 @@ class RequestPath:
 
     def conclude(self, turn: Turn, completion: Completion, extra: dict[str, Any] | None = None) -> Governed:
         """Everything after the (restored) output exists: output guard, the answer's support check
-        for questions, review hold, audit."""
+        for questions, review hold, audit. A model ran, so whatever fails here is recorded first."""
+        try:
+            return self._conclude(turn, completion, extra)
+        except Exception as exc:
+            if not turn.recorded:
+                self._record(turn, "error", extra={"error": one_line(exc)})
+            raise
+
+    def _conclude(self, turn: Turn, completion: Completion, extra: dict[str, Any] | None) -> Governed:
         from sekisho.answer import finish
 
         self._guard_output(turn, completion.text)
@@ -541,17 +549,6 @@ def capped(text: str, limit: int = AUDIT_TEXT_CHARS) -> str:
         return text
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     return f"{text[:limit]}…[{len(text) - limit} more characters; sha256 of the whole {digest}]"
-
-
-def _check_encodable(texts: dict[str, str]) -> None:
-    """Text that is not valid Unicode (a lone surrogate from a JSON \\ud800 escape) cannot be scanned
-    reliably nor sent anywhere: refused, naming where, before any model runs."""
-    for where, text in texts.items():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise InvalidText(f"{where}: character {exc.start} is not valid Unicode (a lone surrogate, "
-                              f"U+{ord(text[exc.start]):04X}); send UTF-8 text") from None
 
 
 def _texts(request: ChatRequest) -> dict[str, str]:

@@ -174,7 +174,7 @@ def _requests(world) -> dict[tuple[str, str], list[dict]]:
         ("GET", "/audit"): [{}],
         ("POST", "/ui/audit/verify"): [{}],
         ("GET", "/models"): [{}],
-        ("POST", "/api/proofread"): [{"json": {"text": "検討を行う。"}}],
+        ("POST", "/api/proofread"): [{"json": {"text": "検討を行う。"}}, {"json": {"document_id": doc}}],
         ("GET", "/proofread"): [{}],
         ("POST", "/ui/proofread"): [{"data": {"text": "検討を行う。"}}],
     }
@@ -223,3 +223,14 @@ def test_no_route_shows_tagged_content_to_a_key_without_the_tag(world):
                         found.add(path)
     assert {"/api/passages/{chunk_id}", "/api/reviews/{review_id}", "/api/audit", "/api/audit/export",
             "/api/provenance/{seq}", "/reviews", "/audit"} <= found, found
+
+
+def test_only_keys_that_search_may_proofread_a_stored_document(world):
+    """/api/proofread returns the document's text: a reviewer reading any untagged document
+    through it was /api/passages's hole again."""
+    server = world["server"]
+    public = document_id("upload/toshokan.txt")
+    with _client(server, world["tagged"]["reviewer"]) as reviewer:
+        assert reviewer.post("/api/proofread", json={"document_id": public}).status_code == 403
+    with _client(server, world["tagless"]["user"]) as user:
+        assert user.post("/api/proofread", json={"document_id": public}).json()["text"].startswith("図書館")

@@ -116,6 +116,10 @@ class ServerConfig(_Section):
     # check, the audit append); model calls to remote servers wait without a thread.
     threads: int = Field(default=32, ge=1)
     workers: int = Field(default=1, ge=1)  # processes (`sekisho serve --workers N`)
+    # A stopping server (SIGTERM, Ctrl-C) takes no new work and gives what is in flight this long:
+    # requests still open are then closed, and a file still being ingested is put back in the
+    # queue, ingested again at the next start (or by another worker).
+    shutdown_grace_s: float = Field(default=10.0, ge=0)
 
 
 class ProofreadConfig(_Section):

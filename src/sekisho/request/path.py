@@ -40,7 +40,7 @@ from sekisho.audit.log import AuditLog
 from sekisho.audit.review import ReviewQueue
 from sekisho.audit.signing import sha256_hex
 from sekisho.config import BackendConfig, Settings, resolve_path
-from sekisho.errors import InvalidInput
+from sekisho.errors import InvalidInput, one_line
 from sekisho.guard.findings import Finding, entity_label
 from sekisho.guard.masking import MaskSession, contains_placeholder
 from sekisho.guard.registry import MAX_SCAN_CHARS
@@ -50,7 +50,7 @@ from sekisho.models import Backend, BackendError, Capability, ChatRequest, Compl
 from sekisho.models.extractive import ExtractiveBackend
 from sekisho.request.calls import ModelCalls
 from sekisho.request.outcome import Governed, GuardAction
-from sekisho.request.text import check_text, one_line, valid_text
+from sekisho.request.text import check_text, valid_text
 from sekisho.request.turn import Turn
 
 # Who answers a question retrieval found no passage for: the built-in extractive answerer, which

@@ -17,9 +17,10 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+from sekisho.errors import one_line
 from sekisho.guard.errors import ScanBudgetExceeded
 from sekisho.models import Completion
-from sekisho.request.text import one_line, valid_text
+from sekisho.request.text import valid_text
 from sekisho.request.turn import Turn
 
 _SENTENCE_END = re.compile(r"[。！？!?\n]")

@@ -1,6 +1,6 @@
 """Text at the path's edges: what a caller sends must be valid Unicode (refused otherwise, before
 any model runs); what a model sends back is repaired (it cannot be refused after the fact, and the
-rest of the answer is good); errors are recorded as one line."""
+rest of the answer is good)."""
 
 from __future__ import annotations
 
@@ -31,8 +31,3 @@ def check_text(texts: dict[str, str]) -> None:
 def valid_text(text: str) -> str:
     """A model's text with every lone surrogate replaced by U+FFFD (the replacement character)."""
     return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
-
-
-def one_line(exc: BaseException) -> str:
-    """An error as the one line an audit record keeps."""
-    return " ".join(str(exc).split()) or type(exc).__name__

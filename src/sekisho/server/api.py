@@ -47,7 +47,8 @@ from sekisho.server.schemas import (
     WhoAmI,
 )
 from sekisho.server.security import GRANTS, Caller, Permission, can_see, search_tags
-from sekisho.server.uploads import check_content, safe_name
+from sekisho.ingest import upload_name
+from sekisho.server.uploads import check_content
 
 _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 429)}
 router = APIRouter(prefix="/api", responses=_ERRORS)
@@ -113,7 +114,7 @@ async def accept_uploads(state: AppState, files: list[UploadFile], tags: str | N
     limit = state.settings.server.max_upload_mb * 1024 * 1024
     names, payloads = [], []
     for upload in files:
-        name = safe_name(upload.filename)
+        name = upload_name(upload.filename)
         data = await upload.read()
         if len(data) > limit:
             raise ApiError(413, f"{name}: ファイルが大きすぎます / larger than the upload limit of {state.settings.server.max_upload_mb} MB",

@@ -123,7 +123,7 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     # Keep-alive longer than uvicorn's 5 s: a client reusing a pooled connection at the moment the
     # server closes it gets a reset, which under steady load showed up as a rare ReadError.
     options = {"host": host, "port": port, "log_level": "info", "proxy_headers": False, "timeout_keep_alive": 30,
-               "backlog": 2048}
+               "backlog": 2048, "timeout_graceful_shutdown": settings.server.shutdown_grace_s}
     if settings.server.workers == 1:
         uvicorn.run(create_app(settings), **options)
         return

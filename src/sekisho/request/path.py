@@ -420,8 +420,7 @@ class RequestPath:
             return self._finish(turn, completion, extra=extra)
         answer = finish(turn.question or "", turn.hits, turn.request, completion)
         report = answer.faithfulness
-        if self.policy.review.holds_answer(report, not_found=answer.not_found):
-            turn.review_reasons.append("unsupported_claims")
+        turn.review_reasons.extend(self.policy.review.answer_reasons(report, not_found=answer.not_found))
         extra.update({"sources": [_source(h) for h in turn.hits], "not_found": answer.not_found,
                       "faithfulness": {"score": round(report.score, 3),
                                        "unsupported_sentences": len(report.unsupported),

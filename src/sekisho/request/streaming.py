@@ -32,11 +32,12 @@ _CHECK_EVERY_SENTENCE_UP_TO = 2_000
 
 class Gate:
     """What of a growing output may be shown: everything up to the last sentence end that passes
-    the path's release check, as long as nothing before it failed. `releasable` None: nothing to
-    check, every sentence is shown as it ends. Work per piece is proportional to the piece, and
-    an output past `max_chars` (what the output checks can read) stops the stream."""
+    the path's release check, as long as nothing before it failed. The check says True (show
+    it), False (hold: nothing more is shown) or None (not yet: wait for more text). `releasable`
+    None: nothing to check, every sentence is shown as it ends. Work per piece is proportional to
+    the piece, and an output past `max_chars` (what the output checks can read) stops the stream."""
 
-    def __init__(self, releasable: Callable[[str], bool] | None, max_chars: int) -> None:
+    def __init__(self, releasable: Callable[[str], bool | None] | None, max_chars: int) -> None:
         self._releasable = releasable
         self._max_chars = max_chars
         self.shown: list[str] = []
@@ -58,13 +59,14 @@ class Gate:
             return ""
         pending = "".join(self._pending)
         cut = len(pending) - len(piece) + ends
-        if self._releasable is not None and not self._releasable("".join(self.shown) + pending[:cut]):
-            self.held = True
+        verdict = True if self._releasable is None else self._releasable("".join(self.shown) + pending[:cut])
+        if not verdict:
+            self.held = verdict is False
             return ""
         return self._show(pending, cut)
 
     def finish(self) -> str:
-        """The rest, if it may be shown."""
+        """The rest, if it may be shown (waiting is over: "not yet" is now "no")."""
         pending = "".join(self._pending)
         if self.held or not pending or (self._releasable is not None and not self._releasable(self.text)):
             return ""
@@ -106,7 +108,7 @@ class _Streamed:
     def _gate(self, turn: Turn) -> Gate:
         return Gate(self._releasable(turn), self._path.max_output_chars)
 
-    def _releasable(self, turn: Turn) -> Callable[[str], bool] | None:
+    def _releasable(self, turn: Turn) -> Callable[[str], bool | None] | None:
         """The release check of a growing output, or None when there is nothing to check before
         showing it (a chat without a copyright registry: personal data in it is flagged at the
         end, where the whole output is read)."""
@@ -121,7 +123,10 @@ class _Streamed:
                 from sekisho.answer import check_faithfulness, is_not_found
 
                 report = check_faithfulness(text, turn.request.passages or [])
-                return not path.policy.review.holds_answer(report, not_found=is_not_found(text))
+                reasons = path.policy.review.answer_reasons(report, not_found=is_not_found(text))
+                if reasons == ("uncited",):
+                    return None  # not yet: the citation often follows the sentence's full stop
+                return not reasons
             return True
 
         return releasable

@@ -23,7 +23,7 @@ FLOORS: list[set[str]] = [
     {"guard", "proofread"},
     {"audit"},
     {"request"},
-    {"arena", "server"},
+    {"arena", "server", "check"},
     {"cli"},
 ]
 FLOOR = {package: n for n, floor in enumerate(FLOORS) for package in floor}

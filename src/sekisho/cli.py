@@ -873,3 +873,23 @@ def proofread_command(
     except OSError as exc:
         raise fail(f"{output or file}: cannot write: {exc.strerror or exc}") from None
     err.print(f"修正を書き込みました (wrote the corrected text): {escape(where)}", highlight=False, soft_wrap=True)
+
+
+# --- integrity: check (check.py) --------------------------------------------------------------
+
+
+@app.command("check")
+def check_command(ctx: typer.Context) -> None:
+    """保存データの整合性を確認 (変更はしない). Check the store, its indexes, the audit chain and the upload
+    queue; one line per problem, exit 1 if there is any."""
+    from sekisho.check import check
+
+    report = check(settings_of(ctx))
+    for line in report.checked:
+        console.print(f"ok: {escape(line)}", highlight=False, soft_wrap=True)
+    for line in report.notes:
+        console.print(f"note: {escape(line)}", highlight=False, soft_wrap=True)
+    for line in report.problems:
+        err.print(f"[red]problem:[/red] {escape(line)}", highlight=False, soft_wrap=True)
+    if not report.ok:
+        raise typer.Exit(1)

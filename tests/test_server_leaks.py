@@ -168,20 +168,24 @@ def _doors(server, *, tags: tuple[str, ...] = ()):
             "v1 rag stream": gateway("sekisho-rag/vendor", True)}
 
 
-def test_no_evasion_reaches_the_vendor_through_any_door(server, vendor):
+DOORS = ["cli ask", "api ask", "v1 chat", "v1 chat stream", "v1 rag", "v1 rag stream"]
+
+
+@pytest.mark.parametrize("door", DOORS)
+def test_no_evasion_reaches_the_vendor(server, vendor, door):
     _, received = vendor
+    ask = _doors(server)[door]
     received.new()
     reached, leaked = 0, []
-    for door, ask in _doors(server).items():
-        for family, form, value in EVASIONS:
-            status, text = ask(f"{GOMI}{form}")
-            assert status in (0, 1, 200, 400), f"{door} / {family}: {status} {text[:300]}"
-            bodies = received.new()
-            reached += bool(bodies)
-            leaked += [f"{door} / {family}: {body}" for body in leaks(bodies, value)]
+    for family, form, value in EVASIONS:
+        status, text = ask(f"{GOMI}{form}")
+        assert status in (0, 1, 200, 400), f"{door} / {family}: {status} {text[:300]}"
+        bodies = received.new()
+        reached += bool(bodies)
+        leaked += [f"{door} / {family}: {body}" for body in leaks(bodies, value)]
     assert not leaked, "\n".join(leaked)
     # Masked forms (phones, addresses) still reach the vendor, so the test saw real traffic.
-    assert reached >= 6 * 10
+    assert reached >= 10
 
 
 def test_a_marking_spelt_apart_routes_every_door_to_the_local_model(server, vendor):

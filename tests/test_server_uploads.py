@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from ingest_fixtures.archives import docx_with_body, padded_bomb, paragraph
-from server_fixtures.support import make_settings, run_server
+from server_fixtures.support import make_settings, run_server, wait_for_job
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,8 @@ def test_a_padded_docx_bomb_is_413_before_it_is_queued(server, tmp_path):
 def test_a_real_docx_still_passes(server):
     with server.client("admin") as admin:
         response = admin.post("/api/documents", files=[("files", ("ok.docx", docx_with_body(paragraph("本文です。"))))])
-    assert response.status_code == 202
+        assert response.status_code == 202
+        assert wait_for_job(admin, response.json()["id"])["status"] == "done"
 
 
 @pytest.mark.parametrize("name", ["C:evil.txt", "CON.txt", "nul.md", "report.txt:stream", "trailing.txt.",

@@ -1,0 +1,40 @@
+"""Property-based checks from the server's own OpenAPI document: whatever Schemathesis generates
+(valid and invalid requests, as an admin who may call everything), the server never answers
+with a 5xx and every JSON refusal keeps the documented error shape."""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+from pathlib import Path
+
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+
+from sekisho.identity import Role
+from sekisho.ingest import ingest_bytes
+from sekisho.retrieval import open_knowledge_base
+from sekisho.server.app import create_app
+from server_fixtures.support import CITY, make_settings
+
+# Schemathesis parametrizes at collection time, so the app is built at import, in a folder of its own.
+_FOLDER = Path(tempfile.mkdtemp(prefix="sekisho-schema-"))
+atexit.register(shutil.rmtree, _FOLDER, ignore_errors=True)
+_APP = create_app(make_settings(_FOLDER))
+_, _SECRET = _APP.state.sekisho.keys.create(Role.ADMIN, "schemathesis")
+with open_knowledge_base(_APP.state.sekisho.settings) as _kb:  # search and ask exercise a real index
+    ingest_bytes(_kb, "toshokan.txt", (CITY / "toshokan.txt").read_bytes())
+
+schema = schemathesis.openapi.from_asgi("/openapi.json", _APP)
+
+
+@schema.parametrize()
+@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
+def test_no_server_errors(case):
+    response = case.call_and_validate(headers={"Authorization": f"Bearer {_SECRET}"})
+    content_type = (response.headers.get("content-type") or [""])[0]
+    if response.status_code >= 400 and content_type.startswith("application/json"):
+        body = response.json()
+        assert set(body) == {"error"} and {"message", "type", "param", "code"} == set(body["error"])

@@ -94,7 +94,8 @@ def _split_tags(raw: str | None) -> tuple[str, ...]:
 
 @router.post("/documents", response_model=JobOut, status_code=202, tags=["documents"],
              responses={413: {"model": ErrorResponse}, 415: {"model": ErrorResponse}})
-async def upload_documents(request: Request, files: list[UploadFile] = File(..., description="文書ファイル"),
+async def upload_documents(request: Request, files: list[UploadFile] = File(..., description="文書ファイル",
+                                                                           min_length=1, max_length=MAX_FILES_PER_UPLOAD),
                            tags: str | None = Form(None, description="アクセスタグ (comma-separated)"),
                            caller: Caller = require(Permission.DOCUMENTS)) -> JobOut:
     """Upload documents; ingestion runs in the background. Poll GET /api/jobs/{id} for progress."""
@@ -385,11 +386,16 @@ def export_line(entry: Any, access: ContentAccess, principal: Any) -> dict[str, 
     return line
 
 
+_CUTOFF = "ISO 8601 (2026-04-01T09:00:00Z, 2026-04-01); Japanese dates too (令和8年4月1日)"
+
+
 @router.get("/audit", response_model=AuditList, tags=["audit"])
 async def query_audit(request: Request, kind: str | None = Query(None, max_length=100),
                       principal: str | None = Query(None, max_length=200),
-                      since: str | None = Query(None, max_length=40, description="ISO 8601"),
-                      until: str | None = Query(None, max_length=40, description="ISO 8601"),
+                      since: str | None = Query(None, max_length=40, description=_CUTOFF,
+                                                json_schema_extra={"format": "date-time"}),
+                      until: str | None = Query(None, max_length=40, description=_CUTOFF,
+                                                json_schema_extra={"format": "date-time"}),
                       limit: int = Query(100, ge=1, le=1000),
                       caller: Caller = require(Permission.AUDIT)) -> AuditList:
     state = state_of(request)

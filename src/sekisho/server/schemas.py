@@ -142,10 +142,14 @@ class ModelList(BaseModel):
     data: list[ModelCard]
 
 
+# A text to embed holds something other than white space.
+EmbeddingText = Annotated[str, Field(min_length=1, pattern=r"\S")]
+
+
 class EmbeddingRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
     model: str = Field(min_length=1, max_length=200)
-    input: str | list[str] = Field(min_length=1)
+    input: EmbeddingText | Annotated[list[EmbeddingText], Field(min_length=1, max_length=256)]
     encoding_format: Literal["float", "base64"] = "float"
 
 

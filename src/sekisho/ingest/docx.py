@@ -22,7 +22,9 @@ from __future__ import annotations
 import io
 import posixpath
 import zipfile
+import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sekisho.errors import one_line
@@ -59,11 +61,24 @@ class Block:
 def open_docx(data: bytes, label: str) -> zipfile.ZipFile:
     """The archive, once its directory shows nothing that expands past the limits and it holds a
     main document; IngestError (ArchiveTooLarge for a bomb) otherwise."""
-    try:
+    return _opened(data, label)[0]
+
+
+def read_docx(data: bytes, label: str) -> tuple[list[Block], str]:
+    """The body's paragraphs and table rows in order, and the title from the document properties."""
+    archive, main = _opened(data, label)
+    with _reading(label):
+        styles = _style_names(archive, _related(archive, main, _STYLES))
+        blocks = list(_body(archive, main, styles))
+        title = _core_title(archive)
+    return blocks, title
+
+
+def _opened(data: bytes, label: str) -> tuple[zipfile.ZipFile, str]:
+    """(the checked archive, the name of its main document part)."""
+    with _reading(label):
         archive = zipfile.ZipFile(io.BytesIO(data))
         members = archive.infolist()
-    except (zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise IngestError(label, f"DOCXが壊れているか読めません / corrupt DOCX: {one_line(exc, 200)}") from None
     total = 0
     for member in members:
         total += member.file_size
@@ -72,25 +87,24 @@ def open_docx(data: bytes, label: str) -> zipfile.ZipFile:
                                          f"{member.file_size:,} bytes (limit {MAX_MEMBER_BYTES:,})")
         if total > MAX_EXPANDED_BYTES:
             raise ArchiveTooLarge(label, f"展開すると大きすぎます / archive expands past {MAX_EXPANDED_BYTES:,} bytes")
-    if _main_part(archive) is None:
+    with _reading(label):
+        main = _main_part(archive)
+    if main is None:
         raise IngestError(label, "Word文書ではありません / ZIP archive without a main document is not a .docx")
-    return archive
+    return archive, main
 
 
-def read_docx(data: bytes, label: str) -> tuple[list[Block], str]:
-    """The body's paragraphs and table rows in order, and the title from the document properties."""
+@contextmanager
+def _reading(label: str) -> Iterator[None]:
+    """A damaged member (bad deflate data, a wrong CRC, an unknown compression method, an
+    encrypted part, XML that does not parse) surfaces only as it is read: one IngestError."""
     from lxml import etree
 
-    archive = open_docx(data, label)
-    main = _main_part(archive)
-    assert main is not None
     try:
-        styles = _style_names(archive, _related(archive, main, _STYLES))
-        blocks = list(_body(archive, main, styles))
-        title = _core_title(archive)
-    except (etree.XMLSyntaxError, zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:
+        yield
+    except (etree.LxmlError, zipfile.BadZipFile, zlib.error, EOFError, KeyError, ValueError, OSError,
+            NotImplementedError, RuntimeError) as exc:
         raise IngestError(label, f"DOCXが壊れているか読めません / corrupt DOCX: {one_line(exc, 200)}") from None
-    return blocks, title
 
 
 # --- the package: which part is which -----------------------------------------------------------

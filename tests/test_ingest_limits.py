@@ -30,7 +30,7 @@ def test_a_padded_archive_is_refused_by_its_members_uncompressed_size(bomb):
     with zipfile.ZipFile(bomb) as archive:
         expanded = sum(m.file_size for m in archive.infolist())
     assert expanded / len(data) < 50  # the ratio the old check allowed: it looks like a document
-    with pytest.raises(ArchiveTooLarge, match="image1.bin") as refused:
+    with pytest.raises(ArchiveTooLarge, match="document.xml") as refused:
         extract(data, name="report.docx")
     assert refused.value.http_status == 413
 
@@ -50,7 +50,7 @@ def test_the_cli_refuses_the_bomb_in_one_line_and_goes_on(bomb, tmp_path):
     good.write_text("粗大ごみは予約制です。", encoding="utf-8")
     result = CliRunner().invoke(cli, ["--config", str(config), "ingest", str(bomb), str(good)])
     assert result.exit_code == 1
-    assert "追加 1 /" in result.output and "image1.bin" in result.output and "Traceback" not in result.output
+    assert "追加 1 /" in result.output and "document.xml" in result.output and "Traceback" not in result.output
 
 
 def test_docx_text_styles_and_tables_read_from_the_xml():
@@ -78,7 +78,7 @@ def test_a_docx_of_100000_styled_paragraphs_is_read_in_linear_time():
     data = docx_with_body(body)
     started = time.perf_counter()
     got = extract(data, name="long.docx")
-    assert time.perf_counter() - started < 20  # ~2 s here; the old reader needs minutes
+    assert time.perf_counter() - started < 30  # ~2-10 s here, machine permitting; the old reader needs minutes
     assert got.text.count("\n") == 99_999 and len(got.sections) == 20_000  # a heading 1 joins its heading 2
 
 

@@ -19,7 +19,7 @@ from sekisho.cli import app as cli
 from sekisho.guard.registry import MAX_SCAN_CHARS
 from sekisho.models import ChatRequest, Completion, ModelInfo, register_backend
 from server_fixtures.support import make_settings, run_server
-from server_fixtures.vendor import Recording, backend_toml, start_fake
+from server_fixtures.vendor import backend_toml, vendor  # noqa: F401
 
 LONE = "\ud800"
 # Replies of the in-process test backend, by its `options.reply`.
@@ -49,13 +49,6 @@ class ReplyBackend:
 
 
 register_backend("reply-test", lambda name, config, settings: ReplyBackend(name, REPLIES[config.options["reply"]]))
-
-
-@pytest.fixture(scope="module")
-def vendor(tmp_path_factory) -> Iterator[tuple[str, Recording]]:
-    record = tmp_path_factory.mktemp("vendor") / "received.jsonl"
-    for url in start_fake(0.0, record=str(record)):
-        yield url, Recording(record)
 
 
 @pytest.fixture(scope="module")

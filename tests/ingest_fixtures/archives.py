@@ -2,7 +2,7 @@
 template with a document.xml of our making, and whatever else an attacker packs beside it.
 
     docx_with_body(paragraphs_xml)            # a valid .docx around the given <w:body> content
-    padded_bomb(path)                         # 247 MB of zeros padded with 6 MB of noise
+    padded_bomb(path)                         # 247 MB of paragraphs padded with 6 MB of noise
 """
 
 from __future__ import annotations
@@ -36,17 +36,21 @@ def docx_with_body(body: str, extra: dict[str, bytes] | None = None) -> bytes:
     return out.getvalue()
 
 
-def padded_bomb(path: Path, *, zeros_mb: int = 247, noise_mb: int = 6) -> Path:
-    """A .docx whose one extra member expands to `zeros_mb` MB of zeros, padded with `noise_mb`
-    MB of incompressible bytes so that its expansion ratio (~40:1) looks like a document's.
-    Written in pieces: the test process never holds the expanded bytes."""
+def padded_bomb(path: Path, *, expands_mb: int = 247, noise_mb: int = 6) -> Path:
+    """A .docx whose document.xml expands to `expands_mb` MB of paragraphs (a few hundred KB
+    compressed), padded with `noise_mb` MB of incompressible bytes so that the archive's expansion
+    ratio (~40:1) looks like a document's. Written in pieces: the test process never holds it."""
+    head = f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<w:document {W}><w:body>'.encode()
+    block = paragraph("本文です。").encode() * 20_000
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as package:
-        with zipfile.ZipFile(io.BytesIO(docx_with_body(paragraph("本文です。")))) as base:
-            for member in base.infolist():
-                package.writestr(member.filename, base.read(member))
-        with package.open("word/media/image1.bin", "w", force_zip64=True) as member:
-            block = bytes(1 << 20)
-            for _ in range(zeros_mb):
-                member.write(block)
-        package.writestr("word/media/image2.bin", os.urandom(noise_mb << 20), compress_type=zipfile.ZIP_STORED)
+        with zipfile.ZipFile(_TEMPLATE) as template:
+            for member in template.infolist():
+                if member.filename != "word/document.xml":
+                    package.writestr(member.filename, template.read(member))
+        with package.open("word/document.xml", "w", force_zip64=True) as document:
+            document.write(head)
+            for _ in range(expands_mb * (1 << 20) // len(block)):
+                document.write(block)
+            document.write(b"</w:body></w:document>")
+        package.writestr("word/media/image1.bin", os.urandom(noise_mb << 20), compress_type=zipfile.ZIP_STORED)
     return path

@@ -56,9 +56,9 @@ class Deployment:
     config: Path
 
     @classmethod
-    def create(cls, folder: Path, *, server_toml: str = "", extra_toml: str = "") -> Deployment:
+    def create(cls, folder: Path, *, server_toml: str = "", retrieval_toml: str = "", extra_toml: str = "") -> Deployment:
         config = folder / "sekisho.toml"
-        config.write_text('[store]\npath = "kb.db"\n[retrieval]\nembedder = "use-m3"\n'
+        config.write_text(f'[store]\npath = "kb.db"\n[retrieval]\nembedder = "use-m3"\n{retrieval_toml}\n'
                           '[audit]\npath = "audit.db"\nkey_path = "signing.key"\n'
                           f"[server]\nrate_limit_per_minute = 100000\n{server_toml}\n{extra_toml}", encoding="utf-8")
         return cls(folder, config)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from server_fixtures.support import REPO
 
@@ -75,3 +76,12 @@ class Recording:
         bodies = self.all()
         fresh, self._seen = bodies[self._seen:], len(bodies)
         return fresh
+
+
+@pytest.fixture(scope="module")
+def vendor(tmp_path_factory) -> Iterator[tuple[str, Recording]]:
+    """An external model server for one test module: (its URL, what it received). Import it into
+    the module: `from server_fixtures.vendor import vendor  # noqa: F401`."""
+    record = tmp_path_factory.mktemp("vendor") / "received.jsonl"
+    for url in start_fake(0.0, record=str(record)):
+        yield url, Recording(record)

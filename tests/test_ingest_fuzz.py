@@ -202,3 +202,11 @@ def test_the_fuzzed_samples_are_whole_to_begin_with():
     assert extract(PDF, name="teate.pdf").text and extract(DOCX, name="tennyu.docx").text
     with zipfile.ZipFile(io.BytesIO(DOCX)) as archive:
         assert "word/document.xml" in archive.namelist()
+
+
+def test_a_pdf_with_a_filter_pypdf_does_not_know_is_one_line():
+    """Found by the fuzzing above: pypdf raised NotImplementedError (and, on a self-referencing
+    object, LimitReachedError) out of extract instead of a corrupt-PDF line."""
+    damaged = PDF.replace(b"/FlateDecode", b"/FlateDecodX")
+    with pytest.raises(IngestError, match="corrupt PDF: Unsupported filter"):
+        extract(damaged, name="teate.pdf")

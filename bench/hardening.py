@@ -39,7 +39,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from guard_stall import phone_request  # noqa: E402
 from server_fixtures.leaks import DOCUMENTS, EVASIONS, GOMI, leaks  # noqa: E402
 from server_fixtures.process import Deployment  # noqa: E402
-from server_fixtures.vendor import Recording, backend_toml, start_fake  # noqa: E402
+from server_fixtures.support import start_fake  # noqa: E402
+from server_fixtures.vendor import Recording, backend_toml  # noqa: E402
 
 ALLOW_ALL = "[external]\ndefault = \"allow\"\n[local]\ndefault = \"allow\"\n"
 

@@ -134,6 +134,7 @@ def test_cli_ask_prints_answer_sources_and_json(settings, tmp_path, monkeypatch)
     assert result.exit_code == 0, result.output
     assert "委任状" in result.output and "出典" in result.output and "juminhyo.md" in result.output
     result = runner.invoke(app, ["--config", str(config), "ask", "代理人が請求するには何が必要ですか", "--json"])
+    assert "委任状" in result.output and "\\u" not in result.output  # Japanese as written, as `search --json`
     data = json.loads(result.output)
     assert data["citations"][0]["path"].endswith("juminhyo.md") and data["faithfulness"]["faithful"] is True
     # The CLI goes through the governed request path: the answer it printed is on the audit chain.

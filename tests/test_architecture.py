@@ -23,8 +23,10 @@ FLOORS: list[set[str]] = [
     {"guard", "proofread"},
     {"audit"},
     {"request"},
+    {"conversations", "apps"},
     {"arena", "server", "check"},
     {"cli"},
+    {"__main__"},
 ]
 FLOOR = {package: n for n, floor in enumerate(FLOORS) for package in floor}
 # The ground floor's own order: config and db raise errors; nothing else.

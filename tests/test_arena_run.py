@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from sekisho.arena import ArenaError, energy, load_suite, rebuild_report, run_suite, tasks
+from sekisho.arena import ArenaError, load_suite, rebuild_report, run_suite, tasks
 from sekisho.config import RetrievalConfig, Settings
+from sekisho.models import energy
 
 FIXTURES = Path(__file__).parent / "arena_fixtures"
 SUITE = FIXTURES / "suite.toml"
@@ -206,10 +207,27 @@ def test_unknown_model_is_one_clear_error(tmp_path):
         run_suite(_settings(tmp_path), load_suite(SUITE), ["gpt-9"], tmp_path / "run", data=FIXTURES)
 
 
-def test_a_data_file_for_a_suite_of_several_files_is_refused(tmp_path):
-    with pytest.raises(ArenaError, match="reads several data files; give the folder"):
+def test_a_data_file_for_tasks_of_several_files_is_refused(tmp_path):
+    with pytest.raises(ArenaError, match="the selected tasks read several data files; give the folder"):
         run_suite(_settings(tmp_path), load_suite(SUITE), ["extractive"], tmp_path / "run",
                   data=FIXTURES / "org-questions.csv")
+
+
+def test_a_data_file_serves_the_tasks_that_read_it_alone(tmp_path):
+    # --tasks org needs only org-questions.csv: the other tasks' files are not asked for.
+    summary = run_suite(_settings(tmp_path), load_suite(SUITE), ["extractive"], tmp_path / "run",
+                        data=FIXTURES / "org-questions.csv", tasks=["org"])
+    assert summary.done == 2 and not summary.errors  # the file's two questions (its third row has none)
+    assert {task for task, *_ in _rows(tmp_path / "run")} == {"org"}
+
+
+def test_a_task_not_run_needs_no_data(tmp_path):
+    only_rc = tmp_path / "data"
+    (only_rc / "jsquad").mkdir(parents=True)
+    (only_rc / "jsquad" / "valid.json").write_bytes((FIXTURES / "jsquad" / "valid.json").read_bytes())
+    summary = run_suite(_settings(tmp_path), load_suite(SUITE), ["extractive"], tmp_path / "run",
+                        data=only_rc, tasks=["rc"], limit=2)
+    assert summary.done == 2 and not summary.errors
 
 
 def test_cli_errors_are_one_line(tmp_path):

@@ -58,6 +58,20 @@ def test_default_backend_is_listed_first_and_opened_without_a_name():
     assert open_backend(settings).info().model == "mb"
 
 
+def test_adding_a_backend_keeps_the_default_extractive_answerer(tmp_path):
+    # The README's example adds a backend and keeps the default: the quick start must still answer.
+    config = tmp_path / "sekisho.toml"
+    config.write_text('[models.backends.qwen-slots]\nkind = "openai"\nbase_url = "http://127.0.0.1:8081/v1"\n'
+                      'model = "qwen"\nlocal = true\n', encoding="utf-8")
+    settings = load_settings(config, environ={})
+    assert backend_names(settings) == ["extractive", "qwen-slots"]
+    assert open_backend(settings).info().kind == "extractive"
+    # A file naming another default has chosen its backends: nothing is added behind its back.
+    config.write_text('[models]\ndefault = "vendor"\n[models.backends.vendor]\nkind = "openai"\n'
+                      'base_url = "http://127.0.0.1:8081/v1"\nmodel = "m"\n', encoding="utf-8")
+    assert backend_names(load_settings(config, environ={})) == ["vendor"]
+
+
 def test_kind_specific_settings_are_required():
     settings = settings_with(
         gguf=BackendConfig(kind="llama.cpp"),

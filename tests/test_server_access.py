@@ -42,6 +42,9 @@ def world(tmp_path_factory):
         with _client(server, tagged["user"]) as user:
             answer = user.post("/api/ask", json={"question": QUESTION}).json()
             assert answer["status"] == "ok" and MARKER in answer["answer"], answer
+            conversation = user.post("/api/conversations", json={"title": "人事"}).json()["id"]
+            turn = user.post(f"/api/conversations/{conversation}/messages", json={"content": QUESTION}).json()
+            assert MARKER in turn["answer"], turn
             held = [user.post("/v1/chat/completions", json={
                 "model": "sekisho-rag/extractive", "messages": [{"role": "user", "content": QUESTION}],
                 "sekisho": {"purpose": "external"}}).json()["sekisho"]["review_id"] for _ in range(2)]
@@ -53,7 +56,7 @@ def world(tmp_path_factory):
             entries = auditor.get("/api/audit", params={"limit": 1000}).json()["entries"]
         seqs = sorted({e["seq"] for e in entries if e["kind"] in ("ask", "review.decision", "review.hold")})
         yield {"server": server, "tagged": tagged, "tagless": tagless, "pending": held[0], "edited": held[1],
-               "ask_seq": answer["audit_seq"], "seqs": seqs, "job": job["id"]}
+               "ask_seq": answer["audit_seq"], "seqs": seqs, "job": job["id"], "conversation": conversation}
 
 
 def _client(server, key: str) -> httpx.Client:
@@ -127,6 +130,7 @@ def _requests(world) -> dict[tuple[str, str], list[dict]]:
     ask = {"json": {"question": QUESTION}}
     chat = [{"role": "user", "content": QUESTION}]
     form = {"data": {"question": QUESTION, "text": "修正", "note": "n", "reason": "r"}}
+    talk = {"path": {"conversation_id": world["conversation"]}}
     return {
         ("POST", "/v1/chat/completions"): [{"json": {"model": m, "messages": chat, "stream": s}}
                                            for m in ("extractive", "sekisho-rag/extractive") for s in (False, True)],
@@ -175,6 +179,39 @@ def _requests(world) -> dict[tuple[str, str], list[dict]]:
         ("POST", "/ui/audit/verify"): [{}],
         ("GET", "/models"): [{}],
         ("POST", "/api/proofread"): [{"json": {"text": "検討を行う。"}}, {"json": {"document_id": doc}}],
+        ("GET", "/api/conversations"): [{}],
+        ("POST", "/api/conversations"): [{"json": {"title": "walk"}}],
+        ("GET", "/api/conversations/{conversation_id}"): [talk],
+        ("PATCH", "/api/conversations/{conversation_id}"): [{**talk, "json": {"title": "renamed"}}],
+        ("DELETE", "/api/conversations/{conversation_id}"): [talk],
+        ("GET", "/api/conversations/{conversation_id}/export"): [{**talk, "params": {"format": f}}
+                                                                 for f in ("markdown", "json")],
+        ("POST", "/api/conversations/{conversation_id}/messages"): [{**talk, "json": {"content": QUESTION}}],
+        ("POST", "/api/conversations/{conversation_id}/regenerate"): [{**talk, "json": {}}],
+        ("GET", "/ui/conversations/{conversation_id}/turns/{n}"): [{"path": {**talk["path"], "n": 1}}],
+        ("POST", "/api/feedback"): [{"json": {"audit_seq": s, "rating": -1}} for s in world["seqs"]],
+        ("GET", "/api/apps"): [{}],
+        ("GET", "/api/apps/{app_id}"): [{"path": {"app_id": "summarise"}}],
+        ("POST", "/api/apps"): [{"files": [("file", ("walk.toml", b'id = "walk"'))]}],
+        ("POST", "/api/apps/{app_id}/run"): [{"path": {"app_id": "summarise"}, "json": {"inputs": {"text": QUESTION}}}],
+        ("GET", "/apps"): [{}],
+        ("GET", "/apps/{app_id}"): [{"path": {"app_id": "summarise"}}],
+        ("POST", "/ui/apps"): [{"files": [("file", ("walk.toml", b'id = "walk"'))]}],
+        ("GET", "/api/me/usage"): [{}],
+        ("GET", "/api/usage"): [{}],
+        ("GET", "/api/usage/quotas"): [{}],
+        ("GET", "/usage"): [{}],
+        ("GET", "/quota"): [{}],
+        ("GET", "/ui/quota"): [{}],
+        ("GET", "/keys"): [{}],
+        ("GET", "/ui/keys/table"): [{}],
+        ("POST", "/ui/keys"): [{"data": {"role": "user", "name": "walk"}}],
+        ("POST", "/ui/keys/{key_id}/revoke"): [{"path": {"key_id": "nosuchkey"}}],
+        ("GET", "/healthz"): [{}],
+        ("GET", "/readyz"): [{}],
+        ("GET", "/metrics"): [{}],
+        ("GET", "/auth/oidc/start"): [{}],
+        ("GET", "/auth/oidc/callback"): [{"params": {"state": "x", "code": "y"}}],
         ("GET", "/proofread"): [{}],
         ("POST", "/ui/proofread"): [{"data": {"text": "検討を行う。"}}],
     }
@@ -222,7 +259,7 @@ def test_no_route_shows_tagged_content_to_a_key_without_the_tag(world):
                     if MARKER in _send(client, method, path, options).text:
                         found.add(path)
     assert {"/api/passages/{chunk_id}", "/api/reviews/{review_id}", "/api/audit", "/api/audit/export",
-            "/api/provenance/{seq}", "/reviews", "/audit"} <= found, found
+            "/api/provenance/{seq}", "/reviews", "/api/conversations/{conversation_id}"} <= found, found
 
 
 def test_only_keys_that_search_may_proofread_a_stored_document(world):

@@ -11,7 +11,7 @@ import pytest
 
 from sekisho.audit.log import AuditLog
 from sekisho.audit.review import ReviewQueue
-from server_fixtures.support import CITY, live_server, make_settings, run_server, wait_for_job  # noqa: F401
+from server_fixtures.support import CITY, csrf_of, live_server, make_settings, run_server, wait_for_job  # noqa: F401
 
 
 def hold(queue, output, reasons, requester, audit_seq):
@@ -260,7 +260,9 @@ def test_web_pages_follow_the_session_and_the_role(live_server):
         assert browser.get("/documents").status_code == 200
         forbidden = browser.get("/audit")
         assert forbidden.status_code == 403 and "権限がありません" in forbidden.text
-        browser.post("/logout")
+        assert browser.post("/logout").status_code == 403  # without the page's CSRF token
+        assert browser.get("/chat").status_code == 200
+        assert browser.post("/logout", data={"csrf_token": csrf_of(models.text)}).status_code == 303
         assert browser.get("/chat").status_code == 303
 
 
@@ -273,6 +275,15 @@ def test_openapi_describes_the_api_and_its_bearer_key(live_server):
     assert not [p for p in spec["paths"] if not p.startswith(("/v1/", "/api/"))]  # UI pages stay out
     upload = spec["paths"]["/api/documents"]["post"]
     assert "multipart/form-data" in upload["requestBody"]["content"]
+
+
+def test_numbers_beyond_what_sqlite_holds_are_400_not_500(live_server):
+    """Found by the schema test once the merge brought quotas and feedback: a key limit or an
+    audit record number past SQLite's integers crashed the request."""
+    with live_server.client("admin") as admin:
+        key = admin.post("/api/keys", json={"role": "user", "limits": {"tokens_per_day": 10**20}})
+        feedback = admin.post("/api/feedback", json={"audit_seq": 2**63, "rating": 1})
+    assert key.status_code == 400 and feedback.status_code == 400
 
 
 def test_the_spec_describes_refusals_as_they_are_sent(live_server):

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from sekisho.audit.log import AuditLog
-from server_fixtures.support import make_settings, run_server
-from server_fixtures.vendor import backend_toml, start_fake
+from server_fixtures.support import make_settings, run_server, start_fake
+from server_fixtures.vendor import backend_toml
 
 
 @pytest.fixture(scope="module")

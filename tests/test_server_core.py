@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from sekisho.cli import app as cli
-from sekisho.identity import Role
 from sekisho.db import SQLiteDatabase
+from sekisho.identity import Role
 from sekisho.server.keys import KeyStore, KeyStoreError
 from sekisho.server.security import RateLimiter
 
@@ -129,7 +129,7 @@ def test_requests_beyond_the_in_flight_limit_are_refused_at_once(tmp_path):
         release = asyncio.Event()
 
         async def request(name):
-            async with runtime.admitted():
+            async with runtime.admitted(None):
                 await release.wait()
                 return name
 
@@ -152,15 +152,30 @@ def test_sessions_expire_close_and_are_stored_hashed(store, tmp_path, monkeypatc
 
     sessions = security.Sessions(store.db)
     sid = sessions.open("key1")
-    assert sessions.key_id(sid) == "key1"
-    assert security.Sessions(SQLiteDatabase(tmp_path / "keys.db")).key_id(sid) == "key1"  # every worker knows it
+    assert sessions.get(sid).key_id == "key1"
+    assert security.Sessions(SQLiteDatabase(tmp_path / "keys.db")).get(sid).key_id == "key1"  # every worker knows it
     assert sid not in str(sqlite3.connect(tmp_path / "keys.db").execute("SELECT * FROM sessions").fetchall())
-    sessions.close(sid)
-    assert sessions.key_id(sid) is None
+    assert sessions.close(sid).key_id == "key1"
+    assert sessions.get(sid) is None and sessions.close(sid) is None
     old = [sessions.open("key2"), sessions.open("key3")]
     later = clock.time() + security.SESSION_TTL_S + 1
     monkeypatch.setattr(security.time, "time", lambda: later)
     fresh = sessions.open("key4")  # prunes the two expired sessions without anyone asking for them
     rows = sqlite3.connect(tmp_path / "keys.db").execute("SELECT count(*) FROM sessions").fetchone()[0]
-    assert rows == 1 and sessions.key_id(fresh) == "key4"
-    assert all(sessions.key_id(s) is None for s in old)
+    assert rows == 1 and sessions.get(fresh).key_id == "key4"
+    assert all(sessions.get(s) is None for s in old)
+
+
+def test_a_signed_in_persons_session_keeps_who_they_are(store):
+    from sekisho.identity import Principal
+    from sekisho.server import security
+
+    person = Principal("oidc:tanaka", Role.USER, ("人事", "財務"))
+    sessions = security.Sessions(store.db, ttl_s=60)
+    sid = sessions.open(principal=person, display="田中 太郎")
+    assert sessions.get(sid) == security.Session(key_id=None, principal=person, display="田中 太郎")
+    with pytest.raises(ValueError):
+        sessions.open("key1", principal=person)
+    assert security.csrf_matches(sid, security.csrf_token(sid))
+    assert not security.csrf_matches(sid, security.csrf_token(sessions.open("key1")))  # another session's token
+    assert not security.csrf_matches(sid, None) and not security.csrf_matches(sid, "")

@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from server_fixtures.support import make_settings, run_server
-from server_fixtures.vendor import backend_toml, start_fake
+from server_fixtures.support import start_fake
+from server_fixtures.vendor import backend_toml
 
 SMALL_BOUND_S = 2.0  # an idle small request takes ~0.01 s; the stall this guards against took 12.5 s
 LINES = ("連絡先：{}", "携帯 {} までお願いします。", "代表電話は{}です。", "{}（平日9時〜17時）")

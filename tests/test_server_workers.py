@@ -6,6 +6,7 @@ serving is refused by both workers, and a review is decided once."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from sekisho.audit.log import AuditLog
 
@@ -117,6 +119,12 @@ def test_mixed_load_on_two_workers_loses_nothing(two_workers):
     log = AuditLog(two_workers["folder"] / "audit.db")
     recorded = {e.seq: e for kind in ("chat", "ask") for e in log.query(kind=kind, limit=10_000)}
     assert len(seqs) == 48 and all(seq in recorded and recorded[seq].record["status"] == "ok" for seq in seqs)
+    # Whichever worker is scraped, /metrics sums both: the 48 governed requests, not its share.
+    for _ in range(4):
+        scraped = httpx.get(f"{url}/metrics", timeout=30).text
+        governed = sum(s.value for f in text_string_to_metric_families(scraped) for s in f.samples
+                       if s.name == "sekisho_governed_requests_total")
+        assert governed == len(recorded) == 48
     ingests = [e.record for e in log.query(kind="document.ingest", limit=1000)]
     uploads = [r for r in ingests if "job" in r]
     assert sorted(r["job"] for r in uploads) == sorted(jobs)  # each upload ingested once, by one worker
@@ -157,3 +165,60 @@ def test_a_review_is_decided_once_whichever_worker_is_asked(two_workers):
     decisions = [e for e in log.query(kind="review.decision", limit=100) if e.record["review_id"] == review_id]
     assert len(decisions) == 1
     log.close()
+
+
+def test_json_logs_carry_the_request_id_of_the_audit_record(two_workers):
+    url, keys = two_workers["url"], two_workers["keys"]
+    r = httpx.post(f"{url}/v1/chat/completions", headers={"Authorization": f"Bearer {keys['user']}",
+                                                          "X-Request-ID": "trace-0123456789"},
+                   json={"model": "extractive", "messages": [{"role": "user", "content": "こんにちは"}]}, timeout=60)
+    assert r.status_code == 200 and r.headers["X-Request-ID"] == "trace-0123456789"
+    log = AuditLog(two_workers["folder"] / "audit.db")
+    assert log.get(r.json()["sekisho"]["audit_seq"]).record["request_id"] == "trace-0123456789"
+    log.close()
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [json.loads(line) for line in (two_workers["folder"] / "server.log").read_text().splitlines()
+                 if line.strip()]  # every line is one JSON object
+        access = [e for e in lines if e.get("request_id") == "trace-0123456789" and e["logger"] == "sekisho.access"]
+        if access or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    (line,) = access
+    assert (line["method"], line["path"], line["status"]) == ("POST", "/v1/chat/completions", 200)
+    assert line["worker"] == r.headers["X-Sekisho-Worker"] and line["duration_ms"] >= 0
+    assert keys["user"] not in (two_workers["folder"] / "server.log").read_text()
+
+
+def test_quota_counts_hold_across_both_workers(two_workers):
+    """A key allowed 12 requests a minute sends 20 at once, each on a new connection so that both
+    worker processes take some: exactly 12 are served, whichever worker counted them; then both
+    workers report the same use, the tokens being what the served answers used."""
+    url = two_workers["url"]
+    secret = subprocess.run([*two_workers["sekisho"], "keys", "create", "--role", "user", "--requests-per-minute", "12"],
+                            check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    headers = {"Authorization": f"Bearer {secret}", "Connection": "close"}
+    if time.time() % 60 > 40:  # the count is per calendar minute: start the burst well inside one
+        time.sleep(61 - time.time() % 60)
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as client:
+            return await asyncio.gather(*(client.post("/v1/chat/completions", json={
+                "model": "extractive", "messages": [{"role": "user", "content": f"こんにちは ({i})"}]}) for i in range(20)))
+
+    answers = asyncio.run(burst())
+    served = [r for r in answers if r.status_code == 200]
+    refused = [r for r in answers if r.status_code == 429]
+    assert len(served) == 12 and len(refused) == 8
+    assert len({r.headers["x-sekisho-worker"] for r in answers}) == 2  # both processes counted
+    assert all("(requests per minute) 12 に達しました" in r.json()["error"]["message"] for r in refused)
+    tokens = sum(r.json()["usage"]["total_tokens"] for r in served)
+    reports = {}
+    for _ in range(200):
+        response = httpx.get(url + "/api/me/usage", headers=headers)
+        reports[response.headers["x-sekisho-worker"]] = response.json()
+        if len(reports) == 2:
+            break
+    assert len(reports) == 2
+    for usage in reports.values():  # (the minute may have turned by now; the day has not)
+        assert [q["used"] for q in usage["quotas"][1:]] == [tokens, tokens] and usage["requests_today"] == 12

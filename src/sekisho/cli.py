@@ -42,12 +42,23 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+def _print_version(value: bool) -> None:
+    if value:
+        import sekisho
+
+        print(f"sekisho {sekisho.__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
     ctx: typer.Context,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="設定ファイル (TOML)")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="版を表示 (print the version)")] = False,
 ) -> None:
-    ctx.obj = load_settings(config)
+    # `config check FILE` reads the file it is given: a broken default config must not stop it.
+    ctx.obj = None if ctx.invoked_subcommand == "config" else load_settings(config)
 
 
 def settings_of(ctx: typer.Context) -> Settings:
@@ -72,6 +83,9 @@ def ingest_command(
     from sekisho.retrieval import open_knowledge_base
 
     settings = settings_of(ctx)
+    if not Path(store_location(settings)).exists():
+        err.print(f"新しい知識ベースを作ります (creating a new knowledge base): {escape(store_location(settings))}",
+                  highlight=False, soft_wrap=True)
     with open_knowledge_base(settings) as kb:
         report = ingest_paths(
             kb, paths, prune=prune, tags=tag or (), max_bytes=int(max_mb * 2**20),
@@ -131,22 +145,24 @@ def search_command(
 
     if mode not in MODES:
         raise fail(f"--mode {mode!r}: choose one of {', '.join(MODES)}")
-    with open_knowledge_base(settings_of(ctx)) as kb:
+    settings = settings_of(ctx)
+    with open_knowledge_base(settings) as kb:
         empty = not kb.store.documents()
-        hits = [] if empty else kb.search(query, k=k, tags=cli_principal().tags, mode=mode)  # type: ignore[arg-type]
+        hits = [] if empty else kb.search(query, k=k, tags=cli_principal().tags, mode=mode,  # type: ignore[arg-type]
+                                          min_score=settings.retrieval.min_score)
     if as_json:
         print(json.dumps([
             {
                 "rank": h.rank, "score": h.score, "title": h.document.title, "path": h.document.path,
                 "doc_id": h.document.id, "chunk_id": h.chunk.id, "location": h.chunk.location.label(),
                 "lexical_rank": h.lexical_rank, "dense_rank": h.dense_rank,
-                "matched_terms": list(h.matched_terms), "snippet": highlight(h),
+                "matched_terms": list(h.matched_terms), "snippet": highlight(h), "text": h.chunk.text,
             }
             for h in hits
         ], ensure_ascii=False, indent=2))
         return
     if empty:
-        console.print("文書がまだありません (the knowledge base is empty): `sekisho ingest PATH` で追加してください。")
+        console.print(empty_store_message(settings), highlight=False, soft_wrap=True)
         return
     if not hits:
         console.print(f"該当なし (no hits) for {escape(query)!s}")
@@ -158,6 +174,86 @@ def search_command(
             highlight=False,
         )
         console.print(f"   {highlight(h, style='rich')}", highlight=False)
+
+documents_app = typer.Typer(help="取り込んだ文書の一覧・削除. List and delete ingested documents.", no_args_is_help=True)
+app.add_typer(documents_app, name="documents")
+
+
+def store_location(settings: Settings) -> str:
+    """Where the knowledge base lives, for messages: a command run from another folder without
+    a config file opens (or creates) another store, and the user should see which."""
+    from sekisho.config import resolve_path
+
+    return str(resolve_path(settings, settings.store.path).resolve())
+
+
+def empty_store_message(settings: Settings) -> str:
+    return (f"文書がまだありません (the knowledge base {store_location(settings)} is empty): "
+            "`sekisho ingest PATH` で追加してください。")
+
+
+@documents_app.command("list")
+def documents_list(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON で出力 (for scripts)")] = False,
+) -> None:
+    """取り込んだ文書の一覧. The documents in the knowledge base."""
+    import datetime as dt
+    import json
+
+    from rich.table import Table
+
+    from sekisho.retrieval import open_knowledge_base
+
+    settings = settings_of(ctx)
+    with open_knowledge_base(settings) as kb:
+        documents = sorted(kb.store.documents(), key=lambda d: d.path)
+    rows = [{"id": d.id, "title": d.title, "path": d.path, "media_type": d.media_type, "tags": list(d.tags),
+             "ingested_at": dt.datetime.fromtimestamp(d.ingested_at, dt.timezone.utc).isoformat(timespec="seconds")}
+            for d in documents]
+    if as_json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        console.print(empty_store_message(settings), highlight=False, soft_wrap=True)
+        return
+    table = Table(title=f"文書 (documents) · {escape(store_location(settings))}")
+    for column in ("ID", "表題 title", "ファイル path", "タグ tags"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row["id"], escape(row["title"]), escape(row["path"]), escape(", ".join(row["tags"])))
+    console.print(table)
+
+
+@documents_app.command("delete")
+def documents_delete(
+    ctx: typer.Context,
+    documents: Annotated[list[str], typer.Argument(help="文書IDまたは取り込んだときのパス (document id or ingested path)")],
+) -> None:
+    """文書を削除する（検索・回答に使われなくなる）. Delete documents; each deletion is audited."""
+    from sekisho.audit.log import AuditLog
+    from sekisho.identity import cli_principal
+    from sekisho.retrieval import open_knowledge_base
+
+    settings = settings_of(ctx)
+    missing = []
+    audit = AuditLog.from_settings(settings)
+    with open_knowledge_base(settings) as kb:
+        for given in documents:
+            found = kb.store.document_by_id(given) or kb.store.document_by_path(given) \
+                or kb.store.document_by_path(str(Path(given).resolve()))
+            if found is None:
+                missing.append(given)
+                err.print(f"[red]見つかりません (no such document):[/red] {escape(given)}", highlight=False, soft_wrap=True)
+                continue
+            kb.delete(found.id)
+            audit.append("document.delete", {"principal": cli_principal().name, "document_id": found.id,
+                                             "path": found.path})
+            console.print(f"削除 (deleted): {found.id}  {escape(found.path)}", highlight=False, soft_wrap=True)
+    audit.close()
+    if missing:
+        raise typer.Exit(1)
+
 
 # --- models and answers: models, ask (models/, answer/) ---------------------------------------
 
@@ -272,7 +368,7 @@ def ask_command(
     print()
     console.print(f"[dim]監査記録 (audit record) #{result.audit_seq} · {escape(result.backend)}[/dim]", highlight=False)
     if empty:
-        err.print("文書がまだありません (the knowledge base is empty): `sekisho ingest PATH` で追加してください。")
+        err.print(empty_store_message(settings), highlight=False, soft_wrap=True)
     if answer.citations:
         console.print("\n[bold]出典 (sources)[/bold]")
         for c in answer.citations:
@@ -430,6 +526,82 @@ def audit_find_value(ctx: typer.Context, value: Annotated[str, typer.Argument(he
     entries = _audit_log(ctx).find_value(value)
     for e in entries:
         print(f"{e.seq}\t{e.ts}\t{e.kind}\t{(e.record or {}).get('principal', '')}")
+
+
+def _n(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.3g}" if isinstance(value, float) and value < 100 else f"{value:,.0f}"
+
+
+# The terminal table: figures that go together share a column, to keep it narrow.
+_USAGE_COLUMNS = [
+    ("依頼", "requests", lambda f: _n(f.requests)),
+    ("トークン 入/出", "tokens in/out", lambda f: f"{_n(f.prompt_tokens)}/{_n(f.completion_tokens)}"),
+    ("所要時間 秒", "p50/p95 s", lambda f: f"{_n(f.latency_p50_s)}/{_n(f.latency_p95_s)}"),
+    ("拒否/遮断", "refused/guard", lambda f: f"{_n(f.refused)}/{_n(f.guard_blocked)}"),
+    ("マスク", "masked", lambda f: _n(f.masked)),
+    ("確認待ち", "held", lambda f: _n(f.held)),
+    ("エラー", "errors", lambda f: _n(f.errors)),
+    ("高/低評価", "up/down", lambda f: f"{_n(f.thumbs_up)}/{_n(f.thumbs_down)}"),
+    ("電力量", "energy J", lambda f: _n(f.energy_j)),
+]
+usage_app = typer.Typer(help="利用状況（監査ログから集計）. Usage and feedback figures from the audit log.",
+                        no_args_is_help=True)
+app.add_typer(usage_app, name="usage")
+
+
+@usage_app.command("report")
+def usage_report_command(
+    ctx: typer.Context,
+    since: Annotated[Optional[str], typer.Option("--since", help="開始日 (e.g. 2026-12-01, 令和8年12月1日); default: the log's start")] = None,
+    until: Annotated[Optional[str], typer.Option("--until", help="終了日 (included); default: today")] = None,
+    by: Annotated[str, typer.Option("--by", help="集計単位 (comma-separated: day, app, model, role, tag, user)")] = "day",
+    names: Annotated[bool, typer.Option("--names", help="利用者を実名で表示 (real names instead of pseudonyms; audited)")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON で出力")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV で出力")] = False,
+) -> None:
+    """利用状況の集計（依頼・トークン・所要時間・拒否・マスク・確認待ち・評価・電力量）. Usage report."""
+    from rich import box
+    from rich.measure import Measurement
+    from rich.table import Column, Table
+
+    from sekisho.apps import Catalog
+    from sekisho.audit.usage import DIMENSIONS, UsageQuery, label, usage_report
+    from sekisho.identity import cli_principal
+
+    if as_json and as_csv:
+        raise fail("--json and --csv: choose one")
+    settings = settings_of(ctx)
+    query = UsageQuery.parse(since=since, until=until, by=by, timezone=settings.organisation.timezone, names=names)
+    report = usage_report(_audit_log(ctx), query, viewer=cli_principal())
+    if as_json:
+        _print_json(report.to_json())
+        return
+    if as_csv:
+        print(report.to_csv(), end="")
+        return
+    period = f"{query.since or '最初 start'} – {query.until or '今日 today'} ({query.timezone})"
+    table = Table(*(f"{DIMENSIONS[d][0]}\n{DIMENSIONS[d][1]}" for d in query.by),
+                  *(Column(f"{ja}\n{en}", justify="right") for ja, en, _ in _USAGE_COLUMNS),
+                  title=f"利用状況 Usage {period}", box=box.SIMPLE_HEAD)
+    def cells(figures) -> list[str]:
+        return [cell(figures) for *_, cell in _USAGE_COLUMNS]
+
+    titles = {app_id: f"{spec.title_ja} / {app_id}" for app_id, spec in Catalog.from_settings(settings).apps().items()}
+    for row in report.rows:
+        table.add_row(*(label(d, v, titles) for d, v in zip(query.by, row.key)), *cells(row.figures))
+    table.add_section()
+    table.add_row("合計 Total", *([""] * (len(query.by) - 1)), *cells(report.total), style="bold")
+    # As wide as the figures need, whatever the terminal's width (a narrow terminal wraps the
+    # lines; nothing is cut short, and output to a file or pipe is not squeezed into 80 columns).
+    needed = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    Console(width=max(console.width, needed)).print(table)
+    console.print("全項目は --json / --csv (every figure, cancelled requests and records without energy too).",
+                  highlight=False)
+    if "tag" in query.by:
+        console.print("複数のタグを持つ利用者の依頼は各タグに数えます (a request counts under each of its user's tags; "
+                      "the rows do not add up to the total).", highlight=False)
+    if not query.names and "user" in query.by:
+        console.print("利用者は仮名です (users pseudonymised; --names shows real names, audited).", highlight=False)
 
 
 def _reviews(ctx: typer.Context):
@@ -673,8 +845,16 @@ def keys_create(
     role: Annotated[str, typer.Option("--role", help="admin | reviewer | user | auditor")],
     name: Annotated[str, typer.Option("--name", help="キーの名前 (who or what uses it)")] = "",
     tag: Annotated[Optional[list[str]], typer.Option("--tag", "-t", help="閲覧できる文書タグ (access tag; repeatable)")] = None,
+    requests_per_minute: Annotated[Optional[int], typer.Option("--requests-per-minute", min=0,
+                                                               help="1分あたりのリクエスト数の上限")] = None,
+    tokens_per_day: Annotated[Optional[int], typer.Option("--tokens-per-day", min=0,
+                                                          help="1日あたりのトークン数の上限")] = None,
+    tokens_per_month: Annotated[Optional[int], typer.Option("--tokens-per-month", min=0,
+                                                            help="1か月あたりのトークン数の上限")] = None,
 ) -> None:
-    """キーを発行し、一度だけ表示する. Create a key; the secret is printed once."""
+    """キーを発行し、一度だけ表示する. Create a key; the secret is printed once. Its own quota
+    limits, if given, apply with the role's and the user's; the tightest wins."""
+    from sekisho.config import QuotaLimits
     from sekisho.identity import Role
     from sekisho.server.keys import open_key_store
 
@@ -682,9 +862,11 @@ def keys_create(
         chosen = Role(role)
     except ValueError:
         raise fail(f"--role {role!r}: choose one of {', '.join(r.value for r in Role)}") from None
+    limits = QuotaLimits(requests_per_minute=requests_per_minute, tokens_per_day=tokens_per_day,
+                         tokens_per_month=tokens_per_month)
     store = open_key_store(settings_of(ctx))
     try:
-        key, secret = store.create(chosen, name, tuple(tag or ()))
+        key, secret = store.create(chosen, name, tuple(tag or ()), limits)
     finally:
         store.close()
     err.print(f"キー {key.id} ({key.role.value}) を発行しました。この値は二度と表示されません。"
@@ -697,7 +879,7 @@ def keys_list(ctx: typer.Context) -> None:
     """発行済みのキー一覧 (秘密は表示しない). List keys (never their secrets)."""
     import datetime as dt
 
-    from rich.table import Table
+    from rich.table import Column, Table
 
     from sekisho.server.keys import open_key_store
 
@@ -713,10 +895,17 @@ def keys_list(ctx: typer.Context) -> None:
     def when(ts: float | None) -> str:
         return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M") if ts else "-"
 
-    table = Table("ID", "名前 name", "役割 role", "タグ tags", "発行 created", "最終利用 last used", "状態 state")
+    def limits(key) -> str:
+        return ", ".join(f"{name} {value:,}" for name, value in key.limits.model_dump(exclude_none=True).items())
+
+    # The limits column only when a key has limits of its own: the table stays readable at 80 columns.
+    with_limits = any(limits(k) for k in keys)
+    table = Table(Column("ID", no_wrap=True), "名前 name", "役割 role", "タグ tags",
+                  *(["上限 limits"] if with_limits else []), "発行 created", "最終利用 last used", "状態 state")
     for k in keys:
         state = "有効 active" if k.active else f"失効 revoked {when(k.revoked_at)}"
-        table.add_row(k.id, k.name, k.role.value, ", ".join(k.tags), when(k.created_at), when(k.last_used_at), state)
+        table.add_row(k.id, k.name, k.role.value, ", ".join(k.tags), *([limits(k) or "-"] if with_limits else []),
+                      when(k.created_at), when(k.last_used_at), state)
     console.print(table)
 
 
@@ -731,6 +920,52 @@ def keys_revoke(ctx: typer.Context, key_id: Annotated[str, typer.Argument(help="
     finally:
         store.close()
     console.print(f"キー {key_id} を失効させました (revoked).", highlight=False)
+
+
+quota_app = typer.Typer(help="利用枠 (リクエスト数・トークン数の上限と使用量). Quotas: limits and current use.",
+                        no_args_is_help=True)
+app.add_typer(quota_app, name="quota")
+
+
+@quota_app.command("show")
+def quota_show(
+    ctx: typer.Context,
+    user: Annotated[Optional[str], typer.Option("--user", "-u", help="利用者名またはキーID (principal name or key id)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON で出力")] = False,
+) -> None:
+    """現在の使用量と上限. Current use against the limits: everyone, or one principal."""
+    from rich.table import Column, Table
+
+    from sekisho.server.keys import open_key_store
+    from sekisho.server.quotas import Quotas
+
+    settings = settings_of(ctx)
+    store = open_key_store(settings)
+    try:
+        quotas = Quotas(store.db, settings.quotas, timezone=settings.organisation.timezone)
+        usages = [quotas.find(user, store)] if user else quotas.everyone(store)
+    finally:
+        store.close()
+    if as_json:
+        _print_json([{"principal": u.principal, "role": u.role, "key_id": u.key_id,
+                      "quotas": [q.to_json() for q in u.quotas], "requests_today": u.requests_today,
+                      "requests_this_month": u.requests_this_month} for u in usages])
+        return
+    if not usages:
+        console.print("まだ利用はありません (no use yet)")
+        return
+
+    def cell(use) -> str:
+        used = f"{use.used:,}" + (f" / {use.limit:,} ({use.scope})" if use.limit is not None else " / -")
+        return f"[bold red]{used}[/bold red]" if use.exhausted else used
+
+    table = Table(Column("利用者 principal", overflow="fold"), "役割 role", "今分の件数 requests/min",
+                  "今日のトークン tokens/day", "今月のトークン tokens/month", "件数 今日/今月 requests day/month",
+                  caption=f"使用量 / 上限 (設定元) · used / limit (set by) · 日・月の区切り (days begin at midnight): "
+                          f"{settings.organisation.timezone}")
+    for u in usages:
+        table.add_row(u.principal, u.role, *(cell(q) for q in u.quotas), f"{u.requests_today:,} / {u.requests_this_month:,}")
+    console.print(table)
 
 
 # --- arena (arena/) ---------------------------------------------------------------------------
@@ -748,7 +983,8 @@ def arena_run(
     limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=1, help="タスクごとの問題数上限 (items per task)")] = None,
     data: Annotated[Optional[Path], typer.Option("--data", help="データのフォルダまたはファイル (data root or file)")] = None,
     tasks: Annotated[Optional[str], typer.Option("--tasks", "-t", help="実行するタスク (task ids, a,b; default all)")] = None,
-    watts_per_core: Annotated[float, typer.Option("--watts-per-core", min=0.0, help="RAPL がないときの推定用 W/コア")] = 5.0,
+    watts_per_core: Annotated[Optional[float], typer.Option("--watts-per-core", min=0.0,
+                                                            help="RAPL がないときの推定用 W/コア (default models.watts_per_core)")] = None,
 ) -> None:
     """スイートを実行してレポートを書く. Run a suite; writes OUT/report.html and OUT/report.json."""
     from rich.markup import escape
@@ -915,4 +1151,141 @@ def check_command(ctx: typer.Context) -> None:
     for line in report.problems:
         err.print(f"[red]problem:[/red] {escape(line)}", highlight=False, soft_wrap=True)
     if not report.ok:
+        raise typer.Exit(1)
+
+
+# --- task apps (apps/) --------------------------------------------------------------------------
+
+app_app = typer.Typer(help="業務アプリ（要約・翻訳・議事録…）. Task apps (summarise, translate, minutes...).",
+                      no_args_is_help=True)
+app.add_typer(app_app, name="app")
+
+
+@app_app.command("list")
+def app_list(ctx: typer.Context) -> None:
+    """アプリの一覧. List the task apps (shipped and the organisation's own)."""
+    from rich.table import Table
+
+    from sekisho.apps import Catalog
+
+    catalog = Catalog.from_settings(settings_of(ctx))
+    table = Table("ID", "名前 name", "入力 inputs", "生成モデル generative model", "由来 source")
+    for spec in sorted(catalog.apps().values(), key=lambda a: (not a.shipped, a.id)):
+        table.add_row(spec.id, f"{spec.title_ja}\n{spec.title_en}", ", ".join(i.name for i in spec.inputs),
+                      "必要 needed" if spec.needs_generation else "不要 not needed", "同梱 shipped" if spec.shipped else spec.source)
+    console.print(table)
+    for problem in catalog.problems:
+        err.print(f"[yellow]warning:[/yellow] {escape(problem)}", highlight=False, soft_wrap=True)
+
+
+@app_app.command("run")
+def app_run(
+    ctx: typer.Context,
+    app_id: Annotated[str, typer.Argument(help="アプリID (e.g. summarise)")],
+    file: Annotated[Optional[Path], typer.Option("--file", "-f", help="文書ファイル (the app's file input)")] = None,
+    text: Annotated[Optional[str], typer.Option("--text", help="本文 ('-' で標準入力; the app's text input)")] = None,
+    value: Annotated[Optional[list[str]], typer.Option("--input", "-i", help="入力 name=value (repeatable)")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="使うモデル (backend name)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON で出力")] = False,
+) -> None:
+    """アプリを実行する. Run a task app; every model call is governed and audited with the app's id."""
+    import asyncio
+    import json
+    import sys
+
+    from sekisho.apps import Catalog, Upload, choose_backend, prepare, run
+    from sekisho.identity import cli_principal
+    from sekisho.request import RequestPath
+
+    settings = settings_of(ctx)
+    spec = Catalog.from_settings(settings).get(app_id)
+    values = dict(item.split("=", 1) for item in value or () if "=" in item)
+    bad = [item for item in value or () if "=" not in item]
+    if bad:
+        raise fail(f"--input {bad[0]!r}: write name=value")
+    uploads = {}
+    if file is not None:
+        name = next((i.name for i in spec.inputs if i.type == "file"), None)
+        if name is None:
+            raise fail(f"{app_id}: this app takes no file")
+        try:
+            uploads[name] = Upload(file.name, file.read_bytes())
+        except OSError as exc:
+            raise fail(f"{file}: cannot read: {exc.strerror or exc}") from None
+    if text is not None:
+        name = next((i.name for i in spec.inputs if i.type == "textarea"), None)
+        if name is None:
+            raise fail(f"{app_id}: this app takes no text")
+        values[name] = sys.stdin.read() if text == "-" else text
+    prepared = prepare(spec, values, uploads)
+    path = RequestPath(settings)
+    kb = None
+    try:
+        backend = choose_backend(spec, model, settings, path)
+        if spec.retrieval != "none":
+            from sekisho.retrieval import open_knowledge_base
+
+            kb = open_knowledge_base(settings)
+
+        async def consume() -> list:
+            parts = []
+            async for kind, item in run(path, spec, prepared, principal=cli_principal(), backend=backend, kb=kb,
+                                        settings=settings):
+                if kind == "part" and not as_json:
+                    console.print(f"\n[bold]{escape(item)}[/bold]", highlight=False)
+                elif kind == "delta" and not as_json:
+                    sys.stdout.write(item)
+                    sys.stdout.flush()
+                elif kind == "done":
+                    parts = item
+            return parts
+
+        parts = asyncio.run(consume())
+    finally:
+        if kb is not None:
+            kb.close()
+        path.close()
+    if as_json:
+        print(json.dumps({"app": spec.id, "version": spec.version, "backend": backend,
+                          "parts": [p.to_json() for p in parts]}, ensure_ascii=False, indent=2))
+        return
+    print()
+    for part in parts:
+        if part.status != "ok":
+            err.print(f"[yellow]{escape(part.message)}[/yellow]", highlight=False, soft_wrap=True)
+        console.print(f"[dim]監査記録 (audit record) #{part.audit_seq} · {escape(part.backend)}[/dim]", highlight=False)
+    if any(p.status == "blocked" for p in parts):
+        raise typer.Exit(1)
+
+
+# --- operations: config check (server/preflight.py) -----------------------------------------
+
+config_app = typer.Typer(help="設定ファイルの確認. Check a configuration file.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("check")
+def config_check(
+    file: Annotated[Path, typer.Argument(help="設定ファイル (sekisho.toml)")],
+    reach: Annotated[bool, typer.Option("--reach", help="リモートのモデルにも接続する (call every model backend)")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON で出力 (for scripts)")] = False,
+) -> None:
+    """サーバーが読み込むものをすべて確認. Load everything the server would: policy, registry, apps, models, paths."""
+    import json
+
+    from rich.table import Table
+
+    from sekisho.server.preflight import run_checks
+
+    results = run_checks(load_settings(file), reach=reach)
+    if as_json:
+        print(json.dumps([vars(r) for r in results], ensure_ascii=False, indent=2))
+    else:
+        table = Table(title=f"設定の確認 (configuration check) · {escape(str(file))}")
+        for column in ("", "確認 check", "結果 result"):
+            table.add_column(column, overflow="fold")
+        for r in results:
+            table.add_row("[green]✓[/green]" if r.ok else "[red]✗[/red]", r.name, escape(r.detail))
+        console.print(table)
+    if not all(r.ok for r in results):
         raise typer.Exit(1)

@@ -2,7 +2,8 @@
 
 Lookup order for the file: the --config option, $SEKISHO_CONFIG, ./sekisho.toml; a missing default
 file means built-in defaults. Environment overrides use SEKISHO_<SECTION>__<KEY>, e.g.
-SEKISHO_STORE__PATH=/data/kb.db, and win over the file.
+SEKISHO_STORE__PATH=/data/kb.db, and win over the file; a nested section takes one more `__` per
+level (SEKISHO_AUTH__OIDC__CLIENT_SECRET).
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sekisho.errors import SekishoError
 
@@ -87,6 +89,19 @@ def _default_backends() -> dict[str, BackendConfig]:
 class ModelsConfig(_Section):
     default: str = "extractive"
     backends: dict[str, BackendConfig] = Field(default_factory=_default_backends)
+    # Watts one busy core draws, for the energy estimate of a call where RAPL cannot be read
+    # (models/energy.py); every such figure is labelled an estimate. 5 W: a server core at load.
+    watts_per_core: float = Field(default=5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _default_stays_there(self) -> ModelsConfig:
+        # A file that adds its own backends but keeps the default "extractive" still has it:
+        # adding a model must not take away the answerer every example and the quick start use.
+        # (A file that names another default has chosen its backends itself.)
+        builtin = _default_backends()
+        if self.default in builtin:
+            self.backends.setdefault(self.default, builtin[self.default])
+        return self
 
 
 class GuardConfig(_Section):
@@ -116,6 +131,12 @@ class ServerConfig(_Section):
     # check, the audit append); model calls to remote servers wait without a thread.
     threads: int = Field(default=32, ge=1)
     workers: int = Field(default=1, ge=1)  # processes (`sekisho serve --workers N`)
+    # One JSON object per line (for a log collector), or plain text for a terminal.
+    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (the
+    # client address is what per-address rate limits and audit records use). Empty: none.
+    forwarded_allow_ips: str = ""
     # A stopping server (SIGTERM, Ctrl-C) takes no new work and gives what is in flight this long:
     # requests still open are then closed, and a file still being ingested is put back in the
     # queue, ingested again at the next start (or by another worker).
@@ -126,6 +147,118 @@ class ProofreadConfig(_Section):
     dictionary: str = ""  # the organisation's proofreading dictionary (TOML); see samples/proofread-dictionary.toml
 
 
+class AppsConfig(_Section):
+    # The organisation's own task apps, one TOML file each (see src/sekisho/apps/shipped/); an app
+    # here replaces a shipped one of the same id. Empty: the shipped apps only.
+    folder: str = ""
+
+
+RoleName = Literal["admin", "reviewer", "user", "auditor"]  # identity.Role's values (config imports only errors)
+
+
+class OidcRule(_Section):
+    """One mapping rule: it applies when the ID token's `claim` (empty: `groups_claim`) equals
+    `group`, or is a list holding it."""
+
+    group: str = Field(min_length=1)
+    claim: str = ""
+
+
+class OidcRoleRule(OidcRule):
+    role: RoleName
+
+
+class OidcTagRule(OidcRule):
+    tag: str = Field(min_length=1, max_length=100)
+
+
+class OidcConfig(_Section):
+    """Sign-in with the organisation's OpenID Connect provider (see README, "Sign-in with your
+    organisation's accounts")."""
+
+    issuer: str = Field(min_length=1)  # exactly as the provider's discovery document states it
+    client_id: str = Field(min_length=1)
+    # A confidential client's secret; better given as SEKISHO_AUTH__OIDC__CLIENT_SECRET than written
+    # in the file. Empty: a public client (PKCE alone).
+    client_secret: str = ""
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email"])
+    groups_claim: str = "groups"
+    # The principal is "oidc:<value of name_claim>". `sub` never changes and is never reused;
+    # `preferred_username` reads better in the audit log but only where the IdP keeps it stable.
+    name_claim: str = "sub"
+    display_claim: str = "name"  # shown in the page header; the principal name when absent
+    # The first rule whose group the user is in gives the role; every matching tag rule adds its
+    # tag. No role rule matched: default_role, or, when it is unset, the sign-in is refused.
+    roles: list[OidcRoleRule] = Field(default_factory=list)
+    tags: list[OidcTagRule] = Field(default_factory=list)
+    default_role: RoleName | None = None
+    # Sign-out also ends the session at the provider (RP-initiated logout) when it offers an
+    # end_session_endpoint.
+    end_session: bool = True
+    timeout_s: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _asks_for_openid(self) -> OidcConfig:
+        if "openid" not in self.scopes:
+            raise ValueError('scopes must include "openid"')
+        return self
+
+
+class AuthConfig(_Section):
+    # How browsers reach sekisho, e.g. "https://sekisho.example.lg.jp" behind a reverse proxy: the
+    # IdP sends users back to <public_url>/auth/oidc/callback, and an https address makes every
+    # cookie Secure. Empty: the address each request came to.
+    public_url: str = ""
+    # The login page's API-key form; programs use keys whatever this says.
+    api_key_login: bool = True
+    session_hours: float = Field(default=8.0, gt=0)
+    oidc: OidcConfig | None = None
+
+    @model_validator(mode="after")
+    def _someone_can_sign_in(self) -> AuthConfig:
+        if not self.api_key_login and self.oidc is None:
+            raise ValueError("api_key_login = false leaves the web UI without a way in: configure [auth.oidc]")
+        if self.public_url and not self.public_url.startswith(("https://", "http://")):
+            raise ValueError(f"public_url {self.public_url!r}: an http:// or https:// address")
+        return self
+
+
+class QuotaLimits(_Section):
+    """Limits on one principal's use (server/quotas.py); unset: unlimited. 0 allows nothing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # At most 2**53: kept as SQLite integers (a larger one was a 500 at POST /api/keys) and stated
+    # in the API's spec as JSON numbers, which hold integers exactly only up to there.
+    requests_per_minute: int | None = Field(default=None, ge=0, le=2**53)
+    tokens_per_day: int | None = Field(default=None, ge=0, le=2**53)
+    tokens_per_month: int | None = Field(default=None, ge=0, le=2**53)
+
+
+class QuotasConfig(_Section):
+    # Each member's limits, by role ([quotas.roles.user]) and by principal name
+    # ([quotas.users."key:ab12cd34:alice"]); a key's own are set when it is created. The tightest
+    # that applies wins. Days and months are the organisation's ([organisation] timezone).
+    roles: dict[str, QuotaLimits] = Field(default_factory=dict)
+    users: dict[str, QuotaLimits] = Field(default_factory=dict)
+
+
+class OrganisationConfig(_Section):
+    # The organisation's day: quota days and months begin, and usage figures are counted per
+    # calendar day, at midnight in this zone (an IANA name), so a request at 08:30 in Tokyo is on
+    # that day, not on yesterday's UTC date.
+    timezone: str = "Asia/Tokyo"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Asia/Tokyo)") from None
+        return value
+
+
 class Settings(_Section):
     store: StoreConfig = Field(default_factory=StoreConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
@@ -133,7 +266,11 @@ class Settings(_Section):
     guard: GuardConfig = Field(default_factory=GuardConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    apps: AppsConfig = Field(default_factory=AppsConfig)
     proofread: ProofreadConfig = Field(default_factory=ProofreadConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    quotas: QuotasConfig = Field(default_factory=QuotasConfig)
+    organisation: OrganisationConfig = Field(default_factory=OrganisationConfig)
     base_dir: str = "."  # paths in the file are relative to the file's folder
 
 
@@ -142,8 +279,11 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
     for key, value in environ.items():
         if not key.startswith("SEKISHO_") or "__" not in key:
             continue
-        section, _, field = key[len("SEKISHO_"):].lower().partition("__")
-        overrides.setdefault(section, {})[field] = value
+        *sections, field = key[len("SEKISHO_"):].lower().split("__")
+        target = overrides
+        for section in sections:
+            target = target.setdefault(section, {})
+        target[field] = value
     return overrides
 
 

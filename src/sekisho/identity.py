@@ -1,8 +1,13 @@
-"""Who is asking: the principal every request is attributed to, and the roles sekisho knows."""
+"""Who is asking: the principal every request is attributed to, the roles sekisho knows, and the
+id of the request being served (one id in the access log, the JSON logs and every audit record
+the request writes)."""
 
 from __future__ import annotations
 
 import getpass
+import re
+import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -28,3 +33,24 @@ def cli_principal() -> Principal:
     except Exception:  # noqa: BLE001 - no login name in some containers
         user = "unknown"
     return Principal(name=f"cli:{user}", role=Role.ADMIN, tags=("*",))
+
+
+# Set by the server for each HTTP request; threads running its work see it through a copied context.
+REQUEST_ID: ContextVar[str | None] = ContextVar("sekisho_request_id", default=None)
+# An id a client or a reverse proxy sent (X-Request-ID) is kept when it is a plain token.
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{8,64}")
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def request_id_from(header: str | None) -> str:
+    """The id to serve a request under: the caller's X-Request-ID when it is a plain token (so a
+    proxy's id follows the request into the audit log), a new one otherwise."""
+    return header if header and _CLIENT_ID.fullmatch(header) else new_request_id()
+
+
+def current_request_id() -> str:
+    """The id of the request being served, or a new one outside any (the CLI, the arena)."""
+    return REQUEST_ID.get() or new_request_id()

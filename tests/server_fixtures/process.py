@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from server_fixtures.vendor import free_port
+from server_fixtures.support import free_port
 
 SEKISHO = str(Path(sys.executable).parent / "sekisho")
 

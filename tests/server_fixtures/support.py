@@ -6,7 +6,10 @@ port in a background thread, and keys for each role. Import the fixtures into a 
 
 from __future__ import annotations
 
+import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,12 +20,13 @@ import httpx
 import pytest
 import uvicorn
 
-from sekisho.config import Settings, load_settings
+from sekisho.config import QuotaLimits, Settings, load_settings
 from sekisho.identity import Role
 from sekisho.server.app import create_app
 
 REPO = Path(__file__).resolve().parents[2]
 CITY = REPO / "samples" / "city"
+FAKE_MODEL_SERVER = REPO / "scripts" / "fake_openai_server.py"
 
 # A valid マイナンバー for tests. Check digit (番号法施行令 8条): for the first 11 digits
 # 1 2 3 4 5 6 7 8 9 0 1 read from the right (n=1..11: 1,0,9,8,7,6,5,4,3,2,1) with weights
@@ -73,8 +77,8 @@ class LiveServer:
         headers = {"Authorization": f"Bearer {self.keys[role]}"} if role else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=60.0, **kwargs)
 
-    def key(self, role: str, name: str = "", tags: tuple[str, ...] = ()) -> str:
-        _, secret = self.app.state.sekisho.keys.create(Role(role), name, tags)
+    def key(self, role: str, name: str = "", tags: tuple[str, ...] = (), limits: QuotaLimits | None = None) -> str:
+        _, secret = self.app.state.sekisho.keys.create(Role(role), name, tags, limits)
         return secret
 
 
@@ -105,6 +109,37 @@ def run_server(settings: Settings) -> Iterator[LiveServer]:
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A server with the built-in policy, shared by one test module."""
     yield from run_server(make_settings(tmp_path_factory.mktemp("server")))
+
+
+def csrf_of(page: str) -> str:
+    """The session's CSRF token from a page of the web UI (its <meta name="csrf-token">)."""
+    found = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)">', page)
+    assert found, "the page carries no CSRF token"
+    return found.group(1)
+
+
+def start_fake(delay: float, **options: str) -> Iterator[str]:
+    """scripts/fake_openai_server.py on a free loopback port (answering after `delay` seconds), for
+    as long as the generator is open: yields its URL (without /v1)."""
+    port = free_port()
+    extra = [arg for name, value in options.items() for arg in (f"--{name}", value)]
+    process = subprocess.Popen([sys.executable, str(FAKE_MODEL_SERVER), "--port", str(port), "--delay", str(delay),
+                                *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(url + "/v1/models", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert process.poll() is None and time.monotonic() < deadline, "fake model server did not start"
+        time.sleep(0.1)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
 
 
 def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 120.0) -> dict:

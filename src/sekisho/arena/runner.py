@@ -6,20 +6,19 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sekisho.arena.datasets import TaskData, load_task, resolve_data
-from sekisho.arena.energy import DEFAULT_WATTS_PER_CORE, EnergyMeter
 from sekisho.arena.report import environment, write_report
 from sekisho.arena.results import ResultStore
 from sekisho.arena.suite import ArenaError, Suite, Task, suite_hash
 from sekisho.arena.tasks import Context, ObservingPath, run_item
 from sekisho.config import Settings
 from sekisho.guard.policy import PolicyError
+from sekisho.models.energy import EnergyMeter, loopback_port
 from sekisho.models.protocol import BackendError
 
 _GIVE_UP_AFTER = 3  # consecutive failed items before a model's task is abandoned for this run
@@ -85,36 +84,44 @@ def _open_kb(settings: Settings, store: ResultStore, task: Task, data: TaskData,
     return open_knowledge_base(_kb_settings(settings, final))
 
 
-def _loopback_port(settings: Settings, model: str) -> int | None:
-    """The port of an HTTP backend served on this machine, whose process CPU time then counts."""
-    config = settings.models.backends.get(model)
-    if config is None or not config.base_url:
-        return None
-    url = urlparse(config.base_url)
-    if url.hostname in ("127.0.0.1", "localhost", "::1"):
-        return url.port or (443 if url.scheme == "https" else 80)
-    return None
+def _unselected_digests(suite: Suite, selected: Sequence[Task], data: Path | None, seed: int) -> dict[str, str]:
+    """The data digests of the tasks not run, so a run of some tasks resumes into one of all of
+    them over the same data; a task whose data is not here (or not in a --data FILE meant for
+    the selected ones) is hashed as absent rather than refused, since it is not run."""
+    chosen = {t.id for t in selected}
+    digests = {}
+    for task in suite.tasks:
+        if task.id in chosen:
+            continue
+        try:
+            digests[task.id] = "absent" if data is not None and data.is_file() else load_task(task, data, seed=seed).digest
+        except ArenaError:
+            digests[task.id] = "absent"
+    return digests
 
 
 def run_suite(settings: Settings, suite: Suite, models: Sequence[str], run_dir: Path, *, limit: int | None = None,
               data: Path | None = None, tasks: Sequence[str] | None = None,
-              watts_per_core: float = DEFAULT_WATTS_PER_CORE, console: Console | None = None) -> RunSummary:
+              watts_per_core: float | None = None, console: Console | None = None) -> RunSummary:
     """Ask every item of every task (or of `tasks` only) of every model, skipping what an earlier
     run into the same directory finished, then write the report over all stored results."""
     console = console or Console(stderr=True)
+    watts_per_core = settings.models.watts_per_core if watts_per_core is None else watts_per_core
     if not models:
         raise ArenaError("no models to run (give --models a,b or list models in the suite)")
     unknown = [m for m in models if m not in settings.models.backends]
     if unknown:
         raise ArenaError(f"unknown model {unknown[0]!r}; configured backends: {', '.join(settings.models.backends)}")
     selected = [suite.task(t) for t in tasks] if tasks else list(suite.tasks)
-    if data is not None and data.is_file() and len({t.data for t in suite.tasks if t.data}) > 1:
-        raise ArenaError(f"--data {data}: suite {suite.name} reads several data files; give the folder that holds them")
-    loaded = {t.id: load_task(t, data, seed=suite.seed) for t in suite.tasks}
-    for t in suite.tasks:
+    if data is not None and data.is_file() and len({t.data for t in selected if t.data}) > 1:
+        raise ArenaError(f"--data {data}: the selected tasks read several data files; give the folder that holds them"
+                         " or choose tasks with --tasks")
+    loaded = {t.id: load_task(t, data, seed=suite.seed) for t in selected}
+    for t in selected:
         for line in loaded[t.id].skipped:
             console.print(f"[yellow]skipped:[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
-    digest = suite_hash(suite, {tid: d.digest for tid, d in loaded.items()})
+    digest = suite_hash(suite, {**_unselected_digests(suite, selected, data, suite.seed),
+                                **{tid: d.digest for tid, d in loaded.items()}})
     run_dir.mkdir(parents=True, exist_ok=True)
     store = ResultStore(run_dir)
     settings = run_settings(settings, run_dir)
@@ -145,7 +152,8 @@ def run_suite(settings: Settings, suite: Suite, models: Sequence[str], run_dir: 
                     errors.append(f"{model}: {exc}")
                     console.print(f"[red]error:[/red] {escape(f'{model}: {exc}')}", highlight=False, soft_wrap=True)
                     continue
-                meter = EnergyMeter(watts_per_core=watts_per_core, server_port=_loopback_port(settings, model))
+                meter = EnergyMeter(watts_per_core=watts_per_core,
+                                    server_port=loopback_port(settings.models.backends.get(model)))
                 store.set_model(digest, model, info.to_json(), asdict(meter.source))
                 with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                               TimeElapsedColumn(), console=console) as progress:

@@ -25,6 +25,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -54,6 +55,7 @@ CREATE TABLE IF NOT EXISTS audit_log (
     hash TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_log_kind ON audit_log(kind, seq);
+CREATE INDEX IF NOT EXISTS audit_log_ts ON audit_log(ts);
 CREATE TABLE IF NOT EXISTS audit_anchor (
     id            INTEGER PRIMARY KEY CHECK (id = 1),
     seq           INTEGER NOT NULL,
@@ -160,6 +162,9 @@ class AuditLog:
         self._readers = threading.local()
         self._reader_connections: list[sqlite3.Connection] = []
         self.batches = 0  # transactions that committed appends (appends / batches: the batch size)
+        # Called as observer(kind, record, seconds) after each append is durable: the server's
+        # metrics read what was recorded, so they count exactly what the audit log holds.
+        self.observers: list[Callable[[str, dict[str, Any], float], None]] = []
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = _connect(self.path)
@@ -237,6 +242,15 @@ class AuditLog:
         """Append, and run `also(conn, entry)` in the same transaction (a held output's review
         item lands with its record or not at all). Durable before it returns; committed together
         with whatever other threads queued meanwhile (group commit)."""
+        started = time.perf_counter()
+        outcome = self._append_durably(kind, record, also)
+        elapsed = time.perf_counter() - started
+        for observe in self.observers:
+            observe(kind, record, elapsed)
+        return outcome
+
+    def _append_durably(self, kind: str, record: dict[str, Any],
+                        also: Callable[[sqlite3.Connection, AuditEntry], T] | None) -> tuple[AuditEntry, T | None]:
         op = _Append(kind, record, also, self._body(kind, record))
         with self._queue_cond:
             self._queued.append(op)
@@ -419,6 +433,51 @@ class AuditLog:
         sql += f" ORDER BY seq {'DESC' if newest_first else 'ASC'} LIMIT ?"
         args.append(int(limit))
         return [self._entry(row) for row in self._reader().execute(sql, args)]
+
+    def records(self, *, kinds: Iterable[str] = (), since: datetime | str | None = None,
+                until: datetime | str | None = None, page: int = 1000) -> Iterator[AuditEntry]:
+        """Every record of `kinds` (all kinds when empty) with since <= ts < until, in sequence
+        order, read a page at a time: a report over millions of records holds one page in memory,
+        and no read transaction stays open between pages, so appends go on meanwhile. The period
+        costs what its own records cost, however long the log (docs/benchmarks.md, ## Usage)."""
+        kinds = tuple(kinds)
+        reader = self._reader()
+        # The range of sequence numbers that can hold the period's records, from the timestamp
+        # index (exact even if the clock was ever set back: MIN and MAX over it); then a walk in
+        # sequence order over that range only, each page resuming where the last one ended.
+        terms, args = ["seq > ?", "seq <= ?"], []
+        first, last = 1, self._head(reader)[0]
+        if since is not None:
+            args.append(_timestamp(since))
+            first = reader.execute("SELECT MIN(seq) FROM audit_log INDEXED BY audit_log_ts WHERE ts >= ?",
+                                   args[-1:]).fetchone()[0]
+            terms.append("+ts >= ?")
+        if until is not None:
+            args.append(_timestamp(until))
+            last = reader.execute("SELECT MAX(seq) FROM audit_log INDEXED BY audit_log_ts WHERE ts < ?",
+                                  args[-1:]).fetchone()[0]
+            terms.append("+ts < ?")
+        if first is None or last is None:
+            return
+        # One kind: its (kind, seq) index. Several: the rows themselves, in sequence order. The '+'
+        # keeps SQLite from an index that would have it sort every remaining row for each page.
+        # Timestamps are checked on every row as well: inside the range, a record appended while
+        # the clock was set back can lie outside the period.
+        if len(kinds) == 1:
+            terms.append("kind = ?")
+        elif kinds:
+            terms.append(f"+kind IN ({', '.join('?' * len(kinds))})")
+        args.extend(kinds)
+        sql = (f"SELECT seq, ts, kind, body, prev, hash FROM audit_log WHERE {' AND '.join(terms)} "
+               "ORDER BY seq LIMIT ?")
+        after = first - 1
+        while True:
+            rows = reader.execute(sql, (after, last, *args, page)).fetchall()
+            for row in rows:
+                yield self._entry(row)
+            if len(rows) < page:
+                return
+            after = rows[-1][0]
 
     def find_value(self, value: str, *, limit: int = 100) -> list[AuditEntry]:
         """Records whose masked values include this one (by keyed hash; the value is never stored)."""

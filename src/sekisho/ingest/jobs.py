@@ -132,6 +132,13 @@ class JobQueue:
                                      "WHERE job_id = ? ORDER BY ordinal", (job_id,))]
         return Job(job_id, row[0], files, tuple(json.loads(row[1])), row[2], row[3])
 
+    def depth(self) -> dict[str, int]:
+        """Files waiting and being ingested, over every worker (the queue is in the shared database)."""
+        with self.db.read() as conn:
+            counts = dict(conn.execute("SELECT status, count(*) FROM ingest_files "
+                                       "WHERE status IN ('queued', 'running') GROUP BY status").fetchall())
+        return {"queued": counts.get("queued", 0), "running": counts.get("running", 0)}
+
     def claim(self, worker: str) -> Claimed | None:
         """The next queued file, now running under `worker`; None when the queue is empty. Two
         workers never claim the same file: the claim is one conditional update."""

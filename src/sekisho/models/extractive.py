@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 from sekisho.config import BackendConfig
 from sekisho.models.protocol import Capability, ChatRequest, Completion, ModelInfo, Passage
+from sekisho.models.summary import summarise, summary_sentences
 from sekisho.text import (
     LATIN_WORD,
     NOT_FOUND,
@@ -447,8 +448,11 @@ class ExtractiveBackend:
         return approx_tokens(text)
 
     def _answer(self, request: ChatRequest) -> str:
-        if request.passages is None or request.question is None:
+        if request.passages is None:
             return NO_DOCUMENTS
+        if request.question is None:
+            # Passages and no question: what the passages say, their most central sentences quoted.
+            return summarise(request.passages, summary_sentences(request.max_tokens)) or NOT_FOUND
         found = extract(request.question, request.passages)
         return found.render(request.question) if found else NOT_FOUND
 

@@ -255,7 +255,7 @@ class LlamaCppBackend:
             local=self.config.local is not False,  # in-process: nothing leaves the machine
             version=version,
             extra={"path": str(self.path), "n_ctx": str(self.n_ctx), "seed": str(self.seed)},
-            capabilities=frozenset({Capability.SCORE_REPLIES}),
+            capabilities=frozenset({Capability.SCORE_REPLIES, Capability.GENERATE}),
         )
 
     def check(self) -> None:

@@ -253,7 +253,7 @@ class OpenAIBackend:
                 "base_url": self.base,
                 "locality": "declared local in configuration" if declared else "external (not declared local)",
             },
-            capabilities=frozenset({Capability.CONCURRENT, Capability.ASYNC}),
+            capabilities=frozenset({Capability.CONCURRENT, Capability.ASYNC, Capability.GENERATE}),
         )
 
     def check(self) -> None:

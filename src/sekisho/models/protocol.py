@@ -67,6 +67,10 @@ class Capability(StrEnum):
     # Also has `acomplete` and `astream` (AsyncBackend): an event loop awaits the model without
     # holding a thread while it works (remote servers over an async HTTP client).
     ASYNC = "async"
+    # Writes free text for any request (a language model). Without it (the extractive answerer)
+    # the backend only quotes the passages it is given: condensing a conversation, drafting or
+    # translating need a backend that declares this.
+    GENERATE = "generate"
 
 
 @dataclass(frozen=True)

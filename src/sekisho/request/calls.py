@@ -10,6 +10,9 @@
 A call that takes longer than the backend's timeout_s is a BackendError for the caller (audited by
 the path); an in-process model cannot be interrupted mid-token, so its thread finishes the
 abandoned call before taking the next.
+
+Each call is metered (models/energy.py): its CallMeter brackets the call where it is awaited and
+wraps the work where it runs, so that a thread clock is read on the thread doing the work.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
 from sekisho.models import Backend, BackendError, Capability, ChatRequest, Completion, ModelInfo
+from sekisho.models.energy import CallMeter
 
 T = TypeVar("T")
 _END = object()
@@ -52,30 +56,36 @@ class ModelCalls:
 
     # --- from a thread (CLI, arena, the path's own steps) ----------------------------------------
 
-    def run(self, name: str, info: ModelInfo, fn: Callable[..., T], *args: Any) -> T:
+    def run(self, name: str, info: ModelInfo, fn: Callable[..., T], *args: Any, meter: CallMeter) -> T:
         executor = self._executor(name, info)
-        if executor is None:
-            return fn(*args)
-        future = executor.submit(fn, *args)
+        meter.begin()
         try:
-            return future.result(timeout=self._timeout_s(name))
-        except FutureTimeout:
-            future.cancel()
-            raise BackendError(f"backend {name!r}: no answer within {self._timeout_s(name):g} s") from None
+            if executor is None:
+                return meter.thread(fn)(*args)
+            future = executor.submit(meter.thread(fn), *args)
+            try:
+                return future.result(timeout=self._timeout_s(name))
+            except FutureTimeout:
+                future.cancel()
+                raise BackendError(f"backend {name!r}: no answer within {self._timeout_s(name):g} s") from None
+        finally:
+            meter.end()
 
-    def stream(self, name: str, info: ModelInfo, backend: Backend, request: ChatRequest) -> Iterator[str]:
+    def stream(self, name: str, info: ModelInfo, backend: Backend, request: ChatRequest, *,
+               meter: CallMeter) -> Iterator[str]:
         if self._executor(name, info) is None:
-            return backend.stream(request)
-        return self._bridged(name, backend, request)
+            return _metered(meter, meter.pieces(backend.stream(request)))
+        return self._bridged(name, backend, request, meter)
 
-    def _bridged(self, name: str, backend: Backend, request: ChatRequest) -> Iterator[str]:
+    def _bridged(self, name: str, backend: Backend, request: ChatRequest, meter: CallMeter) -> Iterator[str]:
         """The model's stream produced on its own thread, handed over piece by piece; closing this
         iterator stops the model at its next piece."""
         import queue as queues
 
         pieces: queues.Queue = queues.Queue()
         stop = threading.Event()
-        self._queue(name).submit(_produce, backend, request, stop, pieces.put)
+        meter.begin()
+        self._queue(name).submit(_produce, backend, request, stop, pieces.put, meter)
         try:
             while True:
                 item = pieces.get(timeout=self._timeout_s(name))
@@ -88,22 +98,34 @@ class ModelCalls:
             raise BackendError(f"backend {name!r}: no answer within {self._timeout_s(name):g} s") from None
         finally:
             stop.set()
+            meter.end()
 
     # --- from an event loop (the server) ----------------------------------------------------------
 
-    async def arun(self, name: str, info: ModelInfo, fn: Callable[..., T], *args: Any) -> T:
+    async def arun(self, name: str, info: ModelInfo, fn: Callable[..., T], *args: Any, meter: CallMeter) -> T:
         loop = asyncio.get_running_loop()
         executor = self._executor(name, info) or self._pool
-        return await self._bounded(name, loop.run_in_executor(executor, fn, *args))
+        meter.begin()
+        try:
+            return await self._bounded(name, loop.run_in_executor(executor, meter.thread(fn), *args))
+        finally:
+            meter.end()
 
-    async def acomplete(self, name: str, info: ModelInfo, backend: Backend, request: ChatRequest) -> Completion:
+    async def acomplete(self, name: str, info: ModelInfo, backend: Backend, request: ChatRequest, *,
+                        meter: CallMeter) -> Completion:
         if info.can(Capability.ASYNC):
-            return await self._bounded(name, backend.acomplete(request))  # type: ignore[attr-defined]
-        return await self.arun(name, info, backend.complete, request)
+            meter.begin()
+            try:
+                return await self._bounded(name, backend.acomplete(request))  # type: ignore[attr-defined]
+            finally:
+                meter.end()
+        return await self.arun(name, info, backend.complete, request, meter=meter)
 
-    async def astream(self, name: str, info: ModelInfo, backend: Backend, request: ChatRequest) -> AsyncIterator[str]:
+    async def astream(self, name: str, info: ModelInfo, backend: Backend, request: ChatRequest, *,
+                      meter: CallMeter) -> AsyncIterator[str]:
         """The model's pieces as they come. Closing the iterator (a client that went away) closes
         the backend's stream: the HTTP request to a remote server, or the local model's loop."""
+        meter.begin()
         if info.can(Capability.ASYNC):
             stream = backend.astream(request)  # type: ignore[attr-defined]
             try:
@@ -111,12 +133,14 @@ class ModelCalls:
                     yield piece
             finally:
                 await stream.aclose()
+                meter.end()
             return
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue = asyncio.Queue()
         stop = threading.Event()
         executor = self._executor(name, info) or self._pool
-        executor.submit(_produce, backend, request, stop, lambda item: loop.call_soon_threadsafe(pieces.put_nowait, item))
+        executor.submit(_produce, backend, request, stop,
+                        lambda item: loop.call_soon_threadsafe(pieces.put_nowait, item), meter)
         try:
             while True:
                 item = await asyncio.wait_for(pieces.get(), self._timeout_s(name))
@@ -129,6 +153,7 @@ class ModelCalls:
             raise BackendError(f"backend {name!r}: no answer within {self._timeout_s(name):g} s") from None
         finally:
             stop.set()
+            meter.end()
 
     async def _bounded(self, name: str, awaitable: Any) -> Any:
         try:
@@ -137,10 +162,25 @@ class ModelCalls:
             raise BackendError(f"backend {name!r}: no answer within {self._timeout_s(name):g} s") from None
 
 
-def _produce(backend: Backend, request: ChatRequest, stop: threading.Event, put: Callable[[Any], Any]) -> None:
+def _metered(meter: CallMeter, pieces: Iterator[str]) -> Iterator[str]:
+    """`pieces` bracketed by the meter: begun when the first piece is asked for, ended when the
+    stream ends or its reader closes it."""
+    meter.begin()
+    try:
+        yield from pieces
+    finally:
+        close = getattr(pieces, "close", None)
+        if callable(close):
+            close()
+        meter.end()
+
+
+def _produce(backend: Backend, request: ChatRequest, stop: threading.Event, put: Callable[[Any], Any],
+             meter: CallMeter) -> None:
     """Run a backend's stream on a worker thread, handing each piece to `put`, until it ends, fails
-    or the reader sets `stop` (then the stream is closed, which ends the model's generation)."""
-    stream = backend.stream(request)
+    or the reader sets `stop` (then the stream is closed, which ends the model's generation). Each
+    piece is metered as it is made, on this thread, before it is handed over."""
+    stream = meter.pieces(backend.stream(request))
     try:
         for piece in stream:
             if stop.is_set():

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from sekisho.guard.findings import entity_label
 from sekisho.models import Completion
+from sekisho.models.energy import Energy
 
 Status = Literal["ok", "blocked", "held"]
 
@@ -54,6 +55,7 @@ class Governed:
     review_id: int | None = None
     requested_backend: str = ""
     reason: str = ""
+    energy: Energy | None = None  # the model call's, as its audit record has it
 
     @property
     def text(self) -> str | None:

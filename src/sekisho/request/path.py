@@ -15,7 +15,10 @@ Steps, in order, on one typed `Turn`:
 Every turn leaves through `_record`, which writes its one audit record (durable before the caller
 sees anything) and, for a held output, queues the review in the same transaction: blocked, held,
 ok, failed and cancelled requests alike. The guard package only checks; deciding and recording
-happen here.
+happen here. The record carries the tokens the call used and the energy it took (`energy`:
+joules, source, label; models/energy.py says what can be attributed to one call), and the
+tokens are charged to the principal's quota (`charge`, given by the server) as the record is
+written.
 
 Concurrency: every method is safe to call from many threads at once. The `a`-prefixed methods are
 the same path for an event loop (the server): the checks run on the path's thread pool, the model
@@ -26,10 +29,12 @@ when the backend serves many requests at once, or queued on the model's one thre
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
+import logging
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
@@ -45,13 +50,16 @@ from sekisho.guard.findings import Finding, entity_label
 from sekisho.guard.masking import MaskSession, contains_placeholder
 from sekisho.guard.registry import MAX_SCAN_CHARS
 from sekisho.guard.policy import BUILT_IN, Action, Policy, PolicyError, policy_from_settings
-from sekisho.identity import Principal
-from sekisho.models import Backend, BackendError, Capability, ChatRequest, Completion, Message, open_backend
+from sekisho.identity import Principal, Role
+from sekisho.models import Backend, BackendError, Capability, ChatRequest, Completion, Message, ModelInfo, open_backend
+from sekisho.models.energy import CallMeter, Energy, Metering
 from sekisho.models.extractive import ExtractiveBackend
 from sekisho.request.calls import ModelCalls
 from sekisho.request.outcome import Governed, GuardAction
 from sekisho.request.text import check_text, valid_text
 from sekisho.request.turn import Turn
+
+log = logging.getLogger("sekisho.request")
 
 # Who answers a question retrieval found no passage for: the built-in extractive answerer, which
 # then says 資料に記載がありません. A model asked with no passage answers from its own knowledge:
@@ -62,11 +70,13 @@ _KEPT_SESSIONS = 1000  # held requests whose masks can still be restored on rele
 # What the audit log keeps of one text: the head, and the sha256 of the whole. A 4 MB prompt
 # stored whole per request lets one client grow the log by gigabytes (docs/benchmarks.md).
 AUDIT_TEXT_CHARS = 20_000
+NO_CALL = "モデル呼び出しなし (no model call)"
 
 
 class RequestPath:
     def __init__(self, settings: Settings, *, audit: AuditLog | None = None, review: ReviewQueue | None = None,
-                 policy: Policy | None = None, threads: int = 32) -> None:
+                 policy: Policy | None = None, threads: int = 32,
+                 charge: Callable[[Principal, int], None] | None = None) -> None:
         self.settings = settings
         self.policy = policy or policy_from_settings(settings)
         route = self.policy.route_local_backend
@@ -86,6 +96,10 @@ class RequestPath:
         # A model's answer longer than the output checks read is refused (a stream stops there).
         self.max_output_chars = MAX_SCAN_CHARS
         self.calls = ModelCalls(self.pool, timeout_s=self._timeout_s)
+        self.metering = Metering(watts_per_core=settings.models.watts_per_core)
+        self._meters: dict[str, Callable[[], CallMeter]] = {}
+        # Who pays for the tokens of each recorded turn (the server's quotas); None: nobody counts.
+        self._charge = charge
 
     def _timeout_s(self, backend: str) -> float:
         config = self.settings.models.backends.get(backend)
@@ -98,6 +112,19 @@ class RequestPath:
             close = getattr(backend, "close", None)
             if name != NO_PASSAGES and callable(close):
                 close()
+
+    def add_tool(self, name: str, produce: Callable[[ChatRequest], str], *, version: str = "1") -> None:
+        """Make a tool of this server (the proofreading rules, say) answerable like a model, under
+        `name`: a request to it is scanned, checked, held and recorded like any other, and its
+        audit record names the tool as the backend used."""
+        self._backends[name] = LocalTool(name, produce, version)
+
+    def audit_copy(self, text: str, principal: Principal | None = None) -> str:
+        """`text` as the audit log may keep it (free text a user typed beside a request: a feedback
+        reason, say): every finding replaced by its placeholder, capped."""
+        session = MaskSession(principal or Principal("audit", Role.AUDITOR), labels=self.policy.registry.labels)
+        found = self.policy.registry.scan(text, deadline=time.monotonic() + self.settings.guard.scan_budget_s)
+        return capped(session.mask(text, found)[0])
 
     def backend(self, name: str) -> Backend:
         if name not in self._backends:
@@ -113,10 +140,10 @@ class RequestPath:
 
     async def acomplete(self, request: ChatRequest, *, backend: str, principal: Principal, purpose: str = "chat",
                         meta: dict[str, Any] | None = None) -> Governed:
-        turn = await self._off_loop(self.open_chat, request, backend, principal, purpose, meta)
+        turn = await self.off_loop(self.open_chat, request, backend, principal, purpose, meta)
         if turn.blocked:
-            return await self._off_loop(self._blocked, turn)
-        return await self._off_loop(self.conclude, turn, await self._acall(turn))
+            return await self.off_loop(self._blocked, turn)
+        return await self.off_loop(self.conclude, turn, await self._acall(turn))
 
     def ask(self, question: str, *, principal: Principal, backend: str, kb: Any, k: int = 5, purpose: str = "answer",
             meta: dict[str, Any] | None = None) -> Governed:
@@ -125,10 +152,10 @@ class RequestPath:
 
     async def aask(self, question: str, *, principal: Principal, backend: str, kb: Any, k: int = 5,
                    purpose: str = "answer", meta: dict[str, Any] | None = None) -> Governed:
-        turn = await self._off_loop(self.open_question, question, principal, backend, kb, k, purpose, meta)
+        turn = await self.off_loop(self.open_question, question, principal, backend, kb, k, purpose, meta)
         if turn.blocked:
-            return await self._off_loop(self._blocked, turn)
-        return await self._off_loop(self.conclude, turn, await self._acall(turn))
+            return await self.off_loop(self._blocked, turn)
+        return await self.off_loop(self.conclude, turn, await self._acall(turn))
 
     def choose(self, request: ChatRequest, choices: Sequence[str], *, backend: str, principal: Principal,
                purpose: str = "choice", meta: dict[str, Any] | None = None) -> Governed:
@@ -157,7 +184,7 @@ class RequestPath:
             scorer: Any = self.backend(turn.backend_name)
             scores = self.calls.run(turn.backend_name, turn.info, scorer.choice_logprobs,
                                     replace(outbound, messages=outbound.messages[:asked]),
-                                    [m.content for m in outbound.messages[asked:]])
+                                    [m.content for m in outbound.messages[asked:]], meter=self.meter(turn))
         except BackendError as exc:
             self._record(turn, "error", extra={"error": str(exc)})
             raise
@@ -287,6 +314,7 @@ class RequestPath:
             turn.review_reasons.append(f"purpose:{turn.purpose}")
         if turn.kind == "ask" and request.passages == [] and not turn.blocked:
             turn.backend_name, turn.info = NO_PASSAGES, self.backend(NO_PASSAGES).info()
+        self._meter_of(turn)  # chosen here, off the event loop (it may look for a server's process)
         return turn
 
     def _route_local(self, turn: Turn, actions: list[tuple[Finding, str, Action]], texts: dict[str, str],
@@ -335,14 +363,28 @@ class RequestPath:
 
     # --- the model call -----------------------------------------------------------------------------
 
+    def meter(self, turn: Turn) -> CallMeter:
+        """A meter for the turn's model call, kept on the turn for its audit record."""
+        turn.meter = self._meter_of(turn)()
+        return turn.meter
+
+    def _meter_of(self, turn: Turn) -> Callable[[], CallMeter]:
+        """How calls of the turn's backend are metered, chosen once per backend (the path's own
+        answerers and tools have no configuration: they run in this process)."""
+        name = turn.backend_name
+        if name not in self._meters:
+            config = self.settings.models.backends.get(name) if name != NO_PASSAGES else None
+            self._meters[name] = self.metering.meter_for(turn.info, config)
+        return self._meters[name]
+
     def _call(self, turn: Turn) -> Completion:
         """The model's answer, masks restored for the principal; a failure is recorded, then raised."""
         try:
             if self._reads_apart(turn):
-                raw = self.calls.run(turn.backend_name, turn.info, self._read_each, turn)
+                raw = self.calls.run(turn.backend_name, turn.info, self._read_each, turn, meter=self.meter(turn))
             else:
                 raw = self.calls.run(turn.backend_name, turn.info, self.backend(turn.backend_name).complete,
-                                     turn.outbound)
+                                     turn.outbound, meter=self.meter(turn))
         except BackendError as exc:
             self._record(turn, "error", extra={"error": str(exc)})
             raise
@@ -351,20 +393,24 @@ class RequestPath:
     async def _acall(self, turn: Turn) -> Completion:
         try:
             if self._reads_apart(turn):
-                raw = await self.calls.arun(turn.backend_name, turn.info, self._read_each, turn)
+                raw = await self.calls.arun(turn.backend_name, turn.info, self._read_each, turn,
+                                            meter=self.meter(turn))
             else:
                 raw = await self.calls.acomplete(turn.backend_name, turn.info, self.backend(turn.backend_name),
-                                                 turn.outbound)
+                                                 turn.outbound, meter=self.meter(turn))
         except BackendError as exc:
-            await self._off_loop(self._record, turn, "error", extra={"error": str(exc)})
+            await self.off_loop(self._record, turn, "error", extra={"error": str(exc)})
             raise
         except asyncio.CancelledError:
-            await asyncio.shield(self._off_loop(self._record, turn, "cancelled", extra={"shown_chars": 0}))
+            await asyncio.shield(self.off_loop(self._record, turn, "cancelled", extra={"shown_chars": 0}))
             raise
         return replace(raw, text=turn.session.restore(valid_text(raw.text), turn.principal))
 
-    async def _off_loop(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.pool, partial(fn, *args, **kwargs))
+    async def off_loop(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """`fn(*args, **kwargs)` on the path's thread pool, awaited: blocking work kept off the event loop."""
+        # In the caller's context, so the thread sees the request id the server set.
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self.pool, partial(context.run, fn, *args, **kwargs))
 
     def _reads_apart(self, turn: Turn) -> bool:
         from sekisho.answer.reading import reads_apart
@@ -468,7 +514,7 @@ class RequestPath:
         return Governed(status=status, message=turn.blocked if status == "blocked" else "",  # type: ignore[arg-type]
                         completion=completion, findings=tuple(turn.findings), backend=turn.backend_name,
                         audit_seq=entry.seq, audit_hash=entry.hash, answer=answer, review_id=review_id,
-                        requested_backend=turn.requested, reason=turn.reason)
+                        requested_backend=turn.requested, reason=turn.reason, energy=self._energy(turn))
 
     def _record(self, turn: Turn, status: str, *, extra: dict[str, Any], hold: str | None = None) -> tuple[Any, Any]:
         """The turn's one audit record (and, when `hold` is the audited output, its review item in
@@ -478,16 +524,41 @@ class RequestPath:
         turn.recorded = True
         record = self._audit_record(turn, status, extra)
         if hold is None:
-            return self.audit.append(turn.kind, record), None
-        reasons = record["review_reasons"]
-        return self.audit.append_with(
-            turn.kind, record, lambda conn, entry: self.review.hold_in(conn, hold, reasons, turn.principal, entry.seq))
+            written = self.audit.append(turn.kind, record), None
+        else:
+            reasons = record["review_reasons"]
+            written = self.audit.append_with(
+                turn.kind, record,
+                lambda conn, entry: self.review.hold_in(conn, hold, reasons, turn.principal, entry.seq))
+        self._charge_tokens(turn, record)
+        return written
+
+    def _charge_tokens(self, turn: Turn, record: dict[str, Any]) -> None:
+        """The turn's tokens, charged once its record is written. A quota store that fails here
+        must not fail a request the log already holds: the failure is logged and the audit record
+        still has the tokens."""
+        tokens = record.get("tokens") or {}
+        used = int(tokens.get("prompt") or 0) + int(tokens.get("completion") or 0)
+        if self._charge is None or used <= 0:
+            return
+        try:
+            self._charge(turn.principal, used)
+        except Exception:  # noqa: BLE001 - see the docstring
+            log.exception("could not charge %d tokens to %s (request %s)", used, turn.principal.name, turn.request_id)
+
+    def _energy(self, turn: Turn) -> Energy:
+        """The energy of the turn's model call; a turn that called no model (blocked) took none."""
+        if turn.meter is not None:
+            return turn.meter.energy()
+        return Energy(0.0, self._meter_of(turn)().source if turn.info is not None else "estimate", NO_CALL)
 
     def _audit_record(self, turn: Turn, status: str, extra: dict[str, Any]) -> dict[str, Any]:
         info = turn.info
         record: dict[str, Any] = {
             "principal": turn.principal.name,
             "role": str(turn.principal.role),
+            # The principal's access tags as they were: usage is counted per tag (audit/usage.py).
+            "tags": list(turn.principal.tags),
             "purpose": turn.purpose,
             "status": status,
             "request_id": turn.request_id,
@@ -512,6 +583,7 @@ class RequestPath:
         record.update(extra)
         if isinstance(record.get("output"), str):
             record["output"] = capped(record["output"])
+        record["energy"] = self._energy(turn).to_json()
         record["duration_s"] = round(time.perf_counter() - turn.started, 4)
         return record
 
@@ -539,6 +611,31 @@ class RequestPath:
         from sekisho.guard.copyright import check_output
 
         return list(check_output(text, self._registry, self.policy.copyright_threshold))
+
+
+class LocalTool:
+    """A deterministic function of this server behind the Backend protocol (local, no weights)."""
+
+    def __init__(self, name: str, produce: Callable[[ChatRequest], str], version: str) -> None:
+        self.name, self._produce, self._version = name, produce, version
+
+    def info(self) -> ModelInfo:
+        return ModelInfo(name=self.name, kind="tool", model=self.name, local=True, version=self._version,
+                         capabilities=frozenset({Capability.CONCURRENT}))
+
+    def complete(self, request: ChatRequest) -> Completion:
+        started = time.perf_counter()
+        text = self._produce(request)
+        return Completion(text, self.name, 0, 0, latency_s=time.perf_counter() - started)
+
+    def stream(self, request: ChatRequest) -> Iterator[str]:
+        yield self.complete(request).text
+
+    def count_tokens(self, text: str) -> int:
+        return len(text)
+
+    def check(self) -> None:
+        return None
 
 
 def capped(text: str, limit: int = AUDIT_TEXT_CHARS) -> str:

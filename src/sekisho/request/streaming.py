@@ -19,7 +19,7 @@ from typing import Any
 
 from sekisho.errors import one_line
 from sekisho.guard.errors import ScanBudgetExceeded
-from sekisho.models import Completion
+from sekisho.models import BackendError, Completion
 from sekisho.request.text import valid_text
 from sekisho.request.turn import Turn
 
@@ -144,6 +144,18 @@ class _Streamed:
     def _cancelled(gate: Gate, turn: Turn) -> dict[str, Any]:
         return {"output": turn.session.mask_known("".join(gate.shown)), "shown_chars": gate.shown_chars}
 
+    def _charge_abandoned(self, turn: Turn, gate: Gate) -> None:
+        """A stream its reader left was still a model call: its prompt and the text made so far are
+        charged, so leaving just before the end is not a way around a token quota. Counting may ask
+        a model server (its tokenizer), so this runs on a thread, after the cancelled record."""
+        if self._path._charge is None:  # nobody counts (the CLI): nothing to count for
+            return
+        try:
+            used = self._completion(turn, gate, turn.started)
+        except BackendError:
+            return
+        self._path._charge_tokens(turn, {"tokens": {"prompt": used.prompt_tokens, "completion": used.completion_tokens}})
+
 
 class GovernedStream(_Streamed):
     def __iter__(self) -> Iterator[str]:
@@ -158,7 +170,8 @@ class GovernedStream(_Streamed):
                 yield text
             return
         gate, started = self._gate(turn), time.perf_counter()
-        pieces = path.calls.stream(turn.backend_name, turn.info, path.backend(turn.backend_name), turn.outbound)
+        pieces = path.calls.stream(turn.backend_name, turn.info, path.backend(turn.backend_name), turn.outbound,
+                                   meter=path.meter(turn))
         try:
             for piece in turn.session.restore_stream(map(valid_text, pieces), turn.principal):
                 if out := gate.feed(piece):
@@ -169,6 +182,7 @@ class GovernedStream(_Streamed):
         except GeneratorExit:
             # The reader went away mid-answer (closed connection, Ctrl-C): what it saw is audited.
             path._record(turn, "cancelled", extra=self._cancelled(gate, turn))
+            self._charge_abandoned(turn, gate)
             raise
         finally:
             close = getattr(pieces, "close", None)
@@ -189,9 +203,9 @@ class AsyncGovernedStream(_Streamed):
         request can still be answered with an error status: returns its (recorded) outcome when
         blocked, else None. Iterating afterwards continues the turn."""
         path = self._path
-        self._turn = await path._off_loop(self._open_turn)
+        self._turn = await path.off_loop(self._open_turn)
         if self._turn.blocked:
-            self.result = await path._off_loop(path._blocked, self._turn)
+            self.result = await path.off_loop(path._blocked, self._turn)
         return self.result
 
     async def _run(self) -> AsyncIterator[str]:
@@ -202,12 +216,13 @@ class AsyncGovernedStream(_Streamed):
         if self.result is not None:  # blocked
             return
         if self._whole_first(turn):
-            self.result = await path._off_loop(path.conclude, turn, await path._acall(turn))
+            self.result = await path.off_loop(path.conclude, turn, await path._acall(turn))
             if text := self._whole_text():
                 yield text
             return
         gate, started = self._gate(turn), time.perf_counter()
-        pieces = path.calls.astream(turn.backend_name, turn.info, path.backend(turn.backend_name), turn.outbound)
+        pieces = path.calls.astream(turn.backend_name, turn.info, path.backend(turn.backend_name), turn.outbound,
+                                    meter=path.meter(turn))
         restoring = turn.session.restoring(turn.principal)
         try:
             async for piece in pieces:
@@ -216,18 +231,20 @@ class AsyncGovernedStream(_Streamed):
             if out := gate.feed(restoring.flush()):
                 yield out
         except Exception as exc:  # noqa: BLE001 - a failing model or check: recorded, then raised
-            await path._off_loop(path._record, turn, "error", extra={"error": one_line(exc),
-                                                                     "shown_chars": gate.shown_chars})
+            await path.off_loop(path._record, turn, "error", extra={"error": one_line(exc),
+                                                                    "shown_chars": gate.shown_chars})
             raise
         except BaseException:
             # The client went away (the server cancels the response) or the loop is closing: the
             # model call is cancelled by closing its stream, and what was shown is recorded.
             if not turn.recorded:
                 path._record(turn, "cancelled", extra=self._cancelled(gate, turn))
+                path.pool.submit(self._charge_abandoned, turn, gate)
             raise
         finally:
             await pieces.aclose()
         if out := gate.finish():
             yield out
-        self.result = await path._off_loop(path.conclude, turn, self._completion(turn, gate, started),
-                                           {"streamed": True, "shown_chars": gate.shown_chars})
+        # Counting the tokens may ask the model server's tokenizer: off the loop, with the checks.
+        self.result = await path.off_loop(lambda: path.conclude(turn, self._completion(turn, gate, started),
+                                                                {"streamed": True, "shown_chars": gate.shown_chars}))

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from sekisho.guard.findings import Finding
 from sekisho.guard.masking import MaskSession
-from sekisho.identity import Principal
+from sekisho.identity import Principal, current_request_id
 from sekisho.models import ChatRequest, ModelInfo
+from sekisho.models.energy import CallMeter
 from sekisho.request.outcome import GuardAction
 
 
@@ -36,7 +36,8 @@ class Turn:
     readings: list[dict[str, Any]] = field(default_factory=list)  # read_passages = "each"
     choices: list[str] = field(default_factory=list)  # choose(): as audited
     meta: dict[str, Any] = field(default_factory=dict)  # the caller's labels: conversation, app, ...
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    meter: CallMeter | None = None  # the model call's energy meter, once a model is called
+    request_id: str = field(default_factory=current_request_id)
     started: float = field(default_factory=time.perf_counter)
     recorded: bool = False  # the one audit record is written
 

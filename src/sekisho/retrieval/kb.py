@@ -224,11 +224,15 @@ class KnowledgeBase:
                 self._query_vectors.popitem(last=False)
         return vector
 
-    def search(self, query: str, k: int = 5, tags: Sequence[str] | None = None, mode: Mode = "hybrid") -> list[Hit]:
+    def search(self, query: str, k: int = 5, tags: Sequence[str] | None = None, mode: Mode = "hybrid",
+               min_score: float = 0.0) -> list[Hit]:
         """The k best chunks for `query` that a principal with `tags` may see (None: no filter).
 
         Hit.score is, in hybrid mode, the second-stage probability for the re-scored head (the
-        fused RRF score when the embedder has no rescorer); BM25 in lexical mode, cosine in dense."""
+        fused RRF score when the embedder has no rescorer); BM25 in lexical mode, cosine in dense.
+        `min_score` leaves out hybrid hits less likely than that to be what was sought, so a search
+        for something the documents do not hold is not padded with near-zero hits; it applies only
+        when scores are probabilities."""
         if k <= 0:
             return []
         found = self.candidates(query, depth=max(self.fusion.depth, k), tags=tags, mode=mode)
@@ -238,6 +242,8 @@ class KnowledgeBase:
             ranked = found.dense[:k]
         else:
             ranked = self.rescored(query, found, fuse(found.lexical, found.dense, self.fusion))[:k]
+            if self.scores_are_probabilities:
+                ranked = [(cid, score) for cid, score in ranked if score >= min_score]
         return self._hits(ranked, found.lexical, found.dense, found.terms)
 
     def rescored(self, query: str, found: Candidates, fused: list[tuple[str, float]],

@@ -13,12 +13,12 @@ from fastapi.responses import PlainTextResponse, Response
 
 from sekisho.errors import Forbidden
 from sekisho.identity import Role
+from sekisho.ingest.jobs import Job
 from sekisho.server.access import ContentAccess
 from sekisho.server.deps import AppState, audit_event, require, state_of
 from sekisho.server.errors import ApiError, ErrorResponse
 from sekisho.server.governed import blocked_error, sekisho_info
 from sekisho.server.keys import ApiKey
-from sekisho.ingest.jobs import Job
 from sekisho.server.schemas import (
     AskRequest,
     AskResponse,
@@ -67,8 +67,10 @@ async def whoami(caller: Caller = require(None)) -> WhoAmI:
 
 
 def _whoami(caller: Caller) -> WhoAmI:
-    return WhoAmI(key_id=caller.key.id, name=caller.key.name, role=caller.key.role.value,
-                  tags=list(caller.principal.tags), permissions=sorted(p.value for p in GRANTS[caller.key.role]))
+    role = caller.principal.role
+    name = caller.key.name if caller.key else caller.display or caller.principal.name
+    return WhoAmI(key_id=caller.key.id if caller.key else None, principal=caller.principal.name, name=name,
+                  role=role.value, tags=list(caller.principal.tags), permissions=sorted(p.value for p in GRANTS[role]))
 
 
 # --- documents ------------------------------------------------------------------------------
@@ -170,7 +172,8 @@ async def search(body: SearchRequest, request: Request, caller: Caller = require
     state = state_of(request)
 
     def _search() -> list[Any]:
-        hits = state.runtime.kb().search(body.query, k=body.k, tags=search_tags(caller.principal), mode=body.mode)
+        hits = state.runtime.kb().search(body.query, k=body.k, tags=search_tags(caller.principal), mode=body.mode,
+                                          min_score=state.settings.retrieval.min_score)
         # Who retrieved which passages, without keeping the query (it may hold personal data).
         state.runtime.audit().append("search", {
             "principal": caller.principal.name, "query_sha256": hashlib.sha256(body.query.encode()).hexdigest(),
@@ -184,10 +187,10 @@ async def search(body: SearchRequest, request: Request, caller: Caller = require
         for h in hits])
 
 
-async def ask_governed(state: AppState, caller: Caller, question: str, backend: str, k: int) -> Any:
+async def ask_governed(state: AppState, caller: Caller, request: Request, question: str, backend: str, k: int) -> Any:
     """Retrieval, answer and every guard, through the request path (a BackendError becomes a 502
     in the app's error handlers)."""
-    async with state.runtime.admitted():
+    async with state.runtime.admitted(caller, request):
         kb = await state.runtime.run(state.runtime.kb)
         return await state.runtime.path().aask(question, principal=caller.principal, backend=backend, kb=kb, k=k)
 
@@ -200,7 +203,8 @@ def ask_response(question: str, governed: Any) -> AskResponse:
     return AskResponse(
         question=question, status=governed.status, answer=governed.answer.text if ok else governed.message,
         not_found=bool(info.not_found), citations=info.sources, faithfulness=info.faithfulness,
-        findings=info.findings, backend=info.backend, audit_seq=info.audit_seq, review_id=info.review_id)
+        findings=info.findings, backend=info.backend, audit_seq=info.audit_seq, review_id=info.review_id,
+        energy=info.energy)
 
 
 @router.post("/ask", response_model=AskResponse, tags=["knowledge base"])
@@ -211,7 +215,7 @@ async def ask(body: AskRequest, request: Request, caller: Caller = require(Permi
     from sekisho.server.openai_api import resolve_model
 
     backend, _ = resolve_model(state, body.backend or state.settings.models.default, True)
-    governed = await ask_governed(state, caller, body.question, backend, body.k)
+    governed = await ask_governed(state, caller, request, body.question, backend, body.k)
     return ask_response(body.question, governed)
 
 
@@ -468,7 +472,7 @@ async def export_provenance(request: Request, seq: Annotated[int, Path(ge=1, le=
 
 def key_out(key: ApiKey) -> KeyOut:
     return KeyOut(id=key.id, name=key.name, role=key.role.value, tags=list(key.tags), created_at=key.created_at,
-                  revoked_at=key.revoked_at, last_used_at=key.last_used_at)
+                  revoked_at=key.revoked_at, last_used_at=key.last_used_at, limits=key.limits)
 
 
 @router.get("/keys", response_model=KeyList, tags=["identity"])
@@ -480,9 +484,10 @@ async def list_keys(request: Request, caller: Caller = require(Permission.KEYS))
 async def create_key(body: KeyCreate, request: Request, caller: Caller = require(Permission.KEYS)) -> KeyCreated:
     """A new key; the secret is in this response only."""
     state = state_of(request)
-    key, secret = state.keys.create(Role(body.role), body.name, tuple(body.tags))
+    key, secret = state.keys.create(Role(body.role), body.name, tuple(body.tags), body.limits)
     await audit_event(state, "key.create", {"principal": caller.principal.name, "key_id": key.id,
-                                            "role": key.role.value, "tags": list(key.tags)})
+                                            "role": key.role.value, "tags": list(key.tags),
+                                            "limits": key.limits.model_dump(exclude_none=True)})
     return KeyCreated(secret=secret, **key_out(key).model_dump())
 
 

@@ -15,14 +15,18 @@ from sekisho.config import Settings
 from sekisho.identity import Principal
 from sekisho.server.errors import ApiError
 from sekisho.server.keys import ApiKey, KeyStore
+from sekisho.server.oidc import OidcSignIn
 from sekisho.server.runtime import Runtime
 from sekisho.server.security import (
+    CSRF_HEADER,
+    SAFE_METHODS,
     SESSION_COOKIE,
     Caller,
     Permission,
     RateLimiter,
     Sessions,
     bearer,
+    csrf_matches,
     effective_tags,
     may,
 )
@@ -39,6 +43,7 @@ class AppState:
     limiter: RateLimiter
     anonymous_limiter: RateLimiter
     failed: FailedAuthentications
+    oidc: OidcSignIn | None = None  # sign-in with the organisation's IdP, when [auth.oidc] is configured
 
 
 def state_of(request: Request) -> AppState:
@@ -46,7 +51,7 @@ def state_of(request: Request) -> AppState:
 
 
 def principal_of(key: ApiKey) -> Principal:
-    return Principal(name=f"key:{key.id}:{key.name}", role=key.role, tags=effective_tags(key))
+    return Principal(name=f"key:{key.id}:{key.name}", role=key.role, tags=effective_tags(key.role, key.tags))
 
 
 async def audit_event(state: AppState, kind: str, record: dict[str, Any]) -> int | None:
@@ -81,54 +86,72 @@ def _client(request: Request) -> str | None:
 @dataclass(frozen=True)
 class _Identified:
     key: ApiKey | None
+    principal: Principal | None  # None: nobody valid is behind the request
     via_session: bool
-    wait: float  # seconds until this key (or, without one, this address) may call again; 0: now
+    display: str
+    wait: float  # seconds until this caller (or, without one, this address) may call again; 0: now
 
 
 def _identify(state: AppState, token: str | None, sid: str | None, client: str | None) -> _Identified:
-    """Off the event loop (every step reads or writes the access database): the key behind the
-    bearer token or the session cookie, and the rate limit's verdict for it."""
+    """Off the event loop (every step reads or writes the access database): the key or signed-in
+    person behind the bearer token or the session cookie, and the rate limit's verdict for them."""
+    key, principal, display = None, None, ""
     if token is not None:
-        key, via_session = state.keys.authenticate(token), False
+        key = state.keys.authenticate(token)
+    elif sid:
+        session = state.sessions.get(sid)
+        if session is not None and session.key_id is not None:
+            key = state.keys.get(session.key_id)
+            key = key if key is not None and key.active else None
+        elif session is not None:
+            principal, display = session.principal, session.display
+    if key is not None:
+        state.keys.touch(key.id)
+        principal, bucket = principal_of(key), f"key:{key.id}"
+    elif principal is not None:
+        bucket = f"person:{principal.name}"
     else:
-        key_id = state.sessions.key_id(sid) if sid else None
-        key, via_session = (state.keys.get(key_id) if key_id else None), True
-        if key is not None and not key.active:
-            key = None
-    if key is None:
         # Callers without a valid key are limited per address, so guessing keys (or flooding the
         # log with refusals) is as slow for them as it is for anyone.
-        return _Identified(None, via_session, state.anonymous_limiter.take(f"address:{client}"))
-    state.keys.touch(key.id)
-    return _Identified(key, via_session, state.limiter.take(f"key:{key.id}"))
+        return _Identified(None, None, token is None, "", state.anonymous_limiter.take(f"address:{client}"))
+    return _Identified(key, principal, token is None, display, state.limiter.take(bucket))
 
 
 async def authenticate(request: Request, permission: Permission | None) -> Caller:
-    """The caller behind the key or session; 401/429/403 when refused. 403 and a key's 429 are
+    """The caller behind the key or session; 401/429/403 when refused. 403 and a caller's 429 are
     audited one by one; failed authentications are counted per address and audited as one record
-    per minute (FailedAuthentications), so refusals cannot flood the log. With permission None
-    only identity is checked (pages that route each role to its own start)."""
+    per minute (FailedAuthentications), so refusals cannot flood the log. A state-changing request
+    riding on the session cookie must carry the session's CSRF token (a bearer key needs none: no
+    other site can make a browser send it). With permission None only identity is checked (pages
+    that route each role to its own start)."""
     state = state_of(request)
-    token, client = bearer(request), _client(request)
-    found = await state.runtime.run(_identify, state, token, request.cookies.get(SESSION_COOKIE), client)
-    if found.key is None:
+    token, client, sid = bearer(request), _client(request), request.cookies.get(SESSION_COOKIE)
+    found = await state.runtime.run(_identify, state, token, sid, client)
+    if found.principal is None:
         if found.wait > 0:
             raise _refusal(429, f"リクエストが多すぎます / too many requests from {client}; retry in {found.wait:.1f} s",
                            {"Retry-After": str(max(1, round(found.wait)))})
-        reason = ("invalid or revoked API key (APIキーが無効です)" if token is not None else
-                  "missing API key: send 'Authorization: Bearer <key>' (APIキーが必要です)")
+        if token is not None:
+            reason = "invalid or revoked API key (APIキーが無効です)"
+        elif sid:
+            reason = "session expired or ended: sign in again (セッションが終了しました)"
+        else:
+            reason = "missing API key: send 'Authorization: Bearer <key>' (APIキーが必要です)"
         state.failed.note(client, request.method, request.url.path, reason)
         raise _refusal(401, reason, {"WWW-Authenticate": "Bearer"})
-    key = found.key
-    principal = principal_of(key)
+    principal = found.principal
     if found.wait > 0:
-        raise await _deny(state, request, 429, f"リクエストが多すぎます / rate limit exceeded for key {key.id}; retry in "
-                          f"{found.wait:.1f} s", principal.name, **{"Retry-After": str(max(1, round(found.wait)))})
+        raise await _deny(state, request, 429, f"リクエストが多すぎます / rate limit exceeded for {principal.name}; retry "
+                          f"in {found.wait:.1f} s", principal.name, **{"Retry-After": str(max(1, round(found.wait)))})
+    if found.via_session and request.method not in SAFE_METHODS and not csrf_matches(sid or "", request.headers.get(
+            CSRF_HEADER)):
+        raise await _deny(state, request, 403, f"CSRF token missing or wrong: send the page's token in {CSRF_HEADER} "
+                          "(ページを読み込み直してください)", principal.name)
     if permission is not None and not may(principal, permission):
         raise await _deny(state, request, 403,
                           f"role '{principal.role.value}' may not use '{permission.value}' (権限がありません)",
                           principal.name)
-    return Caller(key=key, principal=principal, via_session=found.via_session)
+    return Caller(principal=principal, key=found.key, via_session=found.via_session, display=found.display)
 
 
 class FailedAuthentications:

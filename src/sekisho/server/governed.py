@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from sekisho.server.errors import ApiError
-from sekisho.server.schemas import FaithfulnessOut, FindingOut, SekishoInfo, SentenceOut, SourceOut
+from sekisho.server.schemas import EnergyOut, FaithfulnessOut, FindingOut, SekishoInfo, SentenceOut, SourceOut
 
 
 def findings_out(findings: Any) -> list[FindingOut]:
@@ -51,4 +51,5 @@ def sekisho_info(governed: Any, *, rag: bool) -> SekishoInfo:
         sources=sources_out(answer.hits) if ok and answer is not None else [],
         faithfulness=faithfulness_out(answer.faithfulness) if ok and answer is not None else None,
         not_found=bool(answer.not_found) if ok and answer is not None else None,
+        energy=EnergyOut(**governed.energy.to_json()) if governed.energy is not None else None,
     )

@@ -1,7 +1,8 @@
 """API keys: random secrets shown once, stored only as hashes, each bound to a role and access tags.
 
 Keys live in the access database (beside the audit log, or in PostgreSQL) with the browser
-sessions and rate-limit buckets, so every worker process and every server sees one truth.
+sessions, rate-limit buckets and quota counters, so every worker process and every server sees one
+truth. A key may carry its own quota limits, set when it is created (server/quotas.py).
 
 Why sha256 and not scrypt: keys are 32 random bytes (256 bits of entropy), so brute force against
 the hash is infeasible whatever the hash speed; slow password hashes only help low-entropy human
@@ -19,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sekisho.config import Settings, resolve_path
+from sekisho.config import QuotaLimits, Settings, resolve_path
 from sekisho.db import Database, Migrations, open_database
 from sekisho.errors import Conflict, InvalidInput, NotFound
 from sekisho.identity import Principal, Role
@@ -48,6 +49,7 @@ class ApiKey:
     created_at: float
     revoked_at: float | None = None
     last_used_at: float | None = None
+    limits: QuotaLimits = QuotaLimits()  # the key's own quota limits; unset: only role and user limits
 
     @property
     def active(self) -> bool:
@@ -89,8 +91,44 @@ ACCESS_MIGRATIONS.sql("sessions", """
 ACCESS_MIGRATIONS.sql("rate_buckets", """
     CREATE TABLE rate_buckets (bucket TEXT PRIMARY KEY, tokens REAL NOT NULL, updated REAL NOT NULL)
 """)
+# Sessions of people signed in through the organisation's IdP carry who they are (as mapped at
+# sign-in) instead of a key. Sessions last hours, so the table is made anew rather than altered:
+# upgrading asks everyone signed in to sign in once more.
+ACCESS_MIGRATIONS.sql("sessions_for_people", """
+    DROP TABLE sessions;
+    CREATE TABLE sessions (id TEXT PRIMARY KEY, key_id TEXT, principal TEXT, role TEXT, tags TEXT,
+                           display TEXT NOT NULL DEFAULT '', expires REAL NOT NULL);
+    CREATE INDEX sessions_by_expiry ON sessions(expires)
+""")
+# Sign-ins under way at the IdP (server/oidc.py): state, nonce and PKCE verifier, found again by
+# the hash of a cookie only the browser that started the sign-in holds; used once, then deleted.
+ACCESS_MIGRATIONS.sql("oidc_signins", """
+    CREATE TABLE oidc_signins (id TEXT PRIMARY KEY, state TEXT NOT NULL, nonce TEXT NOT NULL,
+                               verifier TEXT NOT NULL, redirect_uri TEXT NOT NULL, expires REAL NOT NULL);
+    CREATE INDEX oidc_signins_by_expiry ON oidc_signins(expires)
+""")
+# A key's own quota limits (NULL: none of its own).
+ACCESS_MIGRATIONS.sql("key_quotas", """
+    ALTER TABLE api_keys ADD COLUMN requests_per_minute INTEGER;
+    ALTER TABLE api_keys ADD COLUMN tokens_per_day INTEGER;
+    ALTER TABLE api_keys ADD COLUMN tokens_per_month INTEGER
+""")
+# Quota counters (server/quotas.py): requests and tokens per principal and calendar window
+# ("minute:2026-12-07T01:42" in UTC, "day:2026-12-07" and "month:2026-12" in the organisation's
+# time zone), and each principal's role and key as last seen, for the admins' view. A window's end
+# is whole epoch seconds in a BIGINT: a 4-byte float (PostgreSQL's REAL) would round it by a minute.
+ACCESS_MIGRATIONS.sql("quota_usage", """
+    CREATE TABLE quota_principals (
+        principal TEXT PRIMARY KEY, role TEXT NOT NULL, key_id TEXT, seen DOUBLE PRECISION NOT NULL);
+    CREATE TABLE quota_usage (
+        principal TEXT NOT NULL, period TEXT NOT NULL, ends BIGINT NOT NULL,
+        requests INTEGER NOT NULL DEFAULT 0, tokens INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (principal, period));
+    CREATE INDEX quota_usage_by_end ON quota_usage(ends)
+""")
 
-_KEY_COLUMNS = "id, hash, name, role, tags, created_at, revoked_at, last_used_at"
+_KEY_COLUMNS = ("id, hash, name, role, tags, created_at, revoked_at, last_used_at, "
+                "requests_per_minute, tokens_per_day, tokens_per_month")
 
 
 class KeyStore:
@@ -102,23 +140,28 @@ class KeyStore:
         self._touched: dict[str, float] = {}
         self._touch_lock = threading.Lock()
 
-    def create(self, role: Role, name: str = "", tags: tuple[str, ...] = ()) -> tuple[ApiKey, str]:
+    def create(self, role: Role, name: str = "", tags: tuple[str, ...] = (),
+               limits: QuotaLimits | None = None) -> tuple[ApiKey, str]:
         """Make a key; returns its record and the secret, which is never retrievable again."""
         role = Role(role)
+        limits = limits or QuotaLimits()
         clean_tags = tuple(sorted({t.strip() for t in tags if t.strip()}))
         if any("\t" in t or "\n" in t for t in clean_tags):
             raise KeyStoreError("tag: tabs and newlines are not allowed in tags")
         while True:
             key_id = secrets.token_hex(4)
             secret = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
-            record = ApiKey(id=key_id, name=name or key_id, role=role, tags=clean_tags, created_at=time.time())
+            record = ApiKey(id=key_id, name=name or key_id, role=role, tags=clean_tags, created_at=time.time(),
+                            limits=limits)
             with self.db.write() as conn:
                 # 1 in 4 billion: the random id is taken; draw again.
                 if conn.execute("SELECT 1 FROM api_keys WHERE id = ?", (key_id,)).fetchone():
                     continue
-                conn.execute("INSERT INTO api_keys (id, hash, name, role, tags, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                conn.execute("INSERT INTO api_keys (id, hash, name, role, tags, created_at, requests_per_minute, "
+                             "tokens_per_day, tokens_per_month) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                              (key_id, _digest(secret), record.name, role.value, "\t".join(clean_tags),
-                              record.created_at))
+                              record.created_at, limits.requests_per_minute, limits.tokens_per_day,
+                              limits.tokens_per_month))
             return record, secret
 
     def authenticate(self, secret: str) -> ApiKey | None:
@@ -181,6 +224,7 @@ def _record(row: tuple) -> ApiKey:
         created_at=row[5],
         revoked_at=row[6],
         last_used_at=row[7],
+        limits=QuotaLimits(requests_per_minute=row[8], tokens_per_day=row[9], tokens_per_month=row[10]),
     )
 
 

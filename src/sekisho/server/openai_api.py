@@ -109,11 +109,11 @@ def last_user_text(request: ChatRequest) -> str:
 
 
 async def governed_call(state: AppState, caller: Caller, backend: str, rag: bool, k: int, request: ChatRequest,
-                        purpose: str | None) -> Any:
+                        purpose: str | None, http: Request) -> Any:
     """The one place /v1 reaches the request path (a BackendError becomes a 502 in the app's error
     handlers)."""
     path = state.runtime.path()
-    async with state.runtime.admitted():
+    async with state.runtime.admitted(caller, http):
         if rag:
             kb = await state.runtime.run(state.runtime.kb)
             return await path.aask(last_user_text(request), principal=caller.principal, backend=backend, kb=kb, k=k,
@@ -238,7 +238,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request,
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     if body.stream and not rag:
         # The slot is held until the stream ends (or its client goes), not just until it starts.
-        admission = state.runtime.admitted()
+        admission = state.runtime.admitted(caller, request)
         await admission.__aenter__()
         try:
             stream = state.runtime.path().astream(chat_request, backend=backend, principal=caller.principal,
@@ -252,7 +252,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request,
                                                  admission=admission),
                                  media_type="text/event-stream", headers=_SSE_HEADERS)
     k = body.sekisho.k if body.sekisho else state.settings.retrieval.top_k
-    governed = await governed_call(state, caller, backend, rag, k, chat_request, options.purpose)
+    governed = await governed_call(state, caller, backend, rag, k, chat_request, options.purpose, request)
     result = completion_from(governed, model=body.model, rag=rag)
     if body.stream:
         return StreamingResponse(stream_finished(result, include_usage), media_type="text/event-stream",

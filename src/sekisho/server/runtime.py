@@ -9,21 +9,25 @@ knowledge-base handle, so a long upload never stalls questions.
 
 Admission: at most `server.max_in_flight` governed requests run at once per process; more are
 refused at once with 503 and Retry-After (OpenAI SDKs retry those with backoff) instead of waiting
-past every client's timeout.
+past every client's timeout. Then the caller's quotas (quotas.py): a used-up quota is refused with
+429 naming it and when it resets, and the refusal is audited. Every governed door passes here
+before its response starts, and the request path charges each call's tokens as it records it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from functools import partial
 from typing import Any, TypeVar
+
+from fastapi import Request
 
 from sekisho.config import Settings
 from sekisho.errors import SekishoError
+from sekisho.server.quotas import QuotaExceeded, Quotas
+from sekisho.server.security import Caller
 
 log = logging.getLogger("sekisho.server")
 
@@ -38,9 +42,12 @@ class Busy(SekishoError):
 
 
 class Runtime:
-    def __init__(self, settings: Settings, max_in_flight: int | None = None):
+    def __init__(self, settings: Settings, max_in_flight: int | None = None, quotas: Quotas | None = None,
+                 audit_observers: tuple[Callable[[str, dict[str, Any], float], None], ...] = ()):
         self.settings = settings
+        self.audit_observers = audit_observers  # e.g. the metrics, told of every durable record
         self.max_in_flight = max_in_flight or settings.server.max_in_flight
+        self.quotas = quotas  # None: nothing is counted (a runtime without an access database)
         self._lock = threading.RLock()  # a resource's maker asks for the resources it is built on
         self._resources: dict[str, Any] = {}
         self._in_flight = 0
@@ -62,7 +69,12 @@ class Runtime:
     def audit(self):
         from sekisho.audit.log import AuditLog
 
-        return self._get("audit", lambda: AuditLog.from_settings(self.settings))
+        def make() -> AuditLog:
+            log = AuditLog.from_settings(self.settings)
+            log.observers.extend(self.audit_observers)
+            return log
+
+        return self._get("audit", make)
 
     def reviews(self):
         from sekisho.audit.review import ReviewQueue
@@ -79,28 +91,60 @@ class Runtime:
 
         return self._get("jobs", make)
 
+    def conversations(self):
+        """Conversations and feedback, in the store's database."""
+        from sekisho.conversations import Conversations
+
+        return self._get("conversations", lambda: Conversations(self.kb().store.db))
+
+    def catalog(self):
+        """The task apps: shipped, and the organisation's own folder (apps.folder)."""
+        from sekisho.apps import Catalog
+
+        return self._get("catalog", lambda: Catalog.from_settings(self.settings))
+
     def path(self):
         from sekisho.request import RequestPath
 
         # One audit handle and review queue for the whole server: denials, decisions and
         # governed calls chain into the same log.
         return self._get("path", lambda: RequestPath(self.settings, audit=self.audit(), review=self.reviews(),
-                                                      threads=self.settings.server.threads))
+                                                      threads=self.settings.server.threads,
+                                                      charge=self.quotas.charge if self.quotas else None))
 
     # --- running work ---------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def admitted(self) -> AsyncIterator[None]:
-        """A governed request's slot; Busy when every slot is taken."""
+    async def admitted(self, caller: Caller | None, request: Request | None = None) -> AsyncIterator[None]:
+        """A governed request's slot, once `caller`'s quotas allow the request (None: a caller no
+        quota applies to); Busy when every slot is taken, QuotaExceeded when a quota is used up.
+        The slot comes first, so a request refused as busy does not use up its caller's quota.
+        `request` (the HTTP request) names the route in the refusal's audit record."""
         with self._lock:
             if self._in_flight >= self.max_in_flight:
                 raise Busy(f"サーバーが混み合っています / server busy: {self._in_flight} requests in flight")
             self._in_flight += 1
         try:
+            if caller is not None and self.quotas is not None:
+                await self._within_quota(caller, request)
             yield
         finally:
             with self._lock:
                 self._in_flight -= 1
+
+    async def _within_quota(self, caller: Caller, request: Request | None) -> None:
+        try:
+            await self.run(self.quotas.admit, caller.principal, caller.key)  # type: ignore[union-attr]
+        except QuotaExceeded as exc:
+            record = {"status": 429, "reason": str(exc), "principal": caller.principal.name,
+                      "role": caller.principal.role.value, "quota": exc.use.to_json(),
+                      "method": request.method if request else None, "path": request.url.path if request else None,
+                      "client": request.client.host if request and request.client else None}
+            try:
+                await self.run(self.audit().append, "access.denied", record)
+            except Exception:  # noqa: BLE001 - the refusal stands even if recording it failed; the log says so
+                log.exception("could not audit a quota refusal: %s", record)
+            raise
 
     @property
     def in_flight(self) -> int:
@@ -108,8 +152,7 @@ class Runtime:
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """A blocking call (store, audit, search) off the event loop, on the request path's pool."""
-        pool = self.path().pool
-        return await asyncio.get_running_loop().run_in_executor(pool, partial(fn, *args, **kwargs))
+        return await self.path().off_loop(fn, *args, **kwargs)
 
     def close(self) -> None:
         """Stop ingesting (the file in hand may finish within server.shutdown_grace_s, else it

@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sekisho.config import QuotaLimits
+
 # --- OpenAI-compatible ----------------------------------------------------------------------
 
 
@@ -106,6 +108,14 @@ class FaithfulnessOut(BaseModel):
     sentences: list[SentenceOut]
 
 
+class EnergyOut(BaseModel):
+    """The energy of the model call behind an answer (models/energy.py says what is attributed)."""
+
+    joules: float | None  # null: not measurable here (a remote server)
+    source: Literal["rapl", "estimate", "remote"]
+    label: str  # what the figure is, Japanese first
+
+
 class SekishoInfo(BaseModel):
     status: Literal["ok", "held", "blocked"]
     message: str = ""  # what to tell the user when not ok (Japanese first)
@@ -117,6 +127,7 @@ class SekishoInfo(BaseModel):
     sources: list[SourceOut] = []
     faithfulness: FaithfulnessOut | None = None
     not_found: bool | None = None
+    energy: EnergyOut | None = None
 
 
 class ChatCompletion(BaseModel):
@@ -254,6 +265,7 @@ class AskResponse(BaseModel):
     backend: str
     audit_seq: int | None
     review_id: int | None
+    energy: EnergyOut | None = None
 
 
 class ReleaseOut(BaseModel):
@@ -329,7 +341,9 @@ class VerifyOut(BaseModel):
 class KeyCreate(BaseModel):
     role: Literal["admin", "reviewer", "user", "auditor"]
     name: str = Field(default="", max_length=100)
-    tags: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default=[], max_length=50)
+    # Tags are stored tab-separated (server/keys.py): no tab or line break inside one.
+    tags: list[Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\t\n]*$")]] = Field(default=[], max_length=50)
+    limits: QuotaLimits = QuotaLimits()  # the key's own quotas; the tightest of key, user and role wins
 
 
 class KeyOut(BaseModel):
@@ -340,6 +354,7 @@ class KeyOut(BaseModel):
     created_at: float
     revoked_at: float | None = None
     last_used_at: float | None = None
+    limits: QuotaLimits = QuotaLimits()
 
 
 class KeyCreated(KeyOut):
@@ -350,8 +365,33 @@ class KeyList(BaseModel):
     keys: list[KeyOut]
 
 
+class QuotaOut(BaseModel):
+    name: Literal["requests_per_minute", "tokens_per_day", "tokens_per_month"]
+    label: str  # Japanese first
+    used: int  # in the current minute, day or month
+    limit: int | None  # null: unlimited
+    remaining: int | None
+    scope: Literal["key", "user", "role"] | None  # where the limit that applies comes from
+    resets_at: str  # ISO 8601, in the organisation's time zone
+
+
+class UsageOut(BaseModel):
+    principal: str
+    role: str
+    key_id: str | None
+    quotas: list[QuotaOut]
+    requests_today: int
+    requests_this_month: int
+
+
+class UsageList(BaseModel):
+    timezone: str  # days and months begin at midnight here
+    principals: list[UsageOut]
+
+
 class WhoAmI(BaseModel):
-    key_id: str
+    key_id: str | None  # None: a person signed in through the organisation's IdP
+    principal: str  # the name the audit log records
     name: str
     role: str
     tags: list[str]

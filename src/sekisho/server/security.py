@@ -5,6 +5,7 @@ the audit log, so probing shows up in the same record as use."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import time
 from dataclasses import dataclass
@@ -40,15 +41,18 @@ GRANTS: dict[Role, frozenset[Permission]] = {
 
 SESSION_COOKIE = "sekisho_session"
 SESSION_TTL_S = 8 * 3600
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"  # the same token in a plain HTML form (the sign-out button)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def may(principal: Principal, permission: Permission) -> bool:
     return permission in GRANTS[principal.role]
 
 
-def effective_tags(key: ApiKey) -> tuple[str, ...]:
-    """Admins see every document; other keys see untagged documents plus their own tags."""
-    return ("*",) if key.role is Role.ADMIN else key.tags
+def effective_tags(role: Role, tags: tuple[str, ...]) -> tuple[str, ...]:
+    """Admins see every document; everyone else sees untagged documents plus their own tags."""
+    return ("*",) if role is Role.ADMIN else tags
 
 
 def can_see(principal: Principal, doc_tags: tuple[str, ...]) -> bool:
@@ -63,39 +67,70 @@ def search_tags(principal: Principal) -> list[str] | None:
     return None if "*" in principal.tags else list(principal.tags)
 
 
+def csrf_token(sid: str) -> str:
+    """The CSRF token of a session: an HMAC keyed by the session id. Another site's page can
+    neither read the HttpOnly cookie nor this site's pages, so it cannot present the token; the
+    server keeps nothing for it, and the stored hash of the id does not give it away."""
+    return hmac.new(sid.encode("utf-8"), b"sekisho csrf", hashlib.sha256).hexdigest()
+
+
+def csrf_matches(sid: str, presented: str | None) -> bool:
+    return bool(presented) and hmac.compare_digest(csrf_token(sid), presented or "")
+
+
 @dataclass
 class Caller:
-    key: ApiKey
     principal: Principal
+    key: ApiKey | None  # None: a person signed in through the organisation's IdP
     via_session: bool
+    display: str = ""  # the person's name as the IdP gives it (sessions opened by sign-in)
+
+
+@dataclass(frozen=True)
+class Session:
+    key_id: str | None  # opened with an API key: the key is checked again on every request
+    principal: Principal | None  # opened by the IdP: who, with role and tags as mapped at sign-in
+    display: str
 
 
 class Sessions:
-    """Browser sessions: a random id in an HttpOnly cookie mapping to a key id, so the key itself
-    never sits in the browser. In the access database, hashed: every worker process knows every
-    session, and a restart logs nobody out."""
+    """Browser sessions: a random id in an HttpOnly cookie mapping to a key id (so the key itself
+    never sits in the browser) or to the principal the IdP signed in. In the access database,
+    hashed: every worker process knows every session, and a restart logs nobody out."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, ttl_s: float = SESSION_TTL_S) -> None:
         self.db = db
+        self.ttl_s = ttl_s
 
-    def open(self, key_id: str) -> str:
+    def open(self, key_id: str | None = None, *, principal: Principal | None = None, display: str = "") -> str:
+        if (key_id is None) == (principal is None):
+            raise ValueError("a session is opened for a key or for a principal, not both or neither")
         sid = secrets.token_urlsafe(32)
         now = time.time()
+        person = (principal.name, principal.role.value, "\t".join(principal.tags)) if principal else (None,) * 3
         with self.db.write() as conn:
             # Expired sessions go when new ones come, so the table stays as large as the live ones.
             conn.execute("DELETE FROM sessions WHERE expires < ?", (now,))
-            conn.execute("INSERT INTO sessions (id, key_id, expires) VALUES (?, ?, ?)",
-                         (_session_digest(sid), key_id, now + SESSION_TTL_S))
+            conn.execute("INSERT INTO sessions (id, key_id, principal, role, tags, display, expires) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?)", (_session_digest(sid), key_id, *person, display, now + self.ttl_s))
         return sid
 
-    def key_id(self, sid: str) -> str | None:
+    def get(self, sid: str) -> Session | None:
         with self.db.read() as conn:
-            row = conn.execute("SELECT key_id, expires FROM sessions WHERE id = ?", (_session_digest(sid),)).fetchone()
-        return row[0] if row is not None and row[1] >= time.time() else None
+            row = conn.execute("SELECT key_id, principal, role, tags, display, expires FROM sessions WHERE id = ?",
+                               (_session_digest(sid),)).fetchone()
+        if row is None or row[5] < time.time():
+            return None
+        key_id, name, role, tags, display = row[:5]
+        principal = None if name is None else Principal(name, Role(role), tuple(t for t in tags.split("\t") if t))
+        return Session(key_id=key_id, principal=principal, display=display)
 
-    def close(self, sid: str) -> None:
+    def close(self, sid: str) -> Session | None:
+        """End the session; returns what it was (None: there was none, or it had expired)."""
+        session = self.get(sid)
         with self.db.write() as conn:
             conn.execute("DELETE FROM sessions WHERE id = ?", (_session_digest(sid),))
+        return session
 
 
 def _session_digest(sid: str) -> str:

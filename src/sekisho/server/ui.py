@@ -21,7 +21,7 @@ from sekisho.models.protocol import BackendError
 from sekisho.server import api
 from sekisho.server.deps import AppState, audit_event, authenticate, state_of
 from sekisho.server.errors import ApiError
-from sekisho.server.security import SESSION_COOKIE, SESSION_TTL_S, Caller, Permission, may
+from sekisho.server.security import SESSION_COOKIE, Caller, Permission, csrf_token, may
 from sekisho.text import CITATION_RE, citation_numbers
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -31,8 +31,12 @@ NAV = [
     ("/documents", "文書", "Documents", "search"),
     ("/reviews", "レビュー", "Review", "review"),
     ("/audit", "監査", "Audit", "audit"),
+    ("/usage", "利用状況", "Usage", "audit"),
     ("/models", "モデル", "Models", "chat"),
+    ("/apps", "アプリ", "Apps", "chat"),
     ("/proofread", "校正", "Proofread", "chat"),
+    ("/keys", "鍵", "Keys", "keys"),
+    ("/quota", "利用枠", "Quota", "chat"),
 ]
 LABELS = {"queued": "待機中 / Queued", "running": "処理中 / Running", "done": "完了 / Done", "failed": "失敗 / Failed",
           "pending": "確認待ち / Pending", "approved": "承認 / Approved", "edited": "修正承認 / Edited",
@@ -43,6 +47,9 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
     context.setdefault("nav", NAV)
     context.setdefault("labels", LABELS)
     context.setdefault("me", None)
+    # Pages put the session's CSRF token where htmx and the page scripts send it from.
+    sid = request.cookies.get(SESSION_COOKIE)
+    context.setdefault("csrf", csrf_token(sid) if sid else None)
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
@@ -60,9 +67,11 @@ async def page_caller(request: Request, permission: Permission | None) -> Caller
         return await authenticate(request, permission)
     except ApiError as exc:
         if exc.http_status == 401:
+            # A cookie that no longer opens a session: the login page says the session ended.
+            login = "/login?ended=1" if request.cookies.get(SESSION_COOKIE) else "/login"
             if request.headers.get("hx-request"):
-                raise PageRefused(Response(status_code=401, headers={"HX-Redirect": "/login"})) from None
-            raise PageRefused(RedirectResponse("/login", status_code=303)) from None
+                raise PageRefused(Response(status_code=401, headers={"HX-Redirect": login})) from None
+            raise PageRefused(RedirectResponse(login, status_code=303)) from None
         heading = {403: "権限がありません / Forbidden", 429: "混み合っています / Too many requests"}.get(
             exc.http_status, "エラー / Error")
         raise PageRefused(render(request, "error.html", status_code=exc.http_status, title=heading, heading=heading,
@@ -84,8 +93,9 @@ def fragment_error(request: Request, exc: SekishoError) -> HTMLResponse:
 
 
 class PageRoute(APIRoute):
-    """A UI route: a refused caller gets the page PageRefused carries, and an error a fragment
-    route (/ui/...) raises is shown where the fragment would have gone, as one line."""
+    """A UI route: a refused caller gets the page PageRefused carries; an error a fragment route
+    (/ui/...) raises is shown where the fragment would have gone, as one line, and a page's
+    error is a page saying it."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -96,9 +106,12 @@ class PageRoute(APIRoute):
             except PageRefused as refused:
                 return refused.response
             except SekishoError as exc:
-                if not request.url.path.startswith("/ui/"):
-                    raise
-                return fragment_error(request, exc)
+                if request.url.path.startswith("/ui/"):
+                    return fragment_error(request, exc)
+                heading = {403: "権限がありません / Forbidden", 404: "見つかりません / Not found"}.get(
+                    exc.http_status, "エラー / Error")
+                return render(request, "error.html", status_code=exc.http_status, title=heading, heading=heading,
+                              message=str(exc))
 
         return handle
 
@@ -120,51 +133,41 @@ async def home(request: Request, caller: Caller = page(None)) -> Response:
                   message="このキーで使える画面はありません。/ This key has no pages.")
 
 
-@router.get("/login")
-async def login_page(request: Request) -> HTMLResponse:
-    return render(request, "login.html", title="ログイン")
-
-
-@router.post("/login")
-async def login(request: Request, key: str = Form(..., max_length=200)) -> Response:
-    state = state_of(request)
-    client = request.client.host if request.client else None
-    wait = await state.runtime.run(state.anonymous_limiter.take, f"address:{client}")
-    if wait > 0:
-        return render(request, "login.html", status_code=429, title="ログイン",
-                      error=f"試行が多すぎます。{max(1, round(wait))} 秒後にもう一度お試しください。/ Too many attempts.")
-    found = await state.runtime.run(state.keys.authenticate, key.strip())
-    if found is None:
-        state.failed.note(client, "POST", "/login", "login with an invalid key")
-        return render(request, "login.html", status_code=401, title="ログイン",
-                      error="APIキーが正しくないか、失効しています。/ The key is wrong or revoked.")
-    sid = await state.runtime.run(state.sessions.open, found.id)
-    await audit_event(state, "session.login", {"principal": f"key:{found.id}:{found.name}"})
-    response = RedirectResponse("/", status_code=303)
-    response.set_cookie(SESSION_COOKIE, sid, max_age=SESSION_TTL_S, httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https", path="/")
-    return response
-
-
-@router.post("/logout")
-async def logout(request: Request) -> Response:
-    sid = request.cookies.get(SESSION_COOKIE)
-    if sid:
-        await state_of(request).runtime.run(state_of(request).sessions.close, sid)
-    response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/")
-    return response
-
-
 # --- chat -----------------------------------------------------------------------------------
 
 @router.get("/chat")
-async def chat_page(request: Request, caller: Caller = page(Permission.CHAT)) -> Response:
-    state = state_of(request)
+async def chat_page(request: Request, c: str | None = None, caller: Caller = page(Permission.CHAT)) -> Response:
+    """The conversation page: the caller's conversations in a sidebar, the one asked for (?c=)
+    with its turns as they were answered; new answers stream in (static/chat.js)."""
     from sekisho.models import backend_names
+    from sekisho.server.conversations_api import conversation_out
 
+    state = state_of(request)
+    store = await state.runtime.run(state.runtime.conversations)
+    conversations = await state.runtime.run(store.list, caller.principal.name)
+    conversation = conversation_out(await state.runtime.run(store.get, caller.principal.name, c)) if c else None
     return render(request, "chat.html", title="質問", me=_me(caller), active="/chat",
-                  backends=list(backend_names(state.settings)), default_backend=state.settings.models.default)
+                  backends=list(backend_names(state.settings)), default_backend=state.settings.models.default,
+                  conversations=conversations, conversation=conversation,
+                  turns=[_turn_view(t) for t in conversation["turns"]] if conversation else [])
+
+
+def _turn_view(turn: dict[str, Any]) -> dict[str, Any]:
+    return {**turn, "html": Markup(turn["html"])}
+
+
+@router.get("/ui/conversations/{conversation_id}/turns/{n}")
+async def ui_turn(conversation_id: str, n: int, request: Request, caller: Caller = page(Permission.CHAT)) -> Response:
+    """One turn as the page shows it (after its stream ended)."""
+    from sekisho.server.conversations_api import conversation_out
+
+    state = state_of(request)
+    store = await state.runtime.run(state.runtime.conversations)
+    turns = conversation_out(await state.runtime.run(store.get, caller.principal.name, conversation_id))["turns"]
+    turn = next((t for t in turns if t["n"] == n), None)
+    if turn is None:
+        raise ApiError(404, f"conversation {conversation_id}: no turn {n}", code="not_found")
+    return render(request, "_turn.html", turn=_turn_view(turn), last=n == turns[-1]["n"])
 
 
 def cited_html(text: str, sources: list[Any]) -> Markup:
@@ -192,7 +195,7 @@ async def ui_ask(request: Request, question: str = Form(..., min_length=1, max_l
     state = state_of(request)
     name, _ = resolve_model(state, backend or state.settings.models.default, True)
     try:
-        governed = await api.ask_governed(state, caller, question, name, state.settings.retrieval.top_k)
+        governed = await api.ask_governed(state, caller, request, question, name, state.settings.retrieval.top_k)
         result = api.ask_response(question, governed)
     except ApiError as exc:
         if exc.code != "guard_blocked":
@@ -216,6 +219,41 @@ async def ui_release(review_id: api.ReviewId, request: Request, caller: Caller =
 async def ui_passage(chunk_id: str, request: Request, caller: Caller = page(Permission.SEARCH)) -> Response:
     found = await api.passage(chunk_id, request, caller)
     return render(request, "_passage.html", p=found)
+
+
+# --- task apps ------------------------------------------------------------------------------
+
+@router.get("/apps")
+async def apps_page(request: Request, caller: Caller = page(Permission.CHAT)) -> Response:
+    state = state_of(request)
+    catalog = state.runtime.catalog()
+    apps = await state.runtime.run(catalog.apps)
+    admin = may(caller.principal, Permission.KEYS)
+    return render(request, "apps.html", title="業務アプリ", me=_me(caller), active="/apps",
+                  apps=[a.to_json() for a in sorted(apps.values(), key=lambda a: (not a.shipped, a.id))],
+                  admin=admin, problems=catalog.problems if admin else [])
+
+
+@router.get("/apps/{app_id}")
+async def app_page(app_id: str, request: Request, caller: Caller = page(Permission.CHAT)) -> Response:
+    from sekisho.apps import choose_backend
+    from sekisho.models import backend_names
+
+    state = state_of(request)
+    spec = await state.runtime.run(state.runtime.catalog().get, app_id)
+    chosen = await state.runtime.run(choose_backend, spec, None, state.settings, state.runtime.path())
+    backends = [n for n in backend_names(state.settings) if spec.allows(n)]
+    return render(request, "app.html", title=spec.title_ja, me=_me(caller), active="/apps", app=spec.to_json(),
+                  backends=backends, chosen=chosen)
+
+
+@router.post("/ui/apps")
+async def ui_add_app(request: Request, file: UploadFile = File(...), caller: Caller = page(Permission.KEYS)) -> Response:
+    state = state_of(request)
+    text = (await file.read()).decode("utf-8", errors="replace")
+    spec = await state.runtime.run(state.runtime.catalog().add, text)
+    await audit_event(state, "app.add", {"principal": caller.principal.name, "app": spec.id, "version": spec.version})
+    return render(request, "_notice.html", message=f"追加しました / added: {spec.title_ja} ({spec.id})")
 
 
 # --- documents ------------------------------------------------------------------------------

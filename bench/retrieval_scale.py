@@ -56,19 +56,15 @@ def add_filler(kb, paragraphs, target_chunks: int, rng: random.Random, np_rng) -
     """Add filler documents until the store holds target_chunks chunks; returns how many added."""
     if kb.store.chunk_count() >= target_chunks:
         return 0
-    # Real vectors of the ingested paragraphs (first chunk of each), from the store's loaded matrix.
-    cache = kb.store._vector_cache()  # noqa: SLF001 - the bench reuses the loaded matrix
-    vector_of_doc = {}
-    matrix = np.concatenate(cache.blocks)
-    for row, doc_index in enumerate(cache.doc_index):
-        vector_of_doc.setdefault(cache.doc_ids[doc_index], matrix[row])
+    # Real vectors of the ingested paragraphs (first chunk of each), as the store keeps them.
     pool = []  # (sentence, vector of the paragraph it came from)
     for p in paragraphs:
         doc = kb.store.document_by_path(p.path)
-        if doc is not None and doc.id in vector_of_doc:
-            pool += [(s, vector_of_doc[doc.id]) for s in sentences_of(p.body)]
+        stored = kb.store.stored_chunks(doc.id) if doc is not None else None
+        if stored is not None and len(stored.vectors):
+            pool += [(s, stored.vectors[0]) for s in sentences_of(p.body)]
     terms_of_sentence: dict[str, str] = {}
-    dim = cache.dim
+    dim = len(pool[0][1])
     added = 0
     doc_no = 0
     while kb.store.chunk_count() < target_chunks:

@@ -18,6 +18,9 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker("browser")
         if "e2e" in item.path.parts or item.path.name.startswith("test_server_"):
             item.add_marker("server")
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "postgres_server" in used or "postgresql" in params.values():
+            item.add_marker("postgres")
 # ===== end of test tiers ===================================================================
 
 # ===== model fixtures (owner: models/) =====================================================
@@ -146,3 +149,91 @@ def one_chunk_store(tmp_path):
     for store in opened:
         store.close()
 # ===== end of store fixtures ===============================================================
+
+
+# ===== postgres fixtures (owner: db/, store/postgres/) =====================================
+# postgres_server: PostgreSQL 16 + pgvector (the pgserver package) started from nothing in a temp
+#   folder for the session, on a Unix socket; its base URL. FAILS with the command to run if it
+#   cannot start, never skips.
+# postgres_url: a fresh schema of that server for one test (dropped afterwards), as a URL whose
+#   search_path is that schema then public (where the vector extension lives).
+# database_target: parametrised "sqlite" / "postgresql": a file path in tmp_path or postgres_url,
+#   for tests that run the same code on both databases.
+# run_sql(target, sql, *params): one statement on that database, outside sekisho (tampering).
+import shutil
+import uuid
+from urllib.parse import quote
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # platformdirs: XDG_RUNTIME_DIR unset (CI), harmless here
+            warnings.simplefilter("ignore")
+            import pgserver
+    except ImportError:
+        pytest.fail("pgserver is not installed: pip install -e '.[test]'", pytrace=False)
+    # Short and outside pytest's private temp folders: the server runs as another user when the
+    # tests run as root, and a Unix socket path must stay under 108 bytes.
+    folder = Path(tempfile.mkdtemp(prefix="skpg-", dir="/tmp"))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server = pgserver.get_server(folder, cleanup_mode="stop")
+        url = server.get_uri()
+        server.psql("CREATE EXTENSION IF NOT EXISTS vector;")
+    except Exception as exc:  # noqa: BLE001 - any failure to start is reported as one line
+        pytest.fail(f"PostgreSQL (pgserver) did not start in {folder}: {exc}; try: "
+                    f"python -c \"import pgserver; pgserver.get_server('/tmp/pg')\"", pytrace=False)
+    try:
+        yield url
+    finally:
+        server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def schema_url(base: str, schema: str) -> str:
+    separator = "&" if "?" in base else "?"
+    return f"{base}{separator}options={quote(f'-c search_path={schema},public')}"
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    yield schema_url(postgres_server, schema)
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_target(request, tmp_path):
+    if request.param == "sqlite":
+        return tmp_path / "sekisho.db"
+    return request.getfixturevalue("postgres_url")
+
+
+def run_sql(target, sql: str, *params) -> list[tuple]:
+    if str(target).startswith("postgresql://"):
+        import psycopg
+
+        from sekisho.db.postgres import postgres_sql
+
+        with psycopg.connect(str(target), autocommit=True) as conn:
+            cursor = conn.execute(postgres_sql(sql), params or None)
+            return cursor.fetchall() if cursor.description else []
+    import sqlite3
+
+    conn = sqlite3.connect(target)
+    try:
+        rows = conn.execute(sql, params).fetchall()
+        conn.commit()
+        return rows
+    finally:
+        conn.close()
+# ===== end of postgres fixtures ============================================================

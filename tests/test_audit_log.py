@@ -1,5 +1,6 @@
-"""The audit log catches every kind of tampering done with raw SQL on its file, names the first bad
-record, and survives retention and concurrent writers."""
+"""The audit log catches every kind of tampering done with raw SQL on its database, names the first
+bad record, and survives retention and concurrent writers; every test runs on an SQLite file and on
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,52 +9,59 @@ import io
 import json
 import multiprocessing
 import os
-import sqlite3
 import stat
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
+from conftest import run_sql
 from sekisho.audit.log import AuditError, AuditLog
 
 
-def _open(tmp_path, every=100):
-    return AuditLog(tmp_path / "audit.db", key_path=tmp_path / "signing.key", checkpoint_every=every)
+@dataclass(frozen=True)
+class Place:
+    db: Path | str  # the audit database: an SQLite file or a PostgreSQL URL
+    folder: Path  # where the key and its witness live
 
 
-def _filled(tmp_path, n=8, every=100):
-    log = _open(tmp_path, every)
+@pytest.fixture
+def place(database_target, tmp_path) -> Place:
+    return Place(database_target, tmp_path)
+
+
+def _open(place, every=100):
+    return AuditLog(place.db, key_path=place.folder / "signing.key", checkpoint_every=every)
+
+
+def _filled(place, n=8, every=100):
+    log = _open(place, every)
     for i in range(n):
         log.append("chat", {"principal": f"user{i % 2}", "prompt": f"質問{i}", "output": f"回答{i}"})
     return log
 
 
-def _sql(tmp_path, *statements):
-    conn = sqlite3.connect(tmp_path / "audit.db")
+def _sql(place, *statements):
     for statement, *args in statements:
-        conn.execute(statement, *args)
-    conn.commit()
-    conn.close()
+        run_sql(place.db, statement, *(args[0] if args else ()))
 
 
-def _attacker_rechain(tmp_path, start_seq):
+def _attacker_rechain(place, start_seq):
     """What someone with write access but no signing key does after an edit: recompute every hash
     from `start_seq` on so that each record links again (the documented hash: sha256 of the
     canonical [seq, ts, kind, prev] header, a newline, and the stored body)."""
-    conn = sqlite3.connect(tmp_path / "audit.db")
-    rows = conn.execute("SELECT seq, ts, kind, body FROM audit_log ORDER BY seq").fetchall()
+    rows = run_sql(place.db, "SELECT seq, ts, kind, body, hash FROM audit_log ORDER BY seq")
     prev = "0" * 64
-    for seq, ts, kind, body in rows:
+    for seq, ts, kind, body, digest in rows:
         if seq >= start_seq:
             header = json.dumps([seq, ts, kind, prev], separators=(",", ":"), ensure_ascii=False).encode()
             digest = hashlib.sha256(header + b"\n" + body.encode()).hexdigest()
-            conn.execute("UPDATE audit_log SET prev = ?, hash = ? WHERE seq = ?", (prev, digest, seq))
-        prev = conn.execute("SELECT hash FROM audit_log WHERE seq = ?", (seq,)).fetchone()[0]
-    conn.commit()
-    conn.close()
+            run_sql(place.db, "UPDATE audit_log SET prev = ?, hash = ? WHERE seq = ?", prev, digest, seq)
+        prev = digest
 
 
-def test_untouched_log_verifies_and_records_read_back(tmp_path):
-    log = _filled(tmp_path)
+def test_untouched_log_verifies_and_records_read_back(place):
+    log = _filled(place)
     result = log.verify()
     assert result.ok and result.first_bad_seq is None
     assert result.checked == 8 and result.head_seq == 8
@@ -61,31 +69,31 @@ def test_untouched_log_verifies_and_records_read_back(tmp_path):
     assert [e.seq for e in log.query(principal="user1")] == [8, 6, 4, 2]
 
 
-def test_edited_record_is_named(tmp_path):
-    log = _filled(tmp_path)
-    _sql(tmp_path, ("UPDATE audit_log SET body = replace(body, '回答4', '回答X') WHERE seq = 5",))
+def test_edited_record_is_named(place):
+    log = _filled(place)
+    _sql(place, ("UPDATE audit_log SET body = replace(body, '回答4', '回答X') WHERE seq = 5",))
     result = log.verify()
     assert not result.ok and result.first_bad_seq == 5
     assert "altered" in result.reason
 
 
-def test_edited_timestamp_is_caught(tmp_path):
-    log = _filled(tmp_path)
-    _sql(tmp_path, ("UPDATE audit_log SET ts = '2020-01-01T00:00:00.000000Z' WHERE seq = 2",))
+def test_edited_timestamp_is_caught(place):
+    log = _filled(place)
+    _sql(place, ("UPDATE audit_log SET ts = '2020-01-01T00:00:00.000000Z' WHERE seq = 2",))
     assert log.verify().first_bad_seq == 2
 
 
-def test_deleted_record_is_named(tmp_path):
-    log = _filled(tmp_path)
-    _sql(tmp_path, ("DELETE FROM audit_log WHERE seq = 4",))
+def test_deleted_record_is_named(place):
+    log = _filled(place)
+    _sql(place, ("DELETE FROM audit_log WHERE seq = 4",))
     result = log.verify()
     assert not result.ok and result.first_bad_seq == 4
     assert "missing" in result.reason
 
 
-def test_reordered_records_are_caught(tmp_path):
-    log = _filled(tmp_path)
-    _sql(tmp_path,
+def test_reordered_records_are_caught(place):
+    log = _filled(place)
+    _sql(place,
          ("UPDATE audit_log SET seq = -1 WHERE seq = 3",),
          ("UPDATE audit_log SET seq = 3 WHERE seq = 4",),
          ("UPDATE audit_log SET seq = 4 WHERE seq = -1",))
@@ -93,18 +101,18 @@ def test_reordered_records_are_caught(tmp_path):
     assert not result.ok and result.first_bad_seq == 3
 
 
-def test_inserted_record_is_caught(tmp_path):
-    log = _filled(tmp_path)
+def test_inserted_record_is_caught(place):
+    log = _filled(place)
     head_hash = log.head()[1]
     # A forged record appended at the end with a made-up hash.
-    _sql(tmp_path, ("INSERT INTO audit_log(seq, ts, kind, body, prev, hash) VALUES (9, '2026-01-01T00:00:00.000000Z', "
+    _sql(place, ("INSERT INTO audit_log(seq, ts, kind, body, prev, hash) VALUES (9, '2026-01-01T00:00:00.000000Z', "
                     "'chat', '{}', ?, ?)", (head_hash, "f" * 64)))
     assert log.verify().first_bad_seq == 9
 
 
-def test_inserted_record_with_renumbering_is_caught(tmp_path):
-    log = _filled(tmp_path)
-    _sql(tmp_path,
+def test_inserted_record_with_renumbering_is_caught(place):
+    log = _filled(place)
+    _sql(place,
          ("UPDATE audit_log SET seq = seq + 100 WHERE seq >= 5",),
          ("UPDATE audit_log SET seq = seq - 99 WHERE seq >= 105",),
          ("INSERT INTO audit_log(seq, ts, kind, body, prev, hash) SELECT 5, ts, kind, '{\"forged\":true}', hash, hash "
@@ -113,75 +121,65 @@ def test_inserted_record_with_renumbering_is_caught(tmp_path):
     assert not result.ok and result.first_bad_seq == 5
 
 
-def test_whole_chain_rewrite_is_caught_by_signed_checkpoint(tmp_path):
-    log = _filled(tmp_path, n=12, every=4)
+def test_whole_chain_rewrite_is_caught_by_signed_checkpoint(place):
+    log = _filled(place, n=12, every=4)
     assert log.verify().checkpoints == 3
-    _sql(tmp_path, ("UPDATE audit_log SET body = replace(body, '回答1', '回答X') WHERE seq = 2",))
-    _attacker_rechain(tmp_path, 2)
+    _sql(place, ("UPDATE audit_log SET body = replace(body, '回答1', '回答X') WHERE seq = 2",))
+    _attacker_rechain(place, 2)
     result = log.verify()
     assert not result.ok
     # The rewrite is confined to the records before the first checkpoint; it names where they start.
     assert result.first_bad_seq == 1 and "checkpoint 5" in result.reason
 
 
-def test_rewrite_without_checkpoints_is_caught(tmp_path):
-    log = _filled(tmp_path, n=12, every=4)
-    _sql(tmp_path, ("DELETE FROM audit_log WHERE kind = 'checkpoint'",))
-    conn = sqlite3.connect(tmp_path / "audit.db")
-    rows = conn.execute("SELECT seq FROM audit_log ORDER BY seq").fetchall()
-    for new, (old,) in enumerate(rows, start=1):
-        conn.execute("UPDATE audit_log SET seq = ? WHERE seq = ?", (new, old))
-    conn.commit()
-    conn.close()
-    _attacker_rechain(tmp_path, 1)
+def test_rewrite_without_checkpoints_is_caught(place):
+    log = _filled(place, n=12, every=4)
+    _sql(place, ("DELETE FROM audit_log WHERE kind = 'checkpoint'",))
+    for new, (old,) in enumerate(run_sql(place.db, "SELECT seq FROM audit_log ORDER BY seq"), start=1):
+        run_sql(place.db, "UPDATE audit_log SET seq = ? WHERE seq = ?", new, old)
+    _attacker_rechain(place, 1)
     result = log.verify()
     assert not result.ok and result.first_bad_seq == 5 and "no signed checkpoint" in result.reason
 
 
-def test_tampered_checkpoint_signature_is_caught(tmp_path):
-    log = _filled(tmp_path, n=6, every=4)
-    conn = sqlite3.connect(tmp_path / "audit.db")
-    seq, body = conn.execute("SELECT seq, body FROM audit_log WHERE kind = 'checkpoint'").fetchone()
+def test_tampered_checkpoint_signature_is_caught(place):
+    log = _filled(place, n=6, every=4)
+    [(seq, body)] = run_sql(place.db, "SELECT seq, body FROM audit_log WHERE kind = 'checkpoint'")
     record = json.loads(body)
     signature = bytearray(record["signature"].encode())
     signature[5] = ord("A") if signature[5] != ord("A") else ord("B")
     record["signature"] = signature.decode()
-    conn.execute("UPDATE audit_log SET body = ? WHERE seq = ?",
-                 (json.dumps(record, sort_keys=True, separators=(",", ":")), seq))
-    conn.commit()
-    conn.close()
-    _attacker_rechain(tmp_path, seq)
+    run_sql(place.db, "UPDATE audit_log SET body = ? WHERE seq = ?",
+            json.dumps(record, sort_keys=True, separators=(",", ":")), seq)
+    _attacker_rechain(place, seq)
     result = log.verify()
     assert not result.ok and result.first_bad_seq == seq and "signature" in result.reason
 
 
-def test_checkpoint_resigned_with_another_key_is_caught(tmp_path):
-    log = _filled(tmp_path, n=6, every=4)
+def test_checkpoint_resigned_with_another_key_is_caught(place):
+    log = _filled(place, n=6, every=4)
     # The attacker signs with a key of their own: valid signature, but not the organisation's key.
-    forged = AuditLog(tmp_path / "other.db", key_path=tmp_path / "attacker.key", checkpoint_every=1)
+    forged = AuditLog(place.folder / "other.db", key_path=place.folder / "attacker.key", checkpoint_every=1)
     forged.append("chat", {})
     forged_cp = forged.query(kind="checkpoint")[0].record
-    conn = sqlite3.connect(tmp_path / "audit.db")
-    seq, body = conn.execute("SELECT seq, body FROM audit_log WHERE kind = 'checkpoint'").fetchone()
+    [(seq, body)] = run_sql(place.db, "SELECT seq, body FROM audit_log WHERE kind = 'checkpoint'")
     record = json.loads(body)
     record["public_key"] = forged_cp["public_key"]
-    conn.execute("UPDATE audit_log SET body = ? WHERE seq = ?",
-                 (json.dumps(record, sort_keys=True, separators=(",", ":")), seq))
-    conn.commit()
-    conn.close()
-    _attacker_rechain(tmp_path, seq)
+    run_sql(place.db, "UPDATE audit_log SET body = ? WHERE seq = ?",
+            json.dumps(record, sort_keys=True, separators=(",", ":")), seq)
+    _attacker_rechain(place, seq)
     result = log.verify()
     assert not result.ok and "unknown key" in result.reason
 
 
-def test_key_file_is_private(tmp_path):
-    _filled(tmp_path, n=1)
-    mode = stat.S_IMODE(os.stat(tmp_path / "signing.key").st_mode)
+def test_key_file_is_private(place):
+    _filled(place, n=1)
+    mode = stat.S_IMODE(os.stat(place.folder / "signing.key").st_mode)
     assert mode == 0o600
 
 
-def test_prune_keeps_the_rest_verifiable(tmp_path):
-    log = _filled(tmp_path, n=6, every=4)
+def test_prune_keeps_the_rest_verifiable(place):
+    log = _filled(place, n=6, every=4)
     cut_before = log.get(4).ts  # records 1-3 are strictly older
     result = log.prune(cut_before, actor="admin")
     assert result.deleted == 3 and result.anchor_seq == 3
@@ -190,19 +188,19 @@ def test_prune_keeps_the_rest_verifiable(tmp_path):
     assert after.ok, after.reason
     assert log.query(kind="audit.prune")[0].record["deleted"] == 3
     # Deleting one more old record by hand is still caught after the cut.
-    _sql(tmp_path, ("DELETE FROM audit_log WHERE seq = 4",))
+    _sql(place, ("DELETE FROM audit_log WHERE seq = 4",))
     assert log.verify().first_bad_seq == 4
 
 
-def test_prune_refuses_a_tampered_log(tmp_path):
-    log = _filled(tmp_path)
-    _sql(tmp_path, ("DELETE FROM audit_log WHERE seq = 2",))
+def test_prune_refuses_a_tampered_log(place):
+    log = _filled(place)
+    _sql(place, ("DELETE FROM audit_log WHERE seq = 2",))
     with pytest.raises(AuditError, match="fails verification"):
         log.prune("2100-01-01", actor="admin")
 
 
-def test_export_is_json_lines_with_hashes(tmp_path):
-    log = _filled(tmp_path, n=3)
+def test_export_is_json_lines_with_hashes(place):
+    log = _filled(place, n=3)
     buffer = io.StringIO()
     assert log.export(buffer) == 3
     lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
@@ -218,8 +216,8 @@ def _append_many(path, key_path, name, count):
     log.close()
 
 
-def test_concurrent_processes_append_one_unbroken_chain(tmp_path):
-    path, key_path = tmp_path / "audit.db", tmp_path / "signing.key"
+def test_concurrent_processes_append_one_unbroken_chain(place):
+    path, key_path = place.db, place.folder / "signing.key"
     AuditLog(path, key_path=key_path).close()
     ctx = multiprocessing.get_context("spawn")
     workers = [ctx.Process(target=_append_many, args=(path, key_path, f"p{n}", 15)) for n in range(2)]
@@ -234,12 +232,12 @@ def test_concurrent_processes_append_one_unbroken_chain(tmp_path):
     assert len(log.query(kind="chat", limit=1000)) == 30
 
 
-def test_concurrent_threads_share_commits_and_form_one_chain(tmp_path):
+def test_concurrent_threads_share_commits_and_form_one_chain(place):
     # 32 threads appending at once: group commit takes several appends per transaction, every
     # caller gets its own record back, durable, and the chain (with its checkpoints) verifies.
     import threading
 
-    log = AuditLog(tmp_path / "audit.db", key_path=tmp_path / "signing.key", checkpoint_every=7)
+    log = AuditLog(place.db, key_path=place.folder / "signing.key", checkpoint_every=7)
     got: dict[str, int] = {}
     lock = threading.Lock()
 
@@ -257,16 +255,16 @@ def test_concurrent_threads_share_commits_and_form_one_chain(tmp_path):
     assert len(got) == 800 and len(set(got.values())) == 800
     assert log.batches < 800  # appends shared transactions
     for name, seq in list(got.items())[::97]:
-        entry = AuditLog(tmp_path / "audit.db").get(seq)  # another handle: committed, not just in memory
+        entry = AuditLog(place.db).get(seq)  # another handle: committed, not just in memory
         assert (entry.record["principal"], entry.record["i"]) == tuple([name.split("/")[0], int(name.split("/")[1])])
     result = log.verify()
     assert result.ok and result.checked == 800 + result.checkpoints and result.checkpoints >= 100
 
 
-def test_a_failing_append_fails_alone_in_its_batch(tmp_path):
+def test_a_failing_append_fails_alone_in_its_batch(place):
     import threading
 
-    log = AuditLog(tmp_path / "audit.db", key_path=tmp_path / "signing.key", checkpoint_every=3)
+    log = AuditLog(place.db, key_path=place.folder / "signing.key", checkpoint_every=3)
     outcomes: list[str] = []
     lock = threading.Lock()
 
@@ -294,28 +292,31 @@ def test_a_failing_append_fails_alone_in_its_batch(tmp_path):
     assert log.verify().ok
 
 
-def test_keyed_hash_finds_records_without_storing_the_value(tmp_path):
-    log = _open(tmp_path)
+def test_keyed_hash_finds_records_without_storing_the_value(place):
+    log = _open(place)
     log.append("chat", {"principal": "u", "masked_values": [log.keyed_hash("123456789018")]})
     log.append("chat", {"principal": "u", "masked_values": [log.keyed_hash("999999999999")]})
     assert [e.seq for e in log.find_value("123456789018")] == [1]
-    assert b"123456789018" not in (tmp_path / "audit.db").read_bytes()
+    stored = "".join(body for (body,) in run_sql(place.db, "SELECT body FROM audit_log"))
+    assert "123456789018" not in stored
+    if isinstance(place.db, Path):
+        assert b"123456789018" not in place.db.read_bytes()
 
 
-def test_verifying_without_the_key_file_creates_no_key_and_still_checks_the_chain(tmp_path):
-    log = _filled(tmp_path, n=6, every=4)
+def test_verifying_without_the_key_file_creates_no_key_and_still_checks_the_chain(place):
+    log = _filled(place, n=6, every=4)
     trusted = log.trusted_public_key()
-    copy = AuditLog(tmp_path / "audit.db", key_path=tmp_path / "elsewhere.key", checkpoint_every=4)
-    assert copy.verify().ok and not (tmp_path / "elsewhere.key").exists()
+    copy = AuditLog(place.db, key_path=place.folder / "elsewhere.key", checkpoint_every=4)
+    assert copy.verify().ok and not (place.folder / "elsewhere.key").exists()
     assert copy.verify(public_key=trusted).ok
-    _sql(tmp_path, ("DELETE FROM audit_log WHERE seq = 2",))
+    _sql(place, ("DELETE FROM audit_log WHERE seq = 2",))
     assert copy.verify(public_key=trusted).first_bad_seq == 2
 
 
-def test_export_verifies_offline_and_catches_an_edit(tmp_path):
+def test_export_verifies_offline_and_catches_an_edit(place):
     from sekisho.audit.log import verify_export
 
-    log = _filled(tmp_path, n=9, every=4)
+    log = _filled(place, n=9, every=4)
     log.prune(log.get(3).ts, actor="root")
     buffer = io.StringIO()
     log.export(buffer)
@@ -343,23 +344,23 @@ def test_prune_dates_in_japanese_and_iso_forms(given, expected):
     assert _timestamp(given) == expected
 
 
-def test_prune_rejects_a_non_date(tmp_path):
+def test_prune_rejects_a_non_date(place):
     with pytest.raises(AuditError, match="not a date"):
-        _filled(tmp_path, n=1).prune("平成32年2月30日", actor="root")
+        _filled(place, n=1).prune("平成32年2月30日", actor="root")
 
 
-def test_truncated_tail_is_caught_by_the_witness_beside_the_key(tmp_path):
-    log = _filled(tmp_path, n=12, every=4)  # data 1-4, 6-9, 11-14; checkpoints 5, 10, 15
+def test_truncated_tail_is_caught_by_the_witness_beside_the_key(place):
+    log = _filled(place, n=12, every=4)  # data 1-4, 6-9, 11-14; checkpoints 5, 10, 15
     assert log.verify().ok
-    _sql(tmp_path, ("DELETE FROM audit_log WHERE seq >= 13",))
+    _sql(place, ("DELETE FROM audit_log WHERE seq >= 13",))
     result = log.verify()
     assert not result.ok and result.first_bad_seq == 13 and "deleted" in result.reason
 
 
-def test_witness_only_ever_moves_forward(tmp_path):
-    log = _filled(tmp_path, n=8, every=4)
-    witness = json.loads((tmp_path / "signing.key.witness").read_text())
+def test_witness_only_ever_moves_forward(place):
+    log = _filled(place, n=8, every=4)
+    witness = json.loads((place.folder / "signing.key.witness").read_text())
     assert witness == {"seq": 10, "hash": log.get(10).hash}
-    other = AuditLog(tmp_path / "audit.db", key_path=tmp_path / "signing.key", checkpoint_every=4)
+    other = AuditLog(place.db, key_path=place.folder / "signing.key", checkpoint_every=4)
     other._write_witness(5, log.get(5).hash)  # a slower process reporting an older checkpoint
-    assert json.loads((tmp_path / "signing.key.witness").read_text())["seq"] == 10
+    assert json.loads((place.folder / "signing.key.witness").read_text())["seq"] == 10

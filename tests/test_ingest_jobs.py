@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sekisho.db import SQLiteDatabase
+from sekisho.db import open_database
 from sekisho.ingest.jobs import JobQueue, this_worker
 from server_fixtures.process import Deployment
 
@@ -19,16 +19,16 @@ CITY = REPO / "samples" / "city"
 
 
 @pytest.fixture
-def queue(tmp_path):
-    db = SQLiteDatabase(tmp_path / "kb.db", foreign_keys=True)
+def queue(database_target, tmp_path):
+    db = open_database(database_target, foreign_keys=True)
     yield JobQueue(db, tmp_path / "kb.db.uploads")
     db.close()
 
 
-def test_a_job_is_durable_before_it_is_acknowledged_and_runs_in_order(queue, tmp_path):
+def test_a_job_is_durable_before_it_is_acknowledged_and_runs_in_order(queue, database_target, tmp_path):
     job = queue.submit("key:a:alice", [("一.txt", "一つ目".encode()), ("二.txt", "二つ目".encode())], tags=("人事",))
     # A second handle (another process) sees the job and its payloads on disk.
-    other = JobQueue(SQLiteDatabase(tmp_path / "kb.db", foreign_keys=True), tmp_path / "kb.db.uploads")
+    other = JobQueue(open_database(database_target, foreign_keys=True), tmp_path / "kb.db.uploads")
     seen = other.get(job.id)
     assert seen.status == "queued" and [f.name for f in seen.files] == ["一.txt", "二.txt"] and seen.tags == ("人事",)
     first = other.claim("host:1")
@@ -45,13 +45,13 @@ def test_a_job_is_durable_before_it_is_acknowledged_and_runs_in_order(queue, tmp
     assert not (tmp_path / "kb.db.uploads" / job.id).exists()  # the spooled payloads go when the job ends
 
 
-def test_many_workers_claim_each_file_exactly_once(queue, tmp_path):
+def test_many_workers_claim_each_file_exactly_once(queue, database_target, tmp_path):
     queue.submit("key:a:alice", [(f"{n}.txt", b"x") for n in range(60)])
     claimed: list[str] = []
     lock = threading.Lock()
 
     def worker(n: int) -> None:
-        mine = JobQueue(SQLiteDatabase(tmp_path / "kb.db", foreign_keys=True), tmp_path / "kb.db.uploads")
+        mine = JobQueue(open_database(database_target, foreign_keys=True), tmp_path / "kb.db.uploads")
         while (c := mine.claim(f"host:{n}")) is not None:
             with lock:
                 claimed.append(c.name)

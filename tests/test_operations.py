@@ -8,6 +8,8 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import httpx
@@ -177,3 +179,32 @@ def test_metrics_need_no_key_but_carry_no_names(server):
         text = anonymous.get("/metrics").text
     assert "test-user" not in text and "住民票" not in text
     assert httpx.get(f"{server.url}/metrics").status_code == 200
+
+
+@pytest.mark.postgres
+def test_readyz_fails_while_postgresql_is_down_and_recovers(tmp_path):
+    """The store and the audit log in a PostgreSQL of their own, stopped under the running server."""
+    import pgserver
+
+    folder = Path(tempfile.mkdtemp(prefix="skpg-ready-", dir="/tmp"))  # a socket path must stay short
+    database = pgserver.get_server(folder, cleanup_mode="stop")
+    try:
+        database.psql("CREATE EXTENSION IF NOT EXISTS vector;")
+        settings = make_settings(tmp_path, store_url=database.get_uri())  # the audit log goes with the store
+        for live in run_server(settings):
+            with live.client() as anonymous:
+                ready = anonymous.get("/readyz")
+                assert ready.status_code == 200, ready.text
+                database.cleanup()  # PostgreSQL stops
+                down = anonymous.get("/readyz", timeout=30)
+                assert down.status_code == 503 and down.json()["status"] == "not ready"
+                assert down.json()["checks"]["store"] != "ok" and down.json()["checks"]["audit"] != "ok"
+                assert down.json()["checks"]["backend:extractive"] == "ok"
+                database = pgserver.get_server(folder, cleanup_mode="stop")  # and comes back
+                deadline = time.monotonic() + 30
+                while anonymous.get("/readyz", timeout=30).status_code != 200:
+                    assert time.monotonic() < deadline, "not ready again after PostgreSQL came back"
+                    time.sleep(0.5)
+    finally:
+        database.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,17 +1,21 @@
 """Hybrid search end to end on a small Japanese + English corpus (tests/retrieval_fixtures/),
-with the shipped embedder loaded offline, plus snippets and the `sekisho search` command."""
+with the shipped embedder loaded offline, plus snippets and the `sekisho search` command; on the
+SQLite store and on the PostgreSQL store."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from typer.testing import CliRunner
 
+from conftest import schema_url
 from sekisho.cli import app
 from sekisho.config import Settings, StoreConfig
 from sekisho.retrieval import EmbedderError, highlight, open_knowledge_base
@@ -30,12 +34,34 @@ def document_of(entry: dict) -> tuple[Document, list[Chunk]]:
     return doc, [chunk]
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def store_config(request) -> Iterator[StoreConfig]:
+    """The knowledge base in an SQLite file, then in PostgreSQL (a schema for the module)."""
+    if request.param == "sqlite":
+        yield StoreConfig(path="kb.db")
+        return
+    base = request.getfixturevalue("postgres_server")
+    schema = f"r_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    yield StoreConfig(url=schema_url(base, schema))
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def store_env(settings: Settings) -> dict[str, str]:
+    """The environment that points the CLI at the module's store."""
+    if settings.store.url:
+        return {"SEKISHO_STORE__URL": settings.store.url}
+    return {"SEKISHO_STORE__PATH": str(Path(settings.base_dir) / "kb.db")}
+
+
 @pytest.fixture(scope="module")
-def settings(tmp_path_factory) -> Iterator[Settings]:
+def settings(tmp_path_factory, store_config) -> Iterator[Settings]:
     before = os.environ.get("HF_HUB_OFFLINE")
     os.environ["HF_HUB_OFFLINE"] = "1"  # the embedder must never reach for the network
     base = tmp_path_factory.mktemp("kb")
-    settings = Settings(store=StoreConfig(path="kb.db"), base_dir=str(base))
+    settings = Settings(store=store_config, base_dir=str(base))
     with open_knowledge_base(settings) as kb:
         for entry in CORPUS["documents"]:
             kb.index(*document_of(entry))
@@ -137,7 +163,7 @@ def test_store_indexed_with_another_embedder_is_refused(settings):
 
 def test_cli_search_prints_ranked_hits(settings):
     result = CliRunner().invoke(app, ["search", "壊れた自転車を捨てたい", "-k", "2"],
-                                env={"SEKISHO_STORE__PATH": str(Path(settings.base_dir) / "kb.db")})
+                                env=store_env(settings))
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[0].startswith("1. 粗大ごみの出し方")
     assert "ja/sodai_gomi.txt" in result.output
@@ -147,7 +173,7 @@ def test_cli_search_prints_ranked_hits(settings):
 
 def test_cli_search_json_for_scripts(settings):
     result = CliRunner().invoke(app, ["search", "parking permit cost", "--json", "--mode", "lexical"],
-                                env={"SEKISHO_STORE__PATH": str(Path(settings.base_dir) / "kb.db")})
+                                env=store_env(settings))
     assert result.exit_code == 0, result.output
     hits = json.loads(result.output)
     assert hits[0]["path"] == "en/parking.txt"
@@ -156,7 +182,7 @@ def test_cli_search_json_for_scripts(settings):
     assert "**permit**" in hits[0]["snippet"] and hits[0]["lexical_rank"] == 1
     assert hits[0]["text"] == CORPUS["documents"][9]["text"]  # the whole passage, not the snippet
     ja = CliRunner().invoke(app, ["search", "粗大ごみ", "--json", "-k", "1"],
-                            env={"SEKISHO_STORE__PATH": str(Path(settings.base_dir) / "kb.db")})
+                            env=store_env(settings))
     assert "粗大ごみ" in ja.output and "\\u" not in ja.output  # Japanese as written, not escaped
 
 
@@ -166,7 +192,7 @@ def test_a_search_for_what_no_document_holds_is_not_padded_with_near_zero_hits(s
     assert kb.search(query, k=5, min_score=settings.retrieval.min_score) == []  # ...but none is likely
     found = kb.search("壊れた自転車を捨てたい", k=5, min_score=settings.retrieval.min_score)
     assert found and found[0].document.path == "ja/sodai_gomi.txt"
-    result = CliRunner().invoke(app, ["search", query], env={"SEKISHO_STORE__PATH": str(Path(settings.base_dir) / "kb.db")})
+    result = CliRunner().invoke(app, ["search", query], env=store_env(settings))
     assert result.exit_code == 0 and result.output.startswith("該当なし (no hits)")
 
 
@@ -178,7 +204,7 @@ def test_cli_search_on_an_empty_store_says_so(tmp_path):
 
 def test_cli_search_rejects_an_unknown_mode(settings):
     result = CliRunner().invoke(app, ["search", "住民票", "--mode", "fuzzy"],
-                                env={"SEKISHO_STORE__PATH": str(Path(settings.base_dir) / "kb.db")})
+                                env=store_env(settings))
     assert result.exit_code == 1
     assert "choose one of hybrid, lexical, dense" in result.output
     assert "Traceback" not in result.output

@@ -1,5 +1,6 @@
 """The review queue: held outputs are released only after a reviewer's decision, only reviewers and
-admins decide, nobody decides their own request, and every step lands in the audit chain."""
+admins decide, nobody decides their own request, and every step lands in the audit chain; on an
+SQLite file and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ def hold(queue, output, reasons, requester, audit_seq):
 
 
 @pytest.fixture()
-def queue(tmp_path):
-    log = AuditLog(tmp_path / "audit.db", key_path=tmp_path / "k.key")
+def queue(database_target, tmp_path):
+    log = AuditLog(database_target, key_path=tmp_path / "k.key")
     seq = log.append("chat", {"principal": "alice", "output": "対外向けの回答"}).seq
     q = ReviewQueue(log)
     q.held_id = hold(q, "対外向けの回答", ["external_use"], ALICE, seq)
@@ -71,8 +72,8 @@ def test_only_reviewers_and_admins_decide(queue, who):
     assert queue.audit.query(kind="review.decision") == []
 
 
-def test_nobody_approves_their_own_request(tmp_path):
-    log = AuditLog(tmp_path / "audit.db")
+def test_nobody_approves_their_own_request(database_target):
+    log = AuditLog(database_target)
     q = ReviewQueue(log)
     rid = hold(q, "text", ["role"], REVIEWER, 0)
     with pytest.raises(ReviewPermissionError, match="cannot decide"):
@@ -93,3 +94,29 @@ def test_prune_removes_decided_reviews_with_their_requests(queue):
     queue.audit.prune(cutoff, actor="root")
     assert [item.id for item in queue.list(None)] == [pending]
     assert queue.audit.verify().ok
+
+
+def test_a_review_is_decided_once_among_concurrent_deciders(queue):
+    # Eight reviewers (threads, each its own queue handle: another process or server) approve at once.
+    import threading
+
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def decide(n: int) -> None:
+        other = ReviewQueue(AuditLog(queue.audit.db))
+        try:
+            other.approve(queue.held_id, Principal(f"rin{n}", Role.REVIEWER), note=f"#{n}")
+            outcome = "approved"
+        except ReviewError:
+            outcome = "refused"
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=decide, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["approved"] + ["refused"] * 7
+    assert len(queue.audit.query(kind="review.decision")) == 1 and queue.audit.verify().ok

@@ -4,30 +4,30 @@ commands."""
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 from typer.testing import CliRunner
 
+from conftest import run_sql
 from sekisho.cli import app as cli
-from sekisho.db import SQLiteDatabase
+from sekisho.db import SQLiteDatabase, open_database
 from sekisho.identity import Role
 from sekisho.server.keys import KeyStore, KeyStoreError
 from sekisho.server.security import RateLimiter
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = KeyStore(SQLiteDatabase(tmp_path / "keys.db"))
+def store(database_target):
+    """The access database as an SQLite file and on PostgreSQL."""
+    s = KeyStore(open_database(database_target))
     yield s
     s.close()
 
 
-def test_secret_authenticates_and_is_not_stored(store, tmp_path):
+def test_secret_authenticates_and_is_not_stored(store, database_target):
     key, secret = store.create(Role.USER, "窓口端末", ("人事",))
     assert store.authenticate(secret) == key
     assert key.principal().role is Role.USER and key.principal().tags == ("人事",)
-    rows = sqlite3.connect(tmp_path / "keys.db").execute("SELECT * FROM api_keys").fetchall()
+    rows = run_sql(database_target, "SELECT * FROM api_keys")
     flat = " ".join(str(v) for row in rows for v in row)
     assert secret not in flat
     assert secret.split("_", 1)[1] not in flat  # not even the random part
@@ -65,9 +65,9 @@ def test_rate_limiter_allows_the_budget_then_refuses(store):
     assert limiter.take("b") == 0.0  # buckets are per key
 
 
-def test_rate_limit_holds_across_processes_sharing_the_access_database(store, tmp_path):
-    # Two worker processes are two handles on one file: the budget is shared, not doubled.
-    other = RateLimiter(SQLiteDatabase(tmp_path / "keys.db"), per_minute=4)
+def test_rate_limit_holds_across_processes_sharing_the_access_database(store, database_target):
+    # Two worker processes are two handles on one database: the budget is shared, not doubled.
+    other = RateLimiter(open_database(database_target), per_minute=4)
     mine = RateLimiter(store.db, per_minute=4)
     assert [mine.take("k"), other.take("k"), mine.take("k"), other.take("k")] == [0.0] * 4
     assert mine.take("k") > 0 and other.take("k") > 0
@@ -145,7 +145,7 @@ def test_requests_beyond_the_in_flight_limit_are_refused_at_once(tmp_path):
     runtime.close()
 
 
-def test_sessions_expire_close_and_are_stored_hashed(store, tmp_path, monkeypatch):
+def test_sessions_expire_close_and_are_stored_hashed(store, database_target, monkeypatch):
     import time as clock
 
     from sekisho.server import security
@@ -153,15 +153,15 @@ def test_sessions_expire_close_and_are_stored_hashed(store, tmp_path, monkeypatc
     sessions = security.Sessions(store.db)
     sid = sessions.open("key1")
     assert sessions.get(sid).key_id == "key1"
-    assert security.Sessions(SQLiteDatabase(tmp_path / "keys.db")).get(sid).key_id == "key1"  # every worker knows it
-    assert sid not in str(sqlite3.connect(tmp_path / "keys.db").execute("SELECT * FROM sessions").fetchall())
+    assert security.Sessions(open_database(database_target)).get(sid).key_id == "key1"  # every worker knows it
+    assert sid not in str(run_sql(database_target, "SELECT * FROM sessions"))
     assert sessions.close(sid).key_id == "key1"
     assert sessions.get(sid) is None and sessions.close(sid) is None
     old = [sessions.open("key2"), sessions.open("key3")]
     later = clock.time() + security.SESSION_TTL_S + 1
     monkeypatch.setattr(security.time, "time", lambda: later)
     fresh = sessions.open("key4")  # prunes the two expired sessions without anyone asking for them
-    rows = sqlite3.connect(tmp_path / "keys.db").execute("SELECT count(*) FROM sessions").fetchone()[0]
+    [(rows,)] = run_sql(database_target, "SELECT count(*) FROM sessions")
     assert rows == 1 and sessions.get(fresh).key_id == "key4"
     assert all(sessions.get(s) is None for s in old)
 

@@ -15,8 +15,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from server_fixtures.support import make_settings, run_server
-from server_fixtures.support import start_fake
+from server_fixtures.support import make_settings, run_server, start_fake
 from server_fixtures.vendor import backend_toml
 
 SMALL_BOUND_S = 2.0  # an idle small request takes ~0.01 s; the stall this guards against took 12.5 s

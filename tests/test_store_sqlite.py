@@ -1,4 +1,6 @@
-"""The SQLite store: schema and migrations, WAL concurrency, atomic replace, tag filtering."""
+"""The stores: schema and migrations, concurrency, atomic replace, tag filtering. The tests of the
+Store protocol run on the SQLite store (tantivy answering, and FTS5 alone) and on the PostgreSQL
+store; those of SQLite's own machinery (WAL, the vector matrix, legacy files) on SQLite."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import pytest
 
 from sekisho.db import MigrationError
 from sekisho.store import Chunk, Document, Location, StoreError, open_store
+from sekisho.store.postgres import PostgresStore
 from sekisho.store.sqlite import SQLiteStore, changelog
 from sekisho.store.sqlite import store as sqlite_module
 from sekisho.store.sqlite.schema import STORE_MIGRATIONS
@@ -35,37 +38,59 @@ def make_doc(doc_id: str, texts: list[str], *, tags: tuple[str, ...] = (), path:
     return doc, chunks, texts, vectors  # lexical text = the chunk text: already space-separated words
 
 
-@pytest.fixture(params=["tantivy", "fts5"])
+def _opened(kind: str, tmp_path, request):
+    if kind == "postgresql":
+        return PostgresStore(request.getfixturevalue("postgres_url"))
+    return SQLiteStore(tmp_path / "kb.db", lexical_index=kind == "tantivy")
+
+
+def target_of(store) -> str:
+    """What opens the same store again (another process, another server)."""
+    return store.db.url if store.db.dialect == "postgresql" else str(store.path)
+
+
+@pytest.fixture(params=["tantivy", "fts5", "postgresql"])
 def store(tmp_path, request):
-    """Every store test runs with the tantivy index answering lexical searches and with FTS5 alone."""
-    s = SQLiteStore(tmp_path / "kb.db", lexical_index=request.param == "tantivy")
+    """Protocol tests: SQLite with the tantivy index answering, SQLite with FTS5 alone, PostgreSQL."""
+    s = _opened(request.param, tmp_path, request)
     yield s
     s.close()
 
 
-@pytest.fixture
-def fts5_store(tmp_path):
-    s = SQLiteStore(tmp_path / "kb.db", lexical_index=False)
+@pytest.fixture(params=["tantivy", "fts5"])
+def sqlite_store(tmp_path, request):
+    s = _opened(request.param, tmp_path, request)
     yield s
     s.close()
 
 
-def test_fresh_store_is_wal_with_every_migration_recorded(store, tmp_path):
-    assert store.applied_migrations()[:4] == ["store.documents_chunks_fts_vectors", "store.fts_vocabulary",
+@pytest.fixture(params=["fts5", "postgresql"])
+def fts5_store(tmp_path, request):
+    """The in-database BM25 engines, which walk only the rarer terms: FTS5 and PostgreSQL's."""
+    s = _opened(request.param, tmp_path, request)
+    yield s
+    s.close()
+
+
+def test_fresh_store_is_wal_with_every_migration_recorded(sqlite_store, tmp_path):
+    assert sqlite_store.applied_migrations()[:4] == ["store.documents_chunks_fts_vectors", "store.fts_vocabulary",
                                               "store.chunk_change_log", "store.document_recipe"]
     raw = sqlite3.connect(tmp_path / "kb.db")
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     raw.close()
 
 
-def test_round_trip_keeps_every_field(store, tmp_path):
+def test_round_trip_keeps_every_field(store):
     doc, chunks, lex, vecs = make_doc("d1", ["alpha beta", "gamma delta"], tags=("人事", "経理"), title="給与")
     store.replace_document(doc, chunks, lex, vecs)
     store.close()
-    reopened = open_store(tmp_path / "kb.db")
+    reopened = open_store(target_of(store))
     assert reopened.document_by_path("d1.txt") == doc
     assert reopened.document_by_id("d1") == doc
     assert reopened.chunks_by_id(["d1:1", "d1:0", "missing"]) == [chunks[1], chunks[0]]
+    stored = reopened.stored_chunks("d1")
+    assert stored.chunks == chunks and stored.lexical_texts == lex
+    np.testing.assert_allclose(stored.vectors, vecs, rtol=1e-6)
     reopened.close()
 
 
@@ -146,7 +171,7 @@ def test_failure_mid_replace_leaves_old_document_intact(store):
     store.replace_document(*old)
     doc, chunks, lex, vecs = make_doc("d1", ["cherry", "durian"])
     duplicate = [chunks[0], chunks[0]]  # the second insert violates the unique chunk id
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(store.db.errors):
         store.replace_document(doc, duplicate, lex, vecs)
     assert store.document_by_id("d1") == old[0]
     assert store.chunks_by_id(["d1:0"]) == old[1]
@@ -223,10 +248,10 @@ def test_dense_scores_equal_the_matrix_product(rows):
     assert np.isnan(out[:2]).all() and np.isnan(out[rows + 2:]).all()
 
 
-def test_vector_search_sees_writes_from_another_store_instance(store, tmp_path):
+def test_vector_search_sees_writes_from_another_store_instance(store):
     store.replace_document(*make_doc("d1", ["a"]))
     assert len(store.vector_search(np.ones(DIM), 5)) == 1  # loads the matrix
-    other = open_store(tmp_path / "kb.db")
+    other = open_store(target_of(store))
     other.replace_document(*make_doc("d2", ["b"]))
     other.close()
     assert len(store.vector_search(np.ones(DIM), 5)) == 2
@@ -240,7 +265,8 @@ def assert_ranks_like_a_fresh_load(store, path, query):
     assert [score for _, score in got] == pytest.approx([score for _, score in want], abs=1e-5)
 
 
-def test_vector_matrix_follows_writes_without_reloading(store, tmp_path, monkeypatch):
+def test_vector_matrix_follows_writes_without_reloading(sqlite_store, tmp_path, monkeypatch):
+    store = sqlite_store
     store.replace_document(*make_doc("d1", ["a", "b"]))
     store.replace_document(*make_doc("d2", ["c"], tags=("人事",)))
     store.vector_search(np.ones(DIM), 1)  # the one full load
@@ -264,7 +290,8 @@ def test_vector_matrix_follows_writes_without_reloading(store, tmp_path, monkeyp
     assert {cid for cid, _ in store.vector_search(np.ones(DIM), 10, ("経理",))} == {"d1:0", "d1:1", "d1:2", "d3:0", "d4:0"}
 
 
-def test_replayed_blocks_and_their_compaction_rank_like_a_fresh_load(store, tmp_path):
+def test_replayed_blocks_and_their_compaction_rank_like_a_fresh_load(sqlite_store, tmp_path):
+    store = sqlite_store
     store.replace_document(*make_doc("big", [f"w{i}" for i in range(20)]))
     store.vector_search(np.ones(DIM), 1)
     query = np.random.default_rng(5).normal(size=DIM).astype(np.float32)
@@ -277,7 +304,8 @@ def test_replayed_blocks_and_their_compaction_rank_like_a_fresh_load(store, tmp_
     assert len(store.vectors._cache.blocks) == 1 and store.vectors._cache.rows == 5  # noqa: SLF001
 
 
-def test_vector_matrix_reloads_when_the_change_log_is_too_short(store, monkeypatch):
+def test_vector_matrix_reloads_when_the_change_log_is_too_short(sqlite_store, monkeypatch):
+    store = sqlite_store
     monkeypatch.setattr(changelog, "CHANGE_LOG_GENERATIONS", 1)
     store.replace_document(*make_doc("d1", ["a"]))
     store.vector_search(np.ones(DIM), 1)
@@ -287,7 +315,8 @@ def test_vector_matrix_reloads_when_the_change_log_is_too_short(store, monkeypat
     assert sorted(cid for cid, _ in store.vector_search(np.ones(DIM), 10)) == ["d2:0", "d3:0", "d4:0"]
 
 
-def test_readers_are_not_blocked_by_an_open_write(store, tmp_path):
+def test_readers_are_not_blocked_by_an_open_write(sqlite_store, tmp_path):
+    store = sqlite_store
     store.replace_document(*make_doc("d1", ["apple"]))
     writer = sqlite3.connect(tmp_path / "kb.db", isolation_level=None)
     writer.execute("BEGIN IMMEDIATE")
@@ -319,11 +348,11 @@ def test_concurrent_writers_from_threads_all_land(store):
     assert len(store.documents()) == 8
 
 
-def test_meta_values_persist(store, tmp_path):
+def test_meta_values_persist(store):
     store.set_meta("embedder", "e5-small")
     store.set_meta("embedder", "use-m3")
     store.close()
-    s = open_store(tmp_path / "kb.db")
+    s = open_store(target_of(store))
     assert s.get_meta("embedder") == "use-m3"
     assert s.get_meta("missing") is None
     s.close()

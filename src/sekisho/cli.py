@@ -183,8 +183,9 @@ def store_location(settings: Settings) -> str:
     """Where the knowledge base lives, for messages: a command run from another folder without
     a config file opens (or creates) another store, and the user should see which."""
     from sekisho.config import resolve_path
+    from sekisho.db import redacted
 
-    return str(resolve_path(settings, settings.store.path).resolve())
+    return redacted(settings.store.url) if settings.store.url else str(resolve_path(settings, settings.store.path).resolve())
 
 
 def empty_store_message(settings: Settings) -> str:
@@ -1289,3 +1290,60 @@ def config_check(
         console.print(table)
     if not all(r.ok for r in results):
         raise typer.Exit(1)
+
+
+# --- scale out: copy an SQLite deployment into PostgreSQL (store/, audit/, server/keys) -------
+
+
+@app.command("migrate")
+def migrate_command(
+    ctx: typer.Context,
+    source: Annotated[Optional[Path], typer.Option("--from", help="元のストア (SQLite file); default: [store] path")] = None,
+    target: Annotated[Optional[str], typer.Option("--to", help="移行先 postgresql:// URL; default: [store] url")] = None,
+    audit: Annotated[Optional[Path], typer.Option("--audit", help="元の監査ログ; default: [audit] path")] = None,
+) -> None:
+    """SQLiteの文書・監査ログ・レビュー・APIキーをPostgreSQLへ複製 (copy documents, embeddings, the audit chain,
+    reviews and keys into PostgreSQL; verifies the chain and counts; safe to rerun)."""
+    from sekisho.audit import AuditLog, ReviewQueue
+    from sekisho.config import resolve_path
+    from sekisho.db import open_database
+    from sekisho.server.keys import KeyStore, keys_beside
+    from sekisho.store import SQLiteStore, is_url, open_store
+    from sekisho.store.migrate import copy_store
+
+    settings = settings_of(ctx)
+    url = target or settings.store.url
+    if not is_url(url):
+        raise fail("--to: give a postgresql:// URL (or set [store] url)")
+    source = source or resolve_path(settings, settings.store.path)
+    audit = audit or resolve_path(settings, settings.audit.path)
+    for path in (source, audit):
+        if not path.exists():
+            raise fail(f"{path}: no such file to migrate from")
+    key_path = resolve_path(settings, settings.audit.key_path)
+    old_store, new_store = SQLiteStore(source, lexical_index=False), open_store(url)
+    old_audit, new_audit = AuditLog(audit, key_path=key_path), AuditLog(url, key_path=key_path)
+    try:
+        with new_store.bulk_load():  # one index build instead of an insert per vector
+            store = copy_store(old_store, new_store)
+        records = new_audit.copy_from(old_audit)
+        reviews = ReviewQueue(new_audit).copy_from(ReviewQueue(old_audit))
+        keys = 0
+        if keys_beside(audit).exists():
+            old_keys = KeyStore(open_database(keys_beside(audit)))
+            keys = KeyStore(new_audit.db).copy_from(old_keys)
+            old_keys.close()
+        verified, expected = new_audit.verify(), old_audit.head()
+    finally:
+        for handle in (old_store, new_store, old_audit, new_audit):
+            handle.close()
+    console.print(f"documents {store.documents} ({store.copied} copied, {store.unchanged} unchanged); chunks "
+                  f"{store.chunks_in_target}/{store.chunks}; audit records +{records}; reviews {reviews}; keys {keys}",
+                  highlight=False)
+    if not verified.ok or (verified.head_seq, verified.head_hash) != expected:
+        raise fail(f"{new_store.where}: the copied audit chain does not verify as the source's: {verified.reason} "
+                   f"(head {verified.head_seq}, source head {expected[0]})")
+    if store.chunks_in_target != store.chunks:
+        raise fail(f"{new_store.where}: {store.chunks - store.chunks_in_target} chunks missing after the copy")
+    console.print(f"[green]OK[/green]: audit chain verifies, head {verified.head_seq} {verified.head_hash[:16]}… "
+                  f"({verified.checkpoints} signed checkpoints)", highlight=False)

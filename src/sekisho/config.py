@@ -29,10 +29,38 @@ class _Section(BaseModel):
 
 class StoreConfig(_Section):
     path: str = "sekisho.db"
+    # postgresql://user@host/db: documents, audit log, reviews, keys and ingest jobs in one
+    # PostgreSQL (with pgvector) that several servers share, instead of `path` and the audit file.
+    # Password and TLS from the environment (PGPASSWORD, PGSSLMODE...), or in the URL.
+    url: str = ""
+
+    @model_validator(mode="after")
+    def _postgresql_url(self) -> StoreConfig:
+        if self.url and not self.url.startswith(("postgresql://", "postgres://")):
+            raise ValueError(f"url: {self.url.split('@')[-1]!r} is not a postgresql:// URL")
+        return self
+
+
+class EmbeddingServerConfig(_Section):
+    """An OpenAI-compatible /v1/embeddings endpoint (text-embeddings-inference, vLLM, Ollama,
+    Infinity...), usually on a GPU: `[retrieval] embedder = "openai"` with this table."""
+
+    base_url: str  # e.g. http://gpu-host:8080/v1
+    model: str  # sent as "model"; recorded in the store as "openai:<model>"
+    dim: int = Field(gt=0)  # what the model returns; a mismatch is refused, not stored
+    api_key_env: str = ""  # name of the environment variable holding the key (never the key)
+    batch: int = Field(default=64, ge=1)  # texts per request
+    concurrency: int = Field(default=4, ge=1)  # requests in flight at once
+    timeout_s: float = Field(default=60.0, gt=0)
+    # Models trained with instructions need them sent (e5: "query: " and "passage: ").
+    query_prefix: str = ""
+    passage_prefix: str = ""
 
 
 class RetrievalConfig(_Section):
+    # A bundled embedder ("e5-small", "use-m3"), or "openai" for [retrieval.embedding_server].
     embedder: str = "e5-small"
+    embedding_server: EmbeddingServerConfig | None = None
     chunk_chars: int = 400
     chunk_overlap: int = 80
     top_k: int = 5
@@ -52,6 +80,17 @@ class RetrievalConfig(_Section):
     rescore: bool = True
     # Query embeddings kept for repeated questions (0: none).
     query_cache: int = Field(default=1024, ge=0)
+
+    @model_validator(mode="after")
+    def _server_for_openai(self) -> RetrievalConfig:
+        if self.embedder == "openai" and self.embedding_server is None:
+            raise ValueError('embedder = "openai" needs a [retrieval.embedding_server] table (base_url, model, dim)')
+        return self
+
+    @property
+    def embedder_name(self) -> str:
+        """What the store records as the embedder of its vectors."""
+        return f"openai:{self.embedding_server.model}" if self.embedder == "openai" else self.embedder
 
 
 class BackendConfig(_Section):
@@ -114,6 +153,9 @@ class GuardConfig(_Section):
 
 class AuditConfig(_Section):
     path: str = "sekisho-audit.db"
+    # None: with the store (in its PostgreSQL when `[store] url` is set, else the file at `path`);
+    # "": the file at `path` whatever the store; a postgresql:// URL: there.
+    url: str | None = None
     key_path: str = "sekisho-signing.key"  # Ed25519 key for checkpoints and provenance
     checkpoint_every: int = 100
 

@@ -40,12 +40,12 @@ MY_NUMBER_WRONG_CHECK = "123456789012"
 
 def make_settings(folder: Path, *, policy: str | None = None, rate_limit: int = 10_000,
                   max_upload_mb: int = 1, extra_toml: str = "", unauthenticated: int = 10_000,
-                  retrieval_toml: str = "") -> Settings:
-    """Settings for one test server, every file inside `folder`. A policy text, if given, is
-    written beside it (the organisation's own policy file); `retrieval_toml` adds lines to the
-    [retrieval] table."""
+                  retrieval_toml: str = "", store_url: str = "") -> Settings:
+    """Settings for one test server, every file inside `folder` (documents, audit log and keys in
+    PostgreSQL instead when `store_url` is given). A policy text, if given, is written beside it
+    (the organisation's own policy file); `retrieval_toml` adds lines to the [retrieval] table."""
     lines = [
-        '[store]\npath = "kb.db"',
+        f'[store]\npath = "kb.db"\nurl = "{store_url}"',
         '[retrieval]\nembedder = "use-m3"\n' + retrieval_toml,
         '[audit]\npath = "audit.db"\nkey_path = "signing.key"',
         f"[server]\nrate_limit_per_minute = {rate_limit}\nmax_upload_mb = {max_upload_mb}\n"
@@ -105,10 +105,28 @@ def run_server(settings: Settings) -> Iterator[LiveServer]:
         thread.join(timeout=30)
 
 
-@pytest.fixture(scope="module")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """A server with the built-in policy, shared by one test module."""
-    yield from run_server(make_settings(tmp_path_factory.mktemp("server")))
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def live_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A server with the built-in policy, shared by one test module: on SQLite files, then on
+    PostgreSQL (a schema of the session's server for the module)."""
+    if request.param == "sqlite":
+        yield from run_server(make_settings(tmp_path_factory.mktemp("server")))
+        return
+    import uuid
+
+    import psycopg
+
+    from conftest import schema_url
+
+    base = request.getfixturevalue("postgres_server")
+    schema = f"m_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield from run_server(make_settings(tmp_path_factory.mktemp("server"), store_url=schema_url(base, schema)))
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def csrf_of(page: str) -> str:

@@ -38,13 +38,14 @@ class RunSummary:
 def run_settings(settings: Settings, run_dir: Path) -> Settings:
     """The configuration the arena runs under: the user's backends, policy and embedder, but its
     own audit log in the run directory, so red-team prompts stay out of the organisation's log."""
-    audit = settings.audit.model_copy(update={"path": str((run_dir / "audit.db").resolve()),
+    audit = settings.audit.model_copy(update={"path": str((run_dir / "audit.db").resolve()), "url": "",
                                               "key_path": str((run_dir / "audit-signing.key").resolve())})
     return settings.model_copy(update={"audit": audit})
 
 
 def _kb_settings(settings: Settings, path: Path) -> Settings:
-    return settings.model_copy(update={"store": settings.store.model_copy(update={"path": str(path.resolve())})})
+    return settings.model_copy(update={"store": settings.store.model_copy(update={"path": str(path.resolve()),
+                                                                                  "url": ""})})
 
 
 def _open_kb(settings: Settings, store: ResultStore, task: Task, data: TaskData, data_root: Path | None,

@@ -7,14 +7,18 @@ re-sign the checkpoints (Ed25519 over (seq, head hash), recorded in the chain it
 Retention (`prune`) deletes old records but leaves a signed anchor holding the hash of the last
 deleted record, so what remains still verifies.
 
-SQLite in its own file: WAL with synchronous=FULL, each append committed (and fsynced) before it
-returns, BEGIN IMMEDIATE so that several processes (CLI, server workers) append safely.
+On a `sekisho.db.Database`: an SQLite file of its own (WAL with synchronous=FULL, each append
+committed and fsynced before it returns, BEGIN IMMEDIATE so that several processes append safely),
+or PostgreSQL shared by several servers (every write transaction takes one advisory lock before it
+reads the chain head, so appends from every server form one chain; synchronous_commit is on for
+it whatever the server's default, so an append is durable when it returns).
 
 Group commit: appends from many threads at once share transactions. Whoever takes the writer lock
 commits every append queued by then, each in a savepoint of its own (one that fails is rolled back
 alone), with one fsync for all; each caller returns only once its own record is durable. Under
 load the batches grow by themselves; alone, a batch is one append (docs/benchmarks.md, ## Audit).
-Reads use a connection per thread, so no reader sees a batch before it commits.
+Reads use their own transactions (a connection per thread on SQLite, a pooled one on PostgreSQL),
+so no reader sees a batch before it commits.
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ import hashlib
 import hmac
 import json
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -37,6 +40,16 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sekisho.audit.signing import canonical_json, load_or_create_key, public_key_b64, sha256_hex, sign, signature_valid
+from sekisho.db import (
+    Connection,
+    Database,
+    DatabaseError,
+    Migrations,
+    advisory_key,
+    copy_table,
+    dialect_of,
+    open_database,
+)
 from sekisho.errors import InvalidInput, SekishoError
 from sekisho.text import nfkc, parse_day
 
@@ -44,29 +57,36 @@ GENESIS = "0" * 64
 T = TypeVar("T")
 CHECKPOINT = "checkpoint"
 SCHEMA_VERSION = 1
+# Every audit write transaction on PostgreSQL holds this lock from before it reads the head.
+AUDIT_LOCK = advisory_key("audit")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit_log (
-    seq  INTEGER PRIMARY KEY,
-    ts   TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    body TEXT NOT NULL,
-    prev TEXT NOT NULL,
-    hash TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS audit_log_kind ON audit_log(kind, seq);
-CREATE INDEX IF NOT EXISTS audit_log_ts ON audit_log(ts);
-CREATE TABLE IF NOT EXISTS audit_anchor (
-    id            INTEGER PRIMARY KEY CHECK (id = 1),
-    seq           INTEGER NOT NULL,
-    hash          TEXT NOT NULL,
-    pruned_before TEXT NOT NULL,
-    ts            TEXT NOT NULL,
-    public_key    TEXT NOT NULL,
-    signature     TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS audit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
+AUDIT_MIGRATIONS = Migrations("audit")
+
+
+@AUDIT_MIGRATIONS.step("chain")
+def _chain(conn: Connection) -> None:
+    # IF NOT EXISTS: audit files from before named migrations already have these tables.
+    seq = "INTEGER" if dialect_of(conn) == "sqlite" else "BIGINT"
+    for statement in (
+        f"CREATE TABLE IF NOT EXISTS audit_log (seq {seq} PRIMARY KEY, ts TEXT NOT NULL, kind TEXT NOT NULL, "
+        "body TEXT NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS audit_log_kind ON audit_log(kind, seq)",
+        f"CREATE TABLE IF NOT EXISTS audit_anchor (id INTEGER PRIMARY KEY CHECK (id = 1), seq {seq} NOT NULL, "
+        "hash TEXT NOT NULL, pruned_before TEXT NOT NULL, ts TEXT NOT NULL, public_key TEXT NOT NULL, "
+        "signature TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS audit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ):
+        conn.execute(statement)
+    conn.execute("INSERT INTO audit_meta(key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
+                 (str(SCHEMA_VERSION),))
+
+
+# Reports over a period (usage) find its first and last records by time.
+AUDIT_MIGRATIONS.sql("timestamps", "CREATE INDEX IF NOT EXISTS audit_log_ts ON audit_log(ts)")
+
+# Where the two dialects spell a query differently.
+_PRINCIPAL = {"sqlite": "json_extract(body, '$.principal')", "postgresql": "(body::jsonb ->> 'principal')"}
+_CONTAINS = {"sqlite": "instr(body, ?) > 0", "postgresql": "strpos(body, ?) > 0"}
 
 
 class AuditError(SekishoError):
@@ -148,8 +168,10 @@ class AuditLog:
     """`AuditLog(path, key_path=..., checkpoint_every=100)`; without a key no checkpoints are
     written (and prune, which signs its anchor, is refused)."""
 
-    def __init__(self, path: str | Path, *, key_path: str | Path | None = None, checkpoint_every: int = 100) -> None:
-        self.path = Path(path)
+    def __init__(self, target: str | Path | Database, *, key_path: str | Path | None = None,
+                 checkpoint_every: int = 100) -> None:
+        """`target`: the audit file, a postgresql:// URL, or an open Database (which the caller
+        keeps and closes)."""
         self.key_path = Path(key_path) if key_path is not None else None
         self.checkpoint_every = max(1, int(checkpoint_every))
         self._key: Ed25519PrivateKey | None = None
@@ -159,29 +181,32 @@ class AuditLog:
         self._queued: list[_Append] = []
         self._queue_cond = threading.Condition()
         self._committing = False
-        self._readers = threading.local()
-        self._reader_connections: list[sqlite3.Connection] = []
         self.batches = 0  # transactions that committed appends (appends / batches: the batch size)
         # Called as observer(kind, record, seconds) after each append is durable: the server's
         # metrics read what was recorded, so they count exactly what the audit log holds.
         self.observers: list[Callable[[str, dict[str, Any], float], None]] = []
+        self._owns_db = not hasattr(target, "dialect")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = _connect(self.path)
-            with self.transaction() as conn:
-                # Statement by statement: executescript would COMMIT in the middle of this transaction.
-                for statement in filter(str.strip, _SCHEMA.split(";")):
-                    conn.execute(statement)
-                conn.execute("INSERT OR IGNORE INTO audit_meta(key, value) VALUES ('schema_version', ?)",
-                             (str(SCHEMA_VERSION),))
-        except sqlite3.DatabaseError as exc:
-            raise AuditError(f"{self.path}: cannot open the audit log: {exc}") from None
+            # Every append is fsynced before it returns (the store's files settle for NORMAL).
+            self.db: Database = open_database(target, synchronous="FULL") if self._owns_db else target
+        except DatabaseError as exc:
+            raise AuditError(f"cannot open the audit log: {exc}") from None
+        self.where = self.db.where
+        self.path = Path(self.where) if self.db.dialect == "sqlite" else None
+        try:
+            AUDIT_MIGRATIONS.apply(self.db)
+        except self.db.errors as exc:
+            self.close()
+            raise AuditError(f"{self.where}: cannot open the audit log: {exc}") from None
 
     @classmethod
     def from_settings(cls, settings: Any) -> AuditLog:
+        """In the store's PostgreSQL database when `[store] url` names one, else in its own file
+        (`[audit] url` decides instead when set: "" for the file)."""
         from sekisho.config import resolve_path
 
-        return cls(resolve_path(settings, settings.audit.path),
+        url = settings.audit.url if settings.audit.url is not None else settings.store.url
+        return cls(url or resolve_path(settings, settings.audit.path),
                    key_path=resolve_path(settings, settings.audit.key_path),
                    checkpoint_every=settings.audit.checkpoint_every)
 
@@ -208,7 +233,7 @@ class AuditLog:
         if self._mac_key is None:
             key = self.key
             if key is None:
-                raise AuditError(f"{self.path}: keyed hashes need the signing key (audit.key_path)")
+                raise AuditError(f"{self.where}: keyed hashes need the signing key (audit.key_path)")
             raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
                                     serialization.NoEncryption())
             self._mac_key = hashlib.sha256(b"sekisho-audit-value-hmac\x00" + raw).digest()
@@ -217,18 +242,17 @@ class AuditLog:
     # --- writing ----------------------------------------------------------------------------
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; BEGIN IMMEDIATE takes the write lock up front so that the
-        read of the chain head and the insert cannot interleave with another process."""
+    def transaction(self) -> Iterator[Connection]:
+        """One write transaction that no other writer of the chain interleaves with, in this
+        process (the writer lock) or any other: SQLite's BEGIN IMMEDIATE takes the file's write
+        lock up front; on PostgreSQL the advisory lock is taken before anything is read."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            else:
-                self._conn.execute("COMMIT")
+                with self.db.write() as conn:
+                    if self.db.dialect == "postgresql":
+                        conn.execute("SELECT pg_advisory_xact_lock(?)", (AUDIT_LOCK,))
+                        conn.execute("SET LOCAL synchronous_commit = on")
+                    yield conn
                 if self._pending_witness is not None:
                     self._write_witness(*self._pending_witness)
             finally:
@@ -238,7 +262,7 @@ class AuditLog:
         return self.append_with(kind, record, None)[0]
 
     def append_with(self, kind: str, record: dict[str, Any],
-                    also: Callable[[sqlite3.Connection, AuditEntry], T] | None) -> tuple[AuditEntry, T | None]:
+                    also: Callable[[Connection, AuditEntry], T] | None) -> tuple[AuditEntry, T | None]:
         """Append, and run `also(conn, entry)` in the same transaction (a held output's review
         item lands with its record or not at all). Durable before it returns; committed together
         with whatever other threads queued meanwhile (group commit)."""
@@ -250,7 +274,7 @@ class AuditLog:
         return outcome
 
     def _append_durably(self, kind: str, record: dict[str, Any],
-                        also: Callable[[sqlite3.Connection, AuditEntry], T] | None) -> tuple[AuditEntry, T | None]:
+                        also: Callable[[Connection, AuditEntry], T] | None) -> tuple[AuditEntry, T | None]:
         op = _Append(kind, record, also, self._body(kind, record))
         with self._queue_cond:
             self._queued.append(op)
@@ -304,39 +328,39 @@ class AuditLog:
                         op.error = exc
                     conn.execute("RELEASE append")
             self.batches += 1
-        except sqlite3.DatabaseError as exc:
-            failure = AuditError(f"{self.path}: cannot append to the audit log: {exc}")
+        except self.db.errors as exc:
+            failure = AuditError(f"{self.where}: cannot append to the audit log: {' '.join(str(exc).split())}")
             for op in batch:
                 op.entry, op.error = None, failure
         finally:
             for op in batch:
                 op.finished = True
 
-    def append_in(self, conn: sqlite3.Connection, kind: str, record: dict[str, Any]) -> AuditEntry:
+    def append_in(self, conn: Connection, kind: str, record: dict[str, Any]) -> AuditEntry:
         """Append inside a transaction the caller holds (the review queue changes its table and
         audits the decision atomically)."""
         return self._append_body(conn, kind, self._body(kind, record), record)
 
-    def _append_body(self, conn: sqlite3.Connection, kind: str, body: str, record: dict[str, Any]) -> AuditEntry:
+    def _append_body(self, conn: Connection, kind: str, body: str, record: dict[str, Any]) -> AuditEntry:
         entry = self._insert(conn, kind, body, record)
         last_checkpoint = self._last_checkpoint_seq(conn)
         if self.key is not None and entry.seq - last_checkpoint >= self.checkpoint_every:
             self._checkpoint(conn, entry)
         return entry
 
-    def _head(self, conn: sqlite3.Connection) -> tuple[int, str]:
+    def _head(self, conn: Connection) -> tuple[int, str]:
         row = conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
         if row is not None:
             return row[0], row[1]
         anchor = conn.execute("SELECT seq, hash FROM audit_anchor WHERE id = 1").fetchone()
         return (anchor[0], anchor[1]) if anchor is not None else (0, GENESIS)
 
-    def _last_checkpoint_seq(self, conn: sqlite3.Connection) -> int:
+    def _last_checkpoint_seq(self, conn: Connection) -> int:
         row = conn.execute("SELECT MAX(seq) FROM audit_log WHERE kind = ?", (CHECKPOINT,)).fetchone()
         anchor = conn.execute("SELECT seq FROM audit_anchor WHERE id = 1").fetchone()
         return max(row[0] or 0, anchor[0] if anchor else 0)
 
-    def _insert(self, conn: sqlite3.Connection, kind: str, body: str, record: dict[str, Any]) -> AuditEntry:
+    def _insert(self, conn: Connection, kind: str, body: str, record: dict[str, Any]) -> AuditEntry:
         head_seq, head_hash = self._head(conn)
         seq, ts = head_seq + 1, utc_now()
         digest = entry_hash(seq, ts, kind, head_hash, body)
@@ -344,7 +368,7 @@ class AuditLog:
                      (seq, ts, kind, body, head_hash, digest))
         return AuditEntry(seq=seq, hash=digest, ts=ts, kind=kind, prev=head_hash, record=record)
 
-    def _checkpoint(self, conn: sqlite3.Connection, covered: AuditEntry) -> None:
+    def _checkpoint(self, conn: Connection, covered: AuditEntry) -> None:
         assert self.key is not None
         record = {
             "covers_seq": covered.seq,
@@ -391,26 +415,20 @@ class AuditLog:
         seq, ts, kind, body, prev, digest = row
         return AuditEntry(seq=seq, hash=digest, ts=ts, kind=kind, prev=prev, record=json.loads(body))
 
-    def _reader(self) -> sqlite3.Connection:
-        """This thread's read connection: it sees committed data only, never a batch in progress."""
-        conn = getattr(self._readers, "conn", None)
-        if conn is None:
-            conn = self._readers.conn = _connect(self.path)
-            with self._queue_cond:
-                self._reader_connections.append(conn)
-        return conn
-
     def get(self, seq: int) -> AuditEntry | None:
-        row = self._reader().execute("SELECT seq, ts, kind, body, prev, hash FROM audit_log WHERE seq = ?",
-                                     (seq,)).fetchone()
+        with self.db.read() as conn:
+            row = conn.execute("SELECT seq, ts, kind, body, prev, hash FROM audit_log WHERE seq = ?",
+                               (seq,)).fetchone()
         return self._entry(row) if row else None
 
     def read(self, sql: str, args: Any = ()) -> list[tuple[Any, ...]]:
         """A read-only query on the audit database, for the tables that live beside the chain."""
-        return self._reader().execute(sql, args).fetchall()
+        with self.db.read() as conn:
+            return conn.execute(sql, args).fetchall()
 
     def head(self) -> tuple[int, str]:
-        return self._head(self._reader())
+        with self.db.read() as conn:
+            return self._head(conn)
 
     def query(self, *, kind: str | None = None, principal: str | None = None, since: datetime | str | None = None,
               until: datetime | str | None = None, limit: int = 100, newest_first: bool = True) -> list[AuditEntry]:
@@ -419,7 +437,7 @@ class AuditLog:
             where.append("kind = ?")
             args.append(kind)
         if principal:
-            where.append("json_extract(body, '$.principal') = ?")
+            where.append(f"{_PRINCIPAL[self.db.dialect]} = ?")
             args.append(principal)
         if since is not None:
             where.append("ts >= ?")
@@ -432,7 +450,7 @@ class AuditLog:
             sql += " WHERE " + " AND ".join(where)
         sql += f" ORDER BY seq {'DESC' if newest_first else 'ASC'} LIMIT ?"
         args.append(int(limit))
-        return [self._entry(row) for row in self._reader().execute(sql, args)]
+        return [self._entry(row) for row in self.read(sql, args)]
 
     def records(self, *, kinds: Iterable[str] = (), since: datetime | str | None = None,
                 until: datetime | str | None = None, page: int = 1000) -> Iterator[AuditEntry]:
@@ -441,22 +459,27 @@ class AuditLog:
         and no read transaction stays open between pages, so appends go on meanwhile. The period
         costs what its own records cost, however long the log (docs/benchmarks.md, ## Usage)."""
         kinds = tuple(kinds)
-        reader = self._reader()
+        sqlite = self.db.dialect == "sqlite"
+        # SQLite is told which index to use and which not ('+' on a column keeps an index off it);
+        # PostgreSQL's planner picks the timestamp and (kind, seq) indexes by itself.
+        by_time = "INDEXED BY audit_log_ts " if sqlite else ""
+        unindexed = "+" if sqlite else ""
         # The range of sequence numbers that can hold the period's records, from the timestamp
         # index (exact even if the clock was ever set back: MIN and MAX over it); then a walk in
         # sequence order over that range only, each page resuming where the last one ended.
         terms, args = ["seq > ?", "seq <= ?"], []
-        first, last = 1, self._head(reader)[0]
-        if since is not None:
-            args.append(_timestamp(since))
-            first = reader.execute("SELECT MIN(seq) FROM audit_log INDEXED BY audit_log_ts WHERE ts >= ?",
-                                   args[-1:]).fetchone()[0]
-            terms.append("+ts >= ?")
-        if until is not None:
-            args.append(_timestamp(until))
-            last = reader.execute("SELECT MAX(seq) FROM audit_log INDEXED BY audit_log_ts WHERE ts < ?",
-                                  args[-1:]).fetchone()[0]
-            terms.append("+ts < ?")
+        with self.db.read() as reader:
+            first, last = 1, self._head(reader)[0]
+            if since is not None:
+                args.append(_timestamp(since))
+                first = reader.execute(f"SELECT MIN(seq) FROM audit_log {by_time}WHERE ts >= ?",
+                                       args[-1:]).fetchone()[0]
+                terms.append(f"{unindexed}ts >= ?")
+            if until is not None:
+                args.append(_timestamp(until))
+                last = reader.execute(f"SELECT MAX(seq) FROM audit_log {by_time}WHERE ts < ?",
+                                      args[-1:]).fetchone()[0]
+                terms.append(f"{unindexed}ts < ?")
         if first is None or last is None:
             return
         # One kind: its (kind, seq) index. Several: the rows themselves, in sequence order. The '+'
@@ -466,13 +489,13 @@ class AuditLog:
         if len(kinds) == 1:
             terms.append("kind = ?")
         elif kinds:
-            terms.append(f"+kind IN ({', '.join('?' * len(kinds))})")
+            terms.append(f"{unindexed}kind IN ({', '.join('?' * len(kinds))})")
         args.extend(kinds)
         sql = (f"SELECT seq, ts, kind, body, prev, hash FROM audit_log WHERE {' AND '.join(terms)} "
                "ORDER BY seq LIMIT ?")
         after = first - 1
         while True:
-            rows = reader.execute(sql, (after, last, *args, page)).fetchall()
+            rows = self.read(sql, (after, last, *args, page))
             for row in rows:
                 yield self._entry(row)
             if len(rows) < page:
@@ -482,9 +505,8 @@ class AuditLog:
     def find_value(self, value: str, *, limit: int = 100) -> list[AuditEntry]:
         """Records whose masked values include this one (by keyed hash; the value is never stored)."""
         digest = self.keyed_hash(value)
-        rows = self._reader().execute(
-            "SELECT seq, ts, kind, body, prev, hash FROM audit_log WHERE instr(body, ?) > 0 ORDER BY seq LIMIT ?",
-            (digest, limit))
+        rows = self.read(f"SELECT seq, ts, kind, body, prev, hash FROM audit_log WHERE {_CONTAINS[self.db.dialect]} "
+                         "ORDER BY seq LIMIT ?", (digest, limit))
         return [self._entry(row) for row in rows]
 
     def export(self, fp: IO[str], *, since_seq: int = 0,
@@ -492,17 +514,17 @@ class AuditLog:
         """JSON lines, oldest first: the anchor (if pruned) then every record with its hashes, so
         an export can be re-verified elsewhere. `shown` makes each line from its entry (a reader
         without the right to some content gets it withheld). Returns the number of records written."""
-        reader = self._reader()
-        anchor = reader.execute(
-            "SELECT seq, hash, pruned_before, ts, public_key, signature FROM audit_anchor WHERE id = 1").fetchone()
-        if anchor is not None and since_seq == 0:
-            keys = ("seq", "hash", "pruned_before", "ts", "public_key", "signature")
-            fp.write(json.dumps({"anchor": dict(zip(keys, anchor))}, ensure_ascii=False) + "\n")
-        count = 0
-        for row in reader.execute("SELECT seq, ts, kind, body, prev, hash FROM audit_log WHERE seq > ? "
-                                  "ORDER BY seq", (since_seq,)):
-            fp.write(json.dumps(shown(self._entry(row)), ensure_ascii=False) + "\n")
-            count += 1
+        with self.db.read() as reader:
+            anchor = reader.execute(
+                "SELECT seq, hash, pruned_before, ts, public_key, signature FROM audit_anchor WHERE id = 1").fetchone()
+            if anchor is not None and since_seq == 0:
+                keys = ("seq", "hash", "pruned_before", "ts", "public_key", "signature")
+                fp.write(json.dumps({"anchor": dict(zip(keys, anchor))}, ensure_ascii=False) + "\n")
+            count = 0
+            for row in reader.execute("SELECT seq, ts, kind, body, prev, hash FROM audit_log WHERE seq > ? "
+                                      "ORDER BY seq", (since_seq,)):
+                fp.write(json.dumps(shown(self._entry(row)), ensure_ascii=False) + "\n")
+                count += 1
         return count
 
     # --- verification -----------------------------------------------------------------------
@@ -516,9 +538,7 @@ class AuditLog:
         # whatever it names is in the snapshot. Appends go on meanwhile (the reader's own
         # connection holds a read transaction, not the writer lock).
         witness = self._read_witness() if public_key is None else None
-        reader = self._reader()
-        reader.execute("BEGIN")
-        try:
+        with self.db.read() as reader:  # one snapshot for the anchor, the chain and the witness's record
             anchor = reader.execute(
                 "SELECT seq, hash, pruned_before, public_key, signature FROM audit_anchor WHERE id = 1").fetchone()
             rows = reader.execute("SELECT seq, ts, kind, body, prev, hash FROM audit_log ORDER BY seq")
@@ -536,8 +556,6 @@ class AuditLog:
                 return replace(result, ok=False, first_bad_seq=seq,
                                reason=f"checkpoint {seq} differs from the one the witness beside the key recorded")
             return result
-        finally:
-            reader.execute("COMMIT")
 
     # --- retention --------------------------------------------------------------------------
 
@@ -547,11 +565,11 @@ class AuditLog:
         Refused when the log does not verify (pruning would destroy the evidence)."""
         key = self.key
         if key is None:
-            raise AuditError(f"{self.path}: pruning needs the signing key (audit.key_path) to sign the anchor")
+            raise AuditError(f"{self.where}: pruning needs the signing key (audit.key_path) to sign the anchor")
         cutoff = _timestamp(before)
         result = self.verify()
         if not result.ok:
-            raise AuditError(f"{self.path}: not pruning a log that fails verification: {result.reason}")
+            raise AuditError(f"{self.where}: not pruning a log that fails verification: {result.reason}")
         with self.transaction() as conn:
             row = conn.execute("SELECT MAX(seq) FROM audit_log WHERE ts < ?", (cutoff,)).fetchone()
             cut = row[0]
@@ -559,36 +577,45 @@ class AuditLog:
                 self.append_in(conn, "audit.prune", {"principal": actor, "before": cutoff, "deleted": 0})
                 return PruneResult(0, 0, GENESIS)
             cut_hash = conn.execute("SELECT hash FROM audit_log WHERE seq = ?", (cut,)).fetchone()[0]
-            # Overwrite deleted pages with zeros: retention means the data is gone from the file.
-            conn.execute("PRAGMA secure_delete=ON")
+            if self.db.dialect == "sqlite":
+                # Overwrite deleted pages with zeros: retention means the data is gone from the file.
+                conn.execute("PRAGMA secure_delete=ON")
             deleted = conn.execute("DELETE FROM audit_log WHERE seq <= ?", (cut,)).rowcount
-            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'reviews'").fetchone():
+            if conn.execute("SELECT 1 FROM _migrations WHERE name = 'reviews.reviews'").fetchone():
                 # Decided reviews of pruned requests go with them; pending ones still need a decision.
                 conn.execute("DELETE FROM reviews WHERE audit_seq <= ? AND status != 'pending'", (cut,))
             conn.execute(
-                "INSERT OR REPLACE INTO audit_anchor(id, seq, hash, pruned_before, ts, public_key, signature) "
-                "VALUES (1, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO audit_anchor(id, seq, hash, pruned_before, ts, public_key, signature) "
+                "VALUES (1, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, "
+                "pruned_before = excluded.pruned_before, ts = excluded.ts, public_key = excluded.public_key, "
+                "signature = excluded.signature",
                 (cut, cut_hash, cutoff, utc_now(), public_key_b64(key), sign(key, _anchor_payload(cut, cut_hash, cutoff))))
             self.append_in(conn, "audit.prune",
                            {"principal": actor, "before": cutoff, "deleted": deleted, "anchor_seq": cut})
-        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if self.db.dialect == "sqlite":
+            # The deleted records leave the write-ahead log too.
+            self.db.connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return PruneResult(deleted, cut, cut_hash)
 
+    def copy_from(self, source: AuditLog) -> int:
+        """Append the records of `source` this log does not have yet, as they are (same numbers,
+        hashes and signed checkpoints), with its prune anchor, so the chain verifies in its new
+        database as it did in the old; run before any server appends here. Refused when this log
+        holds records that are not the start of `source`'s chain. Returns the records copied."""
+        head_seq, head_hash = self.head()
+        if head_seq:
+            mine = source.get(head_seq)
+            if mine is None or mine.hash != head_hash:
+                raise AuditError(f"{self.where}: its record {head_seq} is not {source.where}'s; the chains differ, "
+                                 "not copying")
+        copy_table(source.db, self.db, "audit_anchor",
+                   ["id", "seq", "hash", "pruned_before", "ts", "public_key", "signature"], ["id"], update=True)
+        return copy_table(source.db, self.db, "audit_log", ["seq", "ts", "kind", "body", "prev", "hash"], ["seq"],
+                          update=False, where="seq > ?", params=(head_seq,))
+
     def close(self) -> None:
-        self._conn.close()
-        with self._queue_cond:
-            for conn in self._reader_connections:
-                conn.close()
-            self._reader_connections.clear()
-        self._readers = threading.local()
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA busy_timeout=30000")
-    return conn
+        if self._owns_db:
+            self.db.close()
 
 
 class _Append:
@@ -596,7 +623,7 @@ class _Append:
 
     __slots__ = ("also", "body", "entry", "error", "finished", "kind", "record", "result")
 
-    def __init__(self, kind: str, record: dict[str, Any], also: Callable[[sqlite3.Connection, AuditEntry], Any] | None,
+    def __init__(self, kind: str, record: dict[str, Any], also: Callable[[Connection, AuditEntry], Any] | None,
                  body: str):
         self.kind, self.record, self.also, self.body = kind, record, also, body
         self.entry: AuditEntry | None = None

@@ -24,8 +24,8 @@ CONVERSATION_MIGRATIONS.sql("conversations_turns_feedback", """
         id TEXT PRIMARY KEY,
         owner TEXT NOT NULL,
         title TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL
+        created_at DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL
     );
     CREATE INDEX conversations_by_owner ON conversations(owner, updated_at);
     CREATE TABLE conversation_turns (
@@ -39,7 +39,7 @@ CONVERSATION_MIGRATIONS.sql("conversations_turns_feedback", """
         audit_seq INTEGER,
         review_id INTEGER,
         details TEXT NOT NULL,
-        created_at REAL NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (conversation_id, n)
     );
     CREATE TABLE feedback (
@@ -47,7 +47,7 @@ CONVERSATION_MIGRATIONS.sql("conversations_turns_feedback", """
         principal TEXT NOT NULL,
         rating INTEGER NOT NULL,
         reason TEXT NOT NULL,
-        created_at REAL NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (audit_seq, principal)
     )
 """)

@@ -38,6 +38,7 @@ class Connection(Protocol):
 class Database(Protocol):
     dialect: str  # "sqlite" | "postgresql"
     where: str  # what messages call it: the file, or the URL without its password
+    errors: tuple[type[BaseException], ...]  # what the driver raises: callers turn these into one line
 
     def read(self) -> Any: ...
 
@@ -48,6 +49,7 @@ class Database(Protocol):
 
 class SQLiteDatabase:
     dialect = "sqlite"
+    errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
 
     def __init__(self, path: str | Path, *, synchronous: str = "NORMAL", foreign_keys: bool = False) -> None:
         self.path = Path(path)
@@ -85,7 +87,17 @@ class SQLiteDatabase:
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
-        yield self.connection()
+        """This thread's connection in a read transaction: its statements see one snapshot, as on
+        PostgreSQL (inside a write of this thread, that write's own view)."""
+        conn = self.connection()
+        if conn.in_transaction:
+            yield conn
+            return
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -106,6 +118,12 @@ class SQLiteDatabase:
                 conn.close()
             self._all.clear()
         self._local = threading.local()
+
+
+def dialect_of(conn: Connection) -> str:
+    """Which SQL a connection speaks, for a migration step or a statement handed only the
+    connection: "postgresql" for sekisho.db.postgres's connections, else "sqlite"."""
+    return getattr(conn, "dialect", "sqlite")
 
 
 def open_database(target: str | Path, **options: Any) -> Database:

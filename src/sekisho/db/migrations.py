@@ -13,14 +13,14 @@ a newer sekisho migrated it, and opening is refused rather than guessed at.
     def _(conn):
         conn.execute("CREATE TABLE documents (...)")
 
-    STORE.apply_sqlite(conn, where="kb/sekisho.db")
+    STORE.apply(open_database("kb/sekisho.db"))
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,24 +81,26 @@ class Migrations:
             raise ValueError(f"{self.part}: migration {migration.name!r} is declared twice")
         self._steps.append(migration)
 
-    def apply(self, db: Any) -> list[str]:
-        """Apply to a sekisho.db.Database (SQLite file or PostgreSQL server)."""
+    def apply(self, db: Any, *, legacy: Callable[[Any], int] | None = None) -> list[str]:
+        """Apply to a sekisho.db.Database (SQLite file or PostgreSQL server). `legacy(conn)` says how
+        many leading steps an SQLite file from before named migrations already has. Returns the
+        names applied."""
         if db.dialect == "sqlite":
-            with db.read() as conn:
-                return self.apply_sqlite(conn, where=db.where)
+            # Each step in a BEGIN IMMEDIATE transaction of its own: another process migrating at
+            # the same moment waits, then finds the step done.
+            with db.write() as conn:
+                conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+            return self.apply_each(db.write, where=db.where, legacy=legacy)
         return db.apply_migrations(self)
 
-    def apply_sqlite(self, conn: sqlite3.Connection, *, where: str,
-                     legacy: Callable[[sqlite3.Connection], int] | None = None) -> list[str]:
-        """Apply every step not yet recorded, each in its own BEGIN IMMEDIATE transaction (another
-        process migrating at the same moment waits, then finds the step done). `legacy(conn)`
-        says how many leading steps a database from before named migrations already has. Returns
-        the names applied."""
+    def apply_each(self, transaction: Callable[[], AbstractContextManager[Any]], *, where: str,
+                   legacy: Callable[[Any], int] | None = None) -> list[str]:
+        """Each step not yet recorded, in a `transaction()` of its own that excludes every other
+        migrator (BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL): the step and its
+        record commit together, and a migrator that waited finds the step done."""
         applied: list[str] = []
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
         for migration in self._steps:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction() as conn:
                 done = self._done(conn)
                 if not done and legacy is not None:
                     done = self._record_legacy(conn, legacy(conn))
@@ -108,10 +110,6 @@ class Migrations:
                     conn.execute(f"INSERT INTO {TABLE}(name, applied_at) VALUES (?, ?)",
                                  (self._recorded(migration.name), time.time()))
                     applied.append(migration.name)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
         return applied
 
     def _done(self, conn: Any) -> set[str]:

@@ -4,8 +4,8 @@ incrementally."""
 
 from sekisho.ingest.chunking import DEFAULT_CHUNK_CHARS, DEFAULT_CHUNK_OVERLAP, Section, chunk
 from sekisho.ingest.decode import decode_text
-from sekisho.ingest.errors import IngestError
 from sekisho.ingest.docx import ArchiveTooLarge, open_docx
+from sekisho.ingest.errors import IngestError
 from sekisho.ingest.extract import DEFAULT_MAX_BYTES, MEDIA_TYPES, Extracted, extract, media_type_for
 from sekisho.ingest.names import BadFileName, upload_name
 from sekisho.ingest.pipeline import (

@@ -33,8 +33,8 @@ JOB_MIGRATIONS.sql("ingest_jobs", """
         id TEXT PRIMARY KEY,
         owner TEXT NOT NULL,
         tags TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        finished_at REAL
+        created_at DOUBLE PRECISION NOT NULL,
+        finished_at DOUBLE PRECISION
     );
     CREATE TABLE ingest_files (
         job_id TEXT NOT NULL REFERENCES ingest_jobs(id) ON DELETE CASCADE,
@@ -45,7 +45,7 @@ JOB_MIGRATIONS.sql("ingest_jobs", """
         chunks INTEGER,
         error TEXT,
         claimed_by TEXT,
-        claimed_at REAL,
+        claimed_at DOUBLE PRECISION,
         PRIMARY KEY (job_id, ordinal)
     );
     CREATE INDEX ingest_files_by_status ON ingest_files(status, job_id, ordinal)
@@ -142,15 +142,21 @@ class JobQueue:
     def claim(self, worker: str) -> Claimed | None:
         """The next queued file, now running under `worker`; None when the queue is empty. Two
         workers never claim the same file: the claim is one conditional update."""
-        with self.db.write() as conn:
-            row = conn.execute(
-                "SELECT f.job_id, f.ordinal, f.name, j.owner, j.tags FROM ingest_files f "
-                "JOIN ingest_jobs j ON j.id = f.job_id WHERE f.status = 'queued' "
-                "ORDER BY j.created_at, f.job_id, f.ordinal LIMIT 1").fetchone()
-            if row is None:
-                return None
-            conn.execute("UPDATE ingest_files SET status = 'running', claimed_by = ?, claimed_at = ? "
-                         "WHERE job_id = ? AND ordinal = ? AND status = 'queued'", (worker, time.time(), row[0], row[1]))
+        while True:
+            with self.db.write() as conn:
+                row = conn.execute(
+                    "SELECT f.job_id, f.ordinal, f.name, j.owner, j.tags FROM ingest_files f "
+                    "JOIN ingest_jobs j ON j.id = f.job_id WHERE f.status = 'queued' "
+                    "ORDER BY j.created_at, f.job_id, f.ordinal LIMIT 1").fetchone()
+                if row is None:
+                    return None
+                # On PostgreSQL another server may have claimed the row since it was read: the
+                # update then waits for its commit, matches nothing, and the next file is tried.
+                taken = conn.execute("UPDATE ingest_files SET status = 'running', claimed_by = ?, claimed_at = ? "
+                                     "WHERE job_id = ? AND ordinal = ? AND status = 'queued'",
+                                     (worker, time.time(), row[0], row[1])).rowcount
+            if taken:
+                break
         job_id, ordinal, name, owner, tags = row
         return Claimed(job_id, ordinal, name, owner, tuple(json.loads(tags)), self.spool / job_id / str(ordinal))
 

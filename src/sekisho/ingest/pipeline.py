@@ -21,8 +21,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from sekisho.ingest.chunking import DEFAULT_CHUNK_CHARS, DEFAULT_CHUNK_OVERLAP, chunk
 from sekisho.ingest.errors import IngestError
-from sekisho.ingest.names import upload_name
 from sekisho.ingest.extract import DEFAULT_MAX_BYTES, Extracted, extract, media_type_for, read_source, unsupported_type
+from sekisho.ingest.names import upload_name
 from sekisho.store.protocol import Store
 from sekisho.store.records import Chunk, Document
 

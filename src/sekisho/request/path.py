@@ -48,8 +48,8 @@ from sekisho.config import BackendConfig, Settings, resolve_path
 from sekisho.errors import InvalidInput, one_line
 from sekisho.guard.findings import Finding, entity_label
 from sekisho.guard.masking import MaskSession, contains_placeholder
-from sekisho.guard.registry import MAX_SCAN_CHARS
 from sekisho.guard.policy import BUILT_IN, Action, Policy, PolicyError, policy_from_settings
+from sekisho.guard.registry import MAX_SCAN_CHARS
 from sekisho.identity import Principal, Role
 from sekisho.models import Backend, BackendError, Capability, ChatRequest, Completion, Message, ModelInfo, open_backend
 from sekisho.models.energy import CallMeter, Energy, Metering

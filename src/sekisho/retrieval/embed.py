@@ -1,16 +1,20 @@
-"""Dense embeddings: the `Embedder` protocol and the implementations whose weights ship in a
-registry package (nothing is downloaded at run time)."""
+"""Dense embeddings: the `Embedder` protocol, the implementations whose weights ship in a registry
+package (nothing is downloaded at run time), and `HttpEmbedder` for an embedding server the
+organisation runs (any OpenAI-compatible /v1/embeddings)."""
 
 from __future__ import annotations
 
 import os
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Protocol
 
+import httpx
 import numpy as np
 
+from sekisho.config import EmbeddingServerConfig, RetrievalConfig
 from sekisho.errors import SekishoError
 
 
@@ -132,3 +136,71 @@ def load_embedder(name: str) -> Embedder:
                 raise EmbedderError(f"unknown embedder {name!r}; choose one of {', '.join(EMBEDDERS)}")
             _loaded[name] = EMBEDDERS[name]()
         return _loaded[name]
+
+
+class HttpEmbedder:
+    """An OpenAI-compatible /v1/embeddings endpoint. Texts go in requests of `batch`, up to
+    `concurrency` of them in flight at once (an embedding server on a GPU answers a full batch
+    in about the time of one text); the rows come back in the order given, L2-normalised. A server
+    that is down, refuses, or answers vectors of another dimension is one line naming the URL."""
+
+    def __init__(self, config: EmbeddingServerConfig) -> None:
+        self.config = config
+        self.name = f"openai:{config.model}"
+        self.dim = config.dim
+        # The knowledge base hands over this many passages per call while indexing.
+        self.passages_per_call = config.batch * config.concurrency
+        headers = {}
+        if config.api_key_env:
+            key = os.environ.get(config.api_key_env)
+            if not key:
+                raise EmbedderError(f"{config.base_url}: the environment variable {config.api_key_env} "
+                                    "(embedding_server.api_key_env) is not set")
+            headers["Authorization"] = f"Bearer {key}"
+        self._client = httpx.Client(base_url=config.base_url.rstrip("/") + "/", headers=headers,
+                                    timeout=config.timeout_s,
+                                    limits=httpx.Limits(max_connections=config.concurrency))
+        self._pool = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="sekisho-embed")
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._embed([self.config.query_prefix + t for t in texts])
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return self._embed([self.config.passage_prefix + t for t in texts])
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.empty((0, self.dim), dtype=np.float32)
+        size = self.config.batch
+        batches = [texts[i:i + size] for i in range(0, len(texts), size)]
+        parts = [self._request(batches[0])] if len(batches) == 1 else list(self._pool.map(self._request, batches))
+        return _normalise(np.concatenate(parts))
+
+    def _request(self, texts: list[str]) -> np.ndarray:
+        where = f"{self.config.base_url} (model {self.config.model})"
+        try:
+            response = self._client.post("embeddings", json={"model": self.config.model, "input": texts})
+        except httpx.HTTPError as exc:
+            raise EmbedderError(f"{where}: the embedding server cannot be reached: {exc or type(exc).__name__}") \
+                from None
+        if response.status_code != 200:
+            raise EmbedderError(f"{where}: the embedding server answered {response.status_code}: "
+                                f"{' '.join(response.text.split())[:200]}")
+        try:
+            data = sorted(response.json()["data"], key=lambda item: item["index"])
+            matrix = np.asarray([item["embedding"] for item in data], dtype=np.float32)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise EmbedderError(f"{where}: not an embeddings response: {exc}") from None
+        if matrix.shape != (len(texts), self.dim):
+            raise EmbedderError(f"{where}: answered {matrix.shape[0]} vectors of {matrix.shape[-1]} dimensions for "
+                                f"{len(texts)} texts; embedding_server.dim says {self.dim}")
+        return matrix
+
+
+def open_embedder(config: RetrievalConfig) -> Embedder:
+    """The embedder `[retrieval]` configures: a bundled one (shared by the process), or the
+    embedding server's."""
+    if config.embedder == "openai":
+        assert config.embedding_server is not None  # the configuration's validator says so
+        return HttpEmbedder(config.embedding_server)
+    return load_embedder(config.embedder)

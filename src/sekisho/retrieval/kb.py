@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import tomllib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 
 from sekisho.config import Settings, resolve_path
-from sekisho.retrieval.embed import Embedder, EmbedderError, load_embedder
+from sekisho.retrieval.embed import Embedder, EmbedderError, load_embedder, open_embedder
 from sekisho.retrieval.rerank import FEATURES, Rescorer, features, rescore
 from sekisho.retrieval.tokenize import Analyzer, analyzer, char_bigrams
 from sekisho.store import Chunk, Document, Hit, Store, open_store
@@ -110,11 +110,13 @@ def _passage_text(title: str, chunk: Chunk) -> str:
 class KnowledgeBase:
     def __init__(self, store: Store, embedder_name: str, *, analyzer_: Analyzer | None = None,
                  fusion: Fusion | None = None, rescorer: Rescorer | None = None, rescoring: bool = True,
-                 query_cache: int = 1024):
+                 query_cache: int = 1024, embedder: Callable[[], Embedder] | None = None):
         """`rescoring=False` ranks by fusion alone, for corpora unlike the Wikipedia the re-scorer
-        was fitted on (see rescorers.toml)."""
+        was fitted on (see rescorers.toml). `embedder` makes the embedder named `embedder_name`
+        (default: the bundled one of that name), on first use."""
         self.store = store
         self.embedder_name = embedder_name
+        self._make_embedder = embedder or (lambda: load_embedder(embedder_name))
         self.analyzer = analyzer_ or analyzer()
         fitted = FITTED.get(embedder_name) if rescoring else None
         self.fusion = fusion or (fitted.fusion if fitted else Fusion())
@@ -160,7 +162,7 @@ class KnowledgeBase:
         if self._embedder is None:
             with self._embedder_lock:
                 if self._embedder is None:
-                    self._embedder = load_embedder(self.embedder_name)
+                    self._embedder = self._make_embedder()
         return self._embedder
 
     # -- writing ---------------------------------------------------------------------------------
@@ -171,10 +173,14 @@ class KnowledgeBase:
         lexical = [self._lexical_text(t) for t in texts]
         # A few passages per call: the embedder runs one call at a time, and a question arriving
         # while a long document is indexed waits for one small batch, not for the whole document.
-        batches = [self.embedder.embed_passages(texts[i:i + EMBED_BATCH]) for i in range(0, len(texts), EMBED_BATCH)]
+        # An embedding server takes larger calls: it batches and runs them concurrently itself.
+        step = getattr(self.embedder, "passages_per_call", EMBED_BATCH)
+        batches = [self.embedder.embed_passages(texts[i:i + step]) for i in range(0, len(texts), step)]
         vectors = np.concatenate(batches) if batches else np.empty((0, self.embedder.dim), dtype=np.float32)
         if self.store.get_meta("embedder") != self.embedder_name:
+            # The model and its dimension, so a store is never searched with another embedder.
             self.store.set_meta("embedder", self.embedder_name)
+            self.store.set_meta("embedder_dim", str(self.embedder.dim))
         self.store.replace_document(document, chunks, lexical, vectors)
 
     def delete(self, doc_id: str) -> None:
@@ -309,12 +315,18 @@ def fuse(lexical: Sequence[tuple[str, float]], dense: Sequence[tuple[str, float]
     return sorted(scores.items(), key=lambda item: -item[1])
 
 
+def store_target(settings: Settings) -> str | Path:
+    """Where the configured store is: `[store] url` (PostgreSQL) when set, else the file at `path`."""
+    return settings.store.url or resolve_path(settings, settings.store.path)
+
+
 def open_knowledge_base(settings: Settings, *, fusion: Fusion | None = None) -> KnowledgeBase:
-    """The knowledge base configured by `settings` (store file, embedder)."""
-    store = open_store(resolve_path(settings, settings.store.path))
+    """The knowledge base configured by `settings` (store file or PostgreSQL URL, embedder)."""
+    store = open_store(store_target(settings))
+    retrieval = settings.retrieval
     try:
-        return KnowledgeBase(store, settings.retrieval.embedder, fusion=fusion, rescoring=settings.retrieval.rescore,
-                             query_cache=settings.retrieval.query_cache)
+        return KnowledgeBase(store, retrieval.embedder_name, fusion=fusion, rescoring=retrieval.rescore,
+                             query_cache=retrieval.query_cache, embedder=lambda: open_embedder(retrieval))
     except BaseException:
         store.close()
         raise

@@ -13,6 +13,7 @@ from fastapi.responses import PlainTextResponse, Response
 
 from sekisho.errors import Forbidden
 from sekisho.identity import Role
+from sekisho.ingest import upload_name
 from sekisho.ingest.jobs import Job
 from sekisho.server.access import ContentAccess
 from sekisho.server.deps import AppState, audit_event, require, state_of
@@ -47,7 +48,6 @@ from sekisho.server.schemas import (
     WhoAmI,
 )
 from sekisho.server.security import GRANTS, Caller, Permission, can_see, search_tags
-from sekisho.ingest import upload_name
 from sekisho.server.uploads import check_content
 
 _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 429)}

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sekisho.config import QuotaLimits, Settings, resolve_path
-from sekisho.db import Database, Migrations, open_database
+from sekisho.db import Database, Migrations, copy_table, open_database
 from sekisho.errors import Conflict, InvalidInput, NotFound
 from sekisho.identity import Principal, Role
 
@@ -79,17 +79,20 @@ ACCESS_MIGRATIONS = Migrations("access")
 ACCESS_MIGRATIONS.sql("api_keys", """
     CREATE TABLE IF NOT EXISTS api_keys (
         id TEXT PRIMARY KEY, hash TEXT NOT NULL, name TEXT NOT NULL, role TEXT NOT NULL,
-        tags TEXT NOT NULL, created_at REAL NOT NULL, revoked_at REAL, last_used_at REAL)
+        tags TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL, revoked_at DOUBLE PRECISION,
+        last_used_at DOUBLE PRECISION)
 """)
 # Browser sessions, shared by every worker process; the id is stored hashed, so the table never
-# holds a live cookie value.
+# holds a live cookie value. (DOUBLE PRECISION, not REAL: PostgreSQL's REAL is 4 bytes, which
+# rounds a Unix time to minutes; SQLite reads either as an 8-byte float.)
 ACCESS_MIGRATIONS.sql("sessions", """
-    CREATE TABLE sessions (id TEXT PRIMARY KEY, key_id TEXT NOT NULL, expires REAL NOT NULL);
+    CREATE TABLE sessions (id TEXT PRIMARY KEY, key_id TEXT NOT NULL, expires DOUBLE PRECISION NOT NULL);
     CREATE INDEX sessions_by_expiry ON sessions(expires)
 """)
 # Token buckets of the per-key rate limit (and of unauthenticated callers, per address).
 ACCESS_MIGRATIONS.sql("rate_buckets", """
-    CREATE TABLE rate_buckets (bucket TEXT PRIMARY KEY, tokens REAL NOT NULL, updated REAL NOT NULL)
+    CREATE TABLE rate_buckets (bucket TEXT PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL,
+                               updated DOUBLE PRECISION NOT NULL)
 """)
 # Sessions of people signed in through the organisation's IdP carry who they are (as mapped at
 # sign-in) instead of a key. Sessions last hours, so the table is made anew rather than altered:
@@ -97,14 +100,15 @@ ACCESS_MIGRATIONS.sql("rate_buckets", """
 ACCESS_MIGRATIONS.sql("sessions_for_people", """
     DROP TABLE sessions;
     CREATE TABLE sessions (id TEXT PRIMARY KEY, key_id TEXT, principal TEXT, role TEXT, tags TEXT,
-                           display TEXT NOT NULL DEFAULT '', expires REAL NOT NULL);
+                           display TEXT NOT NULL DEFAULT '', expires DOUBLE PRECISION NOT NULL);
     CREATE INDEX sessions_by_expiry ON sessions(expires)
 """)
 # Sign-ins under way at the IdP (server/oidc.py): state, nonce and PKCE verifier, found again by
 # the hash of a cookie only the browser that started the sign-in holds; used once, then deleted.
 ACCESS_MIGRATIONS.sql("oidc_signins", """
     CREATE TABLE oidc_signins (id TEXT PRIMARY KEY, state TEXT NOT NULL, nonce TEXT NOT NULL,
-                               verifier TEXT NOT NULL, redirect_uri TEXT NOT NULL, expires REAL NOT NULL);
+                               verifier TEXT NOT NULL, redirect_uri TEXT NOT NULL,
+                               expires DOUBLE PRECISION NOT NULL);
     CREATE INDEX oidc_signins_by_expiry ON oidc_signins(expires)
 """)
 # A key's own quota limits (NULL: none of its own).
@@ -211,6 +215,11 @@ class KeyStore:
             raise KeyRevoked(f"key {key_id}: already revoked")
         return key
 
+    def copy_from(self, source: KeyStore) -> int:
+        """Every key of `source` (hashes, roles, tags, revocations); returns how many. Sessions and
+        rate buckets stay behind: they are minutes long."""
+        return copy_table(source.db, self.db, "api_keys", _KEY_COLUMNS.split(", "), ["id"], update=True)
+
     def close(self) -> None:
         self.db.close()
 
@@ -231,12 +240,17 @@ def _record(row: tuple) -> ApiKey:
 def keys_path(settings: Settings) -> Path:
     """The key database sits beside the audit database ('sekisho-audit.db' -> 'sekisho-audit.keys.db'),
     so a deployment backs up its identities together with the record of what they did."""
-    audit = resolve_path(settings, settings.audit.path)
+    return keys_beside(resolve_path(settings, settings.audit.path))
+
+
+def keys_beside(audit: Path) -> Path:
     return audit.with_name(audit.stem + ".keys.db")
 
 
 def open_access_database(settings: Settings) -> Database:
-    return open_database(keys_path(settings))
+    """The store's PostgreSQL database when `[store] url` names one (every server sees every key,
+    session and bucket), else the file beside the audit log."""
+    return open_database(settings.store.url or keys_path(settings))
 
 
 def open_key_store(settings: Settings) -> KeyStore:

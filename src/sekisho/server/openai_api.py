@@ -278,7 +278,7 @@ async def embeddings(body: EmbeddingRequest, request: Request,
     texts = [body.input] if isinstance(body.input, str) else list(body.input)  # 1 to 256, none blank (the schema)
     check_text({f"input[{i}]": text for i, text in enumerate(texts)})
 
-    name = state.settings.retrieval.embedder
+    name = state.settings.retrieval.embedder_name  # what the store's vectors were made with
     if body.model not in (name, "default"):
         raise ApiError(404, f"埋め込みモデル '{body.model}' はありません / embedding model '{body.model}' does not exist; this server embeds with '{name}'",
                        code="model_not_found", param="model")

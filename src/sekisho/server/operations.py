@@ -92,7 +92,7 @@ def _store(runtime: Any) -> None:
 
 def _audit(runtime: Any) -> None:
     log = runtime.audit()
-    if not Path(log.path).exists():
+    if log.path is not None and not Path(log.path).exists():  # path is None in PostgreSQL
         raise NotReady(f"{log.path}: the audit log file is gone")
     log.head()
 

@@ -56,14 +56,15 @@ def _writable_folder(path: Path, what: str) -> str:
 
 
 def _store(settings: Settings) -> str:
+    from sekisho.db import redacted
     from sekisho.store import open_store
 
     path = resolve_path(settings, settings.store.path)
-    if not path.exists():
+    if not settings.store.url and not path.exists():
         return _writable_folder(path, "store")
-    store = open_store(path)
+    store = open_store(settings.store.url or path)
     try:
-        return f"{path}: {len(store.documents())} documents"
+        return f"{redacted(settings.store.url) if settings.store.url else path}: {len(store.documents())} documents"
     finally:
         store.close()
 
@@ -81,14 +82,15 @@ def _audit(settings: Settings) -> str:
     path, key = resolve_path(settings, settings.audit.path), resolve_path(settings, settings.audit.key_path)
     if key.exists() and not os.access(key, os.R_OK):
         raise ValueError(f"{key}: signing key not readable")
-    if not path.exists():
+    url = settings.audit.url if settings.audit.url is not None else settings.store.url
+    if not url and not path.exists():
         return _writable_folder(path, "audit log")
-    log = AuditLog(path, key_path=None)
+    log = AuditLog(url or path, key_path=None)
     try:
         seq, _ = log.head()
     finally:
         log.close()
-    return f"{path}: {seq} records; key {key}{'' if key.exists() else ' (new)'}"
+    return f"{log.where}: {seq} records; key {key}{'' if key.exists() else ' (new)'}"
 
 
 def _policy(settings: Settings) -> str:

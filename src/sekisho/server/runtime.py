@@ -82,12 +82,16 @@ class Runtime:
         return self._get("reviews", lambda: ReviewQueue(self.audit()))
 
     def jobs(self):
-        """The durable upload queue, in the store's database, its files spooled beside the store."""
+        """The durable upload queue, in the store's database, its files spooled beside the store
+        (beside the configuration for PostgreSQL: servers on several hosts need that folder shared)."""
+        from sekisho.config import resolve_path
         from sekisho.ingest.jobs import JobQueue
 
         def make() -> JobQueue:
             store = self.kb().store
-            return JobQueue(store.db, store.path.with_name(store.path.name + ".uploads"))
+            spool = (store.path.with_name(store.path.name + ".uploads") if store.db.dialect == "sqlite"
+                     else resolve_path(self.settings, "sekisho.uploads"))
+            return JobQueue(store.db, spool)
 
         return self._get("jobs", make)
 

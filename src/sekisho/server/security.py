@@ -150,16 +150,20 @@ class RateLimiter:
     def take(self, bucket: str) -> float:
         """0.0 when allowed, else the seconds until the next token."""
         now = time.time()
+        # The row is read locked, so two servers taking from one bucket at once take two tokens:
+        # SQLite's write transaction already excludes every other writer; PostgreSQL locks the row
+        # (made first if new, so there is a row to lock).
+        lock = " FOR UPDATE" if self.db.dialect == "postgresql" else ""
         with self.db.write() as conn:
-            row = conn.execute("SELECT tokens, updated FROM rate_buckets WHERE bucket = ?", (bucket,)).fetchone()
-            tokens, last = (row[0], row[1]) if row else (self.capacity, now)
+            conn.execute("INSERT INTO rate_buckets (bucket, tokens, updated) VALUES (?, ?, ?) "
+                         "ON CONFLICT (bucket) DO NOTHING", (bucket, self.capacity, now))
+            tokens, last = conn.execute(f"SELECT tokens, updated FROM rate_buckets WHERE bucket = ?{lock}",
+                                        (bucket,)).fetchone()
             tokens = min(self.capacity, tokens + max(0.0, now - last) * self.rate)
             wait = 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
             if not wait:
                 tokens -= 1.0
-            conn.execute("INSERT INTO rate_buckets (bucket, tokens, updated) VALUES (?, ?, ?) "
-                         "ON CONFLICT (bucket) DO UPDATE SET tokens = excluded.tokens, updated = excluded.updated",
-                         (bucket, tokens, now))
+            conn.execute("UPDATE rate_buckets SET tokens = ?, updated = ? WHERE bucket = ?", (tokens, now, bucket))
         return wait
 
 

@@ -1,7 +1,28 @@
-"""Persistent storage for the knowledge base: records, the Store protocol, the SQLite store."""
+"""Persistent storage for the knowledge base: records, the Store protocol, the SQLite store and the
+PostgreSQL store; `open_store` picks one by its target."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 from sekisho.store.protocol import Store, StoreError
-from sekisho.store.records import Chunk, Document, Hit, Location
-from sekisho.store.sqlite import SQLiteStore, open_store
+from sekisho.store.records import Chunk, Document, Hit, Location, StoredChunks
+from sekisho.store.sqlite import SQLiteStore
 
-__all__ = ["Chunk", "Document", "Hit", "Location", "SQLiteStore", "Store", "StoreError", "open_store"]
+
+def is_url(target: str | Path) -> bool:
+    return str(target).startswith(("postgresql://", "postgres://"))
+
+
+def open_store(target: str | Path) -> Store:
+    """Open (creating and migrating if needed) the store at a file path (SQLite) or a
+    postgresql:// URL (PostgreSQL with pgvector)."""
+    if is_url(target):
+        from sekisho.store.postgres import PostgresStore
+
+        return PostgresStore(str(target))
+    return SQLiteStore(target)
+
+
+__all__ = ["Chunk", "Document", "Hit", "Location", "SQLiteStore", "Store", "StoreError", "StoredChunks", "is_url",
+           "open_store"]

@@ -1,7 +1,8 @@
 """The Store protocol: everything the rest of sekisho may ask of persistent storage.
 
-SQLite is the embedded default; a PostgreSQL (pgvector) store will implement the same protocol so
-several servers can share one database. Nothing outside store/ writes SQL.
+SQLite is the embedded default (store/sqlite/); the PostgreSQL store (store/postgres/, pgvector)
+implements the same protocol so several servers can share one database. `open_store` picks by
+path or URL. Nothing outside store/ writes SQL for documents.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from sekisho.errors import SekishoError
-from sekisho.store.records import Chunk, Document
+from sekisho.store.records import Chunk, Document, StoredChunks
 
 
 class StoreError(SekishoError):
@@ -57,6 +58,11 @@ class Store(Protocol):
 
     def vector_search(self, vector: np.ndarray, k: int, tags: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """Nearest chunks by cosine similarity; returns (chunk id, similarity), best first."""
+
+    def stored_chunks(self, doc_id: str) -> StoredChunks:
+        """The document's chunks with their lexical texts and vectors, in order (empty if none)."""
+
+    def chunk_count(self) -> int: ...
 
     def get_meta(self, key: str) -> str | None:
         """A small named setting kept with the data (e.g. which embedder made the vectors)."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class Location:
@@ -61,3 +63,13 @@ class Hit:
     lexical_rank: int | None = None
     dense_rank: int | None = None
     matched_terms: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class StoredChunks:
+    """A document's chunks as a store holds them, in order: what `replace_document` was given
+    (copying between stores: sekisho migrate)."""
+
+    chunks: list[Chunk]
+    lexical_texts: list[str]
+    vectors: np.ndarray  # (len(chunks), dim) float32

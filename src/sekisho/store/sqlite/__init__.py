@@ -4,6 +4,6 @@ tantivy beside the file, FTS5 inside it), `vectors.py` (the dense matrix), `rows
 helpers)."""
 
 from sekisho.store.protocol import StoreError
-from sekisho.store.sqlite.store import SQLiteStore, open_store
+from sekisho.store.sqlite.store import SQLiteStore
 
-__all__ = ["SQLiteStore", "StoreError", "open_store"]
+__all__ = ["SQLiteStore", "StoreError"]

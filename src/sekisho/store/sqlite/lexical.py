@@ -18,12 +18,9 @@ from pathlib import Path
 from sekisho.store.sqlite.changelog import CHANGED_SINCE, changes_since, current_generation
 from sekisho.store.sqlite.rows import chunk_ids_for_rowids, tags_by_document, visible_doc_clause
 from sekisho.store.sqlite.tantivy_index import IndexBusy, IndexState, LexicalIndexError, TantivyIndex
+from sekisho.store.terms import POSTINGS_BUDGET, TermCounts, ranking_terms
 
 log = logging.getLogger("sekisho.store")
-
-# See LexicalIndex._ranking_terms. Chosen by bench/retrieval_scale.py and bench/retrieval_jsquad.py
-# (docs/benchmarks.md, ## Retrieval).
-POSTINGS_BUDGET = 40_000
 
 
 def match_expression(terms: Sequence[str]) -> str:
@@ -43,9 +40,7 @@ class LexicalIndex:
         self._store_id = store_id
         # How much of the index an FTS5 query may walk (see _ranking_terms).
         self.postings_budget: float = POSTINGS_BUDGET
-        self._term_lock = threading.Lock()
-        self._term_cache: dict[str, int] = {}
-        self._term_cache_generation = -1
+        self._term_counts = TermCounts()
         self._sync_lock = threading.Lock()
         self._index: TantivyIndex | None = None
         if tantivy:
@@ -175,44 +170,15 @@ class LexicalIndex:
         return [(r[0], float(r[1])) for r in rows]
 
     def _ranking_terms(self, terms: Sequence[str]) -> list[str]:
-        """The query terms worth a posting-list walk: rarest first, while the postings walked stay
-        within `postings_budget`; the rarest term is always kept.
-
-        FTS5 scores every chunk that matches any OR'ed term, so a term found in most chunks (a
-        common kana pair such as した) makes a query touch nearly the whole index, while its BM25
-        weight is close to nothing: idf = ln((N - n + 0.5) / (n + 0.5)) is at most ln 3 = 1.1 once
-        n > N/4, against 7 to 11 for a term in a handful of chunks at N = 100,000. The terms left
-        out are therefore the cheapest to lose. A store of a few thousand chunks never reaches the
-        budget, so its ranking is exactly FTS5's over every term.
+        """The query terms worth a posting-list walk (store/terms.py).
         A term the vocabulary does not list as given is kept: FTS5 folds case and diacritics when
         it tokenises the query, so it may still match, and an absent term costs nothing.
         `terms` are distinct and non-blank (lexical_search made them so)."""
-        counts = self._term_counts(list(terms))
-        kept: list[str] = []
-        postings = 0
-        for term in sorted(terms, key=lambda t: (counts[t], t)):
-            if postings and postings + counts[term] > self.postings_budget:
-                break
-            kept.append(term)
-            postings += counts[term]
-        return kept
-
-    def _term_counts(self, terms: list[str]) -> dict[str, int]:
-        """How many chunks contain each term; cached until the next write (counting a common
-        term walks its whole posting list)."""
-        generation = current_generation(self._conn())
-        with self._term_lock:
-            if self._term_cache_generation != generation or len(self._term_cache) > 200_000:
-                self._term_cache = {}
-                self._term_cache_generation = generation
-            cache = self._term_cache
-            missing = [t for t in terms if t not in cache]
         conn = self._conn()
-        found = {}
-        for term in missing:
+
+        def count(term: str) -> int:
             row = conn.execute("SELECT doc FROM chunk_fts_vocab WHERE term = ?", (term,)).fetchone()
-            found[term] = row[0] if row else 0
-        with self._term_lock:
-            if self._term_cache_generation == generation:
-                cache.update(found)
-        return {t: found[t] if t in found else cache[t] for t in terms}
+            return row[0] if row else 0
+
+        counts = self._term_counts.get(list(terms), current_generation(conn), count)
+        return ranking_terms(terms, counts, self.postings_budget)

@@ -1,13 +1,15 @@
-"""Row-level helpers the SQLite store's modules share: records from rows, id lists bound in batches,
-and which documents a principal's tags make visible."""
+"""Row-level helpers the SQLite store's modules share: id lists bound in batches, rowids to chunk
+ids, and (from store/rows.py, shared with PostgreSQL) records from rows and tag visibility."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 
-from sekisho.store.records import Chunk, Document, Location
+from sekisho.store.rows import CHUNK_COLUMNS, DOC_COLUMNS, chunk_of, document_of, visible_doc_clause
+
+__all__ = ["CHUNK_COLUMNS", "DOC_COLUMNS", "chunk_ids_for_rowids", "chunk_of", "document_of", "rows_for_ids",
+           "tags_by_document", "visible_doc_clause", "visible_doc_ids"]
 
 
 def rows_for_ids(conn: sqlite3.Connection, query: str, ids: Sequence[object]) -> Iterator[tuple]:
@@ -27,43 +29,6 @@ def tags_by_document(conn: sqlite3.Connection, doc_ids: set[str] | None) -> dict
     for doc_id, tag in rows:
         tags.setdefault(doc_id, []).append(tag)
     return tags
-
-
-def visible_doc_clause(tags: Sequence[str] | None) -> tuple[str, list[str]]:
-    """SQL condition on `documents.id` for what a principal with these tags may see.
-
-    None or a tag list containing "*" sees everything; () sees only untagged documents;
-    otherwise untagged documents plus those carrying any of the tags."""
-    if tags is None or "*" in tags:
-        return "1", []
-    untagged = "NOT EXISTS (SELECT 1 FROM document_tags t WHERE t.doc_id = documents.id)"
-    if not tags:
-        return untagged, []
-    marks = ",".join("?" * len(tags))
-    tagged = f"EXISTS (SELECT 1 FROM document_tags t WHERE t.doc_id = documents.id AND t.tag IN ({marks}))"
-    return f"({untagged} OR {tagged})", list(tags)
-
-
-def document_of(row: sqlite3.Row | tuple) -> Document:
-    id_, path, title, content_hash, media_type, encoding, text, tags, ingested_at, recipe = row
-    return Document(
-        id=id_, path=path, title=title, content_hash=content_hash, media_type=media_type,
-        encoding=encoding, text=text, tags=tuple(json.loads(tags)), ingested_at=ingested_at, recipe=recipe,
-    )
-
-
-def chunk_of(row: tuple) -> Chunk:
-    id_, doc_id, ordinal, text, norm_text, start, end, page, heading = row
-    return Chunk(
-        id=id_, doc_id=doc_id, ordinal=ordinal, text=text, norm_text=norm_text,
-        location=Location(start=start, end=end, page=page, heading=tuple(json.loads(heading))),
-    )
-
-
-DOC_COLUMNS = "id, path, title, content_hash, media_type, encoding, text, tags, ingested_at, recipe"
-CHUNK_COLUMNS = "id, doc_id, ordinal, text, norm_text, start, end, page, heading"
-
-
 
 
 def chunk_ids_for_rowids(conn: sqlite3.Connection, rowids: list[int]) -> dict[int, str]:

@@ -24,7 +24,6 @@ Connections and threads
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -34,7 +33,8 @@ import numpy as np
 
 from sekisho.db import DatabaseError, SQLiteDatabase
 from sekisho.store.protocol import StoreError
-from sekisho.store.records import Chunk, Document
+from sekisho.store.records import Chunk, Document, StoredChunks
+from sekisho.store.rows import QUALIFIED_CHUNK_COLUMNS, checked_replacement, chunk_row, document_row
 from sekisho.store.sqlite.changelog import bump_generation, current_generation
 from sekisho.store.sqlite.lexical import LexicalIndex
 from sekisho.store.sqlite.rows import CHUNK_COLUMNS, DOC_COLUMNS, chunk_of, document_of, rows_for_ids
@@ -55,8 +55,7 @@ class SQLiteStore:
             # The documents, and the service tables that live with them (ingest jobs,
             # conversations), written through one handle: a connection per thread.
             self.db = SQLiteDatabase(self.path, foreign_keys=True)
-            conn = self._conn()
-            STORE_MIGRATIONS.apply_sqlite(conn, where=str(self.path), legacy=legacy_steps)
+            STORE_MIGRATIONS.apply(self.db, legacy=legacy_steps)
             with self._writing() as conn:
                 mark_named(conn)
         except (sqlite3.DatabaseError, DatabaseError) as exc:
@@ -132,14 +131,7 @@ class SQLiteStore:
         lexical_texts: Sequence[str],
         vectors: np.ndarray,
     ) -> None:
-        if len(lexical_texts) != len(chunks) or len(vectors) != len(chunks):
-            raise StoreError(
-                f"{document.path}: {len(chunks)} chunks but {len(lexical_texts)} lexical texts "
-                f"and {len(vectors)} vectors"
-            )
-        if any(c.doc_id != document.id for c in chunks):
-            raise StoreError(f"{document.path}: a chunk belongs to another document")
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        vectors = checked_replacement(document, chunks, lexical_texts, vectors)
         with self._writing() as conn:
             changed = self._delete_rows(conn, document.id)
             # A different id may already own this path (e.g. the id scheme changed): the path is
@@ -147,24 +139,15 @@ class SQLiteStore:
             old = conn.execute("SELECT id FROM documents WHERE path = ?", (document.path,)).fetchone()
             if old:
                 changed += self._delete_rows(conn, old[0])
-            conn.execute(
-                f"INSERT INTO documents({DOC_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (document.id, document.path, document.title, document.content_hash, document.media_type,
-                 document.encoding, document.text, json.dumps(list(document.tags), ensure_ascii=False),
-                 document.ingested_at, document.recipe),
-            )
+            conn.execute(f"INSERT INTO documents({DOC_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         document_row(document))
             conn.executemany(
                 "INSERT INTO document_tags(doc_id, tag) VALUES (?, ?)",
                 [(document.id, tag) for tag in dict.fromkeys(document.tags)],
             )
             for chunk, lexical, vector in zip(chunks, lexical_texts, vectors, strict=True):
-                loc = chunk.location
-                cur = conn.execute(
-                    "INSERT INTO chunks(id, doc_id, ordinal, text, norm_text, start, end, page, heading) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (chunk.id, chunk.doc_id, chunk.ordinal, chunk.text, chunk.norm_text, loc.start,
-                     loc.end, loc.page, json.dumps(list(loc.heading), ensure_ascii=False)),
-                )
+                cur = conn.execute(f"INSERT INTO chunks({CHUNK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                   chunk_row(chunk))
                 rowid = cur.lastrowid
                 conn.execute("INSERT INTO chunk_fts(rowid, tokens) VALUES (?, ?)", (rowid, lexical))
                 conn.execute("INSERT INTO chunk_vectors(rowid, vector) VALUES (?, ?)", (rowid, vector.tobytes()))
@@ -232,6 +215,15 @@ class SQLiteStore:
             self._conn(), f"SELECT {CHUNK_COLUMNS} FROM chunks WHERE id IN ({{marks}})", ids)}
         return [found[i] for i in ids if i in found]
 
+    def stored_chunks(self, doc_id: str) -> StoredChunks:
+        with self.db.read() as conn:
+            rows = conn.execute(f"SELECT {QUALIFIED_CHUNK_COLUMNS}, f.tokens, "
+                                "v.vector FROM chunks c JOIN chunk_fts f ON f.rowid = c.rowid JOIN chunk_vectors v "
+                                "ON v.rowid = c.rowid WHERE c.doc_id = ? ORDER BY c.ordinal", (doc_id,)).fetchall()
+        vectors = (np.frombuffer(b"".join(r[10] for r in rows), dtype=np.float32).reshape(len(rows), -1) if rows
+                   else np.empty((0, 0), dtype=np.float32))
+        return StoredChunks([chunk_of(r[:9]) for r in rows], [r[9] for r in rows], vectors)
+
     def lexical_texts(self, chunk_ids: Iterable[str]) -> dict[str, str]:
         return dict(rows_for_ids(
             self._conn(), "SELECT c.id, f.tokens FROM chunks c JOIN chunk_fts f ON f.rowid = c.rowid "
@@ -248,8 +240,3 @@ class SQLiteStore:
 
     def vector_search(self, vector: np.ndarray, k: int, tags: Sequence[str] | None = None) -> list[tuple[str, float]]:
         return self.vectors.search(vector, k, tags)
-
-
-def open_store(path: str | Path) -> SQLiteStore:
-    """Open (creating and migrating if needed) the SQLite store at `path`."""
-    return SQLiteStore(path)

@@ -1,0 +1,323 @@
+"""The PostgreSQL store: documents, chunks, BM25 and pgvector embeddings in one database that
+several sekisho servers share (schema.py for the tables).
+
+Writes: every write transaction first moves the generation on (`UPDATE meta ... RETURNING`), so
+writers queue on that row: the same file replaced by two servers at once ends as one document (the
+second finds the first's rows and replaces them). Chunk and token totals for BM25 change in the
+same transaction.
+
+Dense search: pgvector's HNSW index over the inner product (vectors are L2-normalised, so it is the
+cosine), made on the first write when the embedder's dimension is known. The index is an
+approximation; `ef_search` is raised with k (recall against exact search: docs/benchmarks.md, ## PostgreSQL).
+A tag filter is applied to the index's candidates; when it leaves fewer than k, the visible
+vectors are searched exactly instead, so a principal with few visible documents still gets them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+
+import numpy as np
+
+from sekisho.db import DatabaseError, MigrationError
+from sekisho.db.postgres import PgConnection, PostgresDatabase
+from sekisho.store.postgres.lexical import Lexical, lexical_row, term_deltas
+from sekisho.store.postgres.schema import STORE_MIGRATIONS
+from sekisho.store.protocol import StoreError
+from sekisho.store.records import Chunk, Document, StoredChunks
+from sekisho.store.rows import (
+    CHUNK_COLUMNS,
+    DOC_COLUMNS,
+    QUALIFIED_CHUNK_COLUMNS,
+    checked_replacement,
+    chunk_of,
+    chunk_row,
+    document_of,
+    document_row,
+    visible_doc_clause,
+)
+
+# HNSW candidates per search: at least this many, and twice k (pgvector returns at most
+# ef_search rows from the index; its default of 40 would cut a top 100 short).
+EF_SEARCH_FLOOR = 100
+EF_SEARCH_MAX = 1000
+
+
+class PostgresStore:
+    """The `Store` protocol over a PostgreSQL database with pgvector. `.db` is its handle, shared
+    with the service tables that live with the documents (ingest jobs)."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            self.db = PostgresDatabase(url)
+        except DatabaseError as exc:
+            raise StoreError(str(exc)) from None
+        self.where = self.db.where
+        try:
+            STORE_MIGRATIONS.apply(self.db)
+        except MigrationError as exc:
+            self.db.close()
+            if "store migration failed" in str(exc) and "vector" in str(exc):
+                reason = str(exc).split("store migration failed: ", 1)[-1]
+                raise StoreError(f"{self.where}: pgvector is missing and cannot be created here ({reason}); install "
+                                 "pgvector 0.5 or newer and run CREATE EXTENSION vector as a superuser") from None
+            raise StoreError(str(exc)) from None
+        from pgvector.psycopg.vector import register_vector_info
+        from psycopg.types import TypeInfo
+
+        with self.db.read() as conn:
+            self._vector_type = TypeInfo.fetch(conn.raw, "vector")
+        self._register = register_vector_info
+        self.lexical = Lexical()
+        self._bulk = False  # inside bulk_load
+
+    @contextmanager
+    def _vectors(self, transaction: AbstractContextManager[PgConnection]) -> Iterator[PgConnection]:
+        """`transaction` with numpy arrays read and written as pgvector vectors (binary)."""
+        with transaction as conn:
+            self._register(conn.raw, self._vector_type)
+            yield conn
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- meta ------------------------------------------------------------------------------------
+
+    def generation(self) -> int:
+        return int(self.get_meta("generation") or 0)
+
+    def get_meta(self, key: str) -> str | None:
+        with self.db.read() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.db.write() as conn:
+            conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = "
+                         "excluded.value", (key, value))
+
+    # -- documents -------------------------------------------------------------------------------
+
+    def document_by_path(self, path: str) -> Document | None:
+        with self.db.read() as conn:
+            row = conn.execute(f"SELECT {DOC_COLUMNS} FROM documents WHERE path = ?", (path,)).fetchone()
+        return document_of(row) if row else None
+
+    def document_by_id(self, doc_id: str) -> Document | None:
+        with self.db.read() as conn:
+            row = conn.execute(f"SELECT {DOC_COLUMNS} FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        return document_of(row) if row else None
+
+    def document_titles(self, doc_ids: Iterable[str]) -> dict[str, str]:
+        ids = list(dict.fromkeys(doc_ids))
+        if not ids:
+            return {}
+        with self.db.read() as conn:
+            return dict(conn.execute("SELECT id, title FROM documents WHERE id = ANY(?)", (ids,)).fetchall())
+
+    def documents(self) -> list[Document]:
+        with self.db.read() as conn:
+            return [document_of(r) for r in conn.execute(f"SELECT {DOC_COLUMNS} FROM documents ORDER BY path")]
+
+    def chunk_count(self) -> int:
+        return int(self.get_meta("chunks") or 0)
+
+    def replace_document(self, document: Document, chunks: Sequence[Chunk], lexical_texts: Sequence[str],
+                         vectors: np.ndarray) -> None:
+        vectors = checked_replacement(document, chunks, lexical_texts, vectors)
+        lexical = [lexical_row(text) for text in lexical_texts]
+        with self._vectors(self.db.write()) as conn:
+            self._bump(conn)
+            if self._bulk:
+                conn.execute("SET LOCAL synchronous_commit = off")
+            removed = self._delete_rows(conn, document.id)
+            # A different id may already own this path: the path is the user's handle on a
+            # document, so the newcomer replaces it.
+            old = conn.execute("SELECT id FROM documents WHERE path = ?", (document.path,)).fetchone()
+            if old:
+                removed += self._delete_rows(conn, old[0])
+            self._count_terms(conn, term_deltas(lexical, removed))
+            conn.execute(f"INSERT INTO documents({DOC_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         document_row(document))
+            conn.executemany("INSERT INTO document_tags(doc_id, tag) VALUES (?, ?)",
+                             [(document.id, tag) for tag in dict.fromkeys(document.tags)])
+            if not chunks:
+                return
+            conn.executemany(f"INSERT INTO chunks({CHUNK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             [chunk_row(c) for c in chunks])
+            rowids = dict(conn.execute("SELECT id, rowid FROM chunks WHERE doc_id = ?", (document.id,)).fetchall())
+            conn.executemany("INSERT INTO chunk_lexical(rowid, tokens, length, tsv) VALUES (?, ?, ?, ?::tsvector)",
+                             [(rowids[c.id], text, row.length, row.tsv)
+                              for c, text, row in zip(chunks, lexical_texts, lexical, strict=True)])
+            self._ensure_vector_index(conn, vectors.shape[1])
+            conn.executemany("INSERT INTO chunk_vectors(rowid, doc_id, embedding) VALUES (?, ?, ?)",
+                             [(rowids[c.id], document.id, v) for c, v in zip(chunks, vectors, strict=True)])
+            self._count(conn, len(chunks), sum(row.length for row in lexical))
+
+    def reindex_lexical(self, lexical_of: Callable[[Document, list[Chunk]], list[str]], scheme: str) -> int:
+        """Every chunk's BM25 text rewritten with `lexical_of(document, its chunks)` and `scheme`
+        recorded as 'lexical_scheme', in one transaction (vectors untouched)."""
+        rewritten = tokens = 0
+        with self._vectors(self.db.write()) as conn:
+            self._bump(conn)
+            conn.execute("DELETE FROM term_stats")
+            for document in [document_of(r) for r in conn.execute(f"SELECT {DOC_COLUMNS} FROM documents").fetchall()]:
+                rows = conn.execute(f"SELECT rowid, {CHUNK_COLUMNS} FROM chunks WHERE doc_id = ? ORDER BY ordinal",
+                                    (document.id,)).fetchall()
+                texts = lexical_of(document, [chunk_of(r[1:]) for r in rows])
+                built = [lexical_row(t) for t in texts]
+                conn.executemany("UPDATE chunk_lexical SET tokens = ?, length = ?, tsv = ?::tsvector WHERE rowid = ?",
+                                 [(t, row.length, row.tsv, r[0]) for r, t, row in zip(rows, texts, built, strict=True)])
+                self._count_terms(conn, term_deltas(built, ()))
+                rewritten += len(rows)
+                tokens += sum(row.length for row in built)
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'tokens'", (str(tokens),))
+            conn.execute("INSERT INTO meta(key, value) VALUES ('lexical_scheme', ?) ON CONFLICT (key) DO UPDATE "
+                         "SET value = excluded.value", (scheme,))
+        return rewritten
+
+    def delete_document(self, doc_id: str) -> None:
+        with self._vectors(self.db.write()) as conn:
+            self._bump(conn)
+            self._count_terms(conn, term_deltas((), self._delete_rows(conn, doc_id)))
+
+    def _bump(self, conn: PgConnection) -> None:
+        """Move the generation on, first thing: the row lock queues every other writer of this store
+        until this transaction ends."""
+        conn.execute("UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'generation'")
+
+    @staticmethod
+    def _count(conn: PgConnection, chunks: int, tokens: int) -> None:
+        conn.execute("UPDATE meta SET value = (value::bigint + ?)::text WHERE key = 'chunks'", (chunks,))
+        conn.execute("UPDATE meta SET value = (value::bigint + ?)::text WHERE key = 'tokens'", (tokens,))
+
+    def _delete_rows(self, conn: PgConnection, doc_id: str) -> list[str]:
+        """Delete a document and everything indexed for it (the chunks' rows go by cascade);
+        returns its chunks' token texts, whose terms no longer count."""
+        rows = conn.execute("SELECT l.tokens, l.length FROM chunks c JOIN chunk_lexical l ON l.rowid = c.rowid "
+                            "WHERE c.doc_id = ?", (doc_id,)).fetchall()
+        if conn.execute("DELETE FROM documents WHERE id = ?", (doc_id,)).rowcount:
+            self._count(conn, -len(rows), -sum(length for _, length in rows))
+        return [tokens for tokens, _ in rows]
+
+    @staticmethod
+    def _count_terms(conn: PgConnection, deltas: dict[str, int]) -> None:
+        if deltas:
+            conn.execute("INSERT INTO term_stats(term, chunks) SELECT * FROM unnest(?::text[], ?::int[]) "
+                         "ON CONFLICT (term) DO UPDATE SET chunks = term_stats.chunks + excluded.chunks",
+                         (list(deltas), list(deltas.values())))
+
+    def _ensure_vector_index(self, conn: PgConnection, dim: int) -> None:
+        """Record the dimension and make the HNSW index on the first write; refuse vectors of
+        another dimension after it (the embedder changed: re-index)."""
+        row = conn.execute("SELECT value FROM meta WHERE key = 'vector_dim'").fetchone()
+        if row is not None:
+            if int(row[0]) != dim:
+                raise StoreError(f"{self.where}: vectors of {dim} dimensions, the store holds {row[0]} "
+                                 "(the embedder changed: re-index into a new store)")
+            return
+        conn.execute("INSERT INTO meta(key, value) VALUES ('vector_dim', ?)", (str(dim),))
+        if conn.execute("SELECT 1 FROM meta WHERE key = 'vector_index_deferred'").fetchone() is None:
+            self._create_vector_index(conn, dim)
+
+    @staticmethod
+    def _create_vector_index(conn: PgConnection, dim: int) -> None:
+        # The column is untyped (the dimension was unknown when the table was made): the index is
+        # on the column cast to this dimension, and searches order by the same expression.
+        conn.execute(f"CREATE INDEX IF NOT EXISTS chunk_vectors_hnsw ON chunk_vectors USING hnsw "
+                     f"((embedding::vector({dim})) vector_ip_ops)")
+
+    @contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        """Loading many documents at once (sekisho migrate): the HNSW index is dropped and built
+        once over every vector when the block ends, and the writes meanwhile commit without waiting
+        for the disk. Inserting into the index costs 7-17 ms a vector on two cores, building it
+        about 1 ms; a flush per document cost more than the document's rows
+        (docs/benchmarks.md, ## PostgreSQL). The final build commits durably, and with it every write
+        before it (the write-ahead log is one sequence); a load that dies half-way is rerun.
+        Searches meanwhile are exact."""
+        with self.db.write() as conn:
+            conn.execute("DROP INDEX IF EXISTS chunk_vectors_hnsw")
+            conn.execute("INSERT INTO meta(key, value) VALUES ('vector_index_deferred', '1') ON CONFLICT (key) "
+                         "DO NOTHING")
+        self._bulk = True
+        try:
+            yield
+        finally:
+            self._bulk = False
+            with self.db.write() as conn:
+                conn.execute("DELETE FROM meta WHERE key = 'vector_index_deferred'")
+                row = conn.execute("SELECT value FROM meta WHERE key = 'vector_dim'").fetchone()
+                if row is not None:
+                    # The graph is built in memory when it fits (about 2.5x the vectors' size).
+                    conn.execute("SET LOCAL maintenance_work_mem = '1GB'")
+                    self._create_vector_index(conn, int(row[0]))
+
+    def chunks_by_id(self, ids: Iterable[str]) -> list[Chunk]:
+        ids = list(ids)
+        if not ids:
+            return []
+        with self.db.read() as conn:
+            found = {r[0]: chunk_of(r) for r in conn.execute(
+                f"SELECT {CHUNK_COLUMNS} FROM chunks WHERE id = ANY(?)", (ids,))}
+        return [found[i] for i in ids if i in found]
+
+    def lexical_texts(self, chunk_ids: Iterable[str]) -> dict[str, str]:
+        ids = list(dict.fromkeys(chunk_ids))
+        if not ids:
+            return {}
+        with self.db.read() as conn:
+            return dict(conn.execute("SELECT c.id, l.tokens FROM chunks c JOIN chunk_lexical l ON l.rowid = c.rowid "
+                                     "WHERE c.id = ANY(?)", (ids,)).fetchall())
+
+    def stored_chunks(self, doc_id: str) -> StoredChunks:
+        with self._vectors(self.db.read()) as conn:
+            rows = conn.execute(f"SELECT {QUALIFIED_CHUNK_COLUMNS}, l.tokens, v.embedding FROM chunks c JOIN chunk_lexical l ON l.rowid = c.rowid "
+                                "JOIN chunk_vectors v ON v.rowid = c.rowid WHERE c.doc_id = ? ORDER BY c.ordinal",
+                                (doc_id,)).fetchall()
+        vectors = (np.stack([np.asarray(r[10].to_numpy(), dtype=np.float32) for r in rows]) if rows
+                   else np.empty((0, 0), dtype=np.float32))
+        return StoredChunks([chunk_of(r[:9]) for r in rows], [r[9] for r in rows], vectors)
+
+    # -- search ----------------------------------------------------------------------------------
+
+    def lexical_search(self, terms: Sequence[str], k: int, tags: Sequence[str] | None = None) -> list[tuple[str, float]]:
+        visible = None if tags is None or "*" in tags else visible_doc_clause(tags)
+        with self.db.read() as conn:
+            stats = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('chunks', 'tokens')").fetchall())
+            return self.lexical.search(conn, terms, k, visible, int(stats["chunks"]), int(stats["tokens"]))
+
+    def vector_search(self, vector: np.ndarray, k: int, tags: Sequence[str] | None = None) -> list[tuple[str, float]]:
+        if k <= 0:
+            return []
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        with self._vectors(self.db.read()) as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'vector_dim'").fetchone()
+            if row is None:
+                return []
+            dim = int(row[0])
+            if query.shape[0] != dim:
+                raise StoreError(f"{self.where}: query vector has {query.shape[0]} dimensions, stored vectors have "
+                                 f"{dim} (the embedder changed: re-index)")
+            conn.execute("SELECT set_config('hnsw.ef_search', ?, true)",
+                         (str(min(EF_SEARCH_MAX, max(EF_SEARCH_FLOOR, 2 * k))),))
+            restricted = tags is not None and "*" not in tags
+            visible = visible_doc_clause(tags) if restricted else None
+            distance = f"v.embedding::vector({dim}) <#> ?::vector({dim})"
+            # The index yields its ef_search nearest; a tag filter then keeps the visible ones.
+            found = self._nearest(conn, distance, visible, query, k)
+            if restricted and len(found) < k:
+                conn.execute("SET LOCAL enable_indexscan = off")  # exact: every visible vector
+                found = self._nearest(conn, distance, visible, query, k)
+        return found
+
+    @staticmethod
+    def _nearest(conn: PgConnection, distance: str, visible: tuple[str, list[str]] | None, query: np.ndarray,
+                 k: int) -> list[tuple[str, float]]:
+        clause, params = visible or ("", [])
+        join = f"JOIN documents ON documents.id = v.doc_id WHERE {clause}" if clause else ""
+        rows = conn.execute(
+            f"SELECT c.id, -({distance}) AS similarity FROM chunk_vectors v JOIN chunks c ON c.rowid = v.rowid "
+            f"{join} ORDER BY {distance} LIMIT ?", [query, *params, query, k]).fetchall()
+        return [(cid, float(similarity)) for cid, similarity in rows]

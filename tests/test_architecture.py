@@ -24,7 +24,7 @@ FLOORS: list[set[str]] = [
     {"audit"},
     {"request"},
     {"conversations", "apps"},
-    {"arena", "server"},
+    {"arena", "server", "check"},
     {"cli"},
     {"__main__"},
 ]

@@ -70,3 +70,38 @@ def test_policy_check_names_file_and_key(tmp_path):
     bad.write_text('[external]\nMY_NUMBER = "deny"\n', encoding="utf-8")
     result = CliRunner().invoke(app, ["policy", "check", str(bad)])
     assert result.exit_code == 1 and f"{bad}: external.MY_NUMBER" in result.output.replace("\n", "")
+
+
+def test_cli_ingest_records_what_it_changed(tmp_path):
+    """The CLI's ingest wrote no audit record (#19): documents entered the knowledge base and left
+    it with no trace, while the same upload through the server was recorded."""
+    from sekisho.audit.log import AuditLog
+
+    config = tmp_path / "sekisho.toml"
+    config.write_text('[store]\npath = "kb.db"\n[retrieval]\nembedder = "use-m3"\n'
+                      '[audit]\npath = "audit.db"\nkey_path = "signing.key"\n', encoding="utf-8")
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("図書館は月曜日が休館日です。", encoding="utf-8")
+    (folder / "b.md").write_text("# 手数料\n住民票は1通300円です。", encoding="utf-8")
+    (folder / "c.pdf").write_bytes(b"%PDF-1.4 broken")
+    runner = CliRunner()
+    first = runner.invoke(app, ["--config", str(config), "ingest", str(folder), "--tag", "公開"])
+    assert first.exit_code == 1  # the broken PDF
+    (folder / "a.txt").write_text("図書館は火曜日が休館日です。", encoding="utf-8")
+    (folder / "b.md").unlink()
+    (folder / "c.pdf").unlink()
+    assert runner.invoke(app, ["--config", str(config), "ingest", str(folder), "--prune", "--tag", "公開"]).exit_code == 0
+    assert runner.invoke(app, ["--config", str(config), "ingest", str(folder), "--tag", "公開"]).exit_code == 0  # unchanged
+    log = AuditLog(tmp_path / "audit.db")
+    try:
+        records = [(e.kind, e.record) for e in log.query(newest_first=False, limit=100)]
+        assert log.verify().ok
+    finally:
+        log.close()
+    summary = [(kind, r["path"].rsplit("/", 1)[-1], r.get("status", "")) for kind, r in records]
+    assert summary == [("document.ingest", "a.txt", "added"), ("document.ingest", "b.md", "added"),
+                       ("document.ingest", "c.pdf", "failed"), ("document.ingest", "a.txt", "updated"),
+                       ("document.delete", "b.md", "")]
+    assert all(r["principal"].startswith("cli:") for _, r in records)
+    assert records[0][1]["tags"] == ["公開"] and "PDF" in records[2][1]["error"]

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import run_sql
 
+from conftest import run_sql
 from sekisho.audit.log import AuditError, AuditLog
 
 

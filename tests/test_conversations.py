@@ -11,7 +11,7 @@ import pytest
 
 from sekisho.audit.log import AuditLog
 from sekisho.conversations import standalone_question
-from sekisho.conversations.rewrite import condensed
+from sekisho.conversations.rewrite import condense_request, condensed
 from server_fixtures.support import CITY, make_settings, run_server, wait_for_job
 
 FEE = "住民票の写しの交付手数料はいくらですか？"
@@ -67,6 +67,28 @@ def test_a_follow_up_is_answered_in_context_and_every_turn_is_audited(server):
     assert set(audited) == {first["audit_seq"], second["audit_seq"]}
     assert "コンビニだと" in audited[second["audit_seq"]]["prompt"][-1]["content"]  # the standalone question
     log.close()
+
+
+def test_a_held_answer_still_carries_its_subject_to_the_follow_up(tmp_path):
+    """An answer held for review is not shown, but the question before it was the user's own: the
+    follow-up is still read with it (a model condensing the conversation does not see the held text)."""
+    served = run_server(make_settings(tmp_path, policy='[local]\ndefault = "allow"\nPHONE_NUMBER = "review"\n'))
+    live = next(served)
+    try:
+        with live.client("admin") as admin:
+            wait_for_job(admin, admin.post("/api/documents", files=[("files", ("juminhyo.md", (
+                CITY / "juminhyo.md").read_bytes()))]).json()["id"])
+        with live.client("user") as client:
+            cid = client.post("/api/conversations", json={}).json()["id"]
+            question = f"{FEE}連絡先は090-1234-5678です。"
+            first = client.post(f"/api/conversations/{cid}/messages", json={"content": question}).json()
+            second = client.post(f"/api/conversations/{cid}/messages", json={"content": "コンビニだと？"}).json()
+        assert first["status"] == "held"
+        assert second["standalone"] == f"{question}（コンビニだと？）"
+    finally:
+        next(served, None)
+    request = condense_request("コンビニだと？", [(question, "")])
+    assert "回答" not in request.messages[-1].content and question in request.messages[-1].content
 
 
 def test_conversations_belong_to_their_owner(server):

@@ -143,12 +143,28 @@ def test_number_split_across_two_messages():
 
 
 def test_number_split_across_user_and_assistant_turns():
+    # The assistant's turn between the halves holds no digit, so it cannot hold part of the number.
     texts = {"message[0]": "私の携帯は090-8765", "message[1]": "続きをどうぞ", "message[2]": "4321です"}
-    assert scan_many(texts)["message[0]"] == []  # not adjacent: an assistant turn in between
+    got = scan_many(texts)
+    assert [f.text for f in got["message[0]"]] == ["090-8765"] and got["message[1]"] == []
+    assert [f.text for f in got["message[2]"]] == ["4321"]
+    assert got["message[2]"][0].detail == {"across": ["message[0]", "message[2]"]}
     texts = {"message[0]": "私の携帯は090-8765", "message[1]": "-4321 です。"}
     got = scan_many(texts)
     assert [f.text for f in got["message[0]"]] == ["090-8765"]
     assert [f.text for f in got["message[1]"]] == ["4321"]  # the dash lies between the halves
+
+
+def test_number_ends_of_long_messages_are_joined_past_a_turn_without_digits():
+    texts = {"message[0]": "お問い合わせありがとうございます。" * 40 + "番号は1234 5678",
+             "message[1]": "はい、続けてください。" * 30,
+             "message[2]": "9018 です。" + "よろしくお願いします。" * 40}
+    got = scan_many(texts)
+    assert [f.text for f in got["message[0]"]] == ["1234 5678"]
+    assert [(f.text, f.start) for f in got["message[2]"]] == [("9018", 0)]
+    # Cutting a text's ends out never invents a number: the middle of a long text is not an end.
+    texts = {"a": "12345678" + "あ" * 400 + "9018", "b": "読みました", "c": "1234"}
+    assert scan_many(texts) == {"a": [], "b": [], "c": []}
 
 
 def test_scan_many_reports_each_text_as_scan_does():

@@ -3,10 +3,6 @@ many, resumed after a crash; and end to end, an upload answered 202 survives kil
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,6 +12,7 @@ import pytest
 
 from sekisho.db import open_database
 from sekisho.ingest.jobs import JobQueue, this_worker
+from server_fixtures.process import Deployment
 
 REPO = Path(__file__).resolve().parents[1]
 CITY = REPO / "samples" / "city"
@@ -83,40 +80,16 @@ def test_files_of_a_dead_worker_are_requeued_and_a_lost_payload_fails_saying_why
 
 @pytest.mark.slow
 def test_an_upload_answered_202_survives_kill_9(tmp_path):
-    config = tmp_path / "sekisho.toml"
-    config.write_text('[store]\npath = "kb.db"\n[retrieval]\nembedder = "use-m3"\n'
-                      '[audit]\npath = "audit.db"\nkey_path = "signing.key"\n', encoding="utf-8")
-    sekisho = [str(Path(sys.executable).parent / "sekisho"), "--config", str(config)]
-    key = subprocess.run([*sekisho, "keys", "create", "--role", "admin"], check=True, capture_output=True,
-                         text=True).stdout.strip().splitlines()[-1]
+    deployment = Deployment.create(tmp_path)
+    key = deployment.key("admin")
     headers = {"Authorization": f"Bearer {key}"}
-
-    def start() -> tuple[subprocess.Popen, str]:
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        server = subprocess.Popen([*sekisho, "serve", "--port", str(port)], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, start_new_session=True)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/api/me", headers=headers, timeout=2).status_code == 200:
-                    return server, url
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.2)
-
-    server, url = start()
+    served = deployment.serve(key)
     files = [("files", (p.name, p.read_bytes())) for p in sorted(CITY.iterdir())]
-    accepted = httpx.post(url + "/api/documents", headers=headers, files=files, timeout=60)
+    accepted = httpx.post(served.url + "/api/documents", headers=headers, files=files, timeout=60)
     assert accepted.status_code == 202
-    os.killpg(server.pid, signal.SIGKILL)  # no shutdown, no flush: the process is simply gone
-    server.wait()
-    server, url = start()
+    served.kill()
+    served = deployment.serve(key)
+    url = served.url
     try:
         deadline = time.monotonic() + 180
         while (job := httpx.get(f"{url}/api/jobs/{accepted.json()['id']}", headers=headers).json())["status"] not in (
@@ -128,5 +101,4 @@ def test_an_upload_answered_202_survives_kill_9(tmp_path):
         assert len(titles) == len(files)
         assert httpx.post(url + "/api/audit/verify", headers=headers).json()["ok"]
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(30)
+        served.stop()

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
-import sys
 from pathlib import Path
 
 import httpx

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from conftest import free_port
 from typer.testing import CliRunner
 
+from conftest import free_port
 from sekisho.audit import AuditError, AuditLog
 from sekisho.cli import app
 from sekisho.store import StoreError, open_store

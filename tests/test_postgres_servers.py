@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from conftest import free_port, schema_url
 
+from conftest import free_port, schema_url
 from sekisho.audit.log import AuditLog
 
 REPO = Path(__file__).resolve().parents[1]
@@ -119,7 +119,9 @@ def test_mixed_load_on_two_servers_loses_nothing(two_servers):
     recorded = {e.seq: e for kind in ("chat", "ask") for e in log.query(kind=kind, limit=10_000)}
     assert len(seqs) == 48 and all(seq in recorded and recorded[seq].record["status"] == "ok" for seq in seqs)
     ingests = [e.record for e in log.query(kind="document.ingest", limit=1000)]
-    assert sorted(r["job"] for r in ingests) == sorted(j for _, j in jobs)  # each upload ingested once
+    uploads = [r for r in ingests if "job" in r]
+    assert sorted(r["job"] for r in uploads) == sorted(j for _, j in jobs)  # each upload ingested once
+    assert [r["status"] for r in ingests if "job" not in r] == ["added"]  # the CLI's own ingest is recorded too
     log.close()
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_store_sqlite import make_doc
 
 from sekisho.store.postgres import PostgresStore
+from test_store_sqlite import make_doc
 
 
 @pytest.fixture

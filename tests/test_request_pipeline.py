@@ -285,3 +285,35 @@ def test_release_after_a_restart_keeps_values_masked_and_says_so(tmp_path):
     released = restarted.release(held.review_id, ALICE)
     assert "<マイナンバー_1>" in released.completion.text and MY_NUMBER not in released.completion.text
     assert "伏せ字" in released.message
+
+
+# --- the streaming gate: bounded work on long outputs ---------------------------------------------
+
+def test_the_gate_releases_sentence_by_sentence_and_holds_at_the_first_failure():
+    from sekisho.request.streaming import Gate
+
+    gate = Gate(lambda text: "禁止" not in text, max_chars=1000)
+    assert [gate.feed(p) for p in ("こんに", "ちは。元", "気です。", "禁止の話。", "続き。")] == ["", "こんにちは。", "元気です。", "", ""]
+    assert gate.held and gate.finish() == "" and gate.text == "こんにちは。元気です。禁止の話。続き。"
+
+
+def test_the_gate_checks_a_long_output_a_bounded_number_of_times():
+    """Every check reads the whole output so far: checking each of 20,000 sentences would read
+    the output 20,000 times. Past the first sentences, a check waits for a tenth more text."""
+    from sekisho.request.streaming import Gate
+
+    checks = []
+    gate = Gate(lambda text: checks.append(len(text)) or True, max_chars=10**7)
+    shown = "".join(gate.feed("これは一文です。") for _ in range(20_000)) + gate.finish()
+    assert shown == "これは一文です。" * 20_000
+    assert len(checks) < 400 and sum(checks) < 20 * len(shown)  # each sentence checked: 20,000 and 10,000x
+
+
+def test_the_gate_stops_an_output_longer_than_the_checks_read():
+    from sekisho.guard import ScanBudgetExceeded
+    from sekisho.request.streaming import Gate
+
+    gate = Gate(None, max_chars=100)
+    assert gate.feed("あ" * 60) == "" and gate.feed("。") == "あ" * 60 + "。"
+    with pytest.raises(ScanBudgetExceeded):
+        gate.feed("い" * 40)

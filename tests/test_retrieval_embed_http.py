@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from conftest import free_port
 
+from conftest import free_port
 from sekisho.config import EmbeddingServerConfig, load_settings
 from sekisho.ingest import ingest_paths
 from sekisho.retrieval import EmbedderError, HttpEmbedder, load_embedder, open_knowledge_base

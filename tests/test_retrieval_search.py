@@ -13,9 +13,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import schema_url
 from typer.testing import CliRunner
 
+from conftest import schema_url
 from sekisho.cli import app
 from sekisho.config import Settings, StoreConfig
 from sekisho.retrieval import EmbedderError, highlight, open_knowledge_base

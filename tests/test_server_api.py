@@ -277,6 +277,31 @@ def test_openapi_describes_the_api_and_its_bearer_key(live_server):
     assert "multipart/form-data" in upload["requestBody"]["content"]
 
 
+def test_numbers_beyond_what_sqlite_holds_are_400_not_500(live_server):
+    """Found by the schema test once the merge brought quotas and feedback: a key limit or an
+    audit record number past SQLite's integers crashed the request."""
+    with live_server.client("admin") as admin:
+        key = admin.post("/api/keys", json={"role": "user", "limits": {"tokens_per_day": 10**20}})
+        feedback = admin.post("/api/feedback", json={"audit_seq": 2**63, "rating": 1})
+    assert key.status_code == 400 and feedback.status_code == 400
+
+
+def test_the_spec_describes_refusals_as_they_are_sent(live_server):
+    """Refusals are 400 and JSON on every route (#19: the spec promised a 422 nobody receives, and
+    text/plain for the audit export's 401), and a 405 names every method of its path."""
+    with live_server.client() as anon:
+        spec = anon.get("/openapi.json").json()
+        export_401 = anon.get("/api/audit/export")
+        options = anon.options("/api/documents")
+    operations = [(path, method, op) for path, ops in spec["paths"].items() for method, op in ops.items()]
+    assert not [(p, m) for p, m, op in operations if "422" in op["responses"]]
+    assert not [(p, m) for p, m, op in operations if "400" not in op["responses"]]
+    assert {media for _, _, op in operations for status, response in op["responses"].items() if int(status) >= 400
+            for media in response["content"]} == {"application/json"}
+    assert export_401.status_code == 401 and export_401.headers["content-type"] == "application/json"
+    assert options.status_code == 405 and options.headers["allow"] == "GET, POST"
+
+
 def test_documents_uploaded_and_deleted_while_serving_show_up_in_search(live_server, ingested):
     query = {"query": "図書館の貸出冊数", "k": 5}
     with live_server.client("admin") as admin:

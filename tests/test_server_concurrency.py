@@ -16,16 +16,12 @@ import pytest
 
 from sekisho.audit.log import AuditLog
 from server_fixtures.support import make_settings, run_server, start_fake
+from server_fixtures.vendor import backend_toml
 
 
 @pytest.fixture(scope="module")
 def slow_model() -> Iterator[str]:
     yield from start_fake(1.0, chunks="20")
-
-
-def backend_toml(url: str, name: str = "slow") -> str:
-    return (f'[models.backends.{name}]\nkind = "openai"\nbase_url = "{url}/v1"\nmodel = "fake"\nlocal = true\n'
-            "timeout_s = 30\n")
 
 
 @pytest.fixture(scope="module")

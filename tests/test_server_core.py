@@ -5,9 +5,9 @@ commands."""
 from __future__ import annotations
 
 import pytest
-from conftest import run_sql
 from typer.testing import CliRunner
 
+from conftest import run_sql
 from sekisho.cli import app as cli
 from sekisho.db import SQLiteDatabase, open_database
 from sekisho.identity import Role

@@ -130,7 +130,9 @@ def test_mixed_load_on_two_workers_loses_nothing(two_workers):
                        if s.name == "sekisho_governed_requests_total")
         assert governed == len(recorded) == 48
     ingests = [e.record for e in log.query(kind="document.ingest", limit=1000)]
-    assert sorted(r["job"] for r in ingests) == sorted(jobs)  # each upload ingested once, by one worker
+    uploads = [r for r in ingests if "job" in r]
+    assert sorted(r["job"] for r in uploads) == sorted(jobs)  # each upload ingested once, by one worker
+    assert [r["status"] for r in ingests if "job" not in r] == ["added"]  # the CLI's own ingest is recorded too
     log.close()
 
 

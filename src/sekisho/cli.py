@@ -91,6 +91,7 @@ def ingest_command(
             kb, paths, prune=prune, tags=tag or (), max_bytes=int(max_mb * 2**20),
             chunk_size=ChunkSize.from_settings(settings),
         )
+        _audit_ingest(ctx, report, tag or ())
         # Closing brings the BM25 index beside the store up to date: seconds after a large
         # first ingest (8.6 s at 100k chunks), so say what the wait is.
         with err.status("検索索引を更新中 (updating the search index)…"):
@@ -102,6 +103,28 @@ def ingest_command(
         err.print(f"[red]失敗 (failed):[/red] {escape(path)}: {escape(reason)}", highlight=False, soft_wrap=True)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _audit_ingest(ctx: typer.Context, report, tags) -> None:  # noqa: ANN001 (IngestReport, tags)
+    """What this run changed, one record per file as the server's uploads are recorded (unchanged
+    files changed nothing), in one transaction: a folder of thousands costs one fsync."""
+    from sekisho.identity import cli_principal
+
+    principal = cli_principal().name
+    changes = [("document.ingest", {"path": label, "status": status, "tags": list(tags)})
+               for status, labels in (("added", report.added), ("updated", report.updated)) for label in labels]
+    changes += [("document.ingest", {"path": label, "status": "failed", "tags": list(tags), "error": reason})
+                for label, reason in report.failed]
+    changes += [("document.delete", {"path": path, "reason": "pruned: its file is gone"}) for path in report.removed]
+    if not changes:
+        return
+    log = _audit_log(ctx)
+    try:
+        with log.transaction() as conn:
+            for kind, record in changes:
+                log.append_in(conn, kind, {"principal": principal, **record})
+    finally:
+        log.close()
 
 
 @app.command("search")
@@ -435,6 +458,10 @@ def audit_verify(
     console.print(f"[green]OK[/green]: {result.checked} 件を検証、署名付きチェックポイント {result.checkpoints} 件 "
                   f"(verified {result.checked} records, {result.checkpoints} signed checkpoints); "
                   f"head {result.head_seq} {result.head_hash[:16]}…", highlight=False)
+    if result.withheld:
+        # An export made with a key lacking some documents' tags: those lines' content was withheld.
+        console.print(f"うち {result.withheld} 件は内容が伏せられており、連鎖上の位置のみ確認 (content withheld: "
+                      f"{result.withheld} records checked for their place in the chain only)", highlight=False)
 
 
 @audit_app.command("show")
@@ -1106,6 +1133,26 @@ def proofread_command(
     except OSError as exc:
         raise fail(f"{output or file}: cannot write: {exc.strerror or exc}") from None
     err.print(f"修正を書き込みました (wrote the corrected text): {escape(where)}", highlight=False, soft_wrap=True)
+
+
+# --- integrity: check (check.py) --------------------------------------------------------------
+
+
+@app.command("check")
+def check_command(ctx: typer.Context) -> None:
+    """保存データの整合性を確認 (変更はしない). Check the store, its indexes, the audit chain and the upload
+    queue; one line per problem, exit 1 if there is any."""
+    from sekisho.check import check
+
+    report = check(settings_of(ctx))
+    for line in report.checked:
+        console.print(f"ok: {escape(line)}", highlight=False, soft_wrap=True)
+    for line in report.notes:
+        console.print(f"note: {escape(line)}", highlight=False, soft_wrap=True)
+    for line in report.problems:
+        err.print(f"[red]problem:[/red] {escape(line)}", highlight=False, soft_wrap=True)
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 # --- task apps (apps/) --------------------------------------------------------------------------

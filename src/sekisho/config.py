@@ -179,6 +179,10 @@ class ServerConfig(_Section):
     # Addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (the
     # client address is what per-address rate limits and audit records use). Empty: none.
     forwarded_allow_ips: str = ""
+    # A stopping server (SIGTERM, Ctrl-C) takes no new work and gives what is in flight this long:
+    # requests still open are then closed, and a file still being ingested is put back in the
+    # queue, ingested again at the next start (or by another worker).
+    shutdown_grace_s: float = Field(default=10.0, ge=0)
 
 
 class ProofreadConfig(_Section):
@@ -266,9 +270,11 @@ class QuotaLimits(_Section):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    requests_per_minute: int | None = Field(default=None, ge=0)
-    tokens_per_day: int | None = Field(default=None, ge=0)
-    tokens_per_month: int | None = Field(default=None, ge=0)
+    # At most 2**53: kept as SQLite integers (a larger one was a 500 at POST /api/keys) and stated
+    # in the API's spec as JSON numbers, which hold integers exactly only up to there.
+    requests_per_minute: int | None = Field(default=None, ge=0, le=2**53)
+    tokens_per_day: int | None = Field(default=None, ge=0, le=2**53)
+    tokens_per_month: int | None = Field(default=None, ge=0, le=2**53)
 
 
 class QuotasConfig(_Section):

@@ -47,3 +47,8 @@ class InvalidInput(SekishoError):
 
     http_status = 400
     code = "invalid_request"
+
+
+def one_line(exc: BaseException, limit: int = 500) -> str:
+    """An exception as one line of at most `limit` characters (for a message or an audit record)."""
+    return " ".join(str(exc).split())[:limit] or type(exc).__name__

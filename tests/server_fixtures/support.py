@@ -40,13 +40,13 @@ MY_NUMBER_WRONG_CHECK = "123456789012"
 
 def make_settings(folder: Path, *, policy: str | None = None, rate_limit: int = 10_000,
                   max_upload_mb: int = 1, extra_toml: str = "", unauthenticated: int = 10_000,
-                  store_url: str = "") -> Settings:
+                  retrieval_toml: str = "", store_url: str = "") -> Settings:
     """Settings for one test server, every file inside `folder` (documents, audit log and keys in
     PostgreSQL instead when `store_url` is given). A policy text, if given, is written beside it
-    (the organisation's own policy file)."""
+    (the organisation's own policy file); `retrieval_toml` adds lines to the [retrieval] table."""
     lines = [
         f'[store]\npath = "kb.db"\nurl = "{store_url}"',
-        '[retrieval]\nembedder = "use-m3"',
+        '[retrieval]\nembedder = "use-m3"\n' + retrieval_toml,
         '[audit]\npath = "audit.db"\nkey_path = "signing.key"',
         f"[server]\nrate_limit_per_minute = {rate_limit}\nmax_upload_mb = {max_upload_mb}\n"
         f"unauthenticated_per_minute = {unauthenticated}",
@@ -115,6 +115,7 @@ def live_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     import uuid
 
     import psycopg
+
     from conftest import schema_url
 
     base = request.getfixturevalue("postgres_server")

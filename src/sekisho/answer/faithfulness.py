@@ -70,8 +70,15 @@ class FaithfulnessReport:
         return [(s.text, n) for s in self.sentences for n in s.bad_citations]
 
     @property
+    def uncited(self) -> bool:
+        """An answer from the documents that cites none of them: each sentence may be found in
+        some passage, but the answer does not say where (a model told by a document to drop its
+        citations writes just that), so nobody can check it against its source."""
+        return not self.not_found and bool(self.sentences) and not any(s.cited for s in self.sentences)
+
+    @property
     def faithful(self) -> bool:
-        return not self.unsupported and not self.invalid_citations and not self.bad_citations
+        return not self.unsupported and not self.invalid_citations and not self.bad_citations and not self.uncited
 
 
 @dataclass

@@ -120,6 +120,7 @@ class VerifyResult:
     head_seq: int = 0
     head_hash: str = GENESIS
     checkpoints: int = 0  # signed checkpoints verified
+    withheld: int = 0  # export lines whose content was withheld: linked in the chain, body not checked
 
 
 @dataclass(frozen=True)
@@ -508,9 +509,11 @@ class AuditLog:
                          "ORDER BY seq LIMIT ?", (digest, limit))
         return [self._entry(row) for row in rows]
 
-    def export(self, fp: IO[str], *, since_seq: int = 0) -> int:
+    def export(self, fp: IO[str], *, since_seq: int = 0,
+               shown: Callable[[AuditEntry], dict[str, Any]] = AuditEntry.to_json) -> int:
         """JSON lines, oldest first: the anchor (if pruned) then every record with its hashes, so
-        an export can be re-verified elsewhere. Returns the number of records written."""
+        an export can be re-verified elsewhere. `shown` makes each line from its entry (a reader
+        without the right to some content gets it withheld). Returns the number of records written."""
         with self.db.read() as reader:
             anchor = reader.execute(
                 "SELECT seq, hash, pruned_before, ts, public_key, signature FROM audit_anchor WHERE id = 1").fetchone()
@@ -520,7 +523,7 @@ class AuditLog:
             count = 0
             for row in reader.execute("SELECT seq, ts, kind, body, prev, hash FROM audit_log WHERE seq > ? "
                                       "ORDER BY seq", (since_seq,)):
-                fp.write(json.dumps(self._entry(row).to_json(), ensure_ascii=False) + "\n")
+                fp.write(json.dumps(shown(self._entry(row)), ensure_ascii=False) + "\n")
                 count += 1
         return count
 
@@ -638,7 +641,8 @@ class _Append:
 def verify_chain(rows: Iterable[tuple[Any, ...]], anchor: tuple[Any, ...] | None, *, trusted: str | None,
                  checkpoint_every: int) -> VerifyResult:
     """The chain check shared by the database and its JSON-lines export: rows are (seq, ts, kind,
-    body, prev, hash) in seq order; anchor is (seq, hash, pruned_before, public_key, signature)."""
+    body, prev, hash) in seq order; anchor is (seq, hash, pruned_before, public_key, signature).
+    A body of None (an export line whose content was withheld) is linked but not recomputed."""
     expected_seq, expected_prev = 1, GENESIS
     if anchor is not None:
         a_seq, a_hash, a_before, a_key, a_sig = anchor
@@ -646,10 +650,10 @@ def verify_chain(rows: Iterable[tuple[Any, ...]], anchor: tuple[Any, ...] | None
             return VerifyResult(False, a_seq + 1, f"the prune anchor at record {a_seq} has an invalid signature", 0)
         expected_seq, expected_prev = a_seq + 1, a_hash
     last_good_checkpoint = expected_seq - 1
-    checked = checkpoints = 0
+    checked = checkpoints = withheld = 0
 
     def bad(seq: int, reason: str) -> VerifyResult:
-        return VerifyResult(False, seq, reason, checked, expected_seq - 1, expected_prev, checkpoints)
+        return VerifyResult(False, seq, reason, checked, expected_seq - 1, expected_prev, checkpoints, withheld)
 
     for seq, ts, kind, body, prev, digest in rows:
         if seq != expected_seq:
@@ -657,7 +661,11 @@ def verify_chain(rows: Iterable[tuple[Any, ...]], anchor: tuple[Any, ...] | None
         if prev != expected_prev:
             return bad(seq, f"record {seq} does not link to record {seq - 1} "
                             "(inserted, reordered, or its predecessor was altered)")
-        if entry_hash(seq, ts, kind, prev, body) != digest:
+        if body is None:
+            if kind == CHECKPOINT:  # a checkpoint holds no content to withhold
+                return bad(seq, f"checkpoint {seq} is malformed")
+            withheld += 1
+        elif entry_hash(seq, ts, kind, prev, body) != digest:
             return bad(seq, f"record {seq} was altered (its content does not match its hash)")
         if kind == CHECKPOINT:
             try:
@@ -680,7 +688,7 @@ def verify_chain(rows: Iterable[tuple[Any, ...]], anchor: tuple[Any, ...] | None
                             "(checkpoints were removed or the chain was rewritten)")
         checked += 1
         expected_seq, expected_prev = seq + 1, digest
-    return VerifyResult(True, None, "ok", checked, expected_seq - 1, expected_prev, checkpoints)
+    return VerifyResult(True, None, "ok", checked, expected_seq - 1, expected_prev, checkpoints, withheld)
 
 
 def verify_export(lines: Iterable[str], *, public_key: str | None, checkpoint_every: int = 100) -> VerifyResult:
@@ -696,7 +704,7 @@ def verify_export(lines: Iterable[str], *, public_key: str | None, checkpoint_ev
                 a = item["anchor"]
                 anchor = (a["seq"], a["hash"], a["pruned_before"], a["public_key"], a["signature"])
                 continue
-            body = canonical_json(item["record"]).decode("utf-8")
+            body = None if item.get("withheld") else canonical_json(item["record"]).decode("utf-8")
             rows.append((item["seq"], item["ts"], item["kind"], body, item["prev"], item["hash"]))
         except (ValueError, KeyError, TypeError):
             return VerifyResult(False, None, f"line {number} is not an audit export record", len(rows))

@@ -44,7 +44,10 @@ async def ask(path: RequestPath, conversations: Conversations, *, principal: Pri
     turns = list(conversation.turns)
     if regenerate and turns:
         question = turns.pop().question
-    history = [(t.question, t.standalone, t.answer) for t in turns if t.status == "ok"]
+    # A held answer still carries its question's subject; its text waits for a reviewer, so it is
+    # left out of what the model reads. Refused and blocked turns add nothing.
+    history = [(t.question, t.standalone, t.answer if t.status == "ok" else "") for t in turns
+               if t.status in ("ok", "held")]
     meta = {"conversation_id": conversation_id}
     standalone = await make_standalone(path, question, history, principal=principal, backend=backend, meta=meta)
     stream = path.aask_stream(standalone, principal=principal, backend=backend, kb=kb, k=k, meta=meta)

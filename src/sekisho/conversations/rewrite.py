@@ -46,7 +46,7 @@ def condense_request(question: str, history: list[tuple[str, str]], *, turns: in
     (question, answer) pairs."""
     lines = []
     for asked, answered in history[-turns:]:
-        lines += [f"利用者: {asked}", f"回答: {answered[:400]}"]
+        lines += [f"利用者: {asked}"] + ([f"回答: {answered[:400]}"] if answered else [])
     lines += [f"利用者（最後の質問）: {question}", "書き換えた質問:"]
     return ChatRequest(messages=[Message("system", CONDENSE_SYSTEM), Message("user", "\n".join(lines))],
                        max_tokens=96, temperature=0.0)

@@ -48,16 +48,23 @@ class PolicyError(SekishoError):
 class ReviewRules:
     purposes: tuple[str, ...] = ("external",)  # outputs marked for these uses wait for a reviewer
     unsupported_claims: bool = True  # answers whose faithfulness check finds unsupported sentences
+    uncited: bool = True  # answers from the documents that cite none of them
     min_faithfulness: float = 0.5  # ... or whose answer-level support score is below this
     copyright: bool = True  # outputs similar to a registered work
     roles: tuple[str, ...] = ()  # every output of these roles waits (e.g. a trainee role)
 
-    def holds_answer(self, report: Any, *, not_found: bool) -> bool:
-        """Does this faithfulness report (sekisho.answer.FaithfulnessReport) send the answer to a
-        reviewer? "Not in the documents" is an honest answer and never waits."""
-        if not self.unsupported_claims or not_found:
-            return False
-        return bool(report.unsupported) or bool(report.invalid_citations) or report.score < self.min_faithfulness
+    def answer_reasons(self, report: Any, *, not_found: bool) -> tuple[str, ...]:
+        """Why this faithfulness report (sekisho.answer.FaithfulnessReport) sends the answer to a
+        reviewer (nothing: it does not). "Not in the documents" is an honest answer and never waits."""
+        if not_found:
+            return ()
+        reasons = []
+        if self.uncited and report.uncited:
+            reasons.append("uncited")
+        if self.unsupported_claims and (bool(report.unsupported) or bool(report.invalid_citations)
+                                        or report.score < self.min_faithfulness):
+            reasons.append("unsupported_claims")
+        return tuple(reasons)
 
 
 @dataclass(frozen=True)
@@ -169,6 +176,8 @@ generate = false            # auditors read and verify the record; they do not g
 [review]
 purposes = ["external"]     # outputs marked for external use (press releases, letters to citizens)
 unsupported_claims = true   # answers with sentences the sources do not support
+uncited = true              # answers from the documents that cite none of them (a document may have told
+                            # the model to drop its citations: such an answer cannot be checked)
 min_faithfulness = 0.5
 copyright = true            # outputs similar to a registered work
 roles = []
@@ -177,7 +186,7 @@ roles = []
 _ACTIONS = ", ".join(a.value for a in Action)
 _TOP_KEYS = {"route_local_backend", "copyright_threshold", "external", "local", "roles", "review", "recognizers"}
 _RECOGNIZER_KEYS = ("entity", "label", "pattern", "context", "requires_context", "score", "name")
-_REVIEW_KEYS = {"purposes", "unsupported_claims", "min_faithfulness", "copyright", "roles"}
+_REVIEW_KEYS = {"purposes", "unsupported_claims", "uncited", "min_faithfulness", "copyright", "roles"}
 _ROLE_KEYS = {"generate", "external", "local"}
 
 
@@ -307,6 +316,7 @@ def parse_policy(text: str, source: str = BUILT_IN) -> Policy:
         unsupported_claims=_typed(source, "review.unsupported_claims",
                                   review_spec.get("unsupported_claims", defaults.unsupported_claims), bool,
                                   "true or false"),
+        uncited=_typed(source, "review.uncited", review_spec.get("uncited", defaults.uncited), bool, "true or false"),
         min_faithfulness=float(_typed(source, "review.min_faithfulness",
                                       review_spec.get("min_faithfulness", defaults.min_faithfulness), (int, float),
                                       "a number between 0 and 1")),

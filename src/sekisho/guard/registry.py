@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from sekisho.guard.errors import GuardError, ScanBudgetExceeded
@@ -32,6 +32,9 @@ LABEL = re.compile(r"[^<>＜＞\s_＿]{1,20}")
 # How far from the end of one text and the start of the next the two halves of a number may be
 # for scan_many to read them as one (「前半は123456」「後半は789018」).
 SPLIT_REACH = 12
+# How much of each end of a long text scan_many reads when it joins the ends of the texts that
+# may hold part of a number: a number written out with separators, however spread, fits.
+END_CHARS = 160
 
 
 @dataclass(frozen=True)
@@ -160,9 +163,12 @@ class RecognizerRegistry:
 
         Each text is scanned on its own AND all of them joined by line breaks, so a number split
         across two texts (「前半は123456」「後半は789018」, or a user turn and an assistant turn) is
-        read whole, with the few words between its halves skipped. A finding that spans several
-        texts comes back as one piece per text (same entity and recogniser, spans in that text's
-        offsets, `detail["across"]` naming the texts). `max_chars` bounds the texts together.
+        read whole, with the few words between its halves skipped. Texts with no digit near
+        either end cannot hold part of a split number, so the number's ends are also read with
+        such texts left out: 「前半は090-8765」「承知しました」「4321です」 is one phone number. A
+        finding that spans several texts comes back as one piece per text (same entity and
+        recogniser, spans in that text's offsets, `detail["across"]` naming the texts).
+        `max_chars` bounds the texts together.
         """
         plan = self._plan(entities)
         keys = list(texts)
@@ -172,22 +178,43 @@ class RecognizerRegistry:
                  for k, v in zip(keys, values)}
         if len(keys) < 2:
             return found
-        starts = []
-        position = 0
-        for value in values:
-            starts.append(position)
-            position += len(value) + 1
-        joined = "\n".join(values)
-        bridges = _bridges(values, starts)
-        view = NormalizedText(joined, anchors=plan.anchors, digits=plan.digits, bridges=bridges)
-        for finding in self._find(view, plan, min_score, deadline):
-            pieces = _pieces(finding, keys, values, starts, bridges)
-            across = {"across": [key for key, _ in pieces]} if len(pieces) > 1 else {}
-            for key, piece in pieces:
-                found[key].append(piece if not across else Finding(
-                    piece.entity, piece.start, piece.end, piece.text, piece.score, piece.recognizer,
-                    detail=across, label=piece.label))
+        whole = [_Segment(k, 0, v) for k, v in zip(keys, values)]
+        for key, piece in self._scan_joined(whole, plan, min_score, deadline, across_only=False):
+            found[key].append(piece)
+        ends = _number_ends(keys, values)
+        if len(ends) < len(whole) and len({s.key for s in ends}) > 1:
+            # Only numbers that run from one text into another: anything inside one end was
+            # found above, and an end cut out of a longer text may hold a cut number.
+            for key, piece in self._scan_joined(ends, plan, min_score, deadline, across_only=True):
+                found[key].append(piece)
         return {k: resolve_overlaps(v) if len(v) > 1 else v for k, v in found.items()}
+
+    def _scan_joined(self, segments: list[_Segment], plan: _Plan, min_score: float, deadline: float | None, *,
+                     across_only: bool) -> Iterator[tuple[str, Finding]]:
+        """Findings of `segments` joined by line breaks (two between the ends of one text, which
+        the canonical view does not join across), as (key, piece) in each text's own offsets."""
+        starts, parts = [], []
+        position = 0
+        for i, segment in enumerate(segments):
+            if i:
+                gap = "\n\n" if segment.key == segments[i - 1].key else "\n"
+                parts.append(gap)
+                position += len(gap)
+            starts.append(position)
+            parts.append(segment.text)
+            position += len(segment.text)
+        bridges = _bridges(segments, starts)
+        view = NormalizedText("".join(parts), anchors=plan.anchors, digits=plan.digits, bridges=bridges)
+        for finding in self._find(view, plan, min_score, deadline):
+            pieces = _pieces(finding, segments, starts, bridges)
+            if len(pieces) < 2:
+                if not across_only:
+                    yield from pieces
+                continue
+            across = {"across": list(dict.fromkeys(key for key, _ in pieces))}
+            for key, piece in pieces:
+                yield key, Finding(piece.entity, piece.start, piece.end, piece.text, piece.score, piece.recognizer,
+                                   detail=across, label=piece.label)
 
     def _plan(self, entities: Iterable[str] | None) -> _Plan:
         key = None if entities is None else tuple(entities)
@@ -252,13 +279,42 @@ def _check_clock(deadline: float | None) -> None:
         raise ScanBudgetExceeded("guard: scanning ran past the request's time budget; send less text")
 
 
-def _bridges(values: list[str], starts: list[int]) -> list[tuple[int, int]]:
+@dataclass(frozen=True)
+class _Segment:
+    """A stretch of one text in a joined view: text[key][offset:offset + len(text)]."""
+
+    key: str
+    offset: int
+    text: str
+
+
+def _number_ends(keys: list[str], values: list[str]) -> list[_Segment]:
+    """The ends of the texts where a number may continue into another text: the first and last
+    END_CHARS characters of each text that has a digit within SPLIT_REACH of that end."""
+    ends = []
+    for key, value in zip(keys, values):
+        head = any(is_digit_like(c) for c in value[:SPLIT_REACH + 1])
+        tail = any(is_digit_like(c) for c in value[-SPLIT_REACH - 1:])
+        if len(value) <= 2 * END_CHARS:
+            if head or tail:
+                ends.append(_Segment(key, 0, value))
+            continue
+        if head:
+            ends.append(_Segment(key, 0, value[:END_CHARS]))
+        if tail:
+            ends.append(_Segment(key, len(value) - END_CHARS, value[-END_CHARS:]))
+    return ends
+
+
+def _bridges(segments: list[_Segment], starts: list[int]) -> list[tuple[int, int]]:
     """Spans of the joined text between a number's end near the end of one text and a number's
     start near the beginning of the next (the line break between them included): read as one
     line break, they let the canonical view join the halves if the whole validates."""
     bridges = []
-    for i in range(len(values) - 1):
-        left, right = values[i], values[i + 1]
+    for i in range(len(segments) - 1):
+        if segments[i].key == segments[i + 1].key:
+            continue  # two ends of one text: never one number
+        left, right = segments[i].text, segments[i + 1].text
         tail = next((j for j in range(len(left) - 1, max(-1, len(left) - 1 - SPLIT_REACH), -1)
                      if is_digit_like(left[j])), None)
         head = next((j for j in range(min(len(right), SPLIT_REACH + 1)) if is_digit_like(right[j])), None)
@@ -268,19 +324,21 @@ def _bridges(values: list[str], starts: list[int]) -> list[tuple[int, int]]:
     return bridges
 
 
-def _pieces(finding: Finding, keys: list[str], values: list[str], starts: list[int],
+def _pieces(finding: Finding, segments: list[_Segment], starts: list[int],
             bridges: list[tuple[int, int]]) -> list[tuple[str, Finding]]:
     """A finding of the joined text as (key, finding) pieces in each text's own offsets, the
     bridged words between two halves of a number left out."""
     pieces = []
-    for key, value, base in zip(keys, values, starts):
-        lo, hi = max(finding.start, base), min(finding.end, base + len(value))
+    for segment, base in zip(segments, starts):
+        lo, hi = max(finding.start, base), min(finding.end, base + len(segment.text))
         for a, b in bridges:
             if a <= lo < b:
                 lo = b
             if a < hi <= b:
                 hi = a
         if lo < hi:
-            pieces.append((key, Finding(finding.entity, lo - base, hi - base, value[lo - base:hi - base],
-                                        finding.score, finding.recognizer, label=finding.label)))
+            start = segment.offset + lo - base
+            pieces.append((segment.key, Finding(finding.entity, start, start + hi - lo,
+                                                segment.text[lo - base:hi - base], finding.score,
+                                                finding.recognizer, label=finding.label)))
     return pieces

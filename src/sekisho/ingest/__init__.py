@@ -4,8 +4,10 @@ incrementally."""
 
 from sekisho.ingest.chunking import DEFAULT_CHUNK_CHARS, DEFAULT_CHUNK_OVERLAP, Section, chunk
 from sekisho.ingest.decode import decode_text
+from sekisho.ingest.docx import ArchiveTooLarge, open_docx
 from sekisho.ingest.errors import IngestError
 from sekisho.ingest.extract import DEFAULT_MAX_BYTES, MEDIA_TYPES, Extracted, extract, media_type_for
+from sekisho.ingest.names import BadFileName, upload_name
 from sekisho.ingest.pipeline import (
     ChunkSize,
     IngestOutcome,
@@ -17,7 +19,8 @@ from sekisho.ingest.pipeline import (
 )
 
 __all__ = [
-    "DEFAULT_CHUNK_CHARS", "DEFAULT_CHUNK_OVERLAP", "DEFAULT_MAX_BYTES", "MEDIA_TYPES", "ChunkSize",
+    "ArchiveTooLarge", "BadFileName", "DEFAULT_CHUNK_CHARS", "DEFAULT_CHUNK_OVERLAP", "DEFAULT_MAX_BYTES", "MEDIA_TYPES", "ChunkSize",
     "Extracted", "IngestError", "IngestOutcome", "IngestReport", "Section", "chunk", "decode_text",
-    "document_id", "extract", "ingest_bytes", "ingest_paths", "ingest_text", "media_type_for",
+    "document_id", "extract", "ingest_bytes", "ingest_paths", "ingest_text", "media_type_for", "open_docx",
+    "upload_name",
 ]

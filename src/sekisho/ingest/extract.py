@@ -11,10 +11,12 @@ import logging
 import os
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path, PurePath
 
+from sekisho.errors import one_line
 from sekisho.ingest.chunking import Section
 from sekisho.ingest.decode import UndecodableText, decode_text, looks_binary
 from sekisho.ingest.errors import IngestError
@@ -314,8 +316,19 @@ class _HtmlText:
         if s:
             self._emit(s)
 
-    def walk(self, node, pre: bool = False) -> None:  # noqa: ANN001 (bs4 node)
-        for child in node.children:
+    def walk(self, root) -> None:  # noqa: ANN001 (bs4 node)
+        """Render `root`'s content. Iterative, with a stack of the elements open around the
+        current one: an HTML document nested thousands of levels deep is read like any other
+        (a recursive walk stopped at Python's recursion limit, about 1,000 levels)."""
+        stack: list[tuple[Iterator, bool, Callable[[], None] | None]] = [(iter(root.children), False, None)]
+        while stack:
+            children, pre, close = stack[-1]
+            child = next(children, None)
+            if child is None:
+                stack.pop()
+                if close is not None:
+                    close()
+                continue
             if isinstance(child, self._comment):
                 continue
             if isinstance(child, self._string):
@@ -327,24 +340,30 @@ class _HtmlText:
             name = child.name
             if name == "br":
                 self.newline()
-            elif name in _HEADING_TAGS:
+                continue
+            if name in _HEADING_TAGS:
                 self.newline()
-                start = self.length
-                self.walk(child, pre)
-                title = " ".join("".join(self.parts)[start:].split()) if self.length > start else ""
-                self.newline()
-                if title:
-                    self.headings.append(_Heading(start, self.length, _HEADING_TAGS[name], title))
+                close = partial(self._heading, len(self.parts), self.length, _HEADING_TAGS[name])
             elif name in ("td", "th"):
-                self.walk(child, pre)
-                if self._last() not in "\n ":
-                    self._emit(" ")
+                close = self._cell
             elif name in _BLOCK_TAGS:
                 self.newline()
-                self.walk(child, pre or name == "pre")
-                self.newline()
+                pre, close = pre or name == "pre", self.newline
             else:
-                self.walk(child, pre)
+                close = None
+            stack.append((iter(child.children), pre, close))
+
+    def _heading(self, first_part: int, start: int, level: int) -> None:
+        # The heading's text is in the parts added since it opened (newline() only ever trims the
+        # last part, and the heading opened on a fresh line).
+        title = " ".join("".join(self.parts[first_part:]).split()) if self.length > start else ""
+        self.newline()
+        if title:
+            self.headings.append(_Heading(start, self.length, level, title))
+
+    def _cell(self) -> None:
+        if self._last() not in "\n ":
+            self._emit(" ")
 
     def text(self) -> str:
         return "".join(self.parts)
@@ -368,7 +387,7 @@ def _html(source: str, stem: str, encoding: str) -> Extracted:
 
 def _pdf(data: bytes, label: str, stem: str) -> Extracted:
     from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError, PdfReadError
+    from pypdf.errors import FileNotDecryptedError
 
     # pypdf logs its repair attempts ("EOF marker not found") as warnings; the user gets our one
     # line per file instead of library chatter.
@@ -385,8 +404,10 @@ def _pdf(data: bytes, label: str, stem: str) -> Extracted:
         raise
     except FileNotDecryptedError:
         raise IngestError(label, "パスワードで暗号化されたPDFです / encrypted PDF (password required)") from None
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as exc:
-        raise IngestError(label, f"PDFが壊れているか読めません / corrupt PDF: {_one_line(exc)}") from None
+    except Exception as exc:  # noqa: BLE001 - pypdf on a damaged file raises anything (found by fuzzing:
+        # LimitReachedError on a self-referencing object, NotImplementedError on a mangled filter
+        # name, besides its read errors); each is a PDF that cannot be read.
+        raise IngestError(label, f"PDFが壊れているか読めません / corrupt PDF: {one_line(exc, 200)}") from None
     if not any(pages):
         raise IngestError(
             label, "PDFから文字を抽出できません (スキャン画像のみのPDF?) / no extractable text (scanned PDF?)"
@@ -479,54 +500,24 @@ def _latin_breaks_to_spaces(text: str, start: int, breaks: Callable[[Sequence[st
     return "".join(chars)
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:200] or type(exc).__name__
-
-
 _DOCX_HEADING = re.compile(r"^(?:heading|見出し)\s*(\d)$", re.IGNORECASE)
 
 
 def _docx(data: bytes, label: str, stem: str) -> Extracted:
-    import zipfile
+    from sekisho.ingest.docx import read_docx
 
-    import docx
-    from docx.opc.exceptions import PackageNotFoundError
-    from docx.oxml.ns import qn
-    from docx.table import Table
-    from docx.text.paragraph import Paragraph
-
-    try:
-        document = docx.Document(io.BytesIO(data))
-    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise IngestError(label, f"DOCXが壊れているか読めません / corrupt DOCX: {_one_line(exc)}") from None
+    blocks, core_title = read_docx(data, label)
     lines: list[str] = []
     headings: list[_Heading] = []
     offset = 0
-
-    def add(line: str, level: int | None = None) -> None:
-        nonlocal offset
-        if level is not None and line.strip():
-            headings.append(_Heading(offset, offset + len(line) + 1, level, line.strip()))
-        lines.append(line)
-        offset += len(line) + 1
-
-    for element in document.element.body.iterchildren():
-        if element.tag == qn("w:p"):
-            paragraph = Paragraph(element, document)
-            style = paragraph.style.name if paragraph.style is not None else ""
-            match = _DOCX_HEADING.match(style or "")
-            level = 0 if style == "Title" else int(match.group(1)) if match else None
-            add(paragraph.text, level)
-        elif element.tag == qn("w:tbl"):
-            for row in Table(element, document).rows:
-                cells: list[str] = []
-                for cell in row.cells:  # merged cells repeat; show each once
-                    value = " ".join(cell.text.split())
-                    if value and (not cells or cells[-1] != value):
-                        cells.append(value)
-                add(" ".join(cells))
+    for block in blocks:
+        match = _DOCX_HEADING.match(block.style or "")
+        level = 0 if block.style == "Title" else int(match.group(1)) if match else None
+        if level is not None and block.text.strip():
+            headings.append(_Heading(offset, offset + len(block.text) + 1, level, block.text.strip()))
+        lines.append(block.text)
+        offset += len(block.text) + 1
     text = "\n".join(lines).rstrip()
-    core_title = (document.core_properties.title or "").strip()
     first_heading = headings[0].title if headings else ""
-    title = core_title or first_heading or stem
+    title = core_title.strip() or first_heading or stem
     return Extracted(text, _short_title(title), DOCX_TYPE, None, _sections(text, headings))

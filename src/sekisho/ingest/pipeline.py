@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sekisho.ingest.chunking import DEFAULT_CHUNK_CHARS, DEFAULT_CHUNK_OVERLAP, chunk
 from sekisho.ingest.errors import IngestError
 from sekisho.ingest.extract import DEFAULT_MAX_BYTES, Extracted, extract, media_type_for, read_source, unsupported_type
+from sekisho.ingest.names import upload_name
 from sekisho.store.protocol import Store
 from sekisho.store.records import Chunk, Document
 
@@ -240,21 +241,6 @@ def _prune(kb: KnowledgeBase, roots: Sequence[Path]) -> list[str]:
     return removed
 
 
-def _check_upload_name(name: str) -> str:
-    cleaned = name.strip()
-    if (
-        not cleaned
-        or cleaned in (".", "..")
-        or cleaned.startswith(".")
-        or any(sep in cleaned for sep in ("/", "\\", "\x00", ".."))
-        or any(ord(ch) < 0x20 for ch in cleaned)
-        or (len(cleaned) > 1 and cleaned[1] == ":")  # C:foo
-        or len(cleaned) > 255
-    ):
-        raise IngestError(repr(name), "ファイル名が不正です (フォルダ区切りや .. は使えません) / invalid file name")
-    return cleaned
-
-
 def ingest_bytes(
     kb: KnowledgeBase,
     name: str,
@@ -266,7 +252,7 @@ def ingest_bytes(
 ) -> IngestOutcome:
     """Ingest an uploaded file; its name (a bare file name, no folders) decides the type, and
     re-uploading the same name replaces the earlier upload."""
-    name = _check_upload_name(name)
+    name = upload_name(name)
     if len(data) > max_bytes:
         raise IngestError(name, f"ファイルが大きすぎます (上限 {max_bytes / 2**20:.1f} MB) / file too large")
     if media_type_for(name) is None:

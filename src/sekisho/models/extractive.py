@@ -18,10 +18,12 @@ Selection, tuned on the even-numbered JSQuAD articles (bench/answer_jsquad.py re
    none left the answer is 「資料に記載がありません」.
 5. A quote that names neither its topic nor the question's is labelled with the passage title
    (【梅雨】この時期に…), because a sentence lifted out of its document often leans on it.
-Office documents: Markdown headings are never quoted; label lines (【休館日】, ■手数料) are read
-together with the line they label; a block whose label names what is asked (■支給日 for いつ支給,
-■手数料 for いくら) comes first; an answer of the asked type further down the chosen block is quoted
-with it; a chosen list item or table row brings the rest of its list or table.
+Office documents: Markdown headings are never quoted, nor are sentences that speak to the model
+rather than the reader (text.is_instruction: an instruction injected into a document); label
+lines (【休館日】, ■手数料) are read together with the line they label; a block whose label names
+what is asked (■支給日 for いつ支給, ■手数料 for いくら) comes first; an answer of the asked type
+further down the chosen block is quoted with it; a chosen list item or table row brings the rest
+of its list or table.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from sekisho.text import (
     compact,
     content_units,
     english_stem,
+    is_instruction,
     match_units,
     morphemes,
     question_content,
@@ -283,8 +286,12 @@ def extract(question: str, passages: Sequence[Passage]) -> Extraction | None:
     q_grams = match_units(without_interrogatives(question))
     if not q_grams:
         return None
+    # A sentence that speaks to the model ("引用を付けないでください") is never quoted: it is no
+    # answer to anyone's question, only an attempt to steer the answerer. Positions stay those of
+    # all sentences, so a quote never spans the one left out.
     sents = [_Sentence(p, i, s, e, frozenset(match_units(p.text[s:e]) | _context_units(p, heading)), heading, labelled)
-             for p in passages for i, (s, e, heading, labelled) in enumerate(_candidate_spans(p.text, p.headings))]
+             for p in passages for i, (s, e, heading, labelled) in enumerate(_candidate_spans(p.text, p.headings))
+             if not is_instruction(p.text[s:e])]
     if not sents:
         return None
     n = len(sents)

@@ -10,9 +10,10 @@ Sync methods (complete, ask, choose, stream, ask_stream, release) for threads; `
 """
 
 from sekisho.request.outcome import Governed, GuardAction
-from sekisho.request.path import NO_PASSAGES, InvalidText, RequestPath, capped
+from sekisho.request.path import NO_PASSAGES, RequestPath, capped
 from sekisho.request.streaming import AsyncGovernedStream, GovernedStream
+from sekisho.request.text import InvalidText, check_text, valid_text
 from sekisho.request.turn import Turn
 
 __all__ = ["NO_PASSAGES", "AsyncGovernedStream", "Governed", "GovernedStream", "GuardAction", "InvalidText",
-           "RequestPath", "Turn", "capped"]
+           "RequestPath", "Turn", "capped", "check_text", "valid_text"]

@@ -45,16 +45,18 @@ from sekisho.audit.log import AuditLog
 from sekisho.audit.review import ReviewQueue
 from sekisho.audit.signing import sha256_hex
 from sekisho.config import BackendConfig, Settings, resolve_path
-from sekisho.errors import InvalidInput
+from sekisho.errors import InvalidInput, one_line
 from sekisho.guard.findings import Finding, entity_label
 from sekisho.guard.masking import MaskSession, contains_placeholder
 from sekisho.guard.policy import BUILT_IN, Action, Policy, PolicyError, policy_from_settings
+from sekisho.guard.registry import MAX_SCAN_CHARS
 from sekisho.identity import Principal, Role
 from sekisho.models import Backend, BackendError, Capability, ChatRequest, Completion, Message, ModelInfo, open_backend
 from sekisho.models.energy import CallMeter, Energy, Metering
 from sekisho.models.extractive import ExtractiveBackend
 from sekisho.request.calls import ModelCalls
 from sekisho.request.outcome import Governed, GuardAction
+from sekisho.request.text import check_text, valid_text
 from sekisho.request.turn import Turn
 
 log = logging.getLogger("sekisho.request")
@@ -69,10 +71,6 @@ _KEPT_SESSIONS = 1000  # held requests whose masks can still be restored on rele
 # stored whole per request lets one client grow the log by gigabytes (docs/benchmarks.md).
 AUDIT_TEXT_CHARS = 20_000
 NO_CALL = "モデル呼び出しなし (no model call)"
-
-
-class InvalidText(InvalidInput):
-    """A text cannot be processed as sent (a lone surrogate, say); refused before any model runs."""
 
 
 class RequestPath:
@@ -95,6 +93,8 @@ class RequestPath:
         # The checks (scanning, retrieval, faithfulness, the audit append) of async callers run
         # here, never on the event loop.
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sekisho-path")
+        # A model's answer longer than the output checks read is refused (a stream stops there).
+        self.max_output_chars = MAX_SCAN_CHARS
         self.calls = ModelCalls(self.pool, timeout_s=self._timeout_s)
         self.metering = Metering(watts_per_core=settings.models.watts_per_core)
         self._meters: dict[str, Callable[[], CallMeter]] = {}
@@ -250,7 +250,7 @@ class RequestPath:
                       meta: dict[str, Any] | None) -> Turn:
         from sekisho.answer import build_request
 
-        _check_encodable({"question": question})
+        check_text({"question": question})
         floor = self.settings.retrieval.min_score if kb.scores_are_probabilities else 0.0
         hits = self._passages_for(backend, kb.search(question, k=k, tags=principal.tags), floor)
         turn = self._turn(build_request(question, hits), backend, principal, purpose, "ask", meta)
@@ -344,7 +344,7 @@ class RequestPath:
         """Every text of `request` by place, and what the recognisers (and, for the prompt, the
         copyright registry) found in each."""
         texts = _texts(request)
-        _check_encodable(texts)
+        check_text(texts)
         # Each text and the whole conversation joined: a number split across two messages (or a
         # message and a stop string) is read whole. Bounded in size and time: a request that would
         # hold a worker longer is refused (413), not scanned.
@@ -388,7 +388,7 @@ class RequestPath:
         except BackendError as exc:
             self._record(turn, "error", extra={"error": str(exc)})
             raise
-        return replace(raw, text=turn.session.restore(raw.text, turn.principal))
+        return replace(raw, text=turn.session.restore(valid_text(raw.text), turn.principal))
 
     async def _acall(self, turn: Turn) -> Completion:
         try:
@@ -404,7 +404,7 @@ class RequestPath:
         except asyncio.CancelledError:
             await asyncio.shield(self.off_loop(self._record, turn, "cancelled", extra={"shown_chars": 0}))
             raise
-        return replace(raw, text=turn.session.restore(raw.text, turn.principal))
+        return replace(raw, text=turn.session.restore(valid_text(raw.text), turn.principal))
 
     async def off_loop(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """`fn(*args, **kwargs)` on the path's thread pool, awaited: blocking work kept off the event loop."""
@@ -448,7 +448,15 @@ class RequestPath:
 
     def conclude(self, turn: Turn, completion: Completion, extra: dict[str, Any] | None = None) -> Governed:
         """Everything after the (restored) output exists: output guard, the answer's support check
-        for questions, review hold, audit."""
+        for questions, review hold, audit. A model ran, so whatever fails here is recorded first."""
+        try:
+            return self._conclude(turn, completion, extra)
+        except Exception as exc:
+            if not turn.recorded:
+                self._record(turn, "error", extra={"error": one_line(exc)})
+            raise
+
+    def _conclude(self, turn: Turn, completion: Completion, extra: dict[str, Any] | None) -> Governed:
         from sekisho.answer import finish
 
         self._guard_output(turn, completion.text)
@@ -458,8 +466,7 @@ class RequestPath:
             return self._finish(turn, completion, extra=extra)
         answer = finish(turn.question or "", turn.hits, turn.request, completion)
         report = answer.faithfulness
-        if self.policy.review.holds_answer(report, not_found=answer.not_found):
-            turn.review_reasons.append("unsupported_claims")
+        turn.review_reasons.extend(self.policy.review.answer_reasons(report, not_found=answer.not_found))
         extra.update({"sources": [_source(h) for h in turn.hits], "not_found": answer.not_found,
                       "faithfulness": {"score": round(report.score, 3),
                                        "unsupported_sentences": len(report.unsupported),
@@ -640,17 +647,6 @@ def capped(text: str, limit: int = AUDIT_TEXT_CHARS) -> str:
     return f"{text[:limit]}…[{len(text) - limit} more characters; sha256 of the whole {digest}]"
 
 
-def _check_encodable(texts: dict[str, str]) -> None:
-    """Text that is not valid Unicode (a lone surrogate from a JSON \\ud800 escape) cannot be scanned
-    reliably nor sent anywhere: refused, naming where, before any model runs."""
-    for where, text in texts.items():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise InvalidText(f"{where}: character {exc.start} is not valid Unicode (a lone surrogate, "
-                              f"U+{ord(text[exc.start]):04X}); send UTF-8 text") from None
-
-
 def _texts(request: ChatRequest) -> dict[str, str]:
     """Every text of a request that reaches a backend, by place: messages, passages, the question
     and the stop sequences (a stop sequence is forwarded too, so it is scanned and masked too)."""
@@ -694,6 +690,7 @@ def _passage_sources(request: ChatRequest) -> list[dict[str, Any]]:
 
 def _source(hit: Any) -> dict[str, Any]:
     chunk, doc = hit.chunk, hit.document
-    return {"chunk_id": chunk.id, "doc_id": doc.id, "path": doc.path, "title": doc.title,
+    # The document's tags as they were: who may read this record's texts follows from them.
+    return {"chunk_id": chunk.id, "doc_id": doc.id, "path": doc.path, "title": doc.title, "tags": list(doc.tags),
             "location": chunk.location.label(), "document_sha256": doc.content_hash,
             "chunk_sha256": sha256_hex(chunk.text.encode("utf-8"))}

@@ -17,52 +17,79 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+from sekisho.errors import one_line
+from sekisho.guard.errors import ScanBudgetExceeded
 from sekisho.models import BackendError, Completion
+from sekisho.request.text import valid_text
 from sekisho.request.turn import Turn
 
 _SENTENCE_END = re.compile(r"[。！？!?\n]")
+# Once this much has been shown, a release check waits for a tenth as much new text: every check
+# reads the whole output so far, so checking at every sentence of a long output is quadratic
+# (a 100,000-character answer would be checked 3,000 times). Below it, every sentence is checked.
+_CHECK_EVERY_SENTENCE_UP_TO = 2_000
 
 
 class Gate:
     """What of a growing output may be shown: everything up to the last sentence end that passes
-    the path's release check, as long as nothing before it failed."""
+    the path's release check, as long as nothing before it failed. The check says True (show
+    it), False (hold: nothing more is shown) or None (not yet: wait for more text). `releasable`
+    None: nothing to check, every sentence is shown as it ends. Work per piece is proportional to
+    the piece, and an output past `max_chars` (what the output checks can read) stops the stream."""
 
-    def __init__(self, releasable: Callable[[str], bool]) -> None:
+    def __init__(self, releasable: Callable[[str], bool | None] | None, max_chars: int) -> None:
         self._releasable = releasable
+        self._max_chars = max_chars
         self.shown: list[str] = []
-        self.pending = ""
+        self._pending: list[str] = []  # not yet shown; no sentence end before the last piece's
+        self._pending_chars = 0
+        self.shown_chars = 0
         self.held = False
 
     def feed(self, piece: str) -> str:
         """The text to show now (possibly empty)."""
-        self.pending += piece
-        if self.held:
+        if self.shown_chars + self._pending_chars + len(piece) > self._max_chars:
+            raise ScanBudgetExceeded(f"guard: the model's answer ran past the {self._max_chars:,} characters "
+                                     "the output checks read; ask for a shorter answer")
+        self._pending.append(piece)
+        self._pending_chars += len(piece)
+        ends = None if self.held else _last_sentence_end(piece)
+        if ends is None or (self._releasable is not None and self.shown_chars > _CHECK_EVERY_SENTENCE_UP_TO
+                            and self._pending_chars < self.shown_chars // 10):
             return ""
-        cut = max((m.end() for m in _SENTENCE_END.finditer(self.pending)), default=0)
-        if not cut:
+        pending = "".join(self._pending)
+        cut = len(pending) - len(piece) + ends
+        verdict = True if self._releasable is None else self._releasable("".join(self.shown) + pending[:cut])
+        if not verdict:
+            self.held = verdict is False
             return ""
-        if not self._releasable("".join(self.shown) + self.pending[:cut]):
-            self.held = True
-            return ""
-        out, self.pending = self.pending[:cut], self.pending[cut:]
-        self.shown.append(out)
-        return out
+        return self._show(pending, cut)
 
     def finish(self) -> str:
-        """The rest, if it may be shown."""
-        if self.held or not self.pending or not self._releasable(self.text):
+        """The rest, if it may be shown (waiting is over: "not yet" is now "no")."""
+        pending = "".join(self._pending)
+        if self.held or not pending or (self._releasable is not None and not self._releasable(self.text)):
             return ""
-        out, self.pending = self.pending, ""
+        return self._show(pending, len(pending))
+
+    def _show(self, pending: str, cut: int) -> str:
+        out, rest = pending[:cut], pending[cut:]
+        self._pending, self._pending_chars = ([rest], len(rest)) if rest else ([], 0)
         self.shown.append(out)
+        self.shown_chars += len(out)
         return out
 
     @property
     def text(self) -> str:
-        return "".join(self.shown) + self.pending
+        return "".join(self.shown) + "".join(self._pending)
 
-    @property
-    def shown_chars(self) -> int:
-        return sum(len(s) for s in self.shown)
+
+def _last_sentence_end(piece: str) -> int | None:
+    """The offset just after the last sentence end in `piece`, or None."""
+    found = None
+    for found in _SENTENCE_END.finditer(piece):
+        pass
+    return found.end() if found is not None else None
 
 
 class _Streamed:
@@ -78,8 +105,16 @@ class _Streamed:
         readings are compared, then released whole if the checks pass."""
         return bool(turn.review_reasons) or self._path._reads_apart(turn)
 
-    def _releasable(self, turn: Turn) -> Callable[[str], bool]:
+    def _gate(self, turn: Turn) -> Gate:
+        return Gate(self._releasable(turn), self._path.max_output_chars)
+
+    def _releasable(self, turn: Turn) -> Callable[[str], bool | None] | None:
+        """The release check of a growing output, or None when there is nothing to check before
+        showing it (a chat without a copyright registry: personal data in it is flagged at the
+        end, where the whole output is read)."""
         path = self._path
+        if turn.kind != "ask" and not (path._registry is not None and path.policy.review.copyright):
+            return None
 
         def releasable(text: str) -> bool:
             if path._registry is not None and path.policy.review.copyright and path._check_output(text):
@@ -88,7 +123,10 @@ class _Streamed:
                 from sekisho.answer import check_faithfulness, is_not_found
 
                 report = check_faithfulness(text, turn.request.passages or [])
-                return not path.policy.review.holds_answer(report, not_found=is_not_found(text))
+                reasons = path.policy.review.answer_reasons(report, not_found=is_not_found(text))
+                if reasons == ("uncited",):
+                    return None  # not yet: the citation often follows the sentence's full stop
+                return not reasons
             return True
 
         return releasable
@@ -131,15 +169,15 @@ class GovernedStream(_Streamed):
             if text := self._whole_text():
                 yield text
             return
-        gate, started = Gate(self._releasable(turn)), time.perf_counter()
+        gate, started = self._gate(turn), time.perf_counter()
         pieces = path.calls.stream(turn.backend_name, turn.info, path.backend(turn.backend_name), turn.outbound,
                                    meter=path.meter(turn))
         try:
-            for piece in turn.session.restore_stream(pieces, turn.principal):
+            for piece in turn.session.restore_stream(map(valid_text, pieces), turn.principal):
                 if out := gate.feed(piece):
                     yield out
-        except BackendError as exc:
-            path._record(turn, "error", extra={"error": str(exc), "shown_chars": gate.shown_chars})
+        except Exception as exc:  # noqa: BLE001 - a failing model or check: recorded, then raised
+            path._record(turn, "error", extra={"error": one_line(exc), "shown_chars": gate.shown_chars})
             raise
         except GeneratorExit:
             # The reader went away mid-answer (closed connection, Ctrl-C): what it saw is audited.
@@ -182,18 +220,19 @@ class AsyncGovernedStream(_Streamed):
             if text := self._whole_text():
                 yield text
             return
-        gate, started = Gate(self._releasable(turn)), time.perf_counter()
+        gate, started = self._gate(turn), time.perf_counter()
         pieces = path.calls.astream(turn.backend_name, turn.info, path.backend(turn.backend_name), turn.outbound,
                                     meter=path.meter(turn))
         restoring = turn.session.restoring(turn.principal)
         try:
             async for piece in pieces:
-                if out := gate.feed(restoring.feed(piece)):
+                if out := gate.feed(restoring.feed(valid_text(piece))):
                     yield out
             if out := gate.feed(restoring.flush()):
                 yield out
-        except BackendError as exc:
-            await path.off_loop(path._record, turn, "error", extra={"error": str(exc), "shown_chars": gate.shown_chars})
+        except Exception as exc:  # noqa: BLE001 - a failing model or check: recorded, then raised
+            await path.off_loop(path._record, turn, "error", extra={"error": one_line(exc),
+                                                                    "shown_chars": gate.shown_chars})
             raise
         except BaseException:
             # The client went away (the server cancels the response) or the loop is closing: the

@@ -11,8 +11,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import PlainTextResponse, Response
 
+from sekisho.errors import Forbidden
 from sekisho.identity import Role
+from sekisho.ingest import upload_name
 from sekisho.ingest.jobs import Job
+from sekisho.server.access import ContentAccess
 from sekisho.server.deps import AppState, audit_event, require, state_of
 from sekisho.server.errors import ApiError, ErrorResponse
 from sekisho.server.governed import blocked_error, sekisho_info
@@ -45,7 +48,7 @@ from sekisho.server.schemas import (
     WhoAmI,
 )
 from sekisho.server.security import GRANTS, Caller, Permission, can_see, search_tags
-from sekisho.server.uploads import check_content, safe_name
+from sekisho.server.uploads import check_content
 
 _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 429)}
 router = APIRouter(prefix="/api", responses=_ERRORS)
@@ -58,7 +61,8 @@ ReviewId = Annotated[int, Path(ge=1, le=SQLITE_MAX_INT, description="review numb
 # --- identity -------------------------------------------------------------------------------
 
 @router.get("/me", response_model=WhoAmI, tags=["identity"])
-async def whoami(caller: Caller = require(Permission.CHAT)) -> WhoAmI:
+async def whoami(caller: Caller = require(None)) -> WhoAmI:
+    """Who this key is and what it may do: every role may ask (an auditor too)."""
     return _whoami(caller)
 
 
@@ -92,7 +96,8 @@ def _split_tags(raw: str | None) -> tuple[str, ...]:
 
 @router.post("/documents", response_model=JobOut, status_code=202, tags=["documents"],
              responses={413: {"model": ErrorResponse}, 415: {"model": ErrorResponse}})
-async def upload_documents(request: Request, files: list[UploadFile] = File(..., description="文書ファイル"),
+async def upload_documents(request: Request, files: list[UploadFile] = File(..., description="文書ファイル",
+                                                                           min_length=1, max_length=MAX_FILES_PER_UPLOAD),
                            tags: str | None = Form(None, description="アクセスタグ (comma-separated)"),
                            caller: Caller = require(Permission.DOCUMENTS)) -> JobOut:
     """Upload documents; ingestion runs in the background. Poll GET /api/jobs/{id} for progress."""
@@ -112,7 +117,7 @@ async def accept_uploads(state: AppState, files: list[UploadFile], tags: str | N
     limit = state.settings.server.max_upload_mb * 1024 * 1024
     names, payloads = [], []
     for upload in files:
-        name = safe_name(upload.filename)
+        name = upload_name(upload.filename)
         data = await upload.read()
         if len(data) > limit:
             raise ApiError(413, f"{name}: ファイルが大きすぎます / larger than the upload limit of {state.settings.server.max_upload_mb} MB",
@@ -215,8 +220,9 @@ async def ask(body: AskRequest, request: Request, caller: Caller = require(Permi
 
 
 @router.get("/passages/{chunk_id}", response_model=PassageOut, tags=["knowledge base"])
-async def passage(chunk_id: str, request: Request, caller: Caller = require(Permission.CHAT)) -> PassageOut:
-    """The cited passage and its document, when this key may see that document."""
+async def passage(chunk_id: str, request: Request, caller: Caller = require(Permission.SEARCH)) -> PassageOut:
+    """The cited passage and its whole document, when this key may see that document. Reading
+    documents is searching the corpus: a reviewer or an auditor may not, whatever the id."""
     state = state_of(request)
 
     def _load() -> PassageOut | None:
@@ -256,15 +262,47 @@ async def review_failure(state: AppState, caller: Caller, review_id: int, exc: E
     return exc
 
 
+def content_access(state: AppState) -> ContentAccess:
+    """Who may read which content, over this server's audit log and knowledge base (blocking)."""
+    store = state.runtime.kb().store
+
+    def document_tags(doc_id: str) -> tuple[str, ...] | None:
+        document = store.document_by_id(doc_id)
+        return None if document is None else tuple(document.tags)
+
+    return ContentAccess(state.runtime.audit(), document_tags)
+
+
+def _visible_review(state: AppState, caller: Caller, review_id: int) -> Any:
+    """The review, if the caller may read what it holds; otherwise as absent as a review that
+    does not exist (no probing for held answers one may not see)."""
+    from sekisho.audit.review import ReviewNotFound
+
+    item = state.runtime.reviews().get(review_id)
+    if not content_access(state).may_read_review(caller.principal, item):
+        raise ReviewNotFound(f"review {review_id} does not exist")
+    return item
+
+
+# Reviews read per listing to find `limit` the caller may see.
+_REVIEWS_SCANNED = 10_000
+
+
 @router.get("/reviews", response_model=ReviewList, tags=["review"])
 async def list_reviews(request: Request,
                        status: Literal["pending", "approved", "edited", "rejected", "all"] = Query("pending"),
                        limit: int = Query(100, ge=1, le=1000),
                        caller: Caller = require(Permission.REVIEW)) -> ReviewList:
+    """Held outputs, those drawn from documents this key may see."""
     state = state_of(request)
     wanted = None if status == "all" else status
-    items = await state.runtime.run(lambda: state.runtime.reviews().list(wanted, limit=limit))
-    return ReviewList(items=[review_out(i) for i in items])
+
+    def _list() -> list[Any]:
+        access = content_access(state)
+        items = state.runtime.reviews().list(wanted, limit=_REVIEWS_SCANNED)
+        return [i for i in items if access.may_read_review(caller.principal, i)][:limit]
+
+    return ReviewList(items=[review_out(i) for i in await state.runtime.run(_list)])
 
 
 async def decide(state: AppState, caller: Caller, review_id: int, action: str, text: str | None = None,
@@ -274,6 +312,7 @@ async def decide(state: AppState, caller: Caller, review_id: int, action: str, t
 
     def _decide() -> Any:
         queue = state.runtime.reviews()
+        _visible_review(state, caller, review_id)  # nobody decides what they may not read
         if action == "approve":
             return queue.approve(review_id, caller.principal, note=note)
         if action == "edit":
@@ -292,7 +331,7 @@ async def get_review(review_id: ReviewId, request: Request, caller: Caller = req
 
     state = state_of(request)
     try:
-        return review_out(await state.runtime.run(lambda: state.runtime.reviews().get(review_id)))
+        return review_out(await state.runtime.run(_visible_review, state, caller, review_id))
     except ReviewError as exc:
         raise await review_failure(state, caller, review_id, exc) from None
 
@@ -335,24 +374,42 @@ async def release_review(review_id: ReviewId, request: Request, caller: Caller =
 
 # --- audit and provenance -------------------------------------------------------------------
 
-def audit_out(entry: Any) -> AuditEntryOut:
-    return AuditEntryOut(seq=entry.seq, kind=entry.kind, ts=entry.ts or None, hash=entry.hash,
-                         record=entry.record or {})
+def audit_out(entry: Any, access: ContentAccess, principal: Any) -> AuditEntryOut:
+    record, withheld = access.shown(principal, entry.record or {})
+    return AuditEntryOut(seq=entry.seq, kind=entry.kind, ts=entry.ts or None, hash=entry.hash, record=record,
+                         withheld=withheld)
+
+
+def export_line(entry: Any, access: ContentAccess, principal: Any) -> dict[str, Any]:
+    """An export line as `principal` may read it; one with content withheld names the fields
+    (its record hash then cannot be recomputed from the line: verify_export checks its place)."""
+    record, withheld = access.shown(principal, entry.record or {})
+    line = {**entry.to_json(), "record": record}
+    if withheld:
+        line["withheld"] = withheld
+    return line
+
+
+_CUTOFF = "ISO 8601 (2026-04-01T09:00:00Z, 2026-04-01); Japanese dates too (令和8年4月1日)"
 
 
 @router.get("/audit", response_model=AuditList, tags=["audit"])
 async def query_audit(request: Request, kind: str | None = Query(None, max_length=100),
                       principal: str | None = Query(None, max_length=200),
-                      since: str | None = Query(None, max_length=40, description="ISO 8601"),
-                      until: str | None = Query(None, max_length=40, description="ISO 8601"),
+                      since: str | None = Query(None, max_length=40, description=_CUTOFF,
+                                                json_schema_extra={"format": "date-time"}),
+                      until: str | None = Query(None, max_length=40, description=_CUTOFF,
+                                                json_schema_extra={"format": "date-time"}),
                       limit: int = Query(100, ge=1, le=1000),
                       caller: Caller = require(Permission.AUDIT)) -> AuditList:
     state = state_of(request)
 
-    def _query() -> list[Any]:
-        return state.runtime.audit().query(kind=kind, principal=principal, since=since, until=until, limit=limit)
+    def _query() -> list[AuditEntryOut]:
+        access = content_access(state)
+        entries = state.runtime.audit().query(kind=kind, principal=principal, since=since, until=until, limit=limit)
+        return [audit_out(e, access, caller.principal) for e in entries]
 
-    return AuditList(entries=[audit_out(e) for e in await state.runtime.run(_query)])
+    return AuditList(entries=await state.runtime.run(_query))
 
 
 @router.post("/audit/verify", response_model=VerifyOut, tags=["audit"])
@@ -369,12 +426,16 @@ async def verify_audit(request: Request, caller: Caller = require(Permission.AUD
             responses={200: {"content": {"application/x-ndjson": {}}}})
 async def export_audit(request: Request, since_seq: int = Query(0, ge=0, le=SQLITE_MAX_INT),
                        caller: Caller = require(Permission.AUDIT)) -> PlainTextResponse:
-    """The log as JSON lines, oldest first, re-verifiable elsewhere."""
+    """The log as JSON lines, oldest first, re-verifiable elsewhere. Content drawn from documents
+    this key may not see is withheld (its sha256 kept); such lines are checked for their place in
+    the chain only."""
     state = state_of(request)
 
     def _export() -> str:
         buffer = io.StringIO()
-        state.runtime.audit().export(buffer, since_seq=since_seq)
+        access = content_access(state)
+        state.runtime.audit().export(buffer, since_seq=since_seq,
+                                     shown=lambda entry: export_line(entry, access, caller.principal))
         return buffer.getvalue()
 
     body = await state.runtime.run(_export)
@@ -396,6 +457,10 @@ async def export_provenance(request: Request, seq: Annotated[int, Path(ge=1, le=
     state = state_of(request)
 
     def _bundle() -> bytes:
+        entry = state.runtime.audit().get(seq)
+        if entry is not None and not content_access(state).may_read(caller.principal, entry.record or {}):
+            raise Forbidden(f"audit record {seq}: its output draws on documents whose access tags this key does not "
+                            "hold (閲覧タグがありません)")
         return canonical_json(build_bundle(state.runtime.audit(), seq, exported_by=caller.principal.name))
 
     body = await state.runtime.run(_bundle)

@@ -162,7 +162,10 @@ def create_app(settings: Settings) -> FastAPI:
 
 def _openapi_with_bearer(app: FastAPI) -> dict:
     """The generated spec plus the one authentication scheme every API route uses (the key is
-    checked in a dependency FastAPI cannot describe on its own)."""
+    checked in a dependency FastAPI cannot describe on its own), with the refusals described as
+    they are sent: every route may refuse a malformed request with 400 (FastAPI documents a 422
+    nobody receives), and every refusal is the JSON error body (FastAPI documents a route's
+    errors in the route's own media type: text/plain for the audit export)."""
     if app.openapi_schema is None:
         from fastapi.openapi.utils import get_openapi
 
@@ -170,6 +173,17 @@ def _openapi_with_bearer(app: FastAPI) -> dict:
         schema.setdefault("components", {})["securitySchemes"] = {
             "bearerAuth": {"type": "http", "scheme": "bearer", "description": "APIキー / API key (sk-skh-...)"}}
         schema["security"] = [{"bearerAuth": []}]
+        error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                responses.pop("422", None)
+                responses.setdefault("400", {"description": "Bad Request"})
+                for status, response in responses.items():
+                    if status.isdigit() and int(status) >= 400:
+                        response["content"] = error
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schema["components"]["schemas"].pop(unused, None)
         app.openapi_schema = schema
     return app.openapi_schema
 
@@ -192,7 +206,8 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     trusted = settings.server.forwarded_allow_ips
     options = {"host": host, "port": port, "timeout_keep_alive": 30, "backlog": 2048, "access_log": False,
                "log_config": log_config(settings.server.log_format, settings.server.log_level),
-               "proxy_headers": bool(trusted), **({"forwarded_allow_ips": trusted} if trusted else {})}
+               "proxy_headers": bool(trusted), **({"forwarded_allow_ips": trusted} if trusted else {}),
+               "timeout_graceful_shutdown": settings.server.shutdown_grace_s}
     if settings.server.workers == 1:
         uvicorn.run(create_app(settings), **options)
         return

@@ -15,11 +15,12 @@ from starlette.datastructures import UploadFile
 
 from sekisho.apps import Upload, choose_backend, prepare, run
 from sekisho.errors import SekishoError
+from sekisho.ingest import upload_name
 from sekisho.server.deps import AppState, audit_event, require, state_of
 from sekisho.server.errors import ApiError, ErrorResponse
 from sekisho.server.markdown import render
 from sekisho.server.security import Caller, Permission
-from sekisho.server.uploads import check_content, safe_name
+from sekisho.server.uploads import check_content
 
 router = APIRouter(prefix="/api", tags=["apps"],
                    responses={code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 429)})
@@ -87,7 +88,7 @@ async def read_run_body(request: Request) -> tuple[dict[str, str], dict[str, Upl
         if isinstance(value, UploadFile):
             if not value.filename:
                 continue
-            name = safe_name(value.filename)
+            name = upload_name(value.filename)
             data = await value.read()
             check_content(name, data)
             uploads[key] = Upload(name, data)

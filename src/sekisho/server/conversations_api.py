@@ -47,7 +47,9 @@ class RegenerateIn(BaseModel):
 
 
 class FeedbackIn(BaseModel):
-    audit_seq: int = Field(ge=1)
+    # A record number SQLite can hold (a larger one was a 500); 2**53, not 2**63 - 1, because the
+    # spec states its bounds as JSON numbers, which hold integers exactly only up to there.
+    audit_seq: int = Field(ge=1, le=2**53)
     rating: Literal[1, -1]
     reason: str = Field(default="", max_length=1000)
 

@@ -194,9 +194,11 @@ class FailedAuthentications:
                 log.exception("could not audit failed authentications: %s", record)
 
 
-def require(permission: Permission) -> Any:
+def require(permission: Permission | None) -> Any:
+    """The caller with `permission`; with None, any valid key (identity only)."""
+
     async def dependency(request: Request) -> Caller:
         return await authenticate(request, permission)
 
-    dependency.__name__ = f"require_{permission.value}"
+    dependency.__name__ = f"require_{permission.value if permission else 'identity'}"
     return Depends(dependency)

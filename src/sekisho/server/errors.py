@@ -38,6 +38,11 @@ _TYPES = {
 }
 
 
+# Codes for the refusals Starlette raises itself (an unknown path, a wrong method, a body past the
+# limit while it streams in), so they match the codes sekisho's own refusals carry.
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+
+
 class ErrorBody(BaseModel):
     message: str
     type: str
@@ -68,6 +73,19 @@ def error_json(status: int, message: str, *, code: str | None = None, param: str
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
+def _allowed(request: Request) -> str:
+    """Every method some route serves at this path. Starlette names only the first route that
+    matched the path, and GET and POST /api/documents are two routes."""
+    from fastapi.routing import iter_route_contexts
+    from starlette.routing import compile_path
+
+    methods: set[str] = set()
+    for context in iter_route_contexts(request.app.routes):
+        if context.methods and compile_path(context.path_format)[0].match(request.url.path):
+            methods |= context.methods
+    return ", ".join(sorted(methods))
+
+
 def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     first = exc.errors()[0] if exc.errors() else {}
     loc = [str(p) for p in first.get("loc", ())]
@@ -87,7 +105,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else "error"
-        return error_json(exc.status_code, detail, headers=getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed(request)
+        return error_json(exc.status_code, detail, code=_HTTP_CODES.get(exc.status_code), headers=headers or None)
 
     @app.exception_handler(SekishoError)
     async def _sekisho_error(request: Request, exc: SekishoError) -> JSONResponse:

@@ -17,7 +17,9 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from sekisho.models.protocol import BackendError, ChatRequest, Message
+from sekisho.errors import SekishoError
+from sekisho.models.protocol import ChatRequest, Message
+from sekisho.request import check_text
 from sekisho.server.deps import AppState, require, state_of
 from sekisho.server.errors import ApiError, ErrorResponse
 from sekisho.server.governed import blocked_error, sekisho_info
@@ -80,6 +82,8 @@ def _text_of(message: ChatMessageIn) -> str:
 
 
 def to_chat_request(body: ChatCompletionRequest) -> ChatRequest:
+    """The request as the path takes it. Every text is checked here, at the door, whether or not
+    it will be forwarded (a retrieval answer reads the last user message only)."""
     messages = []
     for m in body.messages:
         if m.role == "tool":
@@ -87,6 +91,8 @@ def to_chat_request(body: ChatCompletionRequest) -> ChatRequest:
         role = "system" if m.role == "developer" else m.role
         messages.append(Message(role=role, content=_text_of(m)))
     stop = [body.stop] if isinstance(body.stop, str) else body.stop
+    check_text({**{f"messages[{i}]": m.content for i, m in enumerate(messages)},
+                **{f"stop[{i}]": s for i, s in enumerate(stop or ())}})
     return ChatRequest(
         messages=messages,
         max_tokens=body.max_completion_tokens or body.max_tokens or 512,
@@ -180,7 +186,7 @@ async def stream_governed(stream: Any, *, model: str, include_usage: bool, admis
         try:
             async for piece in stream:
                 yield sse.chunk({"content": piece})
-        except BackendError as exc:
+        except SekishoError as exc:  # a failing model, an answer too long to check: recorded by the path
             yield sse.chunk({"content": f"\n[error: {exc}]"}, "stop")
             yield sse.DONE
             return
@@ -269,11 +275,8 @@ async def list_models(request: Request, caller: Caller = require(Permission.CHAT
 async def embeddings(body: EmbeddingRequest, request: Request,
                      caller: Caller = require(Permission.SEARCH)) -> EmbeddingList:
     state = state_of(request)
-    texts = [body.input] if isinstance(body.input, str) else list(body.input)
-    if not texts or len(texts) > 256:
-        raise ApiError(400, "input: give 1 to 256 texts", code="invalid_request", param="input")
-    if any(not t.strip() for t in texts):
-        raise ApiError(400, "input: texts must not be empty", code="invalid_request", param="input")
+    texts = [body.input] if isinstance(body.input, str) else list(body.input)  # 1 to 256, none blank (the schema)
+    check_text({f"input[{i}]": text for i, text in enumerate(texts)})
 
     name = state.settings.retrieval.embedder_name  # what the store's vectors were made with
     if body.model not in (name, "default"):

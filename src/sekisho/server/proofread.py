@@ -18,12 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUpload
 
+from sekisho.ingest import upload_name
 from sekisho.proofread import Finding, ProofreadError, configured_dictionary, proofread, read_document
 from sekisho.server.deps import AppState, audit_event, require, state_of
 from sekisho.server.errors import ApiError, ErrorResponse
-from sekisho.server.security import Caller, Permission, can_see
+from sekisho.server.security import Caller, Permission, can_see, may
 from sekisho.server.ui import PageRoute, _me, page, render
-from sekisho.server.uploads import safe_name
 
 router = APIRouter()
 ui_router = APIRouter(include_in_schema=False, route_class=PageRoute)
@@ -77,7 +77,7 @@ async def _findings(state: AppState, caller: Caller, text: str, source: str) -> 
 
 
 def _document(data: bytes, filename: str | None) -> tuple[str, str]:
-    name = safe_name(filename)
+    name = upload_name(filename)
     try:
         return name, read_document(data, name=name).text
     except ProofreadError as exc:
@@ -85,6 +85,11 @@ def _document(data: bytes, filename: str | None) -> tuple[str, str]:
 
 
 async def _stored(state: AppState, caller: Caller, document_id: str) -> tuple[str, str]:
+    # The response carries the document's text: reading stored documents is the search
+    # permission's, as at /api/passages (a reviewer proofreads what it pastes, not the corpus).
+    if not may(caller.principal, Permission.SEARCH):
+        raise ApiError(403, f"role '{caller.principal.role.value}' may not read stored documents; paste the text "
+                            "instead (権限がありません)", code="forbidden", param="document_id")
     doc = await state.runtime.run(lambda: state.runtime.kb().store.document_by_id(document_id))
     if doc is None or not can_see(caller.principal, doc.tags):
         raise ApiError(404, f"document {document_id}: no such document", code="not_found", param="document_id")

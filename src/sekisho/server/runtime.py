@@ -158,13 +158,14 @@ class Runtime:
         """A blocking call (store, audit, search) off the event loop, on the request path's pool."""
         return await self.path().off_loop(fn, *args, **kwargs)
 
-    def close(self, ingest_grace_s: float = 30.0) -> None:
-        """Stop ingesting (the file in hand may finish within `ingest_grace_s`), then close every
-        resource. A closed runtime reopens them lazily if used again, as happens when an ASGI app
-        is started and stopped several times (tests)."""
-        if not self.ingest.stop(ingest_grace_s):
-            log.warning("an ingest did not finish within %.0f s of shutdown; its file is queued again at the "
-                        "next start", ingest_grace_s)
+    def close(self) -> None:
+        """Stop ingesting (the file in hand may finish within server.shutdown_grace_s, else it
+        goes back to the queue), then close every resource. A closed runtime reopens them lazily
+        if used again, as happens when an ASGI app is started and stopped several times (tests)."""
+        grace = self.settings.server.shutdown_grace_s
+        if not self.ingest.stop(grace):
+            log.warning("an ingest did not finish within %.0f s of shutdown; its file is queued again, to be "
+                        "ingested at the next start", grace)
         with self._lock:
             resources, self._resources = self._resources, {}
         for resource in reversed(list(resources.values())):
@@ -179,23 +180,29 @@ class IngestWorker:
     """One thread per worker process taking uploaded files from the durable queue (ingest/jobs.py)
     one at a time: a bad file fails alone and says why, and each outcome is audited. Woken at once
     by uploads to this process, it also looks every second for files other processes queued.
-    Stopping lets the file in hand finish within `stop`'s bound; queued files wait for the next
-    start (or another worker)."""
+    Stopping takes no further file and lets the one in hand finish within `stop`'s bound; past it
+    the file is abandoned: put back in the queue, its outcome never recorded by this process (the
+    thread cannot be interrupted, and dies with the process). Queued files wait for the next start
+    (or another worker)."""
 
     POLL_S = 1.0
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._wake = threading.Event()
-        self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        # The running thread's own flags: a thread abandoned at one stop must stay abandoned when
+        # the app starts again in the same process and a new thread takes over.
+        self._stopping = threading.Event()
+        self._abandoned = threading.Event()
         self._lock = threading.Lock()
 
     def start(self) -> None:
         with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._stopping.clear()
-                self._thread = threading.Thread(target=self._run, name="sekisho-ingest", daemon=True)
+            if self._thread is None or not self._thread.is_alive() or self._stopping.is_set():
+                self._stopping, self._abandoned = threading.Event(), threading.Event()
+                self._thread = threading.Thread(target=self._run, args=(self._stopping, self._abandoned),
+                                                name="sekisho-ingest", daemon=True)
                 self._thread.start()
 
     def wake(self) -> None:
@@ -203,16 +210,28 @@ class IngestWorker:
         self._wake.set()
 
     def stop(self, timeout: float) -> bool:
-        """Stop taking files; True when the file in hand (if any) finished within `timeout`."""
-        self._stopping.set()
-        self._wake.set()
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-            return not thread.is_alive()
-        return True
+        """Stop taking files; True when the file in hand (if any) finished within `timeout`, else
+        it is abandoned and back in the queue."""
+        from sekisho.ingest.jobs import this_worker
 
-    def _run(self) -> None:
+        with self._lock:
+            thread, stopping, abandoned = self._thread, self._stopping, self._abandoned
+        stopping.set()
+        self._wake.set()
+        if thread is None:
+            return True
+        thread.join(timeout)
+        if not thread.is_alive():
+            return True
+        abandoned.set()
+        me = this_worker()
+        try:
+            self.runtime.jobs().recover(alive=lambda worker: worker != me)
+        except Exception:  # noqa: BLE001 - the next start's recovery puts it back instead
+            log.exception("could not put the abandoned ingest back in the queue")
+        return False
+
+    def _run(self, stopping: threading.Event, abandoned: threading.Event) -> None:
         from sekisho.ingest.jobs import this_worker
 
         worker = this_worker()
@@ -222,7 +241,7 @@ class IngestWorker:
         except Exception:  # noqa: BLE001 - the server stays up; uploads say the store is unusable
             log.exception("ingest worker cannot start")
             return
-        while not self._stopping.is_set():
+        while not stopping.is_set():
             try:
                 claimed = queue.claim(worker)
             except Exception:  # noqa: BLE001 - a busy or failing database: look again shortly
@@ -232,9 +251,9 @@ class IngestWorker:
                 self._wake.wait(self.POLL_S)
                 self._wake.clear()
                 continue
-            self._ingest(queue, claimed)
+            self._ingest(queue, claimed, abandoned)
 
-    def _ingest(self, queue: Any, claimed: Any) -> None:
+    def _ingest(self, queue: Any, claimed: Any, abandoned: threading.Event) -> None:
         from sekisho.ingest import IngestError, ingest_bytes
 
         result: dict[str, Any] = {}
@@ -247,6 +266,8 @@ class IngestWorker:
             result = {"status": "failed", "error": str(exc)}
         except Exception as exc:  # noqa: BLE001 - one broken file must not stop the queue
             result = {"status": "failed", "error": f"{claimed.name}: {type(exc).__name__}: {exc}"}
+        if abandoned.is_set():
+            return  # the file is back in the queue; its outcome here (maybe a closed store) is not its own
         self.runtime.audit().append("document.ingest", {
             "principal": claimed.owner, "job": claimed.job_id, "name": claimed.name, "tags": list(claimed.tags),
             "status": result["status"], "document_id": result.get("document_id"), "error": result.get("error")})

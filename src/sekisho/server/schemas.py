@@ -153,10 +153,14 @@ class ModelList(BaseModel):
     data: list[ModelCard]
 
 
+# A text to embed holds something other than white space.
+EmbeddingText = Annotated[str, Field(min_length=1, pattern=r"\S")]
+
+
 class EmbeddingRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
     model: str = Field(min_length=1, max_length=200)
-    input: str | list[str] = Field(min_length=1)
+    input: EmbeddingText | Annotated[list[EmbeddingText], Field(min_length=1, max_length=256)]
     encoding_format: Literal["float", "base64"] = "float"
 
 
@@ -317,6 +321,9 @@ class AuditEntryOut(BaseModel):
     ts: str | None = None  # ISO 8601 UTC
     hash: str | None = None
     record: dict[str, Any]
+    # Content fields replaced by {"withheld", "sha256"}: the key may not read the documents the
+    # record drew on (server/access.py).
+    withheld: list[str] = []
 
 
 class AuditList(BaseModel):
@@ -334,7 +341,8 @@ class VerifyOut(BaseModel):
 class KeyCreate(BaseModel):
     role: Literal["admin", "reviewer", "user", "auditor"]
     name: str = Field(default="", max_length=100)
-    tags: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default=[], max_length=50)
+    # Tags are stored tab-separated (server/keys.py): no tab or line break inside one.
+    tags: list[Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\t\n]*$")]] = Field(default=[], max_length=50)
     limits: QuotaLimits = QuotaLimits()  # the key's own quotas; the tightest of key, user and role wins
 
 

@@ -216,7 +216,7 @@ async def ui_release(review_id: api.ReviewId, request: Request, caller: Caller =
 
 
 @router.get("/ui/passages/{chunk_id}")
-async def ui_passage(chunk_id: str, request: Request, caller: Caller = page(Permission.CHAT)) -> Response:
+async def ui_passage(chunk_id: str, request: Request, caller: Caller = page(Permission.SEARCH)) -> Response:
     found = await api.passage(chunk_id, request, caller)
     return render(request, "_passage.html", p=found)
 

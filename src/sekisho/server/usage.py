@@ -35,12 +35,18 @@ async def _report(request: Request, caller: Caller, query: UsageQuery,
                                                         tables=tables or ()))
 
 
+# The dimensions `by` may name, comma-separated (stated in the spec as the server enforces it).
+_BY = rf"^\s*(?:{'|'.join(DIMENSIONS)})\s*(?:,\s*(?:{'|'.join(DIMENSIONS)})\s*)*$"
+
+
 @router.get("/usage", response_class=Response,
             responses={200: {"content": {"application/json": {}, "text/csv": {}},
                              "description": "figures per group; CSV: one column per dimension, then per figure"}})
-async def usage(request: Request, since: str | None = Query(None, max_length=40, description=_DATE),
-                until: str | None = Query(None, max_length=40, description=_DATE),
-                by: str = Query("day", max_length=100, description=f"comma-separated: {', '.join(DIMENSIONS)}"),
+async def usage(request: Request, since: str | None = Query(None, max_length=40, description=_DATE,
+                                                          json_schema_extra={"format": "date"}),
+                until: str | None = Query(None, max_length=40, description=_DATE, json_schema_extra={"format": "date"}),
+                by: str = Query("day", max_length=100, description=f"comma-separated: {', '.join(DIMENSIONS)}",
+                                pattern=_BY),
                 format: Literal["json", "csv"] = Query("json"),
                 names: bool = Query(False, description="real user names instead of pseudonyms (audited)"),
                 caller: Caller = require(Permission.AUDIT)) -> Response:

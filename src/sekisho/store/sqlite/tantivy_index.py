@@ -100,6 +100,13 @@ class TantivyIndex:
         self._index.reload()
         return self._state(self._index.searcher())
 
+    def chunk_count(self) -> int:
+        """Chunks in the latest commit (the state record left out): `sekisho check` compares it
+        with the store's."""
+        self._index.reload()
+        searcher = self._index.searcher()
+        return searcher.num_docs - (self._state(searcher) is not None)
+
     def _state(self, searcher: tantivy.Searcher) -> IndexState | None:
         found = searcher.search(tantivy.Query.term_query(self._schema, "rid", _STATE_ROWID), 1).hits
         if not found:

@@ -118,3 +118,48 @@ def test_an_upload_waiting_is_a_note_and_a_lost_one_a_problem(copy):
     (copy / "kb.db.uploads" / job.id / "1").unlink()
     lost = sekisho(copy, "check")
     assert lost.exit_code == 1 and f"job {job.id} file 1 (b.txt, queued)" in lost.output
+
+
+# --- the same questions of a PostgreSQL store -------------------------------------------------------
+
+def _postgres_deployment(folder: Path, url: str) -> Path:
+    folder.mkdir(exist_ok=True)
+    (folder / "sekisho.toml").write_text(CONFIG.replace('[store]\n', f'[store]\nurl = "{url}"\n'), encoding="utf-8")
+    assert sekisho(folder, "ingest", str(CITY / "juminhyo.md"), str(CITY / "toshokan.txt")).exit_code == 0
+    assert sekisho(folder, "ask", "住民票の写しの手数料は？").exit_code == 0
+    return folder
+
+
+def test_a_healthy_postgresql_deployment_passes_and_an_empty_one_is_a_note(postgres_url, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "sekisho.toml").write_text(CONFIG.replace('[store]\n', f'[store]\nurl = "{postgres_url}"\n'),
+                                        encoding="utf-8")
+    result = sekisho(empty, "check")
+    assert result.exit_code == 0 and "no sekisho tables yet" in result.output, result.output
+    folder = _postgres_deployment(tmp_path / "pg", postgres_url)
+    result = sekisho(folder, "check")
+    assert result.exit_code == 0, result.output
+    assert "2 documents" in result.output and "chain intact" in result.output and "problem" not in result.output
+
+
+@pytest.mark.parametrize("damage, expected", [
+    ("DELETE FROM chunk_vectors WHERE rowid = (SELECT min(rowid) FROM chunks)", "1 chunks without a vector"),
+    ("DELETE FROM chunk_lexical WHERE rowid = (SELECT min(rowid) FROM chunks)", "without a lexical row"),
+    ("UPDATE documents SET tags = '[\"人事\"]' WHERE path LIKE '%juminhyo.md'", "access tags differ"),
+    ("UPDATE meta SET value = '1' WHERE key = 'chunks'", "BM25's counts say 1 chunks"),
+    ("UPDATE term_stats SET chunks = chunks + 1 WHERE term = (SELECT min(term) FROM term_stats)",
+     "1 terms whose chunk count differs"),
+    ("UPDATE audit_log SET body = replace(body, '\"ok\"', '\"blocked\"') WHERE kind = 'ask'", "altered"),
+])
+def test_each_kind_of_postgresql_damage_is_one_line(postgres_url, tmp_path, damage, expected):
+    import psycopg
+
+    folder = _postgres_deployment(tmp_path, postgres_url)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(damage)
+    result = sekisho(folder, "check")
+    assert result.exit_code == 1
+    problems = [line for line in result.output.splitlines() if line.startswith("problem:")]
+    # (A lexical row gone also leaves BM25's counts wrong: each consequence is its own line.)
+    assert any(expected in line for line in problems), result.output

@@ -16,6 +16,11 @@ What is checked, read-only (nothing is repaired, created or caught up):
   generation, it holds exactly the store's chunks;
 - the audit log: the hash chain, the signed checkpoints, the witness (AuditLog.verify);
 - the upload queue: every queued or running file still has its spooled payload.
+
+On PostgreSQL (`[store] url`) the same questions are asked of its tables: every document has
+chunks, every chunk its lexical row and its vector, one vector dimension, tags alike in row and
+table, and the counts BM25 reads (chunks, tokens, per-term chunk counts) equal to what is stored.
+The database's own integrity is the server's job (and its backups'), not this command's.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sekisho.config import Settings, resolve_path
+from sekisho.config import Settings, resolve_path, upload_spool
 
 _SHOWN = 10  # rows named per kind of problem; the rest are counted
 
@@ -42,14 +47,17 @@ class CheckReport:
 
 def check(settings: Settings) -> CheckReport:
     report = CheckReport()
-    _check_store(resolve_path(settings, settings.store.path), report)
+    if settings.store.url:
+        _check_postgres_store(settings, report)
+    else:
+        _check_store(resolve_path(settings, settings.store.path), upload_spool(settings), report)
     _check_audit(settings, report)
     return report
 
 
 # --- the store and what is derived from it ---------------------------------------------------------
 
-def _check_store(path: Path, report: CheckReport) -> None:
+def _check_store(path: Path, spool: Path, report: CheckReport) -> None:
     from sekisho.store import SQLiteStore, StoreError
 
     if not path.exists():
@@ -69,7 +77,7 @@ def _check_store(path: Path, report: CheckReport) -> None:
             documents = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
         report.checked.append(f"store {path}: {documents} documents, {chunks} chunks, generation {generation}")
         _check_lexical_index(path, store.get_meta("store_id") or "", generation, chunks, report)
-        _check_jobs(store, path, report)
+        _check_jobs(store.db, spool, report)
     finally:
         store.close()
 
@@ -140,11 +148,10 @@ def _check_lexical_index(path: Path, store_id: str, generation: int, chunks: int
         report.checked.append(f"lexical index {folder}: current, {indexed} chunks")
 
 
-def _check_jobs(store, path: Path, report: CheckReport) -> None:  # noqa: ANN001 (SQLiteStore)
+def _check_jobs(db, spool: Path, report: CheckReport) -> None:  # noqa: ANN001 (the store's Database)
     from sekisho.ingest.jobs import JobQueue
 
-    spool = path.with_name(path.name + ".uploads")
-    queue = JobQueue(store.db, spool)
+    queue = JobQueue(db, spool)
     with queue.db.read() as conn:
         waiting = conn.execute("SELECT job_id, ordinal, name, status FROM ingest_files "
                                "WHERE status IN ('queued', 'running') ORDER BY job_id, ordinal").fetchall()
@@ -170,13 +177,76 @@ def _named(report: CheckReport, what: str, rows) -> None:  # noqa: ANN001 (itera
         report.problems.append(f"{what}: … and {len(names) - _SHOWN} more")
 
 
+# --- PostgreSQL ---------------------------------------------------------------------------------------
+
+def _check_postgres_store(settings: Settings, report: CheckReport) -> None:
+    from sekisho.db import DatabaseError
+    from sekisho.db.postgres import PostgresDatabase
+
+    try:
+        # The database handle alone: opening the store would migrate it, and this only looks.
+        db = PostgresDatabase(settings.store.url)
+    except DatabaseError as exc:
+        report.problems.append(f"store: {exc}")
+        return
+    where = f"store {db.where}"
+    try:
+        with db.read() as conn:
+            if conn.execute("SELECT to_regclass('documents') IS NULL").fetchone()[0]:
+                report.notes.append(f"{where}: no sekisho tables yet (nothing ingested)")
+                return
+            _postgres_rows(conn, where, report)
+        _check_jobs(db, upload_spool(settings), report)
+    except db.errors as exc:
+        report.problems.append(f"{where}: cannot be read: {exc}")
+    finally:
+        db.close()
+
+
+def _postgres_rows(conn, where: str, report: CheckReport) -> None:  # noqa: ANN001 (PgConnection)
+    _named(report, f"{where}: document without chunks (not searchable)", conn.execute(
+        "SELECT path FROM documents d WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.doc_id = d.id)"))
+    for table, missing in (("chunk_lexical", "a lexical row (lexical search misses it)"),
+                           ("chunk_vectors", "a vector (dense search misses it)")):
+        count = conn.execute(f"SELECT count(*) FROM chunks c WHERE NOT EXISTS "
+                             f"(SELECT 1 FROM {table} t WHERE t.rowid = c.rowid)").fetchone()[0]
+        if count:
+            report.problems.append(f"{where}: {count} chunks without {missing}")
+    dimensions = conn.execute("SELECT vector_dims(embedding), count(*) FROM chunk_vectors GROUP BY 1").fetchall()
+    if len(dimensions) > 1:
+        report.problems.append(f"{where}: vectors of {len(dimensions)} different dimensions "
+                               f"({', '.join(f'{n} of {d}' for d, n in dimensions)}): two embedders mixed")
+    differ = conn.execute("""
+        SELECT d.id FROM documents d LEFT JOIN (
+            SELECT doc_id, array_agg(tag ORDER BY tag) AS tags FROM document_tags GROUP BY doc_id) t ON t.doc_id = d.id
+        WHERE coalesce(t.tags, '{}') <> coalesce(
+            (SELECT array_agg(value ORDER BY value) FROM json_array_elements_text(d.tags::json)), '{}')""")
+    _named(report, f"{where}: document whose access tags differ between its row and the tag table "
+                   "(searches may show it to the wrong keys)", differ)
+    meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('chunks', 'tokens', 'generation')").fetchall())
+    chunks, tokens = conn.execute("SELECT count(*), coalesce(sum(length), 0) FROM chunk_lexical").fetchone()
+    if (int(meta.get("chunks", 0)), int(meta.get("tokens", 0))) != (chunks, tokens):
+        report.problems.append(f"{where}: BM25's counts say {meta.get('chunks')} chunks of {meta.get('tokens')} tokens, "
+                               f"the lexical rows hold {chunks} of {tokens}: rankings are skewed")
+    wrong_terms = conn.execute("""
+        SELECT count(*) FROM (SELECT word, ndoc FROM ts_stat('SELECT tsv FROM chunk_lexical')) s
+        FULL JOIN term_stats t ON t.term = s.word
+        WHERE coalesce(s.ndoc, 0) <> coalesce(t.chunks, 0)""").fetchone()[0]
+    if wrong_terms:
+        report.problems.append(f"{where}: {wrong_terms} terms whose chunk count differs from the lexical rows: "
+                               "rankings are skewed")
+    documents = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
+    report.checked.append(f"{where}: {documents} documents, {chunks} chunks, generation {meta.get('generation')}")
+
+
 # --- the audit log ---------------------------------------------------------------------------------
 
 def _check_audit(settings: Settings, report: CheckReport) -> None:
     from sekisho.audit.log import AuditError, AuditLog
 
+    url = settings.audit.url if settings.audit.url is not None else settings.store.url
     path = resolve_path(settings, settings.audit.path)
-    if not path.exists():
+    if not url and not path.exists():
         report.notes.append(f"audit log {path}: does not exist yet")
         return
     try:
@@ -184,12 +254,13 @@ def _check_audit(settings: Settings, report: CheckReport) -> None:
     except AuditError as exc:
         report.problems.append(f"audit log: {exc}")
         return
+    where = log.where
     try:
         result = log.verify()
     finally:
         log.close()
     if not result.ok:
-        report.problems.append(f"audit log {path}: record {result.first_bad_seq}: {result.reason}")
+        report.problems.append(f"audit log {where}: record {result.first_bad_seq}: {result.reason}")
     else:
-        report.checked.append(f"audit log {path}: {result.checked} records, {result.checkpoints} signed checkpoints, "
+        report.checked.append(f"audit log {where}: {result.checked} records, {result.checkpoints} signed checkpoints, "
                               f"chain intact")

@@ -379,3 +379,12 @@ def resolve_path(settings: Settings, value: str) -> Path:
     """A path from the configuration, relative to the configuration file's folder."""
     p = Path(value).expanduser()
     return p if p.is_absolute() else Path(settings.base_dir) / p
+
+
+def upload_spool(settings: Settings) -> Path:
+    """Where accepted uploads wait for ingestion: beside the store file, or beside the
+    configuration for PostgreSQL (servers on several hosts need that folder shared)."""
+    if settings.store.url:
+        return resolve_path(settings, "sekisho.uploads")
+    store = resolve_path(settings, settings.store.path)
+    return store.with_name(store.name + ".uploads")

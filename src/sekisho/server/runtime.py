@@ -84,14 +84,11 @@ class Runtime:
     def jobs(self):
         """The durable upload queue, in the store's database, its files spooled beside the store
         (beside the configuration for PostgreSQL: servers on several hosts need that folder shared)."""
-        from sekisho.config import resolve_path
+        from sekisho.config import upload_spool
         from sekisho.ingest.jobs import JobQueue
 
         def make() -> JobQueue:
-            store = self.kb().store
-            spool = (store.path.with_name(store.path.name + ".uploads") if store.db.dialect == "sqlite"
-                     else resolve_path(self.settings, "sekisho.uploads"))
-            return JobQueue(store.db, spool)
+            return JobQueue(self.kb().store.db, upload_spool(self.settings))
 
         return self._get("jobs", make)
 

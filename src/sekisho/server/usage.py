@@ -89,7 +89,8 @@ async def usage_page(request: Request, since: str = Query("", max_length=40), un
 
     return render(request, "usage.html", title="利用状況", me=_me(caller), active="/usage", report=report,
                   query=query, metrics=METRICS, charts=_charts(report, named), tables=_tables(report, named),
-                  users=sorted(report.tables[("user",)], key=lambda r: -r.figures.requests)[:TOP_USERS],
+                  users=[(row.key[0], row.figures) for row in
+                         sorted(report.tables[("user",)], key=lambda r: -r.figures.requests)[:TOP_USERS]],
                   reasons=None if report.reasons is None else report.reasons[:REASONS_SHOWN],
                   label=named, export=_export_links(query))
 

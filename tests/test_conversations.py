@@ -44,6 +44,10 @@ def test_a_models_rewrite_is_kept_unless_it_only_echoes_the_follow_up():
     assert condensed("コンビニだと?", "コンビニだと？", rule) == rule
     assert condensed("「コンビニ」", "コンビニだと？", rule) == rule
     assert condensed("\n\n", "コンビニだと？", rule) == rule
+    # A rewrite that dropped what the follow-up asks about is no rewrite; a paraphrase keeping it is.
+    assert condensed(FEE, "コンビニだと？", rule) == rule
+    assert condensed("代理人が住民票の写しを取得できますか？", "その場合、代理人でも取れますか？", rule) \
+        == "代理人が住民票の写しを取得できますか？"
 
 
 def test_a_follow_up_is_answered_in_context_and_every_turn_is_audited(server):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from sekisho.models import ChatRequest, Message
-from sekisho.text import nfkc
+from sekisho.text import content_units, nfkc, question_content
 
 # A follow-up this short or shorter is usually elliptical (「土曜日は？」「コンビニだと？」).
 SHORT = 16
@@ -53,11 +53,15 @@ def condense_request(question: str, history: list[tuple[str, str]], *, turns: in
 
 
 def condensed(text: str, question: str, fallback: str) -> str:
-    """The model's rewrite, one line, without quotes or labels; `fallback` if it gave none or
-    only echoed the follow-up back (small models often do), which would leave retrieval lost."""
+    """The model's rewrite, one line, without quotes or labels; `fallback` if it gave none, only
+    echoed the follow-up back, or dropped what the follow-up asks about (small models do both:
+    「コンビニだと？」 came back as the previous question alone), either of which leaves retrieval lost."""
     line = next((s.strip() for s in text.splitlines() if s.strip()), "")
     line = re.sub(r"^(書き換えた質問|質問|question)\s*[:：]\s*", "", line, flags=re.IGNORECASE).strip("「」\"' ")
     if not 2 <= len(line) <= 400 or _bare(line) in _bare(question):
+        return fallback
+    asked = question_content(question)
+    if asked and not asked & content_units(line):
         return fallback
     return line
 

@@ -26,6 +26,11 @@ class Principal:
     tags: tuple[str, ...] = ()  # document access tags this principal may retrieve; () = untagged only
 
 
+def effective_tags(role: Role, tags: tuple[str, ...]) -> tuple[str, ...]:
+    """Admins see every document ("*"); everyone else sees untagged documents plus their own tags."""
+    return ("*",) if role is Role.ADMIN else tags
+
+
 def cli_principal() -> Principal:
     """The operator at the terminal: the machine's user, with admin rights over a local store."""
     try:

@@ -27,7 +27,6 @@ from sekisho.server.security import (
     Sessions,
     bearer,
     csrf_matches,
-    effective_tags,
     may,
 )
 
@@ -48,10 +47,6 @@ class AppState:
 
 def state_of(request: Request) -> AppState:
     return request.app.state.sekisho
-
-
-def principal_of(key: ApiKey) -> Principal:
-    return Principal(name=f"key:{key.id}:{key.name}", role=key.role, tags=effective_tags(key.role, key.tags))
 
 
 async def audit_event(state: AppState, kind: str, record: dict[str, Any]) -> int | None:
@@ -107,7 +102,7 @@ def _identify(state: AppState, token: str | None, sid: str | None, client: str |
             principal, display = session.principal, session.display
     if key is not None:
         state.keys.touch(key.id)
-        principal, bucket = principal_of(key), f"key:{key.id}"
+        principal, bucket = key.principal(), f"key:{key.id}"
     elif principal is not None:
         bucket = f"person:{principal.name}"
     else:

@@ -23,7 +23,7 @@ from pathlib import Path
 from sekisho.config import QuotaLimits, Settings, resolve_path
 from sekisho.db import Database, Migrations, copy_table, open_database
 from sekisho.errors import Conflict, InvalidInput, NotFound
-from sekisho.identity import Principal, Role
+from sekisho.identity import Principal, Role, effective_tags
 
 KEY_PREFIX = "sk-skh-"
 
@@ -56,7 +56,8 @@ class ApiKey:
         return self.revoked_at is None
 
     def principal(self) -> Principal:
-        return Principal(name=f"key:{self.id}:{self.name}", role=self.role, tags=self.tags)
+        """Who a request with this key acts as: named by the key, with the access its role gives."""
+        return Principal(name=f"key:{self.id}:{self.name}", role=self.role, tags=effective_tags(self.role, self.tags))
 
 
 def _digest(secret: str) -> str:

@@ -37,8 +37,7 @@ from joserfc.errors import JoseError
 from sekisho.config import ConfigError, OidcConfig, OidcRule
 from sekisho.db import Database
 from sekisho.errors import Forbidden, SekishoError
-from sekisho.identity import Principal, Role
-from sekisho.server.security import effective_tags
+from sekisho.identity import Principal, Role, effective_tags
 
 log = logging.getLogger("sekisho.server")
 

@@ -50,11 +50,6 @@ def may(principal: Principal, permission: Permission) -> bool:
     return permission in GRANTS[principal.role]
 
 
-def effective_tags(role: Role, tags: tuple[str, ...]) -> tuple[str, ...]:
-    """Admins see every document; everyone else sees untagged documents plus their own tags."""
-    return ("*",) if role is Role.ADMIN else tags
-
-
 def can_see(principal: Principal, doc_tags: tuple[str, ...]) -> bool:
     if "*" in principal.tags or not doc_tags:
         return True

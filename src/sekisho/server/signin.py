@@ -16,7 +16,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from sekisho.errors import SekishoError
-from sekisho.server.deps import AppState, audit_event, principal_of, state_of
+from sekisho.server.deps import AppState, audit_event, state_of
 from sekisho.server.oidc import (
     CALLBACK_PATH,
     SIGNIN_COOKIE,
@@ -194,7 +194,7 @@ async def logout(request: Request, csrf_token: str = Form("", alias=CSRF_FIELD, 
     target = "/login"
     if ended is not None:
         key = await state.runtime.run(state.keys.get, ended.key_id) if ended.key_id else None
-        who = ended.principal.name if ended.principal else principal_of(key).name if key else f"key:{ended.key_id}"
+        who = ended.principal.name if ended.principal else key.principal().name if key else f"key:{ended.key_id}"
         await audit_event(state, "session.logout", {"principal": who, "via": "oidc" if ended.principal else "key",
                                                     "client": _client(request)})
         if ended.principal is not None and state.oidc is not None:

@@ -26,17 +26,18 @@ from sekisho.text import CITATION_RE, citation_numbers
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
+# Everyday work first, then what reviewers, auditors and admins oversee.
 NAV = [
     ("/chat", "質問", "Ask", "chat"),
+    ("/apps", "アプリ", "Apps", "chat"),
+    ("/proofread", "校正", "Proofread", "chat"),
     ("/documents", "文書", "Documents", "search"),
+    ("/models", "モデル", "Models", "chat"),
+    ("/quota", "利用枠", "Quota", "chat"),
     ("/reviews", "レビュー", "Review", "review"),
     ("/audit", "監査", "Audit", "audit"),
     ("/usage", "利用状況", "Usage", "audit"),
-    ("/models", "モデル", "Models", "chat"),
-    ("/apps", "アプリ", "Apps", "chat"),
-    ("/proofread", "校正", "Proofread", "chat"),
     ("/keys", "鍵", "Keys", "keys"),
-    ("/quota", "利用枠", "Quota", "chat"),
 ]
 LABELS = {"queued": "待機中 / Queued", "running": "処理中 / Running", "done": "完了 / Done", "failed": "失敗 / Failed",
           "pending": "確認待ち / Pending", "approved": "承認 / Approved", "edited": "修正承認 / Edited",

@@ -265,9 +265,12 @@ class PostgresStore:
             if conn.execute(staging.COUNT_UNSTAGED).fetchone()[0]:
                 return False
             # The index is on the column cast to the old dimension: dropped before vectors of
-            # another dimension go in, made again over the new ones before the commit.
+            # another dimension go in, made again over the new ones before the commit. TRUNCATE,
+            # not DELETE: an index build still reads the rows this transaction deleted (older
+            # snapshots may see them), and the old dimension's cannot be cast to the new one.
+            # A search whose snapshot predates the switch then finds no vectors, once.
             conn.execute("DROP INDEX IF EXISTS chunk_vectors_hnsw")
-            conn.execute("DELETE FROM chunk_vectors")
+            conn.execute("TRUNCATE chunk_vectors")
             conn.execute("INSERT INTO chunk_vectors(rowid, doc_id, embedding) SELECT s.rowid, c.doc_id, s.embedding "
                          "FROM chunk_staged_vectors s JOIN chunks c ON c.rowid = s.rowid")
             staging.finish_switch(conn, embedder, dim)

@@ -247,3 +247,49 @@ def test_a_server_re_embeds_in_the_background_and_outlives_an_embedding_server_t
         dense_hit_is_from(runtime.kb(), "e5-small")
     finally:
         runtime.close()
+
+
+def one_chunk(text: str, doc_id: str = "a"):
+    from sekisho.store import Chunk, Document, Location
+
+    document = Document(id=doc_id, path=f"{doc_id}.txt", title="t", content_hash=text, media_type="text/plain",
+                        encoding="utf-8", text=text)
+    return document, [Chunk(id=f"{doc_id}:0", doc_id=doc_id, ordinal=0, text=text, norm_text=text,
+                            location=Location(0, len(text)))]
+
+
+def test_a_chunk_rewritten_while_its_batch_was_embedded_is_embedded_again_from_its_new_text(database_target):
+    store = open_store(database_target)
+    try:
+        store.replace_document(*one_chunk("古い本文"), ["古い 本文"], np.ones((1, 4), dtype=np.float32), embedder="old")
+        store.begin_staging("new")
+        batch = store.unstaged_chunks(10)
+        # Rewritten meanwhile (SQLite gives the new chunk the same row number).
+        store.replace_document(*one_chunk("新しい本文"), ["新しい 本文"], np.ones((1, 4), dtype=np.float32), embedder="old")
+        assert store.stage_vectors("new", batch, np.ones((1, 3), dtype=np.float32)) == 0
+        assert not store.switch_to_staged("new", 3)
+        again = store.unstaged_chunks(10)
+        assert [c.text for c in again.chunks] == ["新しい本文"]
+        assert store.stage_vectors("new", again, np.ones((1, 3), dtype=np.float32)) == 1
+        assert store.switch_to_staged("new", 3)
+        assert (store.get_meta("embedder"), store.get_meta("embedder_dim")) == ("new", "3")
+        assert store.vector_search(np.ones(3, dtype=np.float32), 1)[0][0] == "a:0"
+    finally:
+        store.close()
+
+
+def test_vectors_made_by_the_old_embedder_are_refused_once_the_store_switched(database_target):
+    from sekisho.store import EmbedderChanged
+
+    store = open_store(database_target)
+    try:
+        store.replace_document(*one_chunk("本文"), ["本文"], np.ones((1, 4), dtype=np.float32), embedder="old")
+        store.begin_staging("new")
+        store.stage_vectors("new", store.unstaged_chunks(10), np.ones((1, 3), dtype=np.float32))
+        assert store.switch_to_staged("new", 3)
+        with pytest.raises(EmbedderChanged, match="the store's vectors are 'new''s, these were made by 'old'"):
+            store.replace_document(*one_chunk("別の本文", "b"), ["別の 本文"], np.ones((1, 4), dtype=np.float32),
+                                   embedder="old")
+        assert store.document_by_id("b") is None and store.get_meta("embedder") == "new"
+    finally:
+        store.close()

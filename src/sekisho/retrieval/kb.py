@@ -100,7 +100,7 @@ class Candidates:
     dense: list[tuple[str, float]]  # (chunk id, cosine), best first
 
 
-def _passage_text(title: str, chunk: Chunk) -> str:
+def passage_text(title: str, chunk: Chunk) -> str:
     """What gets indexed for a chunk: its text preceded by the document title and heading path,
     so a chunk that never repeats its subject ("the fee is 300 yen") is still found by it."""
     context = [title, *chunk.location.heading]
@@ -174,7 +174,7 @@ class KnowledgeBase:
         if self.store.get_meta("lexical_scheme") == LEXICAL_SCHEME:
             return
         self.store.reindex_lexical(
-            lambda document, chunks: [self._lexical_text(_passage_text(document.title, c)) for c in chunks],
+            lambda document, chunks: [self._lexical_text(passage_text(document.title, c)) for c in chunks],
             LEXICAL_SCHEME,
         )
 
@@ -220,7 +220,7 @@ class KnowledgeBase:
         """Tokenise and embed the chunks with the store's embedder, then replace the document in
         one store transaction. While the store is re-embedded that is the old embedder (search
         finds the document at once) and the re-embedder stages the new one's vector later."""
-        texts = [_passage_text(document.title, c) for c in chunks]
+        texts = [passage_text(document.title, c) for c in chunks]
         lexical = [self._lexical_text(t) for t in texts]
         self.follow_store()
         try:
@@ -325,7 +325,7 @@ class KnowledgeBase:
         """chunk id -> the text indexed for it (title, headings, body)."""
         chunks = self.store.chunks_by_id(chunk_ids)
         titles = self.store.document_titles(c.doc_id for c in chunks)
-        return {c.id: _passage_text(titles.get(c.doc_id, ""), c) for c in chunks}
+        return {c.id: passage_text(titles.get(c.doc_id, ""), c) for c in chunks}
 
     def _hits(self, ranked, lexical, dense, terms: list[str]) -> list[Hit]:
         lexical_rank = {cid: i for i, (cid, _) in enumerate(lexical, 1)}

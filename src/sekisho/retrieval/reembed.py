@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sekisho.retrieval.kb import KnowledgeBase, _passage_text, embed_passages
+from sekisho.retrieval.kb import KnowledgeBase, embed_passages, passage_text
 from sekisho.store import StoreError
 
 CLAIM = "reembed"
@@ -114,7 +114,7 @@ def reembed(kb: KnowledgeBase, *, report: Callable[[Progress], None] | None = No
                 if kb.store.switch_to_staged(kb.embedder_name, embedder.dim):
                     break
                 continue  # a chunk was written between the last read and the switch
-            texts = [_passage_text(title, chunk) for title, chunk in zip(batch.titles, batch.chunks, strict=True)]
+            texts = [passage_text(title, chunk) for title, chunk in zip(batch.titles, batch.chunks, strict=True)]
             staged += kb.store.stage_vectors(kb.embedder_name, batch, embed_passages(embedder, texts))
             after = batch.keys[-1]
             _claim(kb, worker)

@@ -168,6 +168,7 @@ class KnowledgeBase:
     def reembedding(self) -> bool:
         """Whether the store's vectors are another embedder's than the configured one."""
         return self.searching_with != self.embedder_name
+
     def _upgrade_lexical_index(self) -> None:
         """A store written before the current lexical scheme (e.g. Sudachi terms only) gets its
         BM25 text rebuilt from the stored chunks in one transaction; a new store just records it."""
@@ -194,25 +195,23 @@ class KnowledgeBase:
             with self._embedder_lock:
                 if name not in self._embedders:
                     self._embedders[name] = self._make_embedder() if name == self.embedder_name else \
-                        self._old_embedder(lambda: self._make_named(name))
+                        self._old_embedder(name, lambda: self._make_named(name))
         return self._embedders[name]
 
-    def _old_embedder(self, make: Callable[[], T]) -> T:
-        """`make()`'s result, or the one line that says why the store cannot be searched until
-        it is re-embedded, naming both embedders and what to do."""
+    def _old_embedder(self, name: str, make: Callable[[], T]) -> T:
+        """`make()`'s result, or the one line that says why the store cannot be searched with
+        `name`, the embedder it holds vectors of until it is re-embedded, and what to do."""
         try:
             return make()
         except EmbedderError as exc:
             raise EmbedderError(
-                f"the store's vectors were made by {self.searching_with!r} and {self.embedder_name!r} is configured; "
-                f"until the store is re-embedded it is searched with {self.searching_with!r}, which cannot be used "
-                f"({exc}): run `sekisho reembed` to switch it to {self.embedder_name!r}, or configure "
-                f"{self.searching_with!r} again") from None
+                f"the store's vectors were made by {name!r} and {self.embedder_name!r} is configured; until the "
+                f"store is re-embedded it is searched with {name!r}, which cannot be used ({exc}): run `sekisho "
+                f"reembed` to switch it to {self.embedder_name!r}, or configure {name!r} again") from None
 
-    def _embed(self, call: Callable[[], np.ndarray]) -> np.ndarray:
-        """An embedding by the store's embedder; while the store is not yet re-embedded, its
-        failure says what to do."""
-        return self._old_embedder(call) if self.reembedding else call()
+    def _embed(self, name: str, call: Callable[[], np.ndarray]) -> np.ndarray:
+        """An embedding by `name`; by an embedder not the configured one, its failure says what to do."""
+        return call() if name == self.embedder_name else self._old_embedder(name, call)
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -233,7 +232,7 @@ class KnowledgeBase:
     def _write(self, document: Document, chunks: Sequence[Chunk], texts: list[str], lexical: list[str]) -> None:
         name = self.searching_with
         embedder = self.embedder_for(name)
-        vectors = self._embed(lambda: embed_passages(embedder, texts))
+        vectors = self._embed(name, lambda: embed_passages(embedder, texts))
         # The store records the embedder with the vectors (and refuses another's), so a store is
         # never searched with another embedder.
         self.store.replace_document(document, chunks, lexical, vectors, embedder=name)
@@ -271,16 +270,17 @@ class KnowledgeBase:
         `query_cache` most recently asked: the embedding is most of a search's cost (about 20 ms
         of two cores' time with e5-small), and staff ask the same questions."""
         self.follow_store()
-        embedder = self.embedder
+        name = self.searching_with
+        embedder = self.embedder_for(name)
         if self.query_cache <= 0:
-            return self._embed(lambda: embedder.embed_queries([query]))[0]
-        key = (embedder.name, query)  # a switch of embedders leaves the old vectors unused
+            return self._embed(name, lambda: embedder.embed_queries([query]))[0]
+        key = (name, query)  # after a switch of embedders the old one's vectors go unused
         with self._cache_lock:
             vector = self._query_vectors.get(key)
             if vector is not None:
                 self._query_vectors.move_to_end(key)
                 return vector
-        vector = self._embed(lambda: embedder.embed_queries([query]))[0]
+        vector = self._embed(name, lambda: embedder.embed_queries([query]))[0]
         vector.setflags(write=False)  # shared by every caller that asks the same question
         with self._cache_lock:
             self._query_vectors[key] = vector

@@ -293,3 +293,20 @@ def test_vectors_made_by_the_old_embedder_are_refused_once_the_store_switched(da
         assert store.document_by_id("b") is None and store.get_meta("embedder") == "new"
     finally:
         store.close()
+
+
+def test_check_notes_a_re_embedding_under_way_as_pending_not_damage(database_target, tmp_path):
+    from sekisho.check import check
+
+    store = open_store(database_target)
+    try:
+        store.replace_document(*one_chunk("本文"), ["本文"], np.ones((1, 4), dtype=np.float32), embedder="old")
+        store.begin_staging("new")
+    finally:
+        store.close()
+    where = f'url = "{database_target}"' if str(database_target).startswith("postgresql") else \
+        f'path = "{database_target}"'
+    (tmp_path / "sekisho.toml").write_text(f"[store]\n{where}\n", encoding="utf-8")
+    report = check(load_settings(tmp_path / "sekisho.toml"))
+    assert not [p for p in report.problems if "store" in p], report.problems
+    assert any("re-embedding from 'old' to 'new' under way: 0 of 1 chunks staged" in n for n in report.notes)

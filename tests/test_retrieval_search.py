@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from conftest import schema_url
 from sekisho.cli import app
 from sekisho.config import Settings, StoreConfig
-from sekisho.retrieval import EmbedderError, highlight, open_knowledge_base
+from sekisho.retrieval import highlight, open_knowledge_base
 from sekisho.store import Chunk, Document, Location
 
 CORPUS = json.loads((Path(__file__).parent / "retrieval_fixtures" / "corpus.json").read_text(encoding="utf-8"))
@@ -155,10 +155,11 @@ def test_rescoring_can_be_switched_off_for_corpora_unlike_wikipedia(settings, kb
         plain.close()
 
 
-def test_store_indexed_with_another_embedder_is_refused(settings):
+def test_a_store_indexed_with_another_embedder_is_searched_with_it_until_re_embedded(settings):
     other = settings.model_copy(update={"retrieval": settings.retrieval.model_copy(update={"embedder": "use-m3"})})
-    with pytest.raises(EmbedderError, match="indexed with embedder 'e5-small'"):
-        open_knowledge_base(other)
+    with open_knowledge_base(other) as kb:
+        assert kb.reembedding and (kb.searching_with, kb.embedder.name) == ("e5-small", "e5-small")
+        assert kb.search("壊れた自転車を捨てたい", k=1)[0].document.path == "ja/sodai_gomi.txt"
 
 
 def test_cli_search_prints_ranked_hits(settings):

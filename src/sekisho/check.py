@@ -75,6 +75,7 @@ def _check_store(path: Path, spool: Path, report: CheckReport) -> None:
             generation = _change_log(conn, report)
             chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
             documents = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
+            _reembedding(conn, f"store {path}", chunks, report)
         report.checked.append(f"store {path}: {documents} documents, {chunks} chunks, generation {generation}")
         _check_lexical_index(path, store.get_meta("store_id") or "", generation, chunks, report)
         _check_jobs(store.db, spool, report)
@@ -236,7 +237,17 @@ def _postgres_rows(conn, where: str, report: CheckReport) -> None:  # noqa: ANN0
         report.problems.append(f"{where}: {wrong_terms} terms whose chunk count differs from the lexical rows: "
                                "rankings are skewed")
     documents = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
+    _reembedding(conn, where, chunks, report)
     report.checked.append(f"{where}: {documents} documents, {chunks} chunks, generation {meta.get('generation')}")
+
+
+def _reembedding(conn, where: str, chunks: int, report: CheckReport) -> None:  # noqa: ANN001 (either store's)
+    """A re-embedding under way is pending work, not damage (retrieval/reembed.py)."""
+    meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('embedder', 'staging_embedder')").fetchall())
+    if "staging_embedder" in meta:
+        staged = conn.execute("SELECT count(*) FROM chunk_staged_vectors").fetchone()[0]
+        report.notes.append(f"{where}: re-embedding from {meta.get('embedder')!r} to {meta['staging_embedder']!r} "
+                            f"under way: {staged} of {chunks} chunks staged (`sekisho reembed` goes on)")
 
 
 # --- the audit log ---------------------------------------------------------------------------------

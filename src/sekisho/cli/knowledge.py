@@ -1,4 +1,4 @@
-"""Knowledge base commands: ingest, search, documents (ingest/, retrieval/, store/)."""
+"""Knowledge base commands: ingest, search, reembed, documents (ingest/, retrieval/, store/)."""
 
 from __future__ import annotations
 
@@ -118,6 +118,31 @@ def search_command(
             highlight=False,
         )
         console.print(f"   {highlight(h, style='rich')}", highlight=False)
+
+@app.command("reembed")
+def reembed_command(
+    ctx: typer.Context,
+    status: Annotated[bool, typer.Option("--status", help="進み具合だけを表示 (print how far it is, change nothing)")] = False,
+) -> None:
+    """設定した埋め込みモデルで知識ベースを埋め込み直す (検索は続く). Re-embed the store with the configured
+    embedder; safe to interrupt and run again (it resumes)."""
+    from sekisho.retrieval import open_knowledge_base
+    from sekisho.retrieval.reembed import progress, reembed
+
+    settings = settings_of(ctx)
+    with open_knowledge_base(settings) as kb:
+        if status:
+            console.print(progress(kb).line(), highlight=False, soft_wrap=True)
+            return
+        try:
+            with err.status(progress(kb).line()) as line:
+                reembed(kb, report=lambda done: line.update(done.line()))
+        except KeyboardInterrupt:
+            err.print(f"中断 (interrupted): {progress(kb).line()}; `sekisho reembed` で続きから (run it again to "
+                      "resume)", highlight=False, soft_wrap=True)
+            raise typer.Exit(130) from None
+        console.print(progress(kb).line(), highlight=False, soft_wrap=True)
+
 
 documents_app = typer.Typer(help="取り込んだ文書の一覧・削除. List and delete ingested documents.", no_args_is_help=True)
 app.add_typer(documents_app, name="documents")

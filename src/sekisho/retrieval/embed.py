@@ -204,3 +204,18 @@ def open_embedder(config: RetrievalConfig) -> Embedder:
         assert config.embedding_server is not None  # the configuration's validator says so
         return HttpEmbedder(config.embedding_server)
     return load_embedder(config.embedder)
+
+
+def embedder_named(name: str, config: RetrievalConfig) -> Embedder:
+    """The embedder a store records as `name` (its vectors' maker), from this configuration: the
+    configured one, a bundled one, or the embedding server of [retrieval.embedding_server] when
+    it serves that model. A store is searched with it until re-embedding switches the store."""
+    if name == config.embedder_name:
+        return open_embedder(config)
+    server = config.embedding_server
+    if server is not None and name == f"openai:{server.model}":
+        return HttpEmbedder(server)
+    if name.startswith("openai:"):
+        raise EmbedderError(f"{name!r} is the model of an embedding server no [retrieval.embedding_server] "
+                            "table names")
+    return load_embedder(name)

@@ -14,20 +14,22 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 
 from sekisho.config import Settings, resolve_path
-from sekisho.retrieval.embed import Embedder, EmbedderError, load_embedder, open_embedder
+from sekisho.retrieval.embed import Embedder, EmbedderError, embedder_named, load_embedder, open_embedder
 from sekisho.retrieval.rerank import FEATURES, Rescorer, features, rescore
 from sekisho.retrieval.tokenize import Analyzer, analyzer, char_bigrams
-from sekisho.store import Chunk, Document, Hit, Store, open_store
+from sekisho.store import Chunk, Document, EmbedderChanged, Hit, Store, open_store
 from sekisho.text import nfkc
 
 Mode = Literal["hybrid", "lexical", "dense"]
 
 MODES: tuple[str, ...] = ("hybrid", "lexical", "dense")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ class Candidates:
     dense: list[tuple[str, float]]  # (chunk id, cosine), best first
 
 
-def _passage_text(title: str, chunk: Chunk) -> str:
+def passage_text(title: str, chunk: Chunk) -> str:
     """What gets indexed for a chunk: its text preceded by the document title and heading path,
     so a chunk that never repeats its subject ("the fee is 300 yen") is still found by it."""
     context = [title, *chunk.location.heading]
@@ -110,23 +112,28 @@ def _passage_text(title: str, chunk: Chunk) -> str:
 class KnowledgeBase:
     def __init__(self, store: Store, embedder_name: str, *, analyzer_: Analyzer | None = None,
                  fusion: Fusion | None = None, rescorer: Rescorer | None = None, rescoring: bool = True,
-                 query_cache: int = 1024, embedder: Callable[[], Embedder] | None = None):
+                 query_cache: int = 1024, embedder: Callable[[], Embedder] | None = None,
+                 embedder_named: Callable[[str], Embedder] | None = None):
         """`rescoring=False` ranks by fusion alone, for corpora unlike the Wikipedia the re-scorer
         was fitted on (see rescorers.toml). `embedder` makes the embedder named `embedder_name`
-        (default: the bundled one of that name), on first use."""
+        (default: the bundled one of that name), on first use.
+
+        `embedder_name` is the configured embedder. A store whose vectors another embedder made
+        keeps being searched with that one (`embedder_named(name)` makes it; default: the bundled
+        one) until re-embedding (reembed.py) switches the store, and then with the configured one:
+        queries are always embedded by the embedder the store records (`searching_with`)."""
         self.store = store
         self.embedder_name = embedder_name
         self._make_embedder = embedder or (lambda: load_embedder(embedder_name))
+        self._make_named = embedder_named or load_embedder
         self.analyzer = analyzer_ or analyzer()
-        fitted = FITTED.get(embedder_name) if rescoring else None
-        self.fusion = fusion or (fitted.fusion if fitted else Fusion())
-        self.rescorer = rescorer or (fitted.rescorer if fitted else NO_RESCORING)
-        self._embedder: Embedder | None = None
+        self._fusion_given, self._rescorer_given, self._rescoring = fusion, rescorer, rescoring
+        self._embedders: dict[str, Embedder] = {}
         self._embedder_lock = threading.Lock()
         self.query_cache = query_cache
-        self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._query_vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
-        self._check_embedder_matches_store()
+        self._use(self._recorded_embedder() or embedder_name)
         self._upgrade_lexical_index()
 
     @property
@@ -135,13 +142,32 @@ class KnowledgeBase:
         the one sought (comparable across queries), rather than a fused rank score."""
         return self.rescorer.depth > 0
 
-    def _check_embedder_matches_store(self) -> None:
+    def _recorded_embedder(self) -> str | None:
+        """The embedder that made the store's vectors; None when the store holds none (a new
+        store takes the configured one)."""
         stored = self.store.get_meta("embedder")
-        if stored and stored != self.embedder_name and self.store.documents():
-            raise EmbedderError(
-                f"the store was indexed with embedder {stored!r} but {self.embedder_name!r} is "
-                "configured; set retrieval.embedder back or re-ingest into a new store"
-            )
+        return stored if stored and self.store.chunk_count() else None
+
+    def _use(self, name: str) -> None:
+        """Search with embedder `name`, behind the fusion and re-scorer fitted for it."""
+        fitted = FITTED.get(name) if self._rescoring else None
+        self.fusion = self._fusion_given or (fitted.fusion if fitted else Fusion())
+        self.rescorer = self._rescorer_given or (fitted.rescorer if fitted else NO_RESCORING)
+        self.searching_with = name
+
+    def follow_store(self) -> None:
+        """Notice a switch of the store's embedder (re-embedding, maybe by another process):
+        one meta read per search, so no query is embedded for vectors the store no longer holds."""
+        stored = self.store.get_meta("embedder")
+        if stored and stored != self.searching_with:
+            recorded = self._recorded_embedder()
+            if recorded and recorded != self.searching_with:
+                self._use(recorded)
+
+    @property
+    def reembedding(self) -> bool:
+        """Whether the store's vectors are another embedder's than the configured one."""
+        return self.searching_with != self.embedder_name
 
     def _upgrade_lexical_index(self) -> None:
         """A store written before the current lexical scheme (e.g. Sudachi terms only) gets its
@@ -149,7 +175,7 @@ class KnowledgeBase:
         if self.store.get_meta("lexical_scheme") == LEXICAL_SCHEME:
             return
         self.store.reindex_lexical(
-            lambda document, chunks: [self._lexical_text(_passage_text(document.title, c)) for c in chunks],
+            lambda document, chunks: [self._lexical_text(passage_text(document.title, c)) for c in chunks],
             LEXICAL_SCHEME,
         )
 
@@ -158,30 +184,58 @@ class KnowledgeBase:
 
     @property
     def embedder(self) -> Embedder:
-        """Loaded on first use: listing or deleting documents never pays for model weights."""
-        if self._embedder is None:
+        """The embedder the store's vectors were made with (`searching_with`). Loaded on first
+        use: listing or deleting documents never pays for model weights."""
+        return self.embedder_for(self.searching_with)
+
+    def embedder_for(self, name: str) -> Embedder:
+        """The embedder `name`, made once: the configured one, or the one a store not yet
+        re-embedded still searches with."""
+        if name not in self._embedders:
             with self._embedder_lock:
-                if self._embedder is None:
-                    self._embedder = self._make_embedder()
-        return self._embedder
+                if name not in self._embedders:
+                    self._embedders[name] = self._make_embedder() if name == self.embedder_name else \
+                        self._old_embedder(name, lambda: self._make_named(name))
+        return self._embedders[name]
+
+    def _old_embedder(self, name: str, make: Callable[[], T]) -> T:
+        """`make()`'s result, or the one line that says why the store cannot be searched with
+        `name`, the embedder it holds vectors of until it is re-embedded, and what to do."""
+        try:
+            return make()
+        except EmbedderError as exc:
+            raise EmbedderError(
+                f"the store's vectors were made by {name!r} and {self.embedder_name!r} is configured; until the "
+                f"store is re-embedded it is searched with {name!r}, which cannot be used ({exc}): run `sekisho "
+                f"reembed` to switch it to {self.embedder_name!r}, or configure {name!r} again") from None
+
+    def _embed(self, name: str, call: Callable[[], np.ndarray]) -> np.ndarray:
+        """An embedding by `name`; by an embedder not the configured one, its failure says what to do."""
+        return call() if name == self.embedder_name else self._old_embedder(name, call)
 
     # -- writing ---------------------------------------------------------------------------------
 
     def index(self, document: Document, chunks: Sequence[Chunk]) -> None:
-        """Tokenise and embed the chunks, then replace the document in one store transaction."""
-        texts = [_passage_text(document.title, c) for c in chunks]
+        """Tokenise and embed the chunks with the store's embedder, then replace the document in
+        one store transaction. While the store is re-embedded that is the old embedder (search
+        finds the document at once) and the re-embedder stages the new one's vector later."""
+        texts = [passage_text(document.title, c) for c in chunks]
         lexical = [self._lexical_text(t) for t in texts]
-        # A few passages per call: the embedder runs one call at a time, and a question arriving
-        # while a long document is indexed waits for one small batch, not for the whole document.
-        # An embedding server takes larger calls: it batches and runs them concurrently itself.
-        step = getattr(self.embedder, "passages_per_call", EMBED_BATCH)
-        batches = [self.embedder.embed_passages(texts[i:i + step]) for i in range(0, len(texts), step)]
-        vectors = np.concatenate(batches) if batches else np.empty((0, self.embedder.dim), dtype=np.float32)
-        if self.store.get_meta("embedder") != self.embedder_name:
-            # The model and its dimension, so a store is never searched with another embedder.
-            self.store.set_meta("embedder", self.embedder_name)
-            self.store.set_meta("embedder_dim", str(self.embedder.dim))
-        self.store.replace_document(document, chunks, lexical, vectors)
+        self.follow_store()
+        try:
+            self._write(document, chunks, texts, lexical)
+        except EmbedderChanged:
+            # The store switched embedders while these vectors were made: made again, once.
+            self.follow_store()
+            self._write(document, chunks, texts, lexical)
+
+    def _write(self, document: Document, chunks: Sequence[Chunk], texts: list[str], lexical: list[str]) -> None:
+        name = self.searching_with
+        embedder = self.embedder_for(name)
+        vectors = self._embed(name, lambda: embed_passages(embedder, texts))
+        # The store records the embedder with the vectors (and refuses another's), so a store is
+        # never searched with another embedder.
+        self.store.replace_document(document, chunks, lexical, vectors, embedder=name)
 
     def delete(self, doc_id: str) -> None:
         self.store.delete_document(doc_id)
@@ -215,17 +269,21 @@ class KnowledgeBase:
         """The query's embedding, computed once per distinct (NFKC) query while it stays among the
         `query_cache` most recently asked: the embedding is most of a search's cost (about 20 ms
         of two cores' time with e5-small), and staff ask the same questions."""
+        self.follow_store()
+        name = self.searching_with
+        embedder = self.embedder_for(name)
         if self.query_cache <= 0:
-            return self.embedder.embed_queries([query])[0]
+            return self._embed(name, lambda: embedder.embed_queries([query]))[0]
+        key = (name, query)  # after a switch of embedders the old one's vectors go unused
         with self._cache_lock:
-            vector = self._query_vectors.get(query)
+            vector = self._query_vectors.get(key)
             if vector is not None:
-                self._query_vectors.move_to_end(query)
+                self._query_vectors.move_to_end(key)
                 return vector
-        vector = self.embedder.embed_queries([query])[0]
+        vector = self._embed(name, lambda: embedder.embed_queries([query]))[0]
         vector.setflags(write=False)  # shared by every caller that asks the same question
         with self._cache_lock:
-            self._query_vectors[query] = vector
+            self._query_vectors[key] = vector
             while len(self._query_vectors) > self.query_cache:
                 self._query_vectors.popitem(last=False)
         return vector
@@ -267,7 +325,7 @@ class KnowledgeBase:
         """chunk id -> the text indexed for it (title, headings, body)."""
         chunks = self.store.chunks_by_id(chunk_ids)
         titles = self.store.document_titles(c.doc_id for c in chunks)
-        return {c.id: _passage_text(titles.get(c.doc_id, ""), c) for c in chunks}
+        return {c.id: passage_text(titles.get(c.doc_id, ""), c) for c in chunks}
 
     def _hits(self, ranked, lexical, dense, terms: list[str]) -> list[Hit]:
         lexical_rank = {cid: i for i, (cid, _) in enumerate(lexical, 1)}
@@ -306,6 +364,15 @@ class KnowledgeBase:
         self.close()
 
 
+def embed_passages(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
+    """Passages embedded a few per call: the embedder runs one call at a time, and a question
+    arriving while a long document is indexed waits for one small batch, not for the whole
+    document. An embedding server takes larger calls: it batches and runs them concurrently itself."""
+    step = getattr(embedder, "passages_per_call", EMBED_BATCH)
+    batches = [embedder.embed_passages(texts[i:i + step]) for i in range(0, len(texts), step)]
+    return np.concatenate(batches) if batches else np.empty((0, embedder.dim), dtype=np.float32)
+
+
 def fuse(lexical: Sequence[tuple[str, float]], dense: Sequence[tuple[str, float]], fusion: Fusion) -> list[tuple[str, float]]:
     """Weighted reciprocal-rank fusion of two best-first lists; ties keep lexical order first."""
     scores: dict[str, float] = {}
@@ -326,7 +393,8 @@ def open_knowledge_base(settings: Settings, *, fusion: Fusion | None = None) -> 
     retrieval = settings.retrieval
     try:
         return KnowledgeBase(store, retrieval.embedder_name, fusion=fusion, rescoring=retrieval.rescore,
-                             query_cache=retrieval.query_cache, embedder=lambda: open_embedder(retrieval))
+                             query_cache=retrieval.query_cache, embedder=lambda: open_embedder(retrieval),
+                             embedder_named=lambda name: embedder_named(name, retrieval))
     except BaseException:
         store.close()
         raise

@@ -100,6 +100,7 @@ def create_app(settings: Settings) -> FastAPI:
         recorder = asyncio.create_task(record_failed_authentications())
         discovery = asyncio.create_task(reach_identity_provider(state.oidc)) if state.oidc else None
         state.runtime.ingest.start()  # uploads accepted before a restart are resumed
+        state.runtime.reembed.start()  # a store embedded by another embedder than configured moves to it
         try:
             yield
         finally:

@@ -278,12 +278,13 @@ async def embeddings(body: EmbeddingRequest, request: Request,
     texts = [body.input] if isinstance(body.input, str) else list(body.input)  # 1 to 256, none blank (the schema)
     check_text({f"input[{i}]": text for i, text in enumerate(texts)})
 
-    name = state.settings.retrieval.embedder_name  # what the store's vectors were made with
+    name = state.settings.retrieval.embedder_name  # the configured embedder: the store's once re-embedded
     if body.model not in (name, "default"):
         raise ApiError(404, f"埋め込みモデル '{body.model}' はありません / embedding model '{body.model}' does not exist; this server embeds with '{name}'",
                        code="model_not_found", param="model")
     def _embed() -> Any:
-        vectors = state.runtime.kb().embedder.embed_passages(texts)
+        # The configured embedder, as named (a store not yet re-embedded searches with another).
+        vectors = state.runtime.kb().embedder_for(name).embed_passages(texts)
         # The embedder is local, so nothing leaves the premises; who embedded how much is still
         # recorded (not the texts, which may hold personal data).
         state.runtime.audit().append("embeddings", {"principal": caller.principal.name, "model": name,

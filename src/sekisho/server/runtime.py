@@ -5,7 +5,8 @@ request path's thread pool and whose model call runs as the backend can take it 
 so a model call in flight holds nothing another request needs. The knowledge base gives every
 thread its own store connection (SQLite stays WAL, one writer at a time); the audit log serialises
 appends in a short critical section. Ingestion runs on a thread of its own with its own
-knowledge-base handle, so a long upload never stalls questions.
+knowledge-base handle, so a long upload never stalls questions. When the store's vectors are
+another embedder's than the configured one, a thread re-embeds them meanwhile (ReembedWorker).
 
 Admission: at most `server.max_in_flight` governed requests run at once per process; more are
 refused at once with 503 and Retry-After (OpenAI SDKs retry those with backoff) instead of waiting
@@ -52,6 +53,7 @@ class Runtime:
         self._resources: dict[str, Any] = {}
         self._in_flight = 0
         self.ingest = IngestWorker(self)
+        self.reembed = ReembedWorker(self)
 
     # --- resources, created on first use and shared by every thread ------------------------------
 
@@ -160,6 +162,9 @@ class Runtime:
         goes back to the queue), then close every resource. A closed runtime reopens them lazily
         if used again, as happens when an ASGI app is started and stopped several times (tests)."""
         grace = self.settings.server.shutdown_grace_s
+        if not self.reembed.stop(grace):
+            log.warning("re-embedding did not stop within %.0f s of shutdown; what it staged is kept, and the "
+                        "next start goes on from there", grace)
         if not self.ingest.stop(grace):
             log.warning("an ingest did not finish within %.0f s of shutdown; its file is queued again, to be "
                         "ingested at the next start", grace)
@@ -269,3 +274,58 @@ class IngestWorker:
             "principal": claimed.owner, "job": claimed.job_id, "name": claimed.name, "tags": list(claimed.tags),
             "status": result["status"], "document_id": result.get("document_id"), "error": result.get("error")})
         queue.finish(claimed, result.pop("status"), **result)
+
+
+# --- background re-embedding ----------------------------------------------------------------
+
+class ReembedWorker:
+    """One thread that re-embeds the store to the configured embedder (retrieval/reembed.py) when
+    the store's vectors are another's; searches go on with the old embedder meanwhile and switch
+    with the store. Failures (the embedding server down, another server holding the claim) are
+    logged and tried again after RETRY_S, never taken down the server. Stopping lets the batch in
+    hand finish within `stop`'s bound; what is staged stays staged for the next start."""
+
+    RETRY_S = 30.0
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive() or self._stopping.is_set():
+                self._stopping = threading.Event()
+                self._thread = threading.Thread(target=self._run, args=(self._stopping,), name="sekisho-reembed",
+                                                daemon=True)
+                self._thread.start()
+
+    def stop(self, timeout: float) -> bool:
+        """Stop after the batch in hand; True when the thread ended within `timeout`."""
+        with self._lock:
+            thread, stopping = self._thread, self._stopping
+        stopping.set()
+        if thread is None:
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    def _run(self, stopping: threading.Event) -> None:
+        from sekisho.retrieval.reembed import reembed
+
+        while not stopping.is_set():
+            try:
+                kb = self.runtime.kb()
+                kb.follow_store()
+                if not kb.reembedding:
+                    return
+                log.info("re-embedding the store from %r to %r in the background", kb.searching_with, kb.embedder_name)
+                if reembed(kb, stop=stopping):
+                    log.info("the store is re-embedded: searches use %r", kb.embedder_name)
+                    return
+            except SekishoError as exc:
+                log.warning("re-embedding paused (trying again in %.0f s): %s", self.RETRY_S, exc)
+            except Exception:  # noqa: BLE001 - the server stays up; the next try may succeed
+                log.exception("re-embedding failed (trying again in %.0f s)", self.RETRY_S)
+            stopping.wait(self.RETRY_S)

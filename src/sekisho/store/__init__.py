@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sekisho.store.protocol import Store, StoreError
-from sekisho.store.records import Chunk, Document, Hit, Location, StoredChunks
+from sekisho.store.protocol import EmbedderChanged, Store, StoreError
+from sekisho.store.records import Chunk, Document, Hit, Location, StoredChunks, Unstaged
 from sekisho.store.sqlite import SQLiteStore
 
 
@@ -24,5 +24,5 @@ def open_store(target: str | Path) -> Store:
     return SQLiteStore(target)
 
 
-__all__ = ["Chunk", "Document", "Hit", "Location", "SQLiteStore", "Store", "StoreError", "StoredChunks", "is_url",
-           "open_store"]
+__all__ = ["Chunk", "Document", "EmbedderChanged", "Hit", "Location", "SQLiteStore", "Store", "StoreError",
+           "StoredChunks", "Unstaged", "is_url", "open_store"]

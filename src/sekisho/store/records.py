@@ -73,3 +73,13 @@ class StoredChunks:
     chunks: list[Chunk]
     lexical_texts: list[str]
     vectors: np.ndarray  # (len(chunks), dim) float32
+
+
+@dataclass(frozen=True)
+class Unstaged:
+    """Chunks without a staged vector (re-embedding), as read at one generation of the store."""
+
+    generation: int
+    keys: list[int]  # each chunk's row, ascending: its staged vector attaches to that row
+    chunks: list[Chunk]
+    titles: list[str]  # each chunk's document title (its passage text starts with it)

@@ -88,3 +88,18 @@ STORE_MIGRATIONS.sql("term_stats", """
     );
     INSERT INTO term_stats(term, chunks) SELECT word, ndoc FROM ts_stat('SELECT tsv FROM chunk_lexical')
     """)
+
+# Re-embedding (store/staging.py): the new embedder's vectors are staged here, by chunk row (gone
+# with the chunk), until every chunk has one and they replace chunk_vectors in one transaction;
+# `store_claims` lets one process of all the servers at a time fill it.
+STORE_MIGRATIONS.sql("staged_vectors", """
+    CREATE TABLE chunk_staged_vectors (
+        rowid BIGINT PRIMARY KEY REFERENCES chunks(rowid) ON DELETE CASCADE,
+        embedding vector NOT NULL
+    );
+    CREATE TABLE store_claims (
+        name TEXT PRIMARY KEY,
+        worker TEXT NOT NULL,
+        until DOUBLE PRECISION NOT NULL
+    )
+    """)

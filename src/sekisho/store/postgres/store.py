@@ -11,6 +11,10 @@ cosine), made on the first write when the embedder's dimension is known. The ind
 approximation; `ef_search` is raised with k (recall against exact search: docs/benchmarks.md, ## PostgreSQL).
 A tag filter is applied to the index's candidates; when it leaves fewer than k, the visible
 vectors are searched exactly instead, so a principal with few visible documents still gets them.
+
+Re-embedding stages another embedder's vectors in `chunk_staged_vectors` (store/staging.py); the
+switch replaces the live vectors and rebuilds the HNSW index for the new dimension in one
+transaction (searches wait for it: the index is dropped first, about 1 ms a vector to rebuild).
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ import numpy as np
 
 from sekisho.db import DatabaseError, MigrationError
 from sekisho.db.postgres import PgConnection, PostgresDatabase
+from sekisho.store import staging
 from sekisho.store.postgres.lexical import Lexical, lexical_row, term_deltas
 from sekisho.store.postgres.schema import STORE_MIGRATIONS
 from sekisho.store.protocol import StoreError
-from sekisho.store.records import Chunk, Document, StoredChunks
+from sekisho.store.records import Chunk, Document, StoredChunks, Unstaged
 from sekisho.store.rows import (
     CHUNK_COLUMNS,
     DOC_COLUMNS,
@@ -124,7 +129,7 @@ class PostgresStore:
         return int(self.get_meta("chunks") or 0)
 
     def replace_document(self, document: Document, chunks: Sequence[Chunk], lexical_texts: Sequence[str],
-                         vectors: np.ndarray) -> None:
+                         vectors: np.ndarray, embedder: str | None = None) -> None:
         vectors = checked_replacement(document, chunks, lexical_texts, vectors)
         lexical = [lexical_row(text) for text in lexical_texts]
         with self._vectors(self.db.write()) as conn:
@@ -137,6 +142,8 @@ class PostgresStore:
             old = conn.execute("SELECT id FROM documents WHERE path = ?", (document.path,)).fetchone()
             if old:
                 removed += self._delete_rows(conn, old[0])
+            if embedder is not None:
+                staging.record_embedder(conn, embedder, vectors.shape[1], self.where)
             self._count_terms(conn, term_deltas(lexical, removed))
             conn.execute(f"INSERT INTO documents({DOC_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          document_row(document))
@@ -220,6 +227,66 @@ class PostgresStore:
         conn.execute("INSERT INTO meta(key, value) VALUES ('vector_dim', ?)", (str(dim),))
         if conn.execute("SELECT 1 FROM meta WHERE key = 'vector_index_deferred'").fetchone() is None:
             self._create_vector_index(conn, dim)
+
+    # -- re-embedding (store/staging.py) -----------------------------------------------------------
+
+    def begin_staging(self, embedder: str) -> None:
+        with self.db.write() as conn:
+            self._bump(conn)
+            staging.begin_staging(conn, embedder)
+
+    def unstaged_chunks(self, limit: int, after: int = 0) -> Unstaged:
+        with self.db.read() as conn:
+            generation = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+            rows = conn.execute(staging.UNSTAGED, (after, limit)).fetchall()
+        return Unstaged(generation, [r[0] for r in rows], [chunk_of(r[1:10]) for r in rows], [r[10] for r in rows])
+
+    def stage_vectors(self, embedder: str, batch: Unstaged, vectors: np.ndarray) -> int:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        with self._vectors(self.db.write()) as conn:
+            # Queued behind writers like a write (without moving the generation: nothing searched
+            # changes), so a chunk deleted meanwhile is seen gone. Rows are never reused here.
+            conn.execute("SELECT value FROM meta WHERE key = 'generation' FOR UPDATE")
+            staging.check_staging(conn, embedder, self.where)
+            present = {r[0] for r in conn.execute("SELECT rowid FROM chunks WHERE rowid = ANY(?)", (batch.keys,))}
+            rows = [(key, vector) for key, vector in zip(batch.keys, vectors, strict=True) if key in present]
+            conn.executemany("INSERT INTO chunk_staged_vectors(rowid, embedding) VALUES (?, ?) ON CONFLICT (rowid) "
+                             "DO UPDATE SET embedding = excluded.embedding", rows)
+        return len(rows)
+
+    def staged_count(self) -> int:
+        with self.db.read() as conn:
+            return int(conn.execute("SELECT count(*) FROM chunk_staged_vectors").fetchone()[0])
+
+    def switch_to_staged(self, embedder: str, dim: int) -> bool:
+        with self.db.write() as conn:
+            self._bump(conn)
+            staging.check_staging(conn, embedder, self.where)
+            if conn.execute(staging.COUNT_UNSTAGED).fetchone()[0]:
+                return False
+            # The index is on the column cast to the old dimension: dropped before vectors of
+            # another dimension go in, made again over the new ones before the commit. TRUNCATE,
+            # not DELETE: an index build still reads the rows this transaction deleted (older
+            # snapshots may see them), and the old dimension's cannot be cast to the new one.
+            # A search whose snapshot predates the switch then finds no vectors, once.
+            conn.execute("DROP INDEX IF EXISTS chunk_vectors_hnsw")
+            conn.execute("TRUNCATE chunk_vectors")
+            conn.execute("INSERT INTO chunk_vectors(rowid, doc_id, embedding) SELECT s.rowid, c.doc_id, s.embedding "
+                         "FROM chunk_staged_vectors s JOIN chunks c ON c.rowid = s.rowid")
+            staging.finish_switch(conn, embedder, dim)
+            staging.set_meta(conn, "vector_dim", str(dim))
+            if conn.execute("SELECT 1 FROM meta WHERE key = 'vector_index_deferred'").fetchone() is None:
+                conn.execute("SET LOCAL maintenance_work_mem = '1GB'")
+                self._create_vector_index(conn, dim)
+        return True
+
+    def claim(self, name: str, worker: str, lease_s: float) -> tuple[str, float]:
+        with self.db.write() as conn:
+            return staging.claim(conn, name, worker, lease_s)
+
+    def release(self, name: str, worker: str) -> None:
+        with self.db.write() as conn:
+            staging.release(conn, name, worker)
 
     @staticmethod
     def _create_vector_index(conn: PgConnection, dim: int) -> None:

@@ -93,6 +93,21 @@ STORE_MIGRATIONS.sql("document_recipe", """
     """)
 
 
+# Re-embedding (store/staging.py): the new embedder's vectors are staged here, by chunk row, until
+# every chunk has one and they replace chunk_vectors in one transaction; `store_claims` lets one
+# process at a time fill it.
+STORE_MIGRATIONS.sql("staged_vectors", """
+    CREATE TABLE chunk_staged_vectors (
+        rowid INTEGER PRIMARY KEY,
+        vector BLOB NOT NULL
+    );
+    CREATE TABLE store_claims (
+        name TEXT PRIMARY KEY,
+        worker TEXT NOT NULL,
+        until REAL NOT NULL
+    );
+    """)
+
 
 def legacy_steps(conn: sqlite3.Connection) -> int:
     """How many of STORE_MIGRATIONS a store from before named migrations has (its schema_version),

@@ -13,6 +13,9 @@ Layout
   float32 at 100k x 384; docs/benchmarks.md), computed without BLAS (vectors.py).
 - `chunk_changes`: the chunk rowids each write touched, by generation (a counter every write
   moves). The tantivy index and the vector matrix catch up on it instead of being rebuilt.
+- `chunk_staged_vectors`: another embedder's vectors while the store is re-embedded
+  (store/staging.py); the switch to them is one write, after which every process's vector
+  matrix reloads (meta 'vectors_replaced', vectors.py).
 
 Connections and threads
 - SQLite connections are not shared between threads: each thread that touches the store gets its
@@ -32,10 +35,11 @@ from pathlib import Path
 import numpy as np
 
 from sekisho.db import DatabaseError, SQLiteDatabase
+from sekisho.store import staging
 from sekisho.store.protocol import StoreError
-from sekisho.store.records import Chunk, Document, StoredChunks
+from sekisho.store.records import Chunk, Document, StoredChunks, Unstaged
 from sekisho.store.rows import QUALIFIED_CHUNK_COLUMNS, checked_replacement, chunk_row, document_row
-from sekisho.store.sqlite.changelog import bump_generation, current_generation
+from sekisho.store.sqlite.changelog import bump_generation, changes_since, current_generation
 from sekisho.store.sqlite.lexical import LexicalIndex
 from sekisho.store.sqlite.rows import CHUNK_COLUMNS, DOC_COLUMNS, chunk_of, document_of, rows_for_ids
 from sekisho.store.sqlite.schema import STORE_MIGRATIONS, legacy_steps, mark_named
@@ -130,6 +134,7 @@ class SQLiteStore:
         chunks: Sequence[Chunk],
         lexical_texts: Sequence[str],
         vectors: np.ndarray,
+        embedder: str | None = None,
     ) -> None:
         vectors = checked_replacement(document, chunks, lexical_texts, vectors)
         with self._writing() as conn:
@@ -139,6 +144,8 @@ class SQLiteStore:
             old = conn.execute("SELECT id FROM documents WHERE path = ?", (document.path,)).fetchone()
             if old:
                 changed += self._delete_rows(conn, old[0])
+            if embedder is not None:
+                staging.record_embedder(conn, embedder, vectors.shape[1], str(self.path))
             conn.execute(f"INSERT INTO documents({DOC_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          document_row(document))
             conn.executemany(
@@ -202,10 +209,62 @@ class SQLiteStore:
         rowids = [r[0] for r in conn.execute("SELECT rowid FROM chunks WHERE doc_id = ?", (doc_id,))]
         conn.executemany("DELETE FROM chunk_fts WHERE rowid = ?", [(r,) for r in rowids])
         conn.executemany("DELETE FROM chunk_vectors WHERE rowid = ?", [(r,) for r in rowids])
+        conn.executemany("DELETE FROM chunk_staged_vectors WHERE rowid = ?", [(r,) for r in rowids])
         conn.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
         conn.execute("DELETE FROM document_tags WHERE doc_id = ?", (doc_id,))
         conn.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
         return rowids
+
+    # -- re-embedding (store/staging.py) -----------------------------------------------------------
+
+    def begin_staging(self, embedder: str) -> None:
+        with self._writing() as conn:
+            staging.begin_staging(conn, embedder)
+
+    def unstaged_chunks(self, limit: int, after: int = 0) -> Unstaged:
+        with self.db.read() as conn:
+            generation = current_generation(conn)
+            rows = conn.execute(staging.UNSTAGED, (after, limit)).fetchall()
+        return Unstaged(generation, [r[0] for r in rows], [chunk_of(r[1:10]) for r in rows], [r[10] for r in rows])
+
+    def stage_vectors(self, embedder: str, batch: Unstaged, vectors: np.ndarray) -> int:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        with self._writing() as conn:
+            staging.check_staging(conn, embedder, str(self.path))
+            # SQLite may give a new chunk the row number of one deleted since the batch was read:
+            # rows written since then are left for a later batch, which reads their text anew.
+            _, changed = changes_since(conn, batch.generation)
+            if changed is None:
+                return 0
+            gone = set(changed)
+            rows = [(key, vector.tobytes()) for key, vector in zip(batch.keys, vectors, strict=True) if key not in gone]
+            conn.executemany("INSERT OR REPLACE INTO chunk_staged_vectors(rowid, vector) VALUES (?, ?)", rows)
+        return len(rows)
+
+    def staged_count(self) -> int:
+        return self._conn().execute("SELECT count(*) FROM chunk_staged_vectors").fetchone()[0]
+
+    def switch_to_staged(self, embedder: str, dim: int) -> bool:
+        with self._writing() as conn:
+            staging.check_staging(conn, embedder, str(self.path))
+            if conn.execute(staging.COUNT_UNSTAGED).fetchone()[0]:
+                return False
+            conn.execute("DELETE FROM chunk_vectors")
+            conn.execute("INSERT INTO chunk_vectors(rowid, vector) SELECT rowid, vector FROM chunk_staged_vectors")
+            staging.finish_switch(conn, embedder, dim)
+            # No rowid is logged (BM25's text is unchanged); every process's vector matrix
+            # compares this mark with its generation and reloads instead of catching up.
+            bump_generation(conn)
+            staging.set_meta(conn, "vectors_replaced", str(current_generation(conn)))
+        return True
+
+    def claim(self, name: str, worker: str, lease_s: float) -> tuple[str, float]:
+        with self._writing() as conn:
+            return staging.claim(conn, name, worker, lease_s)
+
+    def release(self, name: str, worker: str) -> None:
+        with self._writing() as conn:
+            staging.release(conn, name, worker)
 
     def chunks_by_id(self, ids: Iterable[str]) -> list[Chunk]:
         ids = list(ids)

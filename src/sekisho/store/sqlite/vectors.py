@@ -157,8 +157,9 @@ class VectorIndex:
         conn.execute("BEGIN")  # one snapshot for the generation, the log and the rows
         try:
             generation, changed = changes_since(conn, cache.generation)
-            if changed is None:
-                return None
+            replaced = conn.execute("SELECT value FROM meta WHERE key = 'vectors_replaced'").fetchone()
+            if changed is None or (replaced is not None and int(replaced[0]) > cache.generation):
+                return None  # the log does not reach back, or a re-embedding replaced every vector
             rows = conn.execute(
                 f"SELECT v.rowid, v.vector, c.doc_id FROM ({CHANGED_SINCE}) l "
                 "CROSS JOIN chunk_vectors v ON v.rowid = l.rowid CROSS JOIN chunks c ON c.rowid = l.rowid "

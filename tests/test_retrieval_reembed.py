@@ -310,3 +310,24 @@ def test_check_notes_a_re_embedding_under_way_as_pending_not_damage(database_tar
     report = check(load_settings(tmp_path / "sekisho.toml"))
     assert not [p for p in report.problems if "store" in p], report.problems
     assert any("re-embedding from 'old' to 'new' under way: 0 of 1 chunks staged" in n for n in report.notes)
+
+
+def test_a_query_embedded_just_before_the_switch_is_embedded_again_for_the_new_vectors(city_in_use_m3):
+    """Another process switches the store after this one embedded the query with use-m3 (512
+    dimensions) and before it searched the vectors, which are e5-small's (384) by then."""
+    searching, switcher = to_e5(city_in_use_m3), to_e5(city_in_use_m3)
+    assert searching.searching_with == "use-m3"
+    search_vectors = searching.store.vector_search
+
+    def switched_first(vector, k, tags=None):
+        if switcher.store.get_meta("embedder") == "use-m3":
+            reembed(switcher)
+        return search_vectors(vector, k, tags)
+
+    searching.store.vector_search = switched_first
+    try:
+        hits = searching.search(QUESTION, k=1, mode="dense")
+        assert hits[0].document.path.endswith("juminhyo.md") and searching.searching_with == "e5-small"
+    finally:
+        searching.close()
+        switcher.close()

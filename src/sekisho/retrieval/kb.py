@@ -22,7 +22,7 @@ from sekisho.config import Settings, resolve_path
 from sekisho.retrieval.embed import Embedder, EmbedderError, embedder_named, load_embedder, open_embedder
 from sekisho.retrieval.rerank import FEATURES, Rescorer, features, rescore
 from sekisho.retrieval.tokenize import Analyzer, analyzer, char_bigrams
-from sekisho.store import Chunk, Document, EmbedderChanged, Hit, Store, open_store
+from sekisho.store import Chunk, Document, EmbedderChanged, Hit, Store, StoreError, open_store
 from sekisho.text import nfkc
 
 Mode = Literal["hybrid", "lexical", "dense"]
@@ -263,7 +263,16 @@ class KnowledgeBase:
         return Candidates(terms, lexical, dense)
 
     def _dense(self, query: str, depth: int, tags: Sequence[str] | None) -> list[tuple[str, float]]:
-        return self.store.vector_search(self.query_vector(query), depth, tags)
+        vector, used = self.query_vector(query), self.searching_with
+        try:
+            return self.store.vector_search(vector, depth, tags)
+        except StoreError:
+            # The store switched embedders between this query's embedding and its search (another
+            # process finished re-embedding): the query is embedded again for the new vectors.
+            self.follow_store()
+            if self.searching_with == used:
+                raise
+            return self.store.vector_search(self.query_vector(query), depth, tags)
 
     def query_vector(self, query: str) -> np.ndarray:
         """The query's embedding, computed once per distinct (NFKC) query while it stays among the

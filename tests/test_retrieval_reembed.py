@@ -331,3 +331,17 @@ def test_a_query_embedded_just_before_the_switch_is_embedded_again_for_the_new_v
     finally:
         searching.close()
         switcher.close()
+
+
+def test_an_emptied_store_takes_a_new_embedder_without_re_embedding(database_target):
+    """Every document deleted, the next ingest with another embedder (another dimension) starts
+    the store afresh on it: nothing is left to re-embed."""
+    with KnowledgeBase(open_store(database_target), "use-m3") as kb:
+        assert ingest_paths(kb, [CITY / "juminhyo.md"]).ok
+        for document in kb.store.documents():
+            kb.delete(document.id)
+    with to_e5(database_target) as kb:
+        assert not kb.reembedding
+        assert ingest_paths(kb, [CITY / "juminhyo.md"]).ok
+        assert kb.store.get_meta("embedder") == "e5-small"
+        assert kb.search(QUESTION, k=1, mode="dense")[0].document.path.endswith("juminhyo.md")

@@ -220,10 +220,15 @@ class PostgresStore:
         another dimension after it (the embedder changed: re-index)."""
         row = conn.execute("SELECT value FROM meta WHERE key = 'vector_dim'").fetchone()
         if row is not None:
-            if int(row[0]) != dim:
+            if int(row[0]) == dim:
+                return
+            if conn.execute("SELECT 1 FROM chunk_vectors LIMIT 1").fetchone() is not None:
                 raise StoreError(f"{self.where}: vectors of {dim} dimensions, the store holds {row[0]} "
-                                 "(the embedder changed: re-index into a new store)")
-            return
+                                 "(the embedder changed: `sekisho reembed`)")
+            # Every document was deleted: the emptied store takes the new embedder's dimension,
+            # and its HNSW index (built for the old one) is made again.
+            conn.execute("DROP INDEX IF EXISTS chunk_vectors_hnsw")
+            conn.execute("DELETE FROM meta WHERE key = 'vector_dim'")
         conn.execute("INSERT INTO meta(key, value) VALUES ('vector_dim', ?)", (str(dim),))
         if conn.execute("SELECT 1 FROM meta WHERE key = 'vector_index_deferred'").fetchone() is None:
             self._create_vector_index(conn, dim)

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from sekisho.db import MigrationError
-from sekisho.store import Chunk, Document, Location, StoreError, open_store
+from sekisho.store import Chunk, Document, Location, StoreError, changelog, open_store
 from sekisho.store.postgres import PostgresStore
-from sekisho.store.sqlite import SQLiteStore, changelog
+from sekisho.store.sqlite import SQLiteStore
 from sekisho.store.sqlite import store as sqlite_module
 from sekisho.store.sqlite.schema import STORE_MIGRATIONS
 from sekisho.store.sqlite.vectors import VectorIndex, dense_scores

@@ -125,7 +125,7 @@ def _change_log(conn, report: CheckReport) -> int:  # noqa: ANN001 (sqlite3 conn
 
 
 def _check_lexical_index(path: Path, store_id: str, generation: int, chunks: int, report: CheckReport) -> None:
-    from sekisho.store.sqlite.tantivy_index import LexicalIndexError, TantivyIndex
+    from sekisho.store.tantivy_index import LexicalIndexError, TantivyIndex
 
     folder = path.with_name(path.name + ".lexical")
     if not folder.exists():

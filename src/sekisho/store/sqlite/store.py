@@ -36,10 +36,10 @@ import numpy as np
 
 from sekisho.db import DatabaseError, SQLiteDatabase
 from sekisho.store import staging
+from sekisho.store.changelog import bump_generation, changes_since, current_generation
 from sekisho.store.protocol import StoreError
 from sekisho.store.records import Chunk, Document, StoredChunks, Unstaged
 from sekisho.store.rows import QUALIFIED_CHUNK_COLUMNS, checked_replacement, chunk_row, document_row
-from sekisho.store.sqlite.changelog import bump_generation, changes_since, current_generation
 from sekisho.store.sqlite.lexical import LexicalIndex
 from sekisho.store.sqlite.rows import CHUNK_COLUMNS, DOC_COLUMNS, chunk_of, document_of, rows_for_ids
 from sekisho.store.sqlite.schema import STORE_MIGRATIONS, legacy_steps, mark_named

@@ -1,15 +1,16 @@
-"""The change log the derived indexes catch up from.
+"""The change log the derived indexes catch up from, in both stores (the SQL is portable).
 
 Every write moves a generation counter on and logs the chunk rowids it touched (`chunk_changes`),
-in the write's own transaction. The tantivy index beside the file and each process's vector
-matrix record the generation they reflect, replay the rowids written since, and rebuild only when
-the log no longer reaches back that far.
+in the write's own transaction. The tantivy indexes (beside the SQLite file, or in each
+PostgreSQL server's own folder) and each SQLite process's vector matrix record the generation
+they reflect, replay the rowids written since, and rebuild only when the log no longer reaches
+back that far.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
+from typing import Any
 
 # How many generations of chunk_changes are kept: whatever is derived from an older generation
 # is rebuilt instead of caught up.
@@ -18,18 +19,19 @@ CHANGE_LOG_GENERATIONS = 10_000
 CHANGED_SINCE = "SELECT DISTINCT rowid FROM chunk_changes WHERE generation > ?"
 
 
-def current_generation(conn: sqlite3.Connection) -> int:
+# `conn`: a sqlite3 connection or a PgConnection (both take `?` parameters).
+def current_generation(conn: Any) -> int:
     return int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
 
 
-def bump_generation(conn: sqlite3.Connection, changed_rowids: Sequence[int] = (), *,
-                    lexical_rebuild: bool = False) -> None:
+def bump_generation(conn: Any, changed_rowids: Sequence[int] = (), *,
+                    lexical_rebuild: bool = False) -> int:
     """Move the generation on and log which chunk rowids it touched, so the tantivy index and the
     vector matrix can replay them; `lexical_rebuild` says every chunk's lexical text changed
-    (both rebuild instead)."""
+    (both rebuild instead). Returns the new generation."""
     current = conn.execute(
-        "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation' "
-        "RETURNING CAST(value AS INTEGER)"
+        "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT) WHERE key = 'generation' "
+        "RETURNING CAST(value AS BIGINT)"
     ).fetchone()[0]
     if lexical_rebuild:
         conn.execute("DELETE FROM chunk_changes")
@@ -39,10 +41,12 @@ def bump_generation(conn: sqlite3.Connection, changed_rowids: Sequence[int] = ()
                          [(current, r) for r in changed_rowids])
         floor = current - CHANGE_LOG_GENERATIONS
         conn.execute("DELETE FROM chunk_changes WHERE generation <= ?", (floor,))
-    conn.execute("UPDATE meta SET value = max(CAST(value AS INTEGER), ?) WHERE key = 'changes_floor'", (floor,))
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'changes_floor' AND CAST(value AS BIGINT) < ?",
+                 (str(floor), floor))
+    return current
 
 
-def changes_since(conn: sqlite3.Connection, since: int | None) -> tuple[int, list[int] | None]:
+def changes_since(conn: Any, since: int | None) -> tuple[int, list[int] | None]:
     """Inside the caller's read transaction: the store's generation now, and the rowids of the
     chunks written after generation `since`; None instead of the rowids when the change log no
     longer reaches back that far (or `since` is None), so the caller must rebuild."""

@@ -24,26 +24,35 @@ def current_generation(conn: Any) -> int:
     return int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
 
 
-def bump_generation(conn: Any, changed_rowids: Sequence[int] = (), *,
-                    lexical_rebuild: bool = False) -> int:
+def bump_generation(conn: Any, changed_rowids: Sequence[int] = (), *, lexical_rebuild: bool = False) -> None:
     """Move the generation on and log which chunk rowids it touched, so the tantivy index and the
     vector matrix can replay them; `lexical_rebuild` says every chunk's lexical text changed
-    (both rebuild instead). Returns the new generation."""
-    current = conn.execute(
+    (both rebuild instead)."""
+    log_changes(conn, next_generation(conn), changed_rowids, lexical_rebuild=lexical_rebuild)
+
+
+def next_generation(conn: Any) -> int:
+    """Move the generation on; returns the new one. On PostgreSQL this first statement of a write
+    also queues every other writer on the meta row until the transaction ends."""
+    return int(conn.execute(
         "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT) WHERE key = 'generation' "
-        "RETURNING CAST(value AS BIGINT)"
-    ).fetchone()[0]
+        "RETURNING CAST(value AS BIGINT)").fetchone()[0])
+
+
+def log_changes(conn: Any, generation: int, changed_rowids: Sequence[int] = (), *,
+                lexical_rebuild: bool = False) -> None:
+    """Log the chunk rowids `generation` touched (see bump_generation) and forget what is older
+    than CHANGE_LOG_GENERATIONS."""
     if lexical_rebuild:
         conn.execute("DELETE FROM chunk_changes")
-        floor = current
+        floor = generation
     else:
         conn.executemany("INSERT INTO chunk_changes(generation, rowid) VALUES (?, ?)",
-                         [(current, r) for r in changed_rowids])
-        floor = current - CHANGE_LOG_GENERATIONS
+                         [(generation, r) for r in dict.fromkeys(changed_rowids)])
+        floor = generation - CHANGE_LOG_GENERATIONS
         conn.execute("DELETE FROM chunk_changes WHERE generation <= ?", (floor,))
     conn.execute("UPDATE meta SET value = ? WHERE key = 'changes_floor' AND CAST(value AS BIGINT) < ?",
                  (str(floor), floor))
-    return current
 
 
 def changes_since(conn: Any, since: int | None) -> tuple[int, list[int] | None]:

@@ -39,7 +39,7 @@ class ChangeSource(Protocol):
     """Where a derived index reads a store from. `errors` are the store's database errors: a
     catch-up failing with one is retried later, the store answering meanwhile."""
 
-    errors: tuple[type[Exception], ...]
+    errors: tuple[type[BaseException], ...]
 
     def generation(self) -> int: ...
 

@@ -78,7 +78,7 @@ class TantivyIndex:
         self.directory = directory
         self._schema = _schema()
         try:
-            directory.mkdir(exist_ok=True)
+            directory.mkdir(parents=True, exist_ok=True)
             self._index = self._open()
         except (OSError, ValueError) as exc:
             raise LexicalIndexError(f"{directory}: cannot open the lexical index: {exc}") from None

@@ -1,5 +1,6 @@
 """Persistent storage for the knowledge base: records, the Store protocol, the SQLite store and the
-PostgreSQL store; `open_store` picks one by its target."""
+PostgreSQL store; `open_store` picks one by its target. Both keep a tantivy index derived from
+their chunks (`lexical_index.py`, caught up from `changelog.py`)."""
 
 from __future__ import annotations
 

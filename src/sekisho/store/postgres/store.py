@@ -6,6 +6,11 @@ writers queue on that row: the same file replaced by two servers at once ends as
 second finds the first's rows and replaces them). Chunk and token totals for BM25 change in the
 same transaction.
 
+Every write also logs the chunk rowids it touched under its generation (`chunk_changes`,
+store/changelog.py): each server's tantivy index (`lexical_index`, store/lexical_index.py) replays
+them to stay current, and answers BM25 searches whenever it is; PostgreSQL's own BM25 (lexical.py)
+answers meanwhile.
+
 Dense search: pgvector's HNSW index over the inner product (vectors are L2-normalised, so it is the
 cosine), made on the first write when the embedder's dimension is known. The index is an
 approximation; `ef_search` is raised with k (recall against exact search: docs/benchmarks.md, ## PostgreSQL).

@@ -5,7 +5,9 @@ The store stays the truth and answers itself (FTS5, or PostgreSQL's tsvector BM2
 index does not reflect its current generation. What the two stores differ in is where the chunks
 and the change log are read from: a `ChangeSource`. The catch-up is the same for both: replay the
 chunk rowids logged since the index's generation, or rebuild when the log does not reach back that
-far or the index was built for another store.
+far or the index was built for another store. It ranks with the stores' BM25 over the same
+tokens; one difference stays: tantivy's chunk total and average length count replaced chunks
+until it merges their segments away, so after many writes its scores drift slightly.
 
 When the catch-up runs is the store's choice: inline, by the search that finds the index behind
 (SQLite: a catch-up reads the local file), or on a background thread while the store answers that

@@ -33,14 +33,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from retrieval_common import DEFAULT_JSQUAD, load_jsquad, percentile  # noqa: E402
 from sekisho.retrieval.tokenize import analyzer, char_bigrams  # noqa: E402
 from sekisho.store import Chunk, Document, Location  # noqa: E402
+from sekisho.store.lexical_index import DerivedLexicalIndex  # noqa: E402
 from sekisho.store.sqlite import SQLiteStore  # noqa: E402
-from sekisho.store.sqlite.tantivy_index import TantivyIndex  # noqa: E402
+from sekisho.store.sqlite.lexical import _Fts5Changes  # noqa: E402
 
 
 def time_rebuild(store_path: Path) -> tuple[float, int]:
     store = SQLiteStore(store_path, lexical_index=False)
     with tempfile.TemporaryDirectory() as folder:
-        store.lexical._index = TantivyIndex(Path(folder) / "index")  # noqa: SLF001 - a fresh, empty index
+        store.lexical._index = DerivedLexicalIndex(  # noqa: SLF001 - a fresh, empty index
+            Path(folder) / "index", store.get_meta("store_id") or "", _Fts5Changes(store._conn),  # noqa: SLF001
+            fallback="FTS5")
         t = time.perf_counter()
         assert store.lexical.sync()  # noqa: SLF001
         seconds = time.perf_counter() - t

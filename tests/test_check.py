@@ -163,3 +163,23 @@ def test_each_kind_of_postgresql_damage_is_one_line(postgres_url, tmp_path, dama
     problems = [line for line in result.output.splitlines() if line.startswith("problem:")]
     # (A lexical row gone also leaves BM25's counts wrong: each consequence is its own line.)
     assert any(expected in line for line in problems), result.output
+
+
+def test_this_hosts_lexical_index_of_a_postgresql_store_is_reported(postgres_url, tmp_path):
+    from sekisho.store.postgres import PostgresStore
+
+    folder = _postgres_deployment(tmp_path, postgres_url)
+    shutil.rmtree(folder / "sekisho.lexical", ignore_errors=True)  # the CLI's own runs may have begun one
+    result = sekisho(folder, "check")
+    assert result.exit_code == 0 and "not built yet (PostgreSQL answers" in result.output, result.output
+    server = PostgresStore(postgres_url, folder / "sekisho.lexical")
+    assert server.lexical_index.sync()
+    server.close()
+    result = sekisho(folder, "check")
+    assert result.exit_code == 0 and "sekisho.lexical" in result.output, result.output
+    assert "current," in result.output
+    elsewhere = PostgresStore(postgres_url)  # another host's server writes
+    elsewhere.delete_document(elsewhere.documents()[0].id)
+    elsewhere.close()
+    result = sekisho(folder, "check")
+    assert result.exit_code == 0 and "it catches up at the next search" in result.output, result.output

@@ -13,8 +13,9 @@ import threading
 import numpy as np
 import pytest
 
-from sekisho.store.sqlite import SQLiteStore, changelog
-from sekisho.store.sqlite.tantivy_index import IndexWriter
+from sekisho.store import changelog
+from sekisho.store.sqlite import SQLiteStore
+from sekisho.store.tantivy_index import IndexWriter
 from test_store_sqlite import make_doc
 
 QUERIES = (["apple"], ["fig", "kiwi"], ["plum", "apple", "pear"], ["missing"], ["APPLE"])

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from sekisho.db import MigrationError
-from sekisho.store import Chunk, Document, Location, StoreError, open_store
+from sekisho.store import Chunk, Document, Location, StoreError, changelog, open_store
 from sekisho.store.postgres import PostgresStore
-from sekisho.store.sqlite import SQLiteStore, changelog
+from sekisho.store.sqlite import SQLiteStore
 from sekisho.store.sqlite import store as sqlite_module
 from sekisho.store.sqlite.schema import STORE_MIGRATIONS
 from sekisho.store.sqlite.vectors import VectorIndex, dense_scores
@@ -41,6 +41,8 @@ def make_doc(doc_id: str, texts: list[str], *, tags: tuple[str, ...] = (), path:
 def _opened(kind: str, tmp_path, request):
     if kind == "postgresql":
         return PostgresStore(request.getfixturevalue("postgres_url"))
+    if kind == "postgresql+tantivy":  # PostgreSQL answering until the index catches up in the background
+        return PostgresStore(request.getfixturevalue("postgres_url"), tmp_path / "sekisho.lexical")
     return SQLiteStore(tmp_path / "kb.db", lexical_index=kind == "tantivy")
 
 
@@ -49,9 +51,10 @@ def target_of(store) -> str:
     return store.db.url if store.db.dialect == "postgresql" else str(store.path)
 
 
-@pytest.fixture(params=["tantivy", "fts5", "postgresql"])
+@pytest.fixture(params=["tantivy", "fts5", "postgresql", "postgresql+tantivy"])
 def store(tmp_path, request):
-    """Protocol tests: SQLite with the tantivy index answering, SQLite with FTS5 alone, PostgreSQL."""
+    """Protocol tests: SQLite with the tantivy index answering, SQLite with FTS5 alone, PostgreSQL
+    alone, PostgreSQL with a server's tantivy index."""
     s = _opened(request.param, tmp_path, request)
     yield s
     s.close()

@@ -19,7 +19,8 @@ What is checked, read-only (nothing is repaired, created or caught up):
 
 On PostgreSQL (`[store] url`) the same questions are asked of its tables: every document has
 chunks, every chunk its lexical row and its vector, one vector dimension, tags alike in row and
-table, and the counts BM25 reads (chunks, tokens, per-term chunk counts) equal to what is stored.
+table, and the counts BM25 reads (chunks, tokens, per-term chunk counts) equal to what is stored;
+and this host's tantivy index of them (`[store] lexical_index`) as for SQLite.
 The database's own integrity is the server's job (and its backups'), not this command's.
 """
 
@@ -29,7 +30,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sekisho.config import Settings, resolve_path, upload_spool
+from sekisho.config import Settings, lexical_index_folder, resolve_path, upload_spool
 
 _SHOWN = 10  # rows named per kind of problem; the rest are counted
 
@@ -77,7 +78,8 @@ def _check_store(path: Path, spool: Path, report: CheckReport) -> None:
             documents = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
             _reembedding(conn, f"store {path}", chunks, report)
         report.checked.append(f"store {path}: {documents} documents, {chunks} chunks, generation {generation}")
-        _check_lexical_index(path, store.get_meta("store_id") or "", generation, chunks, report)
+        _check_lexical_index(path.with_name(path.name + ".lexical"), "FTS5", store.get_meta("store_id") or "",
+                             generation, chunks, report)
         _check_jobs(store.db, spool, report)
     finally:
         store.close()
@@ -124,12 +126,14 @@ def _change_log(conn, report: CheckReport) -> int:  # noqa: ANN001 (sqlite3 conn
     return generation
 
 
-def _check_lexical_index(path: Path, store_id: str, generation: int, chunks: int, report: CheckReport) -> None:
-    from sekisho.store.sqlite.tantivy_index import LexicalIndexError, TantivyIndex
+def _check_lexical_index(folder: Path, fallback: str, store_id: str, generation: int, chunks: int,
+                         report: CheckReport) -> None:
+    """The tantivy index derived from the store (store/lexical_index.py); `fallback` answers
+    searches while it is not current."""
+    from sekisho.store.tantivy_index import LexicalIndexError, TantivyIndex
 
-    folder = path.with_name(path.name + ".lexical")
     if not folder.exists():
-        report.notes.append(f"lexical index {folder}: not built yet (FTS5 answers; the next search builds it)")
+        report.notes.append(f"lexical index {folder}: not built yet ({fallback} answers; the next search builds it)")
         return
     try:
         index = TantivyIndex(folder)
@@ -138,7 +142,8 @@ def _check_lexical_index(path: Path, store_id: str, generation: int, chunks: int
         report.notes.append(f"lexical index {folder}: unreadable ({exc}); it is rebuilt at the next search")
         return
     if state is None or state.store_id != store_id:
-        report.notes.append(f"lexical index {folder}: not built for this store; rebuilt at the next search")
+        report.notes.append(f"lexical index {folder}: not built for this store ({fallback} answers); "
+                            "rebuilt at the next search")
     elif state.generation != generation:
         report.notes.append(f"lexical index {folder}: reflects generation {state.generation} of {generation}; "
                             "it catches up at the next search")
@@ -181,6 +186,8 @@ def _named(report: CheckReport, what: str, rows) -> None:  # noqa: ANN001 (itera
 # --- PostgreSQL ---------------------------------------------------------------------------------------
 
 def _check_postgres_store(settings: Settings, report: CheckReport) -> None:
+    """The database's tables, and this host's tantivy index of them (each server host keeps its
+    own: `sekisho check` on another host looks at that host's)."""
     from sekisho.db import DatabaseError
     from sekisho.db.postgres import PostgresDatabase
 
@@ -196,7 +203,13 @@ def _check_postgres_store(settings: Settings, report: CheckReport) -> None:
             if conn.execute("SELECT to_regclass('documents') IS NULL").fetchone()[0]:
                 report.notes.append(f"{where}: no sekisho tables yet (nothing ingested)")
                 return
-            _postgres_rows(conn, where, report)
+            generation, chunks = _postgres_rows(conn, where, report)
+            store_id = conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()[0]
+            if conn.execute("SELECT to_regclass('chunk_changes') IS NOT NULL").fetchone()[0]:
+                _change_log(conn, report)
+        folder = lexical_index_folder(settings)
+        if folder is not None:
+            _check_lexical_index(folder / store_id, "PostgreSQL", store_id, generation, chunks, report)
         _check_jobs(db, upload_spool(settings), report)
     except db.errors as exc:
         report.problems.append(f"{where}: cannot be read: {exc}")
@@ -204,7 +217,8 @@ def _check_postgres_store(settings: Settings, report: CheckReport) -> None:
         db.close()
 
 
-def _postgres_rows(conn, where: str, report: CheckReport) -> None:  # noqa: ANN001 (PgConnection)
+def _postgres_rows(conn, where: str, report: CheckReport) -> tuple[int, int]:  # noqa: ANN001 (PgConnection)
+    """Checks the rows; returns the store's generation and how many chunks it holds."""
     _named(report, f"{where}: document without chunks (not searchable)", conn.execute(
         "SELECT path FROM documents d WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.doc_id = d.id)"))
     for table, missing in (("chunk_lexical", "a lexical row (lexical search misses it)"),
@@ -239,6 +253,7 @@ def _postgres_rows(conn, where: str, report: CheckReport) -> None:  # noqa: ANN0
     documents = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
     _reembedding(conn, where, chunks, report)
     report.checked.append(f"{where}: {documents} documents, {chunks} chunks, generation {meta.get('generation')}")
+    return int(meta.get("generation", 0)), chunks
 
 
 def _reembedding(conn, where: str, chunks: int, report: CheckReport) -> None:  # noqa: ANN001 (either store's)

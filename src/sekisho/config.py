@@ -33,6 +33,11 @@ class StoreConfig(_Section):
     # PostgreSQL (with pgvector) that several servers share, instead of `path` and the audit file.
     # Password and TLS from the environment (PGPASSWORD, PGSSLMODE...), or in the URL.
     url: str = ""
+    # With `url`: the folder, local to each server host, where a server keeps its tantivy index of
+    # the database's chunks (relative to this file; "" for none: PostgreSQL's own BM25 answers
+    # every search, several times slower at 100k chunks). Derived data: delete it and it is
+    # rebuilt, PostgreSQL answering meanwhile. The SQLite store keeps its own beside the file.
+    lexical_index: str = "sekisho.lexical"
 
     @model_validator(mode="after")
     def _postgresql_url(self) -> StoreConfig:
@@ -379,6 +384,13 @@ def resolve_path(settings: Settings, value: str) -> Path:
     """A path from the configuration, relative to the configuration file's folder."""
     p = Path(value).expanduser()
     return p if p.is_absolute() else Path(settings.base_dir) / p
+
+
+def lexical_index_folder(settings: Settings) -> Path | None:
+    """Where this server keeps its tantivy index of a PostgreSQL store (None: SQLite, or none)."""
+    if not settings.store.url or not settings.store.lexical_index:
+        return None
+    return resolve_path(settings, settings.store.lexical_index)
 
 
 def upload_spool(settings: Settings) -> Path:

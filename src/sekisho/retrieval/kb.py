@@ -18,7 +18,7 @@ from typing import Literal, TypeVar
 
 import numpy as np
 
-from sekisho.config import Settings, resolve_path
+from sekisho.config import Settings, lexical_index_folder, resolve_path
 from sekisho.retrieval.embed import Embedder, EmbedderError, embedder_named, load_embedder, open_embedder
 from sekisho.retrieval.rerank import FEATURES, Rescorer, features, rescore
 from sekisho.retrieval.tokenize import Analyzer, analyzer, char_bigrams
@@ -398,7 +398,7 @@ def store_target(settings: Settings) -> str | Path:
 
 def open_knowledge_base(settings: Settings, *, fusion: Fusion | None = None) -> KnowledgeBase:
     """The knowledge base configured by `settings` (store file or PostgreSQL URL, embedder)."""
-    store = open_store(store_target(settings))
+    store = open_store(store_target(settings), lexical_index=lexical_index_folder(settings))
     retrieval = settings.retrieval
     try:
         return KnowledgeBase(store, retrieval.embedder_name, fusion=fusion, rescoring=retrieval.rescore,

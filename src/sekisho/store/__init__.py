@@ -1,5 +1,6 @@
 """Persistent storage for the knowledge base: records, the Store protocol, the SQLite store and the
-PostgreSQL store; `open_store` picks one by its target."""
+PostgreSQL store; `open_store` picks one by its target. Both keep a tantivy index derived from
+their chunks (`lexical_index.py`, caught up from `changelog.py`)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,15 @@ def is_url(target: str | Path) -> bool:
     return str(target).startswith(("postgresql://", "postgres://"))
 
 
-def open_store(target: str | Path) -> Store:
+def open_store(target: str | Path, *, lexical_index: Path | None = None) -> Store:
     """Open (creating and migrating if needed) the store at a file path (SQLite) or a
-    postgresql:// URL (PostgreSQL with pgvector)."""
+    postgresql:// URL (PostgreSQL with pgvector). `lexical_index`: the local folder where a
+    PostgreSQL store keeps this server's tantivy index (a SQLite store keeps its own beside the
+    file)."""
     if is_url(target):
         from sekisho.store.postgres import PostgresStore
 
-        return PostgresStore(str(target))
+        return PostgresStore(str(target), lexical_index)
     return SQLiteStore(target)
 
 

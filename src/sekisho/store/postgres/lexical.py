@@ -9,6 +9,10 @@ chunk's term frequencies (the number of positions of a term), its token count, t
 and token totals kept in `meta`, and how many chunks hold each term (`term_stats`, kept by every
 write: counting a common term's chunks at query time walked its whole posting list, tens of ms).
 
+Each server also keeps a tantivy index of these tokens in a local folder (store/lexical_index.py,
+DatabaseChanges below), which answers instead whenever it reflects the database's generation:
+PostgreSQL walks about 5 us a posting here, tantivy skips the postings that cannot rank.
+
 How a search reads as little as it can: see _SEARCH. As in the SQLite store's FTS5 path, only
 the rarer query terms are walked (store/terms.py; POSTINGS_BUDGET below): a term found in most
 chunks costs a scan of most of the index for almost no weight.
@@ -22,6 +26,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sekisho.db import Connection
+from sekisho.db.postgres import PostgresDatabase
+from sekisho.store.changelog import changes_since, current_generation
+from sekisho.store.lexical_index import Changes
 from sekisho.store.terms import ranking_terms
 
 K1 = 1.2
@@ -144,3 +151,31 @@ class Lexical:
         rows = conn.execute(sql, [kept, [idf(chunks, counts[t]) for t in kept], [tsquery_literal([t]) for t in kept],
                                   *params, average, RESCORED_PER_RESULT * k, average, kept, k]).fetchall()
         return [(cid, float(score)) for cid, score in rows]
+
+
+class DatabaseChanges:
+    """The database as the change source of a server's tantivy index (store/lexical_index.py):
+    the change log and chunk_lexical's token texts, read in one snapshot."""
+
+    def __init__(self, db: PostgresDatabase) -> None:
+        self._db = db
+        self.errors = db.errors
+
+    def generation(self) -> int:
+        with self._db.read() as conn:
+            return current_generation(conn)
+
+    def changes(self, since: int | None) -> Changes:
+        with self._db.read() as conn:
+            generation, changed = changes_since(conn, since)
+            if generation == since:
+                return Changes(generation, [], [])
+            which = "" if changed is None else " WHERE l.rowid = ANY(?)"
+            rows = conn.execute(f"SELECT l.rowid, l.tokens, c.doc_id FROM chunk_lexical l JOIN chunks c "
+                                f"ON c.rowid = l.rowid{which}", () if changed is None else (changed,)).fetchall()
+            docs = "" if changed is None else " WHERE doc_id = ANY(?)"
+            tags: dict[str, list[str]] = {}
+            for doc_id, tag in conn.execute(f"SELECT doc_id, tag FROM document_tags{docs}",
+                                            () if changed is None else (list({d for *_, d in rows}),)):
+                tags.setdefault(doc_id, []).append(tag)
+        return Changes(generation, changed, [(rowid, tokens, tags.get(doc_id, ())) for rowid, tokens, doc_id in rows])

@@ -103,3 +103,15 @@ STORE_MIGRATIONS.sql("staged_vectors", """
         until DOUBLE PRECISION NOT NULL
     )
     """)
+
+# The change log each server's tantivy index catches up from (store/changelog.py: every write logs
+# the chunk rowids it touched, in its own transaction). Nothing older than now is logged, so an
+# index built before this migration is rebuilt.
+STORE_MIGRATIONS.sql("chunk_changes", """
+    CREATE TABLE chunk_changes (
+        generation BIGINT NOT NULL,
+        rowid BIGINT NOT NULL
+    );
+    CREATE INDEX chunk_changes_by_generation ON chunk_changes(generation);
+    INSERT INTO meta(key, value) SELECT 'changes_floor', value FROM meta WHERE key = 'generation'
+    """)

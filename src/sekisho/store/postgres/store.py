@@ -6,6 +6,11 @@ writers queue on that row: the same file replaced by two servers at once ends as
 second finds the first's rows and replaces them). Chunk and token totals for BM25 change in the
 same transaction.
 
+Every write also logs the chunk rowids it touched under its generation (`chunk_changes`,
+store/changelog.py): each server's tantivy index (`lexical_index`, store/lexical_index.py) replays
+them to stay current, and answers BM25 searches whenever it is; PostgreSQL's own BM25 (lexical.py)
+answers meanwhile.
+
 Dense search: pgvector's HNSW index over the inner product (vectors are L2-normalised, so it is the
 cosine), made on the first write when the embedder's dimension is known. The index is an
 approximation; `ef_search` is raised with k (recall against exact search: docs/benchmarks.md, ## PostgreSQL).
@@ -21,13 +26,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
 
 import numpy as np
 
 from sekisho.db import DatabaseError, MigrationError
 from sekisho.db.postgres import PgConnection, PostgresDatabase
 from sekisho.store import staging
-from sekisho.store.postgres.lexical import Lexical, lexical_row, term_deltas
+from sekisho.store.changelog import log_changes, next_generation
+from sekisho.store.lexical_index import DerivedLexicalIndex
+from sekisho.store.postgres.lexical import DatabaseChanges, Lexical, LexicalRow, lexical_row, term_deltas, terms_of
 from sekisho.store.postgres.schema import STORE_MIGRATIONS
 from sekisho.store.protocol import StoreError
 from sekisho.store.records import Chunk, Document, StoredChunks, Unstaged
@@ -51,9 +59,11 @@ EF_SEARCH_MAX = 1000
 
 class PostgresStore:
     """The `Store` protocol over a PostgreSQL database with pgvector. `.db` is its handle, shared
-    with the service tables that live with the documents (ingest jobs)."""
+    with the service tables that live with the documents (ingest jobs). With `lexical_index`, a
+    local folder, this process keeps a tantivy index of the chunks in `<lexical_index>/<store_id>/`
+    (one subfolder per database, so two never share one) that answers BM25 searches when current."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, lexical_index: Path | None = None) -> None:
         try:
             self.db = PostgresDatabase(url)
         except DatabaseError as exc:
@@ -76,6 +86,12 @@ class PostgresStore:
         self._register = register_vector_info
         self.lexical = Lexical()
         self._bulk = False  # inside bulk_load
+        store_id = self.get_meta("store_id") or ""
+        # Caught up in the background: a rebuild reads every chunk over the network (seconds at
+        # 100k chunks), and PostgreSQL answers meanwhile.
+        self.lexical_index = (DerivedLexicalIndex(lexical_index / store_id, store_id, DatabaseChanges(self.db),
+                                                  fallback="PostgreSQL", background=True)
+                              if lexical_index is not None else None)
 
     @contextmanager
     def _vectors(self, transaction: AbstractContextManager[PgConnection]) -> Iterator[PgConnection]:
@@ -85,6 +101,8 @@ class PostgresStore:
             yield conn
 
     def close(self) -> None:
+        if self.lexical_index is not None:
+            self.lexical_index.close()
         self.db.close()
 
     # -- meta ------------------------------------------------------------------------------------
@@ -133,7 +151,7 @@ class PostgresStore:
         vectors = checked_replacement(document, chunks, lexical_texts, vectors)
         lexical = [lexical_row(text) for text in lexical_texts]
         with self._vectors(self.db.write()) as conn:
-            self._bump(conn)
+            generation = self._bump(conn)
             if self._bulk:
                 conn.execute("SET LOCAL synchronous_commit = off")
             removed = self._delete_rows(conn, document.id)
@@ -144,30 +162,35 @@ class PostgresStore:
                 removed += self._delete_rows(conn, old[0])
             if embedder is not None:
                 staging.record_embedder(conn, embedder, vectors.shape[1], self.where)
-            self._count_terms(conn, term_deltas(lexical, removed))
+            self._count_terms(conn, term_deltas(lexical, [tokens for _, tokens in removed]))
             conn.execute(f"INSERT INTO documents({DOC_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          document_row(document))
             conn.executemany("INSERT INTO document_tags(doc_id, tag) VALUES (?, ?)",
                              [(document.id, tag) for tag in dict.fromkeys(document.tags)])
-            if not chunks:
-                return
-            conn.executemany(f"INSERT INTO chunks({CHUNK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                             [chunk_row(c) for c in chunks])
-            rowids = dict(conn.execute("SELECT id, rowid FROM chunks WHERE doc_id = ?", (document.id,)).fetchall())
-            conn.executemany("INSERT INTO chunk_lexical(rowid, tokens, length, tsv) VALUES (?, ?, ?, ?::tsvector)",
-                             [(rowids[c.id], text, row.length, row.tsv)
-                              for c, text, row in zip(chunks, lexical_texts, lexical, strict=True)])
-            self._ensure_vector_index(conn, vectors.shape[1])
-            conn.executemany("INSERT INTO chunk_vectors(rowid, doc_id, embedding) VALUES (?, ?, ?)",
-                             [(rowids[c.id], document.id, v) for c, v in zip(chunks, vectors, strict=True)])
-            self._count(conn, len(chunks), sum(row.length for row in lexical))
+            added = self._insert_chunks(conn, document, chunks, lexical_texts, lexical, vectors) if chunks else []
+            log_changes(conn, generation, [rowid for rowid, _ in removed] + added)
+
+    def _insert_chunks(self, conn: PgConnection, document: Document, chunks: Sequence[Chunk],
+                       lexical_texts: Sequence[str], lexical: list[LexicalRow], vectors: np.ndarray) -> list[int]:
+        """A document's chunks with their lexical rows and vectors; returns their rowids."""
+        conn.executemany(f"INSERT INTO chunks({CHUNK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         [chunk_row(c) for c in chunks])
+        rowids = dict(conn.execute("SELECT id, rowid FROM chunks WHERE doc_id = ?", (document.id,)).fetchall())
+        conn.executemany("INSERT INTO chunk_lexical(rowid, tokens, length, tsv) VALUES (?, ?, ?, ?::tsvector)",
+                         [(rowids[c.id], text, row.length, row.tsv)
+                          for c, text, row in zip(chunks, lexical_texts, lexical, strict=True)])
+        self._ensure_vector_index(conn, vectors.shape[1])
+        conn.executemany("INSERT INTO chunk_vectors(rowid, doc_id, embedding) VALUES (?, ?, ?)",
+                         [(rowids[c.id], document.id, v) for c, v in zip(chunks, vectors, strict=True)])
+        self._count(conn, len(chunks), sum(row.length for row in lexical))
+        return list(rowids.values())
 
     def reindex_lexical(self, lexical_of: Callable[[Document, list[Chunk]], list[str]], scheme: str) -> int:
         """Every chunk's BM25 text rewritten with `lexical_of(document, its chunks)` and `scheme`
         recorded as 'lexical_scheme', in one transaction (vectors untouched)."""
         rewritten = tokens = 0
         with self._vectors(self.db.write()) as conn:
-            self._bump(conn)
+            log_changes(conn, self._bump(conn), lexical_rebuild=True)
             conn.execute("DELETE FROM term_stats")
             for document in [document_of(r) for r in conn.execute(f"SELECT {DOC_COLUMNS} FROM documents").fetchall()]:
                 rows = conn.execute(f"SELECT rowid, {CHUNK_COLUMNS} FROM chunks WHERE doc_id = ? ORDER BY ordinal",
@@ -186,27 +209,30 @@ class PostgresStore:
 
     def delete_document(self, doc_id: str) -> None:
         with self._vectors(self.db.write()) as conn:
-            self._bump(conn)
-            self._count_terms(conn, term_deltas((), self._delete_rows(conn, doc_id)))
+            generation = self._bump(conn)
+            removed = self._delete_rows(conn, doc_id)
+            self._count_terms(conn, term_deltas((), [tokens for _, tokens in removed]))
+            log_changes(conn, generation, [rowid for rowid, _ in removed])
 
-    def _bump(self, conn: PgConnection) -> None:
+    def _bump(self, conn: PgConnection) -> int:
         """Move the generation on, first thing: the row lock queues every other writer of this store
-        until this transaction ends."""
-        conn.execute("UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'generation'")
+        until this transaction ends. Returns the new generation, under which the write logs the
+        chunk rowids it touches (store/changelog.py)."""
+        return next_generation(conn)
 
     @staticmethod
     def _count(conn: PgConnection, chunks: int, tokens: int) -> None:
         conn.execute("UPDATE meta SET value = (value::bigint + ?)::text WHERE key = 'chunks'", (chunks,))
         conn.execute("UPDATE meta SET value = (value::bigint + ?)::text WHERE key = 'tokens'", (tokens,))
 
-    def _delete_rows(self, conn: PgConnection, doc_id: str) -> list[str]:
+    def _delete_rows(self, conn: PgConnection, doc_id: str) -> list[tuple[int, str]]:
         """Delete a document and everything indexed for it (the chunks' rows go by cascade);
-        returns its chunks' token texts, whose terms no longer count."""
-        rows = conn.execute("SELECT l.tokens, l.length FROM chunks c JOIN chunk_lexical l ON l.rowid = c.rowid "
-                            "WHERE c.doc_id = ?", (doc_id,)).fetchall()
+        returns its chunks' rowids and token texts, whose terms no longer count."""
+        rows = conn.execute("SELECT c.rowid, l.tokens, l.length FROM chunks c JOIN chunk_lexical l "
+                            "ON l.rowid = c.rowid WHERE c.doc_id = ?", (doc_id,)).fetchall()
         if conn.execute("DELETE FROM documents WHERE id = ?", (doc_id,)).rowcount:
-            self._count(conn, -len(rows), -sum(length for _, length in rows))
-        return [tokens for tokens, _ in rows]
+            self._count(conn, -len(rows), -sum(length for *_, length in rows))
+        return [(rowid, tokens) for rowid, tokens, _ in rows]
 
     @staticmethod
     def _count_terms(conn: PgConnection, deltas: dict[str, int]) -> None:
@@ -355,10 +381,31 @@ class PostgresStore:
     # -- search ----------------------------------------------------------------------------------
 
     def lexical_search(self, terms: Sequence[str], k: int, tags: Sequence[str] | None = None) -> list[tuple[str, float]]:
+        """BM25 from this server's tantivy index when it reflects the database's generation (every
+        query term walked, skipping what cannot rank), else from PostgreSQL (the rarer terms only).
+        Both over the same lower-cased tokens with k1 1.2, b 0.75 and tantivy's idf."""
+        unique = list(dict.fromkeys(terms_of(" ".join(terms))))
+        found = (self.lexical_index.search(unique, k, tags)
+                 if self.lexical_index is not None and unique and k > 0 else None)
+        if found is not None:
+            return self._chunk_ids(found)
         visible = None if tags is None or "*" in tags else visible_doc_clause(tags)
         with self.db.read() as conn:
             stats = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('chunks', 'tokens')").fetchall())
             return self.lexical.search(conn, terms, k, visible, int(stats["chunks"]), int(stats["tokens"]))
+
+    def _chunk_ids(self, found: list[tuple[int, float]]) -> list[tuple[str, float]]:
+        """(rowid, score) as (chunk id, score); a chunk deleted since the index's generation is left out."""
+        if not found:
+            return []
+        with self.db.read() as conn:
+            ids = dict(conn.execute("SELECT rowid, id FROM chunks WHERE rowid = ANY(?)",
+                                    ([rowid for rowid, _ in found],)).fetchall())
+        return [(ids[rowid], score) for rowid, score in found if rowid in ids]
+
+    def lexical_index_current(self) -> bool:
+        """Whether this server's tantivy index reflects the database now (False: PostgreSQL answers)."""
+        return self.lexical_index is not None and self.lexical_index.current()
 
     def vector_search(self, vector: np.ndarray, k: int, tags: Sequence[str] | None = None) -> list[tuple[str, float]]:
         if k <= 0:

@@ -1,7 +1,7 @@
 """The embedded SQLite store, split by job: `store.py` (documents, chunks, writes), `schema.py`
-(named migrations), `changelog.py` (what derived indexes catch up from), `lexical.py` (BM25:
-tantivy beside the file, FTS5 inside it), `vectors.py` (the dense matrix), `rows.py` (shared row
-helpers)."""
+(named migrations), `lexical.py` (BM25: tantivy beside the file, FTS5 inside it; the change log
+and the tantivy catch-up it shares with PostgreSQL are in store/), `vectors.py` (the dense
+matrix), `rows.py` (shared row helpers)."""
 
 from sekisho.store.protocol import StoreError
 from sekisho.store.sqlite.store import SQLiteStore

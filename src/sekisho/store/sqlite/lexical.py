@@ -2,31 +2,62 @@
 the same database whenever it is not.
 
 FTS5 (`chunk_fts`) commits in the same transaction as the chunks it indexes, so it is always
-current; the tantivy index (`<file>.lexical/`, tantivy_index.py) is derived from it and catches
+current; the tantivy index (`<file>.lexical/`, store/lexical_index.py) is derived from it and catches
 up from the change log at the next search or at close. Both rank by BM25 with k1 1.2 and b 0.75
 over the same pre-tokenised terms.
 """
 
 from __future__ import annotations
 
-import logging
 import sqlite3
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from sekisho.store.sqlite.changelog import CHANGED_SINCE, changes_since, current_generation
+from sekisho.store.changelog import CHANGED_SINCE, changes_since, current_generation
+from sekisho.store.lexical_index import Changes, DerivedLexicalIndex
 from sekisho.store.sqlite.rows import chunk_ids_for_rowids, tags_by_document, visible_doc_clause
-from sekisho.store.sqlite.tantivy_index import IndexBusy, IndexState, LexicalIndexError, TantivyIndex
 from sekisho.store.terms import POSTINGS_BUDGET, TermCounts, ranking_terms
-
-log = logging.getLogger("sekisho.store")
 
 
 def match_expression(terms: Sequence[str]) -> str:
     """An FTS5 MATCH expression that ORs the terms, each quoted as a string literal so user input
     (quotes, *, -, AND/OR/NOT/NEAR, parentheses, colons) can never be read as query syntax."""
     return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+
+
+class _Fts5Changes:
+    """The SQLite store as the tantivy index's change source: the change log and chunk_fts."""
+
+    errors = (sqlite3.Error,)
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+        self._conn = connect
+
+    def generation(self) -> int:
+        return current_generation(self._conn())
+
+    def changes(self, since: int | None) -> Changes:
+        conn = self._conn()
+        conn.execute("BEGIN")  # one snapshot for the generation, the log and the rows
+        try:
+            generation, changed = changes_since(conn, since)
+            if generation == since:
+                return Changes(generation, [], [])
+            if changed is None:
+                rows = conn.execute("SELECT c.rowid, f.tokens, c.doc_id FROM chunk_fts f "
+                                    "JOIN chunks c ON c.rowid = f.rowid")
+            else:
+                # CROSS JOIN fixes the order: left to itself, SQLite scanned all of
+                # chunk_fts (180 ms at 100k chunks) instead of looking up the changed rows.
+                rows = conn.execute(
+                    f"SELECT c.rowid, f.tokens, c.doc_id FROM ({CHANGED_SINCE}) l "
+                    "CROSS JOIN chunks c ON c.rowid = l.rowid CROSS JOIN chunk_fts f ON f.rowid = l.rowid",
+                    (since,))
+            rows = rows.fetchall()
+            tags = tags_by_document(conn, None if changed is None else {d for _, _, d in rows})
+        finally:
+            conn.execute("COMMIT")
+        return Changes(generation, changed, [(rowid, tokens, tags.get(doc_id, ())) for rowid, tokens, doc_id in rows])
 
 
 class LexicalIndex:
@@ -37,24 +68,16 @@ class LexicalIndex:
                  tantivy: bool = True) -> None:
         self.path = path
         self._conn = connect
-        self._store_id = store_id
         # How much of the index an FTS5 query may walk (see _ranking_terms).
         self.postings_budget: float = POSTINGS_BUDGET
         self._term_counts = TermCounts()
-        self._sync_lock = threading.Lock()
-        self._index: TantivyIndex | None = None
-        if tantivy:
-            try:
-                self._index = TantivyIndex(path.with_name(path.name + ".lexical"))
-            except LexicalIndexError as exc:
-                log.warning("%s; searching with FTS5 only", exc)
+        # Caught up inline by the search that finds it behind: reading the local file is quick.
+        self._index = (DerivedLexicalIndex(path.with_name(path.name + ".lexical"), store_id, _Fts5Changes(connect),
+                                           fallback="FTS5") if tantivy else None)
 
     def close(self) -> None:
-        try:
-            self.sync()  # what this process wrote is indexed before it goes
-        except sqlite3.Error as exc:  # the next search catches up instead; closing must not fail
-            log.warning("%s: lexical index not caught up at close (%s)", self.path, exc)
-        self._index = None
+        if self._index is not None:
+            self._index.close()
 
     def search(self, terms: Sequence[str], k: int, tags: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """BM25 over the chunks' pre-tokenised text for any of `terms`, each matched literally as
@@ -67,84 +90,19 @@ class LexicalIndex:
         unique = list(dict.fromkeys(t for t in terms if t.strip()))
         if k <= 0 or not unique:
             return []
-        found = self._indexed_search(unique, k, tags)
-        return found if found is not None else self._fts5_search(unique, k, tags)
-
-    def current(self) -> bool:
-        """Whether the tantivy index reflects the store as it is now (False: FTS5 would answer)."""
-        index = self._index
-        return index is not None and index.state() == IndexState(self._store_id, current_generation(self._conn()))
-
-    def _indexed_search(self, terms: list[str], k: int, tags: Sequence[str] | None) -> list[tuple[str, float]] | None:
-        """The tantivy index's answer, or None when it is off, lagging, or failing."""
-        index = self._index
-        if index is None:
-            return None
-        try:
-            found = index.search(terms, k, tags, IndexState(self._store_id, current_generation(self._conn())))
-            if found is None and self.sync():
-                found = index.search(terms, k, tags, IndexState(self._store_id, current_generation(self._conn())))
-        except (ValueError, OSError) as exc:
-            self._give_up(exc)
-            return None
+        found = self._index.search(unique, k, tags) if self._index is not None else None
         if found is None:
-            return None
+            return self._fts5_search(unique, k, tags)
         ids = chunk_ids_for_rowids(self._conn(), [rowid for rowid, _ in found])
         return [(ids[rowid], score) for rowid, score in found if rowid in ids]
 
-    def sync(self) -> bool:
-        """Bring the tantivy index up to the store's current generation: replay the logged changes,
-        or rebuild from chunk_fts when the log does not reach back to the index's generation or the
-        index belongs to another store. Returns False when that cannot happen now (no index, or
-        another writer holds it). Never raises: FTS5 answers meanwhile."""
-        index = self._index
-        if index is None or not self._sync_lock.acquire(blocking=False):
-            return False
-        try:
-            with index.writing() as batch:
-                current = index.state()
-                conn = self._conn()
-                conn.execute("BEGIN")  # one snapshot for the generation, the log and the rows
-                try:
-                    ours = current is not None and current.store_id == self._store_id
-                    generation, changed = changes_since(conn, current.generation if ours else None)
-                    target = IndexState(self._store_id, generation)
-                    if current == target:
-                        return True
-                    if changed is None:
-                        batch.clear()
-                        rows = conn.execute("SELECT c.rowid, f.tokens, c.doc_id FROM chunk_fts f "
-                                            "JOIN chunks c ON c.rowid = f.rowid")
-                    else:
-                        batch.delete(changed)
-                        # CROSS JOIN fixes the order: left to itself, SQLite scanned all of
-                        # chunk_fts (180 ms at 100k chunks) instead of looking up the changed rows.
-                        rows = conn.execute(
-                            f"SELECT c.rowid, f.tokens, c.doc_id FROM ({CHANGED_SINCE}) l "
-                            "CROSS JOIN chunks c ON c.rowid = l.rowid CROSS JOIN chunk_fts f ON f.rowid = l.rowid",
-                            (current.generation,))
-                    rows = rows.fetchall()
-                    tags = tags_by_document(conn, None if changed is None else {d for _, _, d in rows})
-                    for rowid, tokens, doc_id in rows:
-                        batch.add(rowid, tokens, tags.get(doc_id, ()))
-                finally:
-                    conn.execute("COMMIT")
-                batch.commit(target)
-            return True
-        except IndexBusy:
-            return False
-        except (LexicalIndexError, ValueError, OSError) as exc:
-            self._give_up(exc)
-            return False
-        finally:
-            self._sync_lock.release()
+    def current(self) -> bool:
+        """Whether the tantivy index reflects the store as it is now (False: FTS5 would answer)."""
+        return self._index is not None and self._index.current()
 
-    def _give_up(self, exc: Exception) -> None:
-        """A failing index (disk full, damaged files) is dropped for this process rather than
-        retried on every query; FTS5 serves the searches, and the next process rebuilds it."""
-        if self._index is not None:
-            log.warning("%s: lexical index failed (%s); searching with FTS5", self.path, exc)
-        self._index = None
+    def sync(self) -> bool:
+        """Catch the tantivy index up now (False: it cannot at the moment; FTS5 answers)."""
+        return self._index is not None and self._index.sync()
 
     def _fts5_search(self, terms: list[str], k: int, tags: Sequence[str] | None) -> list[tuple[str, float]]:
         """FTS5's bm25() over the rarer terms, negated so higher is better."""

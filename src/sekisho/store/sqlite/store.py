@@ -7,7 +7,7 @@ Layout
   analysis happens in Python (retrieval/tokenize.py); FTS5 only splits on the spaces and ranks with
   its built-in bm25(). Living in the same database means the lexical index commits in the same
   transaction as the chunks it indexes. Searches normally run on a tantivy index derived from it
-  (`<file>.lexical/`, tantivy_index.py; lexical.py decides which answers); FTS5 answers whenever that index is not current.
+  (`<file>.lexical/`, store/lexical_index.py; lexical.py decides which answers); FTS5 answers whenever that index is not current.
 - `chunk_vectors`: one float32 blob per chunk. Dense search is a brute-force dot product over a
   float32 matrix loaded once per process (numpy has no fast float16 product: 13x slower than
   float32 at 100k x 384; docs/benchmarks.md), computed without BLAS (vectors.py).
@@ -36,10 +36,10 @@ import numpy as np
 
 from sekisho.db import DatabaseError, SQLiteDatabase
 from sekisho.store import staging
+from sekisho.store.changelog import bump_generation, changes_since, current_generation
 from sekisho.store.protocol import StoreError
 from sekisho.store.records import Chunk, Document, StoredChunks, Unstaged
 from sekisho.store.rows import QUALIFIED_CHUNK_COLUMNS, checked_replacement, chunk_row, document_row
-from sekisho.store.sqlite.changelog import bump_generation, changes_since, current_generation
 from sekisho.store.sqlite.lexical import LexicalIndex
 from sekisho.store.sqlite.rows import CHUNK_COLUMNS, DOC_COLUMNS, chunk_of, document_of, rows_for_ids
 from sekisho.store.sqlite.schema import STORE_MIGRATIONS, legacy_steps, mark_named

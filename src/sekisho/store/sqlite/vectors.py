@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sekisho.store.changelog import CHANGED_SINCE, changes_since, current_generation
 from sekisho.store.protocol import StoreError
-from sekisho.store.sqlite.changelog import CHANGED_SINCE, changes_since, current_generation
 from sekisho.store.sqlite.rows import chunk_ids_for_rowids, visible_doc_ids
 
 # A matrix caught up by appending blocks and marking rows dead is copied into one block again once

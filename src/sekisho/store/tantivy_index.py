@@ -1,4 +1,5 @@
-"""A tantivy BM25 index kept beside the SQLite file: the fast path of SQLiteStore.lexical_search.
+"""A tantivy BM25 index derived from a store: the fast path of lexical_search in both stores
+(beside the SQLite file; in each PostgreSQL server's own folder; lexical_index.py keeps it current).
 
 Why a second index: FTS5 scores every chunk that matches any OR'ed query term, so at 100,000 chunks
 a question's common terms make it walk most of the index. tantivy's block-max WAND skips the
@@ -6,10 +7,14 @@ postings that cannot reach the top k: over every query term it answered in p95 6
 needed 400 ms (79 ms with its rarest-terms budget), and it ranks with the same BM25 (k1 1.2, b 0.75)
 over the same terms (docs/benchmarks-history.md, "BM25 engines at 100k").
 
-SQLite stays the truth; this index is derived data in `<store file>.lexical/`, rebuilt or caught up
-from the store whenever it lags:
-- Each commit of this index carries a reserved document naming the store (its `store_id`) and the
-  store generation it reflects, so a reader knows from the index alone whether it is current.
+The store stays the truth; this index is derived data, rebuilt or caught up from the store whenever
+it lags:
+- After each commit, `state.json` in the folder names the store (its `store_id`) and the store
+  generation the commit reflects, so a reader knows from the folder alone whether it is current.
+  It is not a document of the index: one more document would count in BM25's chunk total and
+  average length, and the ranking would differ from the store's own BM25. It is replaced
+  atomically after the commit and removed before a rebuild, so it never names a generation the
+  index content is older than; a reader reads it before and after searching (see `search`).
 - The store logs the chunk rowids every write touches (`chunk_changes`, same transaction as the
   write). A sync replays the changes since the index's generation, or rebuilds everything when the
   log does not reach back that far, when the index belongs to another store file, or when it cannot
@@ -20,6 +25,8 @@ from the store whenever it lags:
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -33,9 +40,8 @@ _ANALYZER = "sekisho_terms"
 # Tag values are prefixed so that no user tag can collide with the marker for "no tag at all".
 _UNTAGGED = "untagged"
 _TAG_PREFIX = "="
-# The rowid of the document that records which store and generation the index reflects; chunk
-# rowids are positive.
-_STATE_ROWID = -1
+# Which store and generation the latest commit reflects.
+_STATE_FILE = "state.json"
 # Heap for tantivy's writer; a sync of one document's chunks needs far less, a full rebuild of
 # 100k chunks flushes a few segments.
 _WRITER_HEAP = 50_000_000
@@ -60,8 +66,6 @@ def _schema() -> tantivy.Schema:
     builder.add_text_field("tokens", tokenizer_name=_ANALYZER, index_option="freq")
     builder.add_text_field("tag", tokenizer_name="raw", index_option="basic")
     builder.add_integer_field("rid", stored=True, indexed=True, fast=True)
-    builder.add_text_field("store_id", stored=True, tokenizer_name="raw")
-    builder.add_integer_field("generation", stored=True)
     return builder.build()
 
 
@@ -78,7 +82,7 @@ class TantivyIndex:
         self.directory = directory
         self._schema = _schema()
         try:
-            directory.mkdir(exist_ok=True)
+            directory.mkdir(parents=True, exist_ok=True)
             self._index = self._open()
         except (OSError, ValueError) as exc:
             raise LexicalIndexError(f"{directory}: cannot open the lexical index: {exc}") from None
@@ -96,39 +100,51 @@ class TantivyIndex:
         return index
 
     def state(self) -> IndexState | None:
-        """Which store and generation the latest commit reflects (None: never synced)."""
-        self._index.reload()
-        return self._state(self._index.searcher())
+        """Which store and generation the latest commit reflects (None: never synced, or a
+        rebuild under way)."""
+        try:
+            recorded = json.loads((self.directory / _STATE_FILE).read_text(encoding="utf-8"))
+            return IndexState(str(recorded["store_id"]), int(recorded["generation"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # missing or damaged: rebuilt like an index never synced
+
+    def record_state(self, state: IndexState | None) -> None:
+        """Only IndexWriter calls this, under the writer lock: after a commit, or None before a rebuild."""
+        path = self.directory / _STATE_FILE
+        if state is None:
+            path.unlink(missing_ok=True)
+            return
+        written = path.with_name(_STATE_FILE + ".new")
+        written.write_text(json.dumps({"store_id": state.store_id, "generation": state.generation}), encoding="utf-8")
+        os.replace(written, path)
 
     def chunk_count(self) -> int:
-        """Chunks in the latest commit (the state record left out): `sekisho check` compares it
-        with the store's."""
+        """Chunks in the latest commit: `sekisho check` compares it with the store's."""
         self._index.reload()
-        searcher = self._index.searcher()
-        return searcher.num_docs - (self._state(searcher) is not None)
-
-    def _state(self, searcher: tantivy.Searcher) -> IndexState | None:
-        found = searcher.search(tantivy.Query.term_query(self._schema, "rid", _STATE_ROWID), 1).hits
-        if not found:
-            return None
-        doc = searcher.doc(found[0][1])
-        return IndexState(doc["store_id"][0], int(doc["generation"][0]))
+        return self._index.searcher().num_docs
 
     def search(self, terms: Sequence[str], k: int, tags: Sequence[str] | None,
                expected: IndexState) -> list[tuple[int, float]] | None:
         """(chunk rowid, BM25) best first, or None when the index does not reflect `expected`
-        (the caller then searches the store itself). Tag visibility is SQLiteStore's: None or "*"
-        sees everything, () only untagged chunks, otherwise untagged plus any of the tags."""
+        (the caller then searches the store itself). Tag visibility is the stores': None or "*"
+        sees everything, () only untagged chunks, otherwise untagged plus any of the tags.
+
+        The state is read before the searcher is reloaded and again after the search: a commit
+        the searcher saw that the first read predates either moved the same store on (newer
+        content is still the store's) or, for a rebuild, removed the state first, which the
+        second read notices."""
+        if self.state() != expected:
+            return None
         self._index.reload()
         searcher = self._index.searcher()
-        if self._state(searcher) != expected:
-            return None
         should = [(tantivy.Occur.Should, tantivy.Query.term_query(self._schema, "tokens", t.lower())) for t in terms]
         query = tantivy.Query.boolean_query(should)
         if tags is not None and "*" not in tags:
             visible = tantivy.Query.term_set_query(self._schema, "tag", [_UNTAGGED, *(_TAG_PREFIX + t for t in tags)])
             query = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, visible)])
         hits = searcher.search(query, k).hits
+        if self.state() != expected:
+            return None
         rowids = searcher.fast_field_values("rid", [address for _, address in hits])
         return [(int(rowid), float(score)) for (score, _), rowid in zip(hits, rowids, strict=True)]
 
@@ -170,6 +186,8 @@ class IndexWriter:
         return self._writer
 
     def clear(self) -> None:
+        """Start over (a rebuild): the state goes first, so no reader trusts what follows."""
+        self._index.record_state(None)
         self.writer.delete_all_documents()
 
     def delete(self, rowids: Iterable[int]) -> None:
@@ -181,9 +199,8 @@ class IndexWriter:
 
     def commit(self, state: IndexState) -> None:
         writer = self.writer
-        writer.delete_documents_by_term("rid", _STATE_ROWID)
-        writer.add_document(tantivy.Document(rid=_STATE_ROWID, store_id=state.store_id, generation=state.generation))
         writer.commit()
+        self._index.record_state(state)
         # Each commit adds a segment; let the merges it started finish before the writer goes, or
         # short-lived writers would leave the segments (and query cost) growing.
         writer.wait_merging_threads()

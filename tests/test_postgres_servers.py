@@ -54,7 +54,7 @@ def two_servers(tmp_path_factory, postgres_server):
     config = folder / "sekisho.toml"
     # One configuration for both, as two hosts would share it; the signing key is shared too
     # (checkpoints must verify under one organisation key).
-    config.write_text(f'[store]\nurl = "{database}"\n[retrieval]\nembedder = "use-m3"\n'
+    config.write_text(f'[store]\nurl = "{database}"\nuploads = "shared/uploads"\n[retrieval]\nembedder = "use-m3"\n'
                       '[audit]\nkey_path = "signing.key"\n[server]\nrate_limit_per_minute = 100000\n',
                       encoding="utf-8")
     sekisho = [str(Path(sys.executable).parent / "sekisho"), "--config", str(config)]
@@ -110,6 +110,9 @@ def test_mixed_load_on_two_servers_loses_nothing(two_servers):
             time.sleep(0.5)
         assert all(admin.get(f"{url}/api/jobs/{j}").json()["status"] == "done" for url, j in jobs)
         listed = [sorted(d["path"] for d in admin.get(url + "/api/documents").json()["documents"]) for url in urls]
+    # The uploads waited in the folder the configuration names (a network share across hosts).
+    assert (two_servers["folder"] / "shared" / "uploads").is_dir()
+    assert not (two_servers["folder"] / "sekisho.uploads").exists()
     # One document per file however many servers ingested it, and both servers see the same ones.
     assert listed[0] == listed[1] == sorted([f"upload/{p.name}" for p in CITY.iterdir()] +
                                             [str((CITY / "juminhyo.md").resolve())])

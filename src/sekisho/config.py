@@ -38,6 +38,10 @@ class StoreConfig(_Section):
     # every search, several times slower at 100k chunks). Derived data: delete it and it is
     # rebuilt, PostgreSQL answering meanwhile. The SQLite store keeps its own beside the file.
     lexical_index: str = "sekisho.lexical"
+    # With `url`: where accepted uploads wait for ingestion (relative to this file). Servers on
+    # several hosts share it (a network folder): any server may ingest what another accepted.
+    # The SQLite store keeps its uploads beside the file.
+    uploads: str = "sekisho.uploads"
 
     @model_validator(mode="after")
     def _postgresql_url(self) -> StoreConfig:
@@ -397,6 +401,6 @@ def upload_spool(settings: Settings) -> Path:
     """Where accepted uploads wait for ingestion: beside the store file, or beside the
     configuration for PostgreSQL (servers on several hosts need that folder shared)."""
     if settings.store.url:
-        return resolve_path(settings, "sekisho.uploads")
+        return resolve_path(settings, settings.store.uploads)
     store = resolve_path(settings, settings.store.path)
     return store.with_name(store.name + ".uploads")

@@ -51,8 +51,9 @@ def store_config(request) -> Iterator[StoreConfig]:
 
 def store_env(settings: Settings) -> dict[str, str]:
     """The environment that points the CLI at the module's store."""
-    if settings.store.url:
-        return {"SEKISHO_STORE__URL": settings.store.url}
+    if settings.store.url:  # and this "server's" search index in the module's folder, not the working one
+        return {"SEKISHO_STORE__URL": settings.store.url,
+                "SEKISHO_STORE__LEXICAL_INDEX": str(Path(settings.base_dir) / "sekisho.lexical")}
     return {"SEKISHO_STORE__PATH": str(Path(settings.base_dir) / "kb.db")}
 
 

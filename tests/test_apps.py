@@ -12,7 +12,7 @@ import pytest
 
 from sekisho.apps import AppError, Catalog, parse_app
 from sekisho.audit.log import AuditLog
-from server_fixtures.support import CITY, make_settings, run_server, wait_for_job
+from server_fixtures.support import CITY, make_settings, run_server, upload_and_wait
 
 ORG_APP = '''id = "notice-check"
 version = "3"
@@ -38,8 +38,7 @@ def server(tmp_path_factory):
     served = run_server(make_settings(folder, extra_toml='[apps]\nfolder = "apps"\n'))
     live = next(served)
     with live.client("admin") as admin:
-        job = admin.post("/api/documents", files=[("files", (p.name, p.read_bytes())) for p in sorted(CITY.iterdir())])
-        wait_for_job(admin, job.json()["id"])
+        upload_and_wait(admin)
     yield live
     next(served, None)
 

@@ -8,7 +8,7 @@ import pytest
 
 from sekisho.audit.log import AuditLog
 from sekisho.ingest import decode_text
-from server_fixtures.support import CITY, make_settings, run_server, wait_for_job
+from server_fixtures.support import CITY, make_settings, run_server, upload_and_wait
 
 TRANSCRIPT = ("司会：それでは第3回窓口改善会議を始めます。\n山田：コンビニ交付の周知が足りません。広報紙の4月号に載せましょう。\n"
               "佐藤：賛成です。原稿は私が3月10日までに作ります。\n司会：では広報紙4月号に掲載することに決定します。")
@@ -30,8 +30,7 @@ def server(tmp_path_factory, gguf_qwen05b_path):
     served = run_server(make_settings(folder, extra_toml=extra))
     live = next(served)
     with live.client("admin") as admin:
-        job = admin.post("/api/documents", files=[("files", (p.name, p.read_bytes())) for p in sorted(CITY.iterdir())])
-        wait_for_job(admin, job.json()["id"])
+        upload_and_wait(admin)
     yield live
     next(served, None)
 

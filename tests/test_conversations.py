@@ -12,7 +12,7 @@ import pytest
 from sekisho.audit.log import AuditLog
 from sekisho.conversations import standalone_question
 from sekisho.conversations.rewrite import condense_request, condensed
-from server_fixtures.support import CITY, make_settings, run_server, wait_for_job
+from server_fixtures.support import CITY, make_settings, run_server, upload_and_wait
 
 FEE = "住民票の写しの交付手数料はいくらですか？"
 
@@ -23,8 +23,7 @@ def server(tmp_path_factory):
     served = run_server(make_settings(folder))
     live = next(served)
     with live.client("admin") as admin:
-        job = admin.post("/api/documents", files=[("files", (p.name, p.read_bytes())) for p in sorted(CITY.iterdir())])
-        wait_for_job(admin, job.json()["id"])
+        upload_and_wait(admin)
     yield live
     next(served, None)
 
@@ -80,8 +79,7 @@ def test_a_held_answer_still_carries_its_subject_to_the_follow_up(tmp_path):
     live = next(served)
     try:
         with live.client("admin") as admin:
-            wait_for_job(admin, admin.post("/api/documents", files=[("files", ("juminhyo.md", (
-                CITY / "juminhyo.md").read_bytes()))]).json()["id"])
+            upload_and_wait(admin, [CITY / "juminhyo.md"])
         with live.client("user") as client:
             cid = client.post("/api/conversations", json={}).json()["id"]
             question = f"{FEE}連絡先は090-1234-5678です。"

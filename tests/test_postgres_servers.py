@@ -21,9 +21,8 @@ import pytest
 
 from conftest import free_port, schema_url
 from sekisho.audit.log import AuditLog
+from server_fixtures.support import CITY, assert_uploads_ingested_once
 
-REPO = Path(__file__).resolve().parents[1]
-CITY = REPO / "samples" / "city"
 pytestmark = [pytest.mark.server, pytest.mark.slow, pytest.mark.postgres]
 
 
@@ -121,10 +120,7 @@ def test_mixed_load_on_two_servers_loses_nothing(two_servers):
     log = AuditLog(two_servers["database"])
     recorded = {e.seq: e for kind in ("chat", "ask") for e in log.query(kind=kind, limit=10_000)}
     assert len(seqs) == 48 and all(seq in recorded and recorded[seq].record["status"] == "ok" for seq in seqs)
-    ingests = [e.record for e in log.query(kind="document.ingest", limit=1000)]
-    uploads = [r for r in ingests if "job" in r]
-    assert sorted(r["job"] for r in uploads) == sorted(j for _, j in jobs)  # each upload ingested once
-    assert [r["status"] for r in ingests if "job" not in r] == ["added"]  # the CLI's own ingest is recorded too
+    assert_uploads_ingested_once(log, [j for _, j in jobs])
     log.close()
 
 

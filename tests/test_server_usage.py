@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 from sekisho.audit.log import AuditLog
 from sekisho.cli import app as cli
 from sekisho.identity import Role
-from server_fixtures.support import CITY, MY_NUMBER, make_settings, run_server, wait_for_job
+from server_fixtures.support import CITY, MY_NUMBER, make_settings, run_server, upload_and_wait
 
 # My Number is refused even for the local model; phone numbers and e-mail addresses are masked;
 # every output of the reviewer role waits for review.
@@ -119,8 +119,7 @@ def script(tmp_path_factory) -> Script:
         key, secret = state.keys.create(role, who, tags)
         keys[who], names[who] = secret, f"key:{key.id}:{who}"
     with server.client("admin") as admin:
-        job = admin.post("/api/documents", files=[("files", (p.name, p.read_bytes())) for p in sorted(CITY.iterdir())])
-        assert wait_for_job(admin, job.json()["id"])["status"] == "done"
+        assert upload_and_wait(admin)["status"] == "done"
     log = AuditLog(folder / "audit.db", key_path=folder / "signing.key")
     done = Script(server, log, names)
 

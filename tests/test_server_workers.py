@@ -20,9 +20,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sekisho.audit.log import AuditLog
+from server_fixtures.support import CITY, assert_uploads_ingested_once
 
-REPO = Path(__file__).resolve().parents[1]
-CITY = REPO / "samples" / "city"
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 
@@ -129,10 +128,7 @@ def test_mixed_load_on_two_workers_loses_nothing(two_workers):
         governed = sum(s.value for f in text_string_to_metric_families(scraped) for s in f.samples
                        if s.name == "sekisho_governed_requests_total")
         assert governed == len(recorded) == 48
-    ingests = [e.record for e in log.query(kind="document.ingest", limit=1000)]
-    uploads = [r for r in ingests if "job" in r]
-    assert sorted(r["job"] for r in uploads) == sorted(jobs)  # each upload ingested once, by one worker
-    assert [r["status"] for r in ingests if "job" not in r] == ["added"]  # the CLI's own ingest is recorded too
+    assert_uploads_ingested_once(log, jobs)
     log.close()
 
 

@@ -9,7 +9,7 @@ import re
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from server_fixtures.support import CITY, make_settings, run_server, wait_for_job
+from server_fixtures.support import make_settings, run_server, upload_and_wait
 
 CHROMIUM = "/usr/bin/chromium"
 PLANTED = ("# 緊急のお知らせ\n\n庁舎の停電予定は次のとおりです。<img src=x onerror=\"window.__pwned=1\">"
@@ -22,9 +22,7 @@ def server(tmp_path_factory):
     served = run_server(make_settings(tmp_path_factory.mktemp("chat")))
     live = next(served)
     with live.client("admin") as admin:
-        files = [("files", (p.name, p.read_bytes())) for p in sorted(CITY.iterdir())]
-        files.append(("files", ("teiden.md", PLANTED.encode())))
-        wait_for_job(admin, admin.post("/api/documents", files=files).json()["id"])
+        upload_and_wait(admin, extra=[("teiden.md", PLANTED.encode())])
     yield live
     next(served, None)
 

@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from e2e.test_server_browser import SHOTS, browser  # noqa: F401  (the shared Chromium fixture)
-from server_fixtures.support import CITY, make_settings, run_server, wait_for_job
+from server_fixtures.support import make_settings, run_server, upload_and_wait
 
 REASON = "手数料の説明が古かった"
 
@@ -21,8 +21,7 @@ def server(tmp_path_factory):
     served = run_server(make_settings(tmp_path_factory.mktemp("usage-ui")))
     live = next(served)
     with live.client("admin") as admin:
-        job = admin.post("/api/documents", files=[("files", (p.name, p.read_bytes())) for p in sorted(CITY.iterdir())])
-        wait_for_job(admin, job.json()["id"])
+        upload_and_wait(admin)
     with live.client("user") as user:
         good = user.post("/api/ask", json={"question": "住民票の写しの交付手数料はいくらですか？"}).json()
         bad = user.post("/api/ask", json={"question": "児童手当はいつ支払われますか？"}).json()

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,6 +158,23 @@ def start_fake(delay: float, **options: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(10)
+
+
+def upload_and_wait(admin: httpx.Client, paths: Sequence[Path] | None = None,
+                    extra: Sequence[tuple[str, bytes]] = ()) -> dict:
+    """Upload files as `admin` (default: every city sample; `extra`: (name, bytes) made up by the
+    test) and return the ingest job once it ended."""
+    files = [("files", (p.name, p.read_bytes())) for p in (sorted(CITY.iterdir()) if paths is None else paths)]
+    files += [("files", (name, data)) for name, data in extra]
+    return wait_for_job(admin, admin.post("/api/documents", files=files).json()["id"])
+
+
+def assert_uploads_ingested_once(log, jobs: Sequence[str]) -> None:  # noqa: ANN001 (AuditLog)
+    """Every upload job has exactly one ingest record, whichever process took it, and the CLI's
+    own ingest of the fixture's first document is recorded too."""
+    ingests = [e.record for e in log.query(kind="document.ingest", limit=1000)]
+    assert sorted(r["job"] for r in ingests if "job" in r) == sorted(jobs)
+    assert [r["status"] for r in ingests if "job" not in r] == ["added"]
 
 
 def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 120.0) -> dict:

@@ -60,6 +60,7 @@ def check(settings: Settings) -> CheckReport:
 
 def _check_store(path: Path, spool: Path, report: CheckReport) -> None:
     from sekisho.store import SQLiteStore, StoreError
+    from sekisho.store.sqlite.lexical import index_folder
 
     if not path.exists():
         report.notes.append(f"store {path}: does not exist yet (nothing ingested)")
@@ -78,7 +79,7 @@ def _check_store(path: Path, spool: Path, report: CheckReport) -> None:
             documents = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
             _reembedding(conn, f"store {path}", chunks, report)
         report.checked.append(f"store {path}: {documents} documents, {chunks} chunks, generation {generation}")
-        _check_lexical_index(path.with_name(path.name + ".lexical"), "FTS5", store.get_meta("store_id") or "",
+        _check_lexical_index(index_folder(path), "FTS5", store.get_meta("store_id") or "",
                              generation, chunks, report)
         _check_jobs(store.db, spool, report)
     finally:

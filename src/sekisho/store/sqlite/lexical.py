@@ -60,6 +60,11 @@ class _Fts5Changes:
         return Changes(generation, changed, [(rowid, tokens, tags.get(doc_id, ())) for rowid, tokens, doc_id in rows])
 
 
+def index_folder(path: Path) -> Path:
+    """Where the tantivy index of the store file at `path` lives: beside it."""
+    return path.with_name(path.name + ".lexical")
+
+
 class LexicalIndex:
     """BM25 over one store's chunks. `connect()` gives the calling thread's connection; with
     `tantivy=False` FTS5 answers alone (no folder beside the file)."""
@@ -72,7 +77,7 @@ class LexicalIndex:
         self.postings_budget: float = POSTINGS_BUDGET
         self._term_counts = TermCounts()
         # Caught up inline by the search that finds it behind: reading the local file is quick.
-        self._index = (DerivedLexicalIndex(path.with_name(path.name + ".lexical"), store_id, _Fts5Changes(connect),
+        self._index = (DerivedLexicalIndex(index_folder(path), store_id, _Fts5Changes(connect),
                                            fallback="FTS5") if tantivy else None)
 
     def close(self) -> None:

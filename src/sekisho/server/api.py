@@ -18,7 +18,7 @@ from sekisho.ingest.jobs import Job
 from sekisho.server.access import ContentAccess
 from sekisho.server.deps import AppState, audit_event, require, state_of
 from sekisho.server.errors import ApiError, ErrorResponse
-from sekisho.server.governed import blocked_error, sekisho_info
+from sekisho.server.governed import blocked_error, rendered, sekisho_info
 from sekisho.server.keys import ApiKey
 from sekisho.server.schemas import (
     AskRequest,
@@ -208,7 +208,7 @@ def ask_response(question: str, governed: Any) -> AskResponse:
 
 
 @router.post("/ask", response_model=AskResponse, tags=["knowledge base"])
-async def ask(body: AskRequest, request: Request, caller: Caller = require(Permission.CHAT)) -> AskResponse:
+async def ask(body: AskRequest, request: Request, caller: Caller = require(Permission.CHAT)) -> Response:
     """A grounded answer with numbered citations [n] and per-sentence faithfulness flags. A held
     answer says so (status "held", review_id); fetch it after approval from /api/reviews/{id}/release."""
     state = state_of(request)
@@ -216,7 +216,7 @@ async def ask(body: AskRequest, request: Request, caller: Caller = require(Permi
 
     backend, _ = resolve_model(state, body.backend or state.settings.models.default, True)
     governed = await ask_governed(state, caller, request, body.question, backend, body.k)
-    return ask_response(body.question, governed)
+    return await rendered(state.runtime, lambda: ask_response(body.question, governed))
 
 
 @router.get("/passages/{chunk_id}", response_model=PassageOut, tags=["knowledge base"])

@@ -4,10 +4,23 @@ gateway, the native API and the web UI say the same thing about the same answer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+from fastapi import Response
+from pydantic import BaseModel
 
 from sekisho.server.errors import ApiError
 from sekisho.server.schemas import EnergyOut, FaithfulnessOut, FindingOut, SekishoInfo, SentenceOut, SourceOut
+
+
+async def rendered(runtime: Any, build: Callable[[], BaseModel]) -> Response:
+    """The JSON of `build()`'s model, built and serialised off the event loop. A governed result
+    carries a finding per masked value: 4 MB of phone numbers gave ~150,000, and building,
+    re-validating and encoding that many models on the loop held every other request for about a
+    second. (The route keeps its response_model for the OpenAPI schema.)"""
+    body = await runtime.run(lambda: build().model_dump_json(by_alias=True).encode("utf-8"))
+    return Response(body, media_type="application/json")
 
 
 def findings_out(findings: Any) -> list[FindingOut]:

@@ -22,7 +22,7 @@ from sekisho.models.protocol import ChatRequest, Message
 from sekisho.request import check_text
 from sekisho.server.deps import AppState, require, state_of
 from sekisho.server.errors import ApiError, ErrorResponse
-from sekisho.server.governed import blocked_error, sekisho_info
+from sekisho.server.governed import blocked_error, rendered, sekisho_info
 from sekisho.server.schemas import (
     AssistantMessage,
     ChatCompletion,
@@ -253,11 +253,11 @@ async def chat_completions(body: ChatCompletionRequest, request: Request,
                                  media_type="text/event-stream", headers=_SSE_HEADERS)
     k = body.sekisho.k if body.sekisho else state.settings.retrieval.top_k
     governed = await governed_call(state, caller, backend, rag, k, chat_request, options.purpose, request)
-    result = completion_from(governed, model=body.model, rag=rag)
     if body.stream:
+        result = await state.runtime.run(completion_from, governed, model=body.model, rag=rag)
         return StreamingResponse(stream_finished(result, include_usage), media_type="text/event-stream",
                                  headers=_SSE_HEADERS)
-    return result
+    return await rendered(state.runtime, lambda: completion_from(governed, model=body.model, rag=rag))
 
 
 @router.get("/models", response_model=ModelList, summary="Configured backends and their retrieval variants")

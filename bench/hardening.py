@@ -116,14 +116,14 @@ def small_latencies(url: str, headers: dict, until: threading.Event | None, coun
     return seconds
 
 
-def stall(deployment: Deployment) -> dict:
+def stall(deployment: Deployment, kb: int = 560) -> dict:
     key = deployment.key("user")
     headers = {"Authorization": f"Bearer {key}"}
     served = deployment.serve(key)
     try:
         small_latencies(served.url, headers, None, count=3)  # warm: backend opened, tables built
         alone = small_latencies(served.url, headers, None)
-        text = phone_request(560)
+        text = phone_request(kb)
         body = json.dumps({"model": "vendor", "messages": [{"role": "user", "content": text}]}, ensure_ascii=False)
         done = threading.Event()
         outcome: dict = {}
@@ -146,7 +146,7 @@ def stall(deployment: Deployment) -> dict:
               "small_alone_max_ms": round(1000 * max(alone), 1),
               "small_during_n": len(during), "small_during_p50_ms": round(1000 * statistics.median(during), 1),
               "small_during_max_ms": round(1000 * max(during), 1)}
-    print(f"  560 KB request: {result['big_status']} in {result['big_s']} s; small requests alone p50 "
+    print(f"  {kb} KB request: {result['big_status']} in {result['big_s']} s; small requests alone p50 "
           f"{result['small_alone_p50_ms']} ms max {result['small_alone_max_ms']} ms, during it ({len(during)}) p50 "
           f"{result['small_during_p50_ms']} ms max {result['small_during_max_ms']} ms", flush=True)
     return result
@@ -229,6 +229,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default=None, help="the commit to compare Word reading with (default: merge-base with main)")
     parser.add_argument("--skip-cli", action="store_true", help="leave the CLI door out of the leak sweep (slower)")
+    parser.add_argument("--stall-kb", type=int, default=560, help="size of the big request of the stall part")
+    parser.add_argument("--stall-only", action="store_true", help="measure only the stall")
     args = parser.parse_args()
     base = args.base or subprocess.run(["git", "-C", str(ROOT), "merge-base", "HEAD", "main"], check=True,
                                        capture_output=True, text=True).stdout.strip()
@@ -236,6 +238,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sekisho-hardening-") as tmp:
         folder = Path(tmp)
         for vendor_url in start_fake(0.0, record=str(folder / "received.jsonl")):
+            if args.stall_only:
+                out["stall"] = stall(deploy(folder / "builtin", vendor_url, None), args.stall_kb)
+                break
             received = Recording(folder / "received.jsonl")
             print("leaks, built-in policy:", flush=True)
             builtin = deploy(folder / "builtin", vendor_url, None)
@@ -244,7 +249,10 @@ def main() -> None:
             out["leaks_allow_all"] = leak_sweep(deploy(folder / "allow", vendor_url, ALLOW_ALL), received,
                                                 not args.skip_cli)
             print("stall:", flush=True)
-            out["stall"] = stall(builtin)
+            out["stall"] = stall(builtin, args.stall_kb)
+        if args.stall_only:
+            print(json.dumps(out, ensure_ascii=False))
+            return
         print(f"Word files, {base[:10]} (then) and now:", flush=True)
         out["word"] = word_files(folder, base)
     print(json.dumps(out, ensure_ascii=False))
